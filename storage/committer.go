@@ -1,0 +1,363 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Committer is the store's core.Sink. Requests encode their records in their
+// own goroutine, then hand them to one committer goroutine that gathers every
+// request waiting at that moment into one Badger transaction (group commit):
+// durability costs one write (and, with SyncWrites, one fsync) per group, not
+// per request. The single writer also assigns each project's log sequence
+// numbers, so the log's order is the commit order and a consumer reading from
+// a checkpoint never sees a gap fill in behind it.
+type Committer struct {
+	s    *Store
+	reqs chan *commitReq
+
+	mu     sync.RWMutex // held shared by senders, exclusively by close
+	closed bool
+	done   chan struct{}
+
+	// committer-goroutine state
+	next  map[uint32]uint64 // project → next log sequence number
+	round map[uint32]uint64 // project → next seq while building a round
+	arena []byte            // keys of the round being built
+
+	// OnCommit, if set before the first Commit, observes each group commit.
+	OnCommit func(d time.Duration, requests, events int, err error)
+
+	groups   atomic.Uint64
+	requests atomic.Uint64
+}
+
+// maxGroupRequests bounds one group so a transaction stays well within
+// Badger's batch limits and one slow group cannot hold many callers.
+const maxGroupRequests = 256
+
+type chunk struct {
+	prefix []byte // r pnum len session minTs — seq and part are appended at commit
+	val    []byte
+}
+
+type commitReq struct {
+	pnum   uint32
+	events int
+	log    []byte
+	chunks []chunk
+	buf    []byte // backing store for chunk prefixes and values
+	tmp    []byte // scratch for compression
+	idx    []int32
+	err    error
+	done   chan struct{}
+}
+
+var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
+
+func newCommitter(s *Store) *Committer {
+	c := &Committer{
+		s:     s,
+		reqs:  make(chan *commitReq, 1024),
+		done:  make(chan struct{}),
+		next:  map[uint32]uint64{},
+		round: map[uint32]uint64{},
+	}
+	go c.loop()
+	return c
+}
+
+// Stats reports how many group commits and requests the committer has made.
+func (c *Committer) Stats() (groups, requests uint64) { return c.groups.Load(), c.requests.Load() }
+
+// Commit implements core.Sink: it returns once every event of b is committed
+// to Badger, or with an error wrapping core.ErrUnavailable.
+func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
+	if len(b.Events) == 0 {
+		return nil
+	}
+	if err := c.s.Writable(); err != nil {
+		return err
+	}
+	r := reqPool.Get().(*commitReq)
+	r.pnum = b.ProjectNum
+	r.events = len(b.Events)
+	r.log, r.tmp = encodeRecord(r.log[:0], r.tmp, b, nil, *c.s.opts.LogCompression)
+	r.chunks = r.chunks[:0]
+	r.buf = r.buf[:0]
+	if c.s.opts.Retention {
+		r.buildChunks(b)
+	}
+	r.err = nil
+
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		reqPool.Put(r)
+		return fmt.Errorf("%w: shutting down", core.ErrUnavailable)
+	}
+	select {
+	case c.reqs <- r:
+		c.mu.RUnlock()
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		reqPool.Put(r)
+		return fmt.Errorf("%w: %v", core.ErrUnavailable, ctx.Err())
+	}
+	// Once queued, the request is always answered: the committer drains the
+	// queue before it stops. Waiting here (not on ctx) keeps the buffers alive
+	// until Badger is done with them.
+	<-r.done
+	err := r.err
+	reqPool.Put(r)
+	return err
+}
+
+// buildChunks groups b's events by session, each group ordered by ts with
+// ties in arrival order, and encodes one raw chunk per session.
+func (r *commitReq) buildChunks(b *core.Batch) {
+	r.idx = r.idx[:0]
+	for i := range b.Events {
+		r.idx = append(r.idx, int32(i))
+	}
+	slices.SortStableFunc(r.idx, func(x, y int32) int {
+		if c := bytes.Compare(b.Session(int(x)), b.Session(int(y))); c != 0 {
+			return c
+		}
+		tx, ty := b.Events[x].TS, b.Events[y].TS
+		switch {
+		case tx < ty:
+			return -1
+		case tx > ty:
+			return 1
+		}
+		return 0
+	})
+	// Offsets into r.buf, resolved to slices once r.buf stops growing.
+	type span struct{ p0, p1, v0, v1 int }
+	var spansArr [64]span
+	spans := spansArr[:0]
+	for start := 0; start < len(r.idx); {
+		sess := b.Session(int(r.idx[start]))
+		end := start + 1
+		for end < len(r.idx) && bytes.Equal(b.Session(int(r.idx[end])), sess) {
+			end++
+		}
+		p0 := len(r.buf)
+		r.buf = append(r.buf, nsRawChunk)
+		r.buf = binary.BigEndian.AppendUint32(r.buf, b.ProjectNum)
+		r.buf = binary.BigEndian.AppendUint16(r.buf, uint16(len(sess)))
+		r.buf = append(r.buf, sess...)
+		r.buf = binary.BigEndian.AppendUint64(r.buf, uint64(b.Events[r.idx[start]].TS))
+		p1 := len(r.buf)
+		var v0 = len(r.buf)
+		r.buf, r.tmp = encodeRecord(r.buf, r.tmp, b, r.idx[start:end], *rTrue)
+		spans = append(spans, span{p0, p1, v0, len(r.buf)})
+		start = end
+	}
+	for _, s := range spans {
+		r.chunks = append(r.chunks, chunk{prefix: r.buf[s.p0:s.p1:s.p1], val: r.buf[s.v0:s.v1:s.v1]})
+	}
+}
+
+var rTrue = func() *bool { t := true; return &t }()
+
+func (c *Committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *Committer) loop() {
+	defer close(c.done)
+	group := make([]*commitReq, 0, maxGroupRequests)
+	for {
+		r, ok := <-c.reqs
+		if !ok {
+			return
+		}
+		group = append(group[:0], r)
+	drain:
+		for len(group) < maxGroupRequests {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		c.commitGroup(group)
+	}
+}
+
+func (c *Committer) commitGroup(group []*commitReq) {
+	start := time.Now()
+	err := c.commitSplit(group)
+	events := 0
+	for _, r := range group {
+		events += r.events
+		if r.err == nil {
+			r.err = err
+		}
+	}
+	c.groups.Add(1)
+	c.requests.Add(uint64(len(group)))
+	if c.OnCommit != nil {
+		c.OnCommit(time.Since(start), len(group), events, err)
+	}
+	for _, r := range group {
+		r.done <- struct{}{}
+	}
+}
+
+// commitSplit commits group in one transaction, halving it (in order) when
+// Badger says the transaction is too big.
+func (c *Committer) commitSplit(group []*commitReq) error {
+	err := c.commitOnce(group)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if len(group) == 1 {
+			group[0].err = fmt.Errorf("storage: batch too large for one transaction: %w", err)
+			return nil
+		}
+		h := len(group) / 2
+		if err := c.commitSplit(group[:h]); err != nil {
+			for _, r := range group {
+				r.err = err
+			}
+			return err
+		}
+		return c.commitSplit(group[h:])
+	}
+	if err != nil {
+		c.s.log.Error("group commit failed", "err", err, "requests", len(group))
+		return fmt.Errorf("%w: commit failed: %v", core.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (c *Committer) commitOnce(group []*commitReq) error {
+	// A closing store still commits what was queued before it closed; only a
+	// disk running full stops a group here.
+	if c.s.diskLow.Load() {
+		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
+	}
+	clear(c.round)
+	c.arena = c.arena[:0]
+	txn := c.s.db.NewTransaction(true)
+	defer txn.Discard()
+	ttl := c.s.opts.RetentionTTL
+	for _, r := range group {
+		seq, err := c.nextSeq(r.pnum)
+		if err != nil {
+			return err
+		}
+		c.round[r.pnum] = seq + 1
+		k0 := len(c.arena)
+		c.arena = append(c.arena, nsLog)
+		c.arena = binary.BigEndian.AppendUint32(c.arena, r.pnum)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, seq)
+		k := c.arena[k0:len(c.arena):len(c.arena)]
+		if err := txn.Set(k, r.log); err != nil {
+			return err
+		}
+		for part, ch := range r.chunks {
+			k0 := len(c.arena)
+			c.arena = append(c.arena, ch.prefix...)
+			c.arena = binary.BigEndian.AppendUint64(c.arena, seq)
+			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
+			k := c.arena[k0:len(c.arena):len(c.arena)]
+			if err := txn.SetEntry(badger.NewEntry(k, ch.val).WithTTL(ttl)); err != nil {
+				return err
+			}
+		}
+	}
+	for pnum, next := range c.round {
+		k0 := len(c.arena)
+		c.arena = append(c.arena, nsLogSeq)
+		c.arena = binary.BigEndian.AppendUint32(c.arena, pnum)
+		k := c.arena[k0:len(c.arena):len(c.arena)]
+		v0 := len(c.arena)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, next)
+		if err := txn.Set(k, c.arena[v0:len(c.arena):len(c.arena)]); err != nil {
+			return err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	for pnum, next := range c.round {
+		c.next[pnum] = next
+	}
+	return nil
+}
+
+// nextSeq returns the next sequence number of a project's log within the
+// round being built, loading the persisted high-water mark on first use.
+func (c *Committer) nextSeq(pnum uint32) (uint64, error) {
+	if n, ok := c.round[pnum]; ok {
+		return n, nil
+	}
+	if n, ok := c.next[pnum]; ok {
+		return n, nil
+	}
+	var n uint64
+	err := c.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(logSeqKey(pnum))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return ErrCorruptRecord
+			}
+			n = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	c.next[pnum] = n
+	return n, nil
+}
+
+func logSeqKey(pnum uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{nsLogSeq}, pnum)
+}
+
+// LogKey returns the ingest-log key of a project's record seq.
+func LogKey(pnum uint32, seq uint64) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsLog}, pnum)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// LogPrefix returns the key prefix of a project's ingest log.
+func LogPrefix(pnum uint32) []byte { return binary.BigEndian.AppendUint32([]byte{nsLog}, pnum) }
+
+// RawPrefix returns the key prefix of one session's raw chunks.
+func RawPrefix(pnum uint32, session []byte) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsRawChunk}, pnum)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(session)))
+	return append(k, session...)
+}

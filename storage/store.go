@@ -1,0 +1,237 @@
+// Package storage keeps Uptimizr Edge's state in an embedded Badger database:
+// projects and their API keys (stored only as hashes), the ordered per-project
+// ingest log, raw per-session streams (only when retention is on) and the
+// small metadata the rest of the system needs.
+//
+// Key layout (every key starts with a one-byte namespace):
+//
+//	p <projectID>                         project record (JSON)
+//	k <sha256(key)>                       API key record (JSON)
+//	m <name>                              metadata (project number counter, …)
+//	q <projectNum:4> ...                  per-project log high-water mark
+//	l <projectNum:4> <seq:8>              ingest log record (one per accepted request)
+//	r <projectNum:4> <len:2> <sessionID> <minTs:8> <seq:8> <part:2>
+//	                                      raw session chunk (retention on; TTL)
+//
+// Integers in keys are big-endian so that Badger's byte order is numeric order.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Key namespaces.
+const (
+	nsProject  = 'p'
+	nsKey      = 'k'
+	nsMeta     = 'm'
+	nsLogSeq   = 'q'
+	nsLog      = 'l'
+	nsRawChunk = 'r'
+)
+
+// ErrDataDirInUse is returned by Open when another process (a running server)
+// holds the data dir.
+var ErrDataDirInUse = errors.New("data dir is in use by another uptimizr-edge process")
+
+// Options configure a Store. Zero values take the defaults noted.
+type Options struct {
+	// Dir is the data dir; the database lives in Dir/db.
+	Dir string
+	// SyncWrites fsyncs every group commit (survives power loss). Off, a
+	// commit survives a crash of the process.
+	SyncWrites bool
+	// Retention keeps raw per-session streams for RetentionTTL.
+	Retention    bool
+	RetentionTTL time.Duration
+	// MinFreeDisk is the free space (bytes) under which writes are refused
+	// with core.ErrUnavailable instead of running the disk full. Default 64 MiB;
+	// negative disables the check.
+	MinFreeDisk int64
+	// LogCompression compresses ingest-log records (default true).
+	LogCompression *bool
+	// ReadOnly opens the database without taking writes (CLI listings).
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+// Store is the open database.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	reg *Registry
+	com *Committer
+
+	diskLow   atomic.Bool
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      chan struct{}
+	bg        sync.WaitGroup
+}
+
+// Open opens (creating if needed) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: empty data dir")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinFreeDisk == 0 {
+		opts.MinFreeDisk = 64 << 20
+	}
+	if opts.RetentionTTL <= 0 {
+		opts.RetentionTTL = 30 * 24 * time.Hour
+	}
+	if opts.LogCompression == nil {
+		on := true
+		opts.LogCompression = &on
+	}
+	dbDir := filepath.Join(opts.Dir, "db")
+	if err := os.MkdirAll(dbDir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: create data dir: %w", err)
+	}
+	bo := badger.DefaultOptions(dbDir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(opts.SyncWrites).
+		WithDetectConflicts(false).
+		WithReadOnly(opts.ReadOnly).
+		// Ingest-log records (KBs) go to the value log: one sequential append per
+		// group commit; the LSM tree holds only small keys and pointers.
+		WithValueThreshold(1 << 10).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithValueLogFileSize(256 << 20).
+		WithCompression(options.Snappy).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") ||
+			strings.Contains(err.Error(), "resource temporarily unavailable") {
+			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, opts.Dir)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", dbDir, err)
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	if s.reg, err = loadRegistry(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		s.com = newCommitter(s)
+		s.checkDisk()
+		s.bg.Add(1)
+		go s.monitorDisk()
+	}
+	return s, nil
+}
+
+// DB exposes the Badger handle to the packages that build on the store
+// (aggregation, retention) within this module.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// Registry returns the projects-and-keys registry.
+func (s *Store) Registry() *Registry { return s.reg }
+
+// Sink returns the group-committing core.Sink for accepted batches.
+func (s *Store) Sink() core.Sink { return s.com }
+
+// Committer returns the group committer (its statistics).
+func (s *Store) Committer() *Committer { return s.com }
+
+// Writable reports whether the store takes writes now, and if not, why.
+func (s *Store) Writable() error {
+	if s.closed.Load() {
+		return fmt.Errorf("%w: store is closed", core.ErrUnavailable)
+	}
+	if s.opts.ReadOnly {
+		return fmt.Errorf("%w: store is read-only", core.ErrUnavailable)
+	}
+	if s.diskLow.Load() {
+		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
+	}
+	return nil
+}
+
+// Close stops taking writes, waits for in-flight commits and closes Badger
+// cleanly. It is safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.com != nil {
+			s.com.close()
+		}
+		close(s.stop)
+		s.bg.Wait()
+		err = s.db.Close()
+	})
+	return err
+}
+
+func (s *Store) monitorDisk() {
+	defer s.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.checkDisk()
+		}
+	}
+}
+
+func (s *Store) checkDisk() {
+	if s.opts.MinFreeDisk < 0 {
+		return
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.opts.Dir, &st); err != nil {
+		return
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	low := free < s.opts.MinFreeDisk
+	if s.diskLow.Swap(low) != low {
+		if low {
+			s.log.Error("free disk space below the minimum: refusing writes", "free_bytes", free, "min_free_bytes", s.opts.MinFreeDisk)
+		} else {
+			s.log.Info("free disk space recovered: taking writes again", "free_bytes", free)
+		}
+	}
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}
