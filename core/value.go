@@ -19,10 +19,10 @@ const (
 // allocating (a pointer wrapped in an interface).
 type Value interface {
 	Kind() Kind
-	// RawNumber returns the number's token exactly as it appeared in the
-	// input (KindNumber only). Parsers may be lenient: the validator checks
-	// the token against the JSON grammar itself.
-	RawNumber() []byte
+	// AppendNumber appends the number's token exactly as it appeared in the
+	// input to dst (KindNumber only). Parsers may be lenient: the validator
+	// checks the token against the JSON grammar itself.
+	AppendNumber(dst []byte) []byte
 	// Str returns the unescaped bytes of a string (KindString only).
 	Str() []byte
 	// Len returns the number of elements of an array (KindArray only).

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,48 +19,15 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// Capability is a bit set of what a key may do.
-type Capability uint8
+// Capability aliases core.Capability for callers of this package.
+type Capability = core.Capability
 
 // Capabilities (SPEC §7).
 const (
-	CapIngest Capability = 1 << iota // write events; safe to embed in a web page
-	CapQuery                         // read
-	CapAdmin                         // plugins, channels, keys
+	CapIngest = core.CapIngest
+	CapQuery  = core.CapQuery
+	CapAdmin  = core.CapAdmin
 )
-
-// String renders caps as a comma list ("ingest,query").
-func (c Capability) String() string {
-	var parts []string
-	if c&CapIngest != 0 {
-		parts = append(parts, "ingest")
-	}
-	if c&CapQuery != 0 {
-		parts = append(parts, "query")
-	}
-	if c&CapAdmin != 0 {
-		parts = append(parts, "admin")
-	}
-	return strings.Join(parts, ",")
-}
-
-// ParseCapabilities parses a comma list of ingest, query, admin.
-func ParseCapabilities(s string) (Capability, error) {
-	var c Capability
-	for _, p := range strings.Split(s, ",") {
-		switch strings.TrimSpace(p) {
-		case "ingest":
-			c |= CapIngest
-		case "query":
-			c |= CapQuery
-		case "admin":
-			c |= CapAdmin
-		default:
-			return 0, fmt.Errorf("unknown capability %q (want ingest, query or admin)", strings.TrimSpace(p))
-		}
-	}
-	return c, nil
-}
 
 // Errors of the registry.
 var (
@@ -83,6 +49,12 @@ type Project struct {
 
 // Channels returns the project's current channel settings.
 func (p *Project) Channels() core.Channels { return *p.channels.Load() }
+
+// ProjectID implements core.Project.
+func (p *Project) ProjectID() string { return p.ID }
+
+// ProjectNum implements core.Project.
+func (p *Project) ProjectNum() uint32 { return p.Num }
 
 // Key is an API key's record. The key itself is never stored: only its
 // SHA-256. ID is a short public handle (the first 12 hex digits of the hash)
@@ -176,6 +148,16 @@ func HashKey(key []byte) [32]byte { return sha256.Sum256(key) }
 // Lookup resolves a key hash to its live record; nil if unknown or revoked.
 // It does not allocate and never touches disk.
 func (r *Registry) Lookup(hash *[32]byte) *Key { return (*r.keys.Load())[*hash] }
+
+// Resolve maps a key hash to its project and capabilities; ok is false for an
+// unknown or revoked key. It does not allocate and never touches disk.
+func (r *Registry) Resolve(hash *[32]byte) (p core.Project, caps core.Capability, ok bool) {
+	k := (*r.keys.Load())[*hash]
+	if k == nil || k.Project == nil {
+		return nil, 0, false
+	}
+	return k.Project, k.Caps, true
+}
 
 // Project returns the project with this id, or nil.
 func (r *Registry) Project(id string) *Project { return (*r.projects.Load())[id] }

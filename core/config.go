@@ -1,0 +1,203 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the collector's whole configuration: one struct with defaults
+// (DefaultConfig), read from the environment (LoadEnv) and overridden by
+// flags, checked by Validate, and passed down to every component.
+type Config struct {
+	Host    string // COLLECTOR_HOST
+	Port    int    // COLLECTOR_PORT
+	DataDir string // COLLECTOR_DATA_DIR
+
+	CORSOrigins []string // COLLECTOR_CORS_ORIGINS (comma list; "*" = any origin)
+
+	VisitorHashSecret string // VISITOR_HASH_SECRET (required outside dev mode)
+	DevMode           bool   // set by the command line, never by the environment
+
+	RawRetention     bool // ENABLE_RAW_SESSION_RETENTION
+	RawRetentionDays int  // RAW_RETENTION_DAYS
+
+	BodyLimit           int    // COLLECTOR_BODY_LIMIT: max decompressed body bytes
+	CompressedBodyLimit int    // COLLECTOR_COMPRESSED_BODY_LIMIT: max bytes on the wire
+	TrustProxy          string // COLLECTOR_TRUST_PROXY: false | true | hop count | CIDR list
+
+	RateLimitWindow       time.Duration // COLLECTOR_RATE_LIMIT_WINDOW (Go duration)
+	RateLimitMax          int           // COLLECTOR_RATE_LIMIT_MAX: non-ingest requests per client IP per window (0 = off)
+	IngestRateLimitMax    int           // COLLECTOR_INGEST_RATE_LIMIT_MAX: ingest requests per client IP per window (0 = off)
+	KeyIngestRateLimitMax int           // COLLECTOR_KEY_RATE_LIMIT_MAX: ingest requests per API key per window (0 = off)
+
+	SyncWrites  bool  // COLLECTOR_SYNC_WRITES: fsync each group commit
+	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes
+
+	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
+	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
+	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Host:                  "0.0.0.0",
+		Port:                  4318,
+		DataDir:               "./data",
+		RawRetentionDays:      30,
+		BodyLimit:             1 << 20,
+		CompressedBodyLimit:   0, // = BodyLimit
+		TrustProxy:            "false",
+		RateLimitWindow:       time.Minute,
+		RateLimitMax:          600,
+		IngestRateLimitMax:    1200,
+		KeyIngestRateLimitMax: 0,
+		MinFreeDisk:           64 << 20,
+		ShutdownTimeout:       20 * time.Second,
+		LogLevel:              "info",
+		LogFormat:             "json",
+	}
+}
+
+// Addr is Host:Port.
+func (c *Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// MaxWireBody is the effective compressed-size cap.
+func (c *Config) MaxWireBody() int {
+	if c.CompressedBodyLimit > 0 {
+		return c.CompressedBodyLimit
+	}
+	return c.BodyLimit
+}
+
+// LoadEnv overrides c with the variables set in the environment (getenv is
+// os.Getenv in production). It reports every malformed value at once.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 60s or 1m", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("COLLECTOR_HOST", &c.Host)
+	num("COLLECTOR_PORT", &c.Port)
+	str("COLLECTOR_DATA_DIR", &c.DataDir)
+	if v := getenv("COLLECTOR_CORS_ORIGINS"); v != "" {
+		c.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSOrigins = append(c.CORSOrigins, strings.TrimRight(o, "/"))
+			}
+		}
+	}
+	str("VISITOR_HASH_SECRET", &c.VisitorHashSecret)
+	boolean("ENABLE_RAW_SESSION_RETENTION", &c.RawRetention)
+	num("RAW_RETENTION_DAYS", &c.RawRetentionDays)
+	num("COLLECTOR_BODY_LIMIT", &c.BodyLimit)
+	num("COLLECTOR_COMPRESSED_BODY_LIMIT", &c.CompressedBodyLimit)
+	str("COLLECTOR_TRUST_PROXY", &c.TrustProxy)
+	dur("COLLECTOR_RATE_LIMIT_WINDOW", &c.RateLimitWindow)
+	num("COLLECTOR_RATE_LIMIT_MAX", &c.RateLimitMax)
+	num("COLLECTOR_INGEST_RATE_LIMIT_MAX", &c.IngestRateLimitMax)
+	num("COLLECTOR_KEY_RATE_LIMIT_MAX", &c.KeyIngestRateLimitMax)
+	boolean("COLLECTOR_SYNC_WRITES", &c.SyncWrites)
+	if v := getenv("COLLECTOR_MIN_FREE_DISK"); v != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("COLLECTOR_MIN_FREE_DISK=%q: not an integer", v))
+		} else {
+			c.MinFreeDisk = n
+		}
+	}
+	dur("COLLECTOR_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
+	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
+	return errors.Join(errs...)
+}
+
+// Validate checks the configuration and reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if c.Port < 0 || c.Port > 65535 {
+		bad("COLLECTOR_PORT %d: want 0–65535", c.Port)
+	}
+	if c.DataDir == "" {
+		bad("COLLECTOR_DATA_DIR: empty")
+	}
+	if !c.DevMode && len(c.VisitorHashSecret) < 16 {
+		bad("VISITOR_HASH_SECRET: required outside dev mode, at least 16 characters (e.g. openssl rand -hex 32)")
+	}
+	if c.RawRetentionDays < 1 || c.RawRetentionDays > 3650 {
+		bad("RAW_RETENTION_DAYS %d: want 1–3650", c.RawRetentionDays)
+	}
+	if c.BodyLimit < 1024 || c.BodyLimit > 64<<20 {
+		bad("COLLECTOR_BODY_LIMIT %d: want 1024–67108864 bytes", c.BodyLimit)
+	}
+	if c.CompressedBodyLimit < 0 || c.CompressedBodyLimit > 64<<20 {
+		bad("COLLECTOR_COMPRESSED_BODY_LIMIT %d: want 0 (same as the body limit) up to 67108864", c.CompressedBodyLimit)
+	}
+	if c.RateLimitWindow < time.Second {
+		bad("COLLECTOR_RATE_LIMIT_WINDOW %s: want at least 1s", c.RateLimitWindow)
+	}
+	if c.RateLimitMax < 0 || c.IngestRateLimitMax < 0 || c.KeyIngestRateLimitMax < 0 {
+		bad("rate limits must be ≥ 0 (0 turns a limit off)")
+	}
+	for _, o := range c.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("COLLECTOR_CORS_ORIGINS: %q is not an origin (want https://host[:port] or *)", o)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("COLLECTOR_SHUTDOWN_TIMEOUT must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("COLLECTOR_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("COLLECTOR_LOG_FORMAT %q: want json or text", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,90 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// FuzzProcessor feeds arbitrary JSON documents (as the standard library parses
+// them) to the Processor. It must never panic; a rejected event leaves nothing
+// in the batch; an accepted event is valid JSON that validates again to the
+// same bytes; gating never turns a rejected event into anything else.
+func FuzzProcessor(f *testing.F) {
+	if _, err := os.Stat(fixturesDir); err == nil {
+		for _, fx := range loadFixtures(f) {
+			for _, raw := range fx.raw {
+				f.Add([]byte(raw))
+			}
+		}
+	}
+	info := testInfo(AllChannels())
+	for _, c := range catalog {
+		for _, ev := range []*node{minimalEvent(f, c.typ, c.fields), fullEvent(f, c.typ, c.fields)} {
+			var p Processor
+			var b Batch
+			p.Begin(&b, info)
+			if out, _, r := p.Add(ev); out != Accepted {
+				f.Fatalf("seed %s: %v", c.typ, r)
+			}
+			f.Add(append([]byte(nil), b.JSON(0)...))
+		}
+	}
+	f.Add([]byte(`{"type":"custom","projectId":"p","sessionId":"s","ts":1e3,"sdkVersion":"v","name":"n","props":{"a":1,"a":2}}`))
+	f.Add([]byte(`{"type":"session_start","projectId":"p","sessionId":"s","ts":0,"sdkVersion":"v","device":{"x":{"y":{"z":[1,"\u2028"]}}}}`))
+
+	def := testInfo(DefaultChannels())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := parseValue(data)
+		if err != nil {
+			return
+		}
+		var p, pd Processor
+		b := &Batch{Buf: []byte("x")}
+		bd := &Batch{}
+		p.Begin(b, info)
+		pd.Begin(bd, def)
+		out, ty, r := p.Add(v)
+		outD, tyD, rD := pd.Add(v)
+		if ty != tyD || (out == Rejected) != (outD == Rejected) || r != rD {
+			t.Fatalf("gating changed validation: %v %v %v / %v %v %v", out, ty, r, outD, tyD, rD)
+		}
+		switch out {
+		case Filtered:
+			t.Fatalf("filtered with every channel on")
+		case Rejected:
+			if r.Msg == "" || string(b.Buf) != "x" || b.Len() != 0 {
+				t.Fatalf("rejection left %q / reason %v", b.Buf, r)
+			}
+			return
+		}
+		got := b.JSON(0)
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON: %s", got)
+		}
+		if b.Events[0].Type != ty || ty == TypeInvalid {
+			t.Fatalf("event type %v, Add said %v", b.Events[0].Type, ty)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(got, &m); err != nil || m["type"] != ty.String() || m["sessionId"] != string(b.Session(0)) {
+			t.Fatalf("output %s: %v", got, err)
+		}
+		again, err := parseValue(got)
+		if err != nil {
+			t.Fatalf("output does not parse: %v: %s", err, got)
+		}
+		var p2 Processor
+		var b2 Batch
+		p2.Begin(&b2, info)
+		if out2, _, r2 := p2.Add(again); out2 != Accepted {
+			t.Fatalf("output rejected (%v): %s", r2, got)
+		}
+		if !bytes.Equal(b2.JSON(0), got) {
+			t.Fatalf("not idempotent:\n%s\n%s", got, b2.JSON(0))
+		}
+		if outD == Accepted && !json.Valid(bd.JSON(0)) {
+			t.Fatalf("invalid JSON under defaults: %s", bd.JSON(0))
+		}
+	})
+}

@@ -1,0 +1,291 @@
+package edge_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/edge"
+	"github.com/uptimizr/edge/storage"
+)
+
+const fixturesDir = "../../shared/fixtures"
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness runs the real server on loopback over a real Badger store, with two
+// projects "a" and "b".
+type harness struct {
+	t     *testing.T
+	cfg   core.Config
+	dir   string
+	store *storage.Store
+	srv   *edge.Server
+	base  string
+	a, b  storage.NewKeys
+	logs  *syncBuffer
+	now   time.Time
+	hc    *http.Client
+}
+
+func newHarness(t *testing.T, mutate func(*core.Config)) *harness {
+	t.Helper()
+	cfg := core.DefaultConfig()
+	cfg.VisitorHashSecret = "test-secret-0123456789abcdef"
+	cfg.DataDir = t.TempDir()
+	cfg.RateLimitMax, cfg.IngestRateLimitMax = 0, 0
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, cfg: cfg, dir: cfg.DataDir, logs: &syncBuffer{}, hc: &http.Client{Timeout: 20 * time.Second}}
+	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Retention: cfg.RawRetention,
+		RetentionTTL: time.Duration(cfg.RawRetentionDays) * 24 * time.Hour, MinFreeDisk: cfg.MinFreeDisk, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = st
+	if h.a, err = st.Registry().CreateProject("a"); err != nil {
+		t.Fatal(err)
+	}
+	if h.b, err = st.Registry().CreateProject("b"); err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Ready: st.Writable, Hasher: hasher, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Committer().OnCommit = h.srv.ObserveGroupCommit
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.base = "http://" + ln.Addr().String()
+	go h.srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.srv.Shutdown(ctx)
+		h.store.Close()
+	})
+	return h
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (h *harness) do(method, path string, body []byte, hdr map[string]string) resp {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if strings.EqualFold(k, "host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	res, err := h.hc.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{res.StatusCode, res.Header, b}
+}
+
+func (h *harness) collect(key string, body []byte, hdr map[string]string) resp {
+	h.t.Helper()
+	m := map[string]string{"x-api-key": key, "content-type": "application/json"}
+	for k, v := range hdr {
+		m[k] = v
+	}
+	if key == "" {
+		delete(m, "x-api-key")
+	}
+	return h.do("POST", "/api/v1/collect", body, m)
+}
+
+// storedEvent is an event read back from the ingest log.
+type storedEvent struct {
+	Type    core.EventType
+	TS      int64
+	Session string
+	JSON    map[string]any
+	Raw     string
+}
+
+func (h *harness) logEvents(project string) []storedEvent {
+	h.t.Helper()
+	p := h.store.Registry().Project(project)
+	var out []storedEvent
+	err := h.store.DB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.LogPrefix(p.Num), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if _, _, err := storage.DecodeRecord(v, nil, func(e storage.RecordEvent) error {
+				var m map[string]any
+				if err := json.Unmarshal(e.JSON, &m); err != nil {
+					h.t.Errorf("stored event is not JSON: %v: %s", err, e.JSON)
+				}
+				out = append(out, storedEvent{e.Type, e.TS, string(e.Session), m, string(e.JSON)})
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+func (h *harness) rawChunkCount(project string) int {
+	p := h.store.Registry().Project(project)
+	n := 0
+	h.store.DB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: append([]byte{'r'}, storage.LogPrefix(p.Num)[1:]...)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func (h *harness) metrics() string {
+	return string(h.do("GET", "/metrics", nil, nil).body)
+}
+
+type fixture struct {
+	name   string
+	body   []byte
+	events []map[string]any
+}
+
+func loadFixtures(t testing.TB) []fixture {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(fixturesDir, "*.json"))
+	if len(paths) == 0 {
+		t.Skip("fixtures not found at " + fixturesDir)
+	}
+	var out []fixture
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Events []map[string]any `json:"events"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fixture{filepath.Base(p), b, doc.Events})
+	}
+	return out
+}
+
+// expectDefault counts what default channels do to a fixture.
+func expectDefault(events []map[string]any) (accepted, filtered int) {
+	for _, e := range events {
+		switch e["type"] {
+		case "mesh_visibility", "hover_dwell", "resource_sample", "runtime_error":
+			filtered++
+		default:
+			accepted++
+		}
+	}
+	return
+}
+
+func compress(t testing.TB, enc string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch enc {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "deflate":
+		w = zlib.NewWriter(&buf)
+	case "deflate-raw":
+		w, _ = flate.NewWriter(&buf, 5)
+	case "zstd":
+		w, _ = zstd.NewWriter(&buf)
+	case "br":
+		w = brotli.NewWriterLevel(&buf, 5)
+	case "identity", "":
+		return b
+	default:
+		t.Fatalf("unknown encoding %s", enc)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,340 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// ingestCtx is the pooled per-request state of the write path: parser,
+// buffers, batch and processor are reused, so a request in steady state
+// allocates nothing per event.
+type ingestCtx struct {
+	parser fastjson.Parser
+	body   []byte
+	batch  core.Batch
+	proc   core.Processor
+	info   core.RequestInfo
+	key    [32]byte
+	errs   []eventError
+
+	accepted, rejected, filtered int
+	stripped                     [core.NumStrips]int
+}
+
+type eventError struct {
+	index  int
+	reason core.Reason
+}
+
+// maxReportedErrors bounds the errors list of a response (SPEC §2).
+const maxReportedErrors = 20
+
+func (ic *ingestCtx) reset() {
+	ic.batch.Reset()
+	ic.errs = ic.errs[:0]
+	ic.accepted, ic.rejected, ic.filtered = 0, 0, 0
+	ic.stripped = [core.NumStrips]int{}
+	ic.info = core.RequestInfo{}
+	if cap(ic.body) > 4<<20 { // do not pin a rare huge body in the pool
+		ic.body = nil
+	}
+}
+
+type bodyFormat uint8
+
+const (
+	formatJSON bodyFormat = iota
+	formatNDJSON
+)
+
+// parseContentType maps Content-Type to a body format; ok=false → 415.
+func parseContentType(ct []byte) (bodyFormat, bool) {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	switch {
+	case len(ct) == 0,
+		asciiEqualFold(ct, "application/json"),
+		asciiEqualFold(ct, "text/plain"):
+		return formatJSON, true
+	case asciiEqualFold(ct, "application/x-ndjson"),
+		asciiEqualFold(ct, "application/ndjson"),
+		asciiEqualFold(ct, "application/jsonl"):
+		return formatNDJSON, true
+	}
+	return 0, false
+}
+
+// collect is POST /api/v1/collect.
+func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST, OPTIONS")
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: POST a batch of events")
+		return
+	}
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+		s.unavailable(ctx, "shutting down: retry against another node or later", 5)
+		return
+	}
+	ic := s.pool.Get().(*ingestCtx)
+	defer func() {
+		ic.reset()
+		s.pool.Put(ic)
+	}()
+	now := s.now()
+	project, ok := s.authenticate(ctx, core.CapIngest, pathKey, true, &ic.key)
+	if !ok {
+		return
+	}
+	ip := s.clientAddr(ctx)
+	if ok, retry := s.ipLim.Allow(HashIP(ip), now); !ok {
+		s.tooMany(ctx, retry, "client address")
+		return
+	}
+	if ok, retry := s.keyLim.Allow(keyHash64(&ic.key), now); !ok {
+		s.tooMany(ctx, retry, "API key")
+		return
+	}
+	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
+	if !ok {
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Encoding: use identity, gzip, deflate, zstd or br")
+		return
+	}
+	format, ok := parseContentType(ctx.Request.Header.ContentType())
+	if !ok {
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Type: use application/json, text/plain or application/x-ndjson")
+		return
+	}
+	if err := s.d.Ready(); err != nil {
+		s.unavailable(ctx, "storage cannot take writes: "+errText(err), 30)
+		return
+	}
+
+	wire := ctx.Request.Body()
+	s.m.bytesIn[enc].Add(len(wire))
+	if len(wire) == 0 {
+		s.fail(ctx, fasthttp.StatusBadRequest, "empty body: send {\"events\":[…]}")
+		return
+	}
+	t0 := time.Now()
+	data, err := s.dec.Decompress(ic.body[:0], wire, enc)
+	if enc != EncIdentity && cap(data) > cap(ic.body) {
+		ic.body = data[:0]
+	}
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			s.fail(ctx, fasthttp.StatusRequestEntityTooLarge,
+				"decompressed body exceeds "+strconv.Itoa(s.cfg.BodyLimit)+" bytes (COLLECTOR_BODY_LIMIT): send smaller batches")
+			return
+		}
+		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: the stream is corrupt or truncated")
+		return
+	}
+	s.m.bytesDec.Add(len(data))
+
+	ic.batch.ProjectID = project.ProjectID()
+	ic.batch.ProjectNum = project.ProjectNum()
+	ic.batch.ReceivedAt = now.UnixMilli()
+	ic.info.ProjectID = ic.batch.ProjectID
+	ic.info.Channels = project.Channels()
+	ua := ctx.Request.Header.UserAgent()
+	ic.info.Browser, ic.info.OS = core.ClassifyUA(ua)
+	s.d.Hasher.Hash(&ic.info.VisitorID, ip, ua, now)
+	ic.proc.Begin(&ic.batch, &ic.info)
+
+	var msg string
+	if format == formatNDJSON {
+		msg = s.decodeNDJSON(ic, data)
+	} else {
+		msg = s.decodeJSON(ic, data)
+	}
+	if msg != "" {
+		s.fail(ctx, fasthttp.StatusBadRequest, msg)
+		return
+	}
+	ic.stripped = ic.proc.Stripped()
+	s.m.decodeDur.UpdateDuration(t0)
+
+	if s.d.Filter != nil && len(ic.batch.Events) > 0 {
+		if err := s.d.Filter.Apply(ctx, &ic.batch); err != nil {
+			s.log.Error("filter chain failed", "project", ic.batch.ProjectID, "err", err)
+			s.fail(ctx, fasthttp.StatusInternalServerError, "filter chain failed; nothing of this batch was stored")
+			return
+		}
+	}
+	t1 := time.Now()
+	if err := s.d.Sink.Commit(context.Background(), &ic.batch); err != nil {
+		s.m.commitErrs.Inc()
+		if !errors.Is(err, core.ErrUnavailable) {
+			s.log.Error("commit failed", "project", ic.batch.ProjectID, "err", err)
+		}
+		s.unavailable(ctx, "storage cannot take writes: "+errText(err)+"; nothing of this batch was stored", 5)
+		return
+	}
+	s.m.commitDur.UpdateDuration(t1)
+	ic.accepted = len(ic.batch.Events)
+	s.countEvents(ic)
+	s.writeIngestResponse(ctx, ic)
+}
+
+func errText(err error) string {
+	msg := err.Error()
+	if p := core.ErrUnavailable.Error() + ": "; len(msg) > len(p) && msg[:len(p)] == p {
+		return msg[len(p):]
+	}
+	return msg
+}
+
+// decodeJSON parses {"schemaVersion","events":[…],"meta"} (or a bare array of
+// events) and processes each event. It returns a message for a 400 when the
+// batch as a whole is malformed.
+func (s *Server) decodeJSON(ic *ingestCtx, data []byte) string {
+	v, err := ic.parser.ParseBytes(data)
+	if err != nil {
+		return "malformed JSON body: " + truncate(err.Error(), 200)
+	}
+	var events []*fastjson.Value
+	switch v.Type() {
+	case fastjson.TypeArray:
+		events, _ = v.Array()
+	case fastjson.TypeObject:
+		if sv := v.Get("schemaVersion"); sv != nil {
+			b, err := sv.StringBytes()
+			if err != nil || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1."))) {
+				return `unsupported schemaVersion: this collector reads "1.x"`
+			}
+		}
+		ev := v.Get("events")
+		if ev == nil {
+			return `missing "events" array`
+		}
+		if events, err = ev.Array(); err != nil {
+			return `"events" must be an array`
+		}
+	default:
+		return `body must be a JSON object {"events":[…]}`
+	}
+	if len(events) == 0 {
+		return "empty batch: send at least one event"
+	}
+	if len(events) > MaxBatchEvents {
+		return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
+	}
+	for i, ev := range events {
+		s.addEvent(ic, i, ev)
+	}
+	return ""
+}
+
+// decodeNDJSON processes one event per line. A line that is not JSON makes
+// the whole body malformed.
+func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
+	n := 0
+	for line := 1; len(data) > 0; line++ {
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		if n == MaxBatchEvents {
+			return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
+		}
+		v, err := ic.parser.ParseBytes(l)
+		if err != nil {
+			return "malformed JSON on line " + strconv.Itoa(line) + ": " + truncate(err.Error(), 200)
+		}
+		s.addEvent(ic, n, v)
+		n++
+	}
+	if n == 0 {
+		return "empty batch: send at least one event"
+	}
+	return ""
+}
+
+func (s *Server) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
+	out, t, reason := ic.proc.Add(wrap(ev))
+	switch out {
+	case core.Accepted:
+		// counted once committed
+	case core.Filtered:
+		ic.filtered++
+		s.m.events[t][core.Filtered].Inc()
+	case core.Rejected:
+		ic.rejected++
+		s.m.events[t][core.Rejected].Inc()
+		if len(ic.errs) < maxReportedErrors {
+			ic.errs = append(ic.errs, eventError{index: i, reason: reason})
+		}
+	}
+}
+
+// countEvents records accepted events and strips once the batch is durable.
+func (s *Server) countEvents(ic *ingestCtx) {
+	for i := range ic.batch.Events {
+		s.m.events[ic.batch.Events[i].Type][core.Accepted].Inc()
+	}
+	for st, n := range ic.stripped {
+		if n > 0 {
+			s.m.stripped[st].Add(n)
+		}
+	}
+	if ic.batch.Quarantined > 0 {
+		s.m.quarantine.Add(ic.batch.Quarantined)
+	}
+}
+
+func (s *Server) writeIngestResponse(ctx *fasthttp.RequestCtx, ic *ingestCtx) {
+	ctx.SetContentType("application/json")
+	b := ctx.Response.Body()[:0]
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(ic.accepted), 10)
+	b = append(b, `,"rejected":`...)
+	b = strconv.AppendInt(b, int64(ic.rejected), 10)
+	b = append(b, `,"filtered":`...)
+	b = strconv.AppendInt(b, int64(ic.filtered), 10)
+	b = append(b, `,"quarantined":`...)
+	b = strconv.AppendInt(b, int64(ic.batch.Quarantined), 10)
+	if len(ic.errs) > 0 {
+		b = append(b, `,"errors":[`...)
+		for i, e := range ic.errs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"index":`...)
+			b = strconv.AppendInt(b, int64(e.index), 10)
+			b = append(b, `,"reason":`...)
+			if e.reason.Field != "" {
+				b = appendJSONString(b, e.reason.Field+": "+e.reason.Msg)
+			} else {
+				b = appendJSONString(b, e.reason.Msg)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, '}')
+	ctx.Response.SetBodyRaw(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

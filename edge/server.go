@@ -1,0 +1,353 @@
+// Package edge is the collector's HTTP front: a fasthttp server that
+// authenticates requests by project API key, applies CORS and rate limits,
+// decompresses bodies under a hard size cap, decodes and validates events into
+// core batches, runs the project's filter chain, hands batches to the storage
+// sink and answers with what was durably accepted.
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Keys resolves API keys to projects and changes project settings. The
+// storage registry implements it; resolving must not touch disk.
+type Keys interface {
+	Resolve(hash *[32]byte) (core.Project, core.Capability, bool)
+	SetChannels(projectID string, ch core.Channels) error
+}
+
+// Deps are the collaborators main wires into the server.
+type Deps struct {
+	Keys   Keys
+	Sink   core.Sink
+	Filter core.Filter  // optional per-project filter chain
+	Ready  func() error // nil when storage can take writes
+	Hasher *core.VisitorHasher
+	Logger *slog.Logger
+	Now    func() time.Time // clock; time.Now when nil
+}
+
+// Server is the collector's HTTP server.
+type Server struct {
+	cfg    core.Config
+	d      Deps
+	log    *slog.Logger
+	now    func() time.Time
+	srv    *fasthttp.Server
+	dec    *Decompressor
+	trust  TrustProxy
+	cors   corsPolicy
+	m      *serverMetrics
+	ipLim  *Limiter // ingest requests per client IP
+	keyLim *Limiter // ingest requests per API key
+	apiLim *Limiter // other requests per client IP
+
+	draining atomic.Bool
+	pool     sync.Pool
+}
+
+// MaxBatchEvents is the most events one request may carry (SPEC §2).
+const MaxBatchEvents = 1000
+
+// New builds a server from a validated configuration.
+func New(cfg *core.Config, d Deps) (*Server, error) {
+	if d.Keys == nil || d.Sink == nil || d.Hasher == nil {
+		return nil, errors.New("edge: Keys, Sink and Hasher are required")
+	}
+	tp, err := ParseTrustProxy(cfg.TrustProxy)
+	if err != nil {
+		return nil, fmt.Errorf("COLLECTOR_TRUST_PROXY: %w", err)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Ready == nil {
+		d.Ready = func() error { return nil }
+	}
+	s := &Server{
+		cfg:    *cfg,
+		d:      d,
+		log:    d.Logger,
+		now:    d.Now,
+		dec:    NewDecompressor(cfg.BodyLimit),
+		trust:  tp,
+		cors:   newCORSPolicy(cfg.CORSOrigins),
+		m:      newServerMetrics(),
+		ipLim:  NewLimiter(cfg.IngestRateLimitMax, cfg.RateLimitWindow),
+		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
+		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
+	}
+	s.pool.New = func() any { return new(ingestCtx) }
+	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
+	s.srv = &fasthttp.Server{
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleParseError,
+		Name:                         "uptimizr-edge",
+		MaxRequestBodySize:           cfg.MaxWireBody(),
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  90 * time.Second,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		NoDefaultContentType:         true,
+		Logger:                       fasthttpLogger{d.Logger},
+	}
+	return s, nil
+}
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections, answers 503 to requests that still
+// arrive on open connections, and waits for in-flight requests to finish
+// (their commits included) or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// MetricsSet exposes the metrics for tests and embedding.
+func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	s.m.set.WritePrometheus(ctx)
+}
+
+// fasthttpLogger keeps fasthttp's own messages out of the logs' reach of
+// client data: its format strings carry connection addresses, so only the
+// format (never the arguments) is logged, at debug level.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, _ ...any) {
+	f.l.Debug("http server", "event", strings.TrimSpace(format))
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	method := ctx.Method()
+	origin := ctx.Request.Header.Peek("Origin")
+	allowedOrigin := len(origin) > 0 && s.cors.allows(origin)
+	if allowedOrigin {
+		s.cors.apply(ctx, origin)
+	}
+	if string(method) == fasthttp.MethodOptions {
+		s.preflight(ctx, origin, allowedOrigin)
+		s.m.request(routePreflight, ctx.Response.StatusCode())
+		return
+	}
+	var r route
+	switch {
+	case string(path) == "/api/v1/collect":
+		r = routeCollect
+		s.collect(ctx, nil)
+	case len(path) > 3 && string(path[:3]) == "/k/":
+		rest := path[3:]
+		i := indexByte(rest, '/')
+		if i > 0 && string(rest[i:]) == "/api/v1/collect" {
+			r = routeCollect
+			s.collect(ctx, rest[:i])
+		} else {
+			r = routeOther
+			s.fail(ctx, fasthttp.StatusNotFound, "not found")
+		}
+	case string(path) == "/api/v1/channels":
+		r = routeChannels
+		s.channels(ctx)
+	case string(path) == "/health":
+		r = routeHealth
+		if !s.isGetOrHead(ctx) {
+			break
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case string(path) == "/ready":
+		r = routeReady
+		if !s.isGetOrHead(ctx) {
+			break
+		}
+		s.ready(ctx)
+	case string(path) == "/metrics":
+		r = routeMetrics
+		if !s.isGetOrHead(ctx) {
+			break
+		}
+		s.writeMetrics(ctx)
+	default:
+		r = routeOther
+		s.fail(ctx, fasthttp.StatusNotFound, "not found")
+	}
+	s.m.request(r, ctx.Response.StatusCode())
+}
+
+func (s *Server) isGetOrHead(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	ctx.Response.Header.Set("Allow", "GET, HEAD")
+	s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: use GET")
+	return false
+}
+
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	if s.draining.Load() {
+		s.unavailable(ctx, "shutting down", 5)
+		return
+	}
+	if err := s.d.Ready(); err != nil {
+		s.unavailable(ctx, err.Error(), 5)
+		return
+	}
+	ctx.SetBodyString(`{"status":"ready"}`)
+}
+
+// handleParseError answers requests fasthttp could not read: an oversized
+// body (413) or a malformed request (400), in the same JSON shape as the rest.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body exceeds %d bytes on the wire: send smaller batches", s.cfg.MaxWireBody()))
+		s.m.request(routeCollect, fasthttp.StatusRequestEntityTooLarge)
+		return
+	}
+	var nerr net.Error
+	if errors.As(err, &nerr) && nerr.Timeout() {
+		s.fail(ctx, fasthttp.StatusRequestTimeout, "timed out reading the request")
+		return
+	}
+	s.fail(ctx, fasthttp.StatusBadRequest, "malformed HTTP request")
+	s.m.request(routeOther, fasthttp.StatusBadRequest)
+}
+
+// fail writes a JSON error body {"error": msg}.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b := ctx.Response.Body()
+	b = append(b[:0], `{"error":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, '}')
+	ctx.Response.SetBodyRaw(b)
+}
+
+func (s *Server) unavailable(ctx *fasthttp.RequestCtx, msg string, retryAfter int) {
+	ctx.Response.Header.Set("Retry-After", itoa(retryAfter))
+	s.fail(ctx, fasthttp.StatusServiceUnavailable, msg)
+}
+
+func (s *Server) tooMany(ctx *fasthttp.RequestCtx, retry time.Duration, what string) {
+	secs := int((retry + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	ctx.Response.Header.Set("Retry-After", itoa(secs))
+	s.fail(ctx, fasthttp.StatusTooManyRequests, "rate limit exceeded for this "+what+": retry after "+itoa(secs)+"s")
+}
+
+// clientAddr is the client's address per COLLECTOR_TRUST_PROXY.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	peer = peer.Unmap()
+	xff := ctx.Request.Header.Peek("X-Forwarded-For")
+	return s.trust.ClientIP(peer, xff)
+}
+
+// authenticate resolves the API key; on failure it has written the response.
+// Keys are read from the x-api-key header, or from where allowed (the ?key=
+// parameter and the /k/<key>/ path prefix, for ingest only).
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need core.Capability, pathKey []byte, allowQuery bool, h *[32]byte) (core.Project, bool) {
+	key := pathKey
+	if len(key) == 0 {
+		key = ctx.Request.Header.Peek("x-api-key")
+	}
+	if len(key) == 0 && allowQuery {
+		key = ctx.QueryArgs().Peek("key")
+	}
+	if len(key) == 0 {
+		msg := "missing API key: send it in the x-api-key header"
+		if allowQuery {
+			msg += " (clients that cannot set headers may use ?key= or a /k/<key>/ base URL)"
+		}
+		s.fail(ctx, fasthttp.StatusUnauthorized, msg)
+		return nil, false
+	}
+	*h = sha256.Sum256(key)
+	p, caps, ok := s.d.Keys.Resolve(h)
+	if !ok {
+		s.fail(ctx, fasthttp.StatusUnauthorized, "unknown or revoked API key")
+		return nil, false
+	}
+	if caps&need == 0 {
+		s.fail(ctx, fasthttp.StatusForbidden, "this API key lacks the "+need.String()+" capability")
+		return nil, false
+	}
+	return p, true
+}
+
+func keyHash64(h *[32]byte) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func itoa(n int) string {
+	if n >= 0 && n < 100 {
+		return smallInts[n]
+	}
+	return fmt.Sprint(n)
+}
+
+var smallInts = func() (a [100]string) {
+	for i := range a {
+		a[i] = fmt.Sprint(i)
+	}
+	return
+}()
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
