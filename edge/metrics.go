@@ -26,7 +26,6 @@ const (
 
 var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other"}
 
-
 // serverMetrics are pre-registered so that recording one allocates nothing.
 type serverMetrics struct {
 	set *metrics.Set

@@ -59,32 +59,14 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Create a project and print its keys (shown only this once)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				keys, err := s.Registry().CreateProject(args[0])
-				if err != nil {
-					return err
-				}
-				return c.printJSON(map[string]any{"project": args[0], "keys": keys})
-			})
+			return c.do(&op{Name: "project.create", Project: args[0]})
 		},
 	}, &cobra.Command{
 		Use:   "list",
 		Short: "List projects",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				type row struct {
-					Project  string        `json:"project"`
-					Created  string        `json:"createdAt"`
-					Keys     int           `json:"keys"`
-					Channels core.Channels `json:"channels"`
-				}
-				rows := []row{}
-				for _, p := range s.Registry().Projects() {
-					rows = append(rows, row{p.ID, p.CreatedAt.Format("2006-01-02T15:04:05Z"), len(s.Registry().Keys(p.ID)), p.Channels()})
-				}
-				return c.printJSON(rows)
-			})
+			return c.do(&op{Name: "project.list"})
 		},
 	})
 
@@ -95,17 +77,10 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Create a key (printed only this once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			caps, err := core.ParseCapabilities(keyCaps)
-			if err != nil {
+			if _, err := core.ParseCapabilities(keyCaps); err != nil {
 				return err
 			}
-			return c.withStore(func(s *storage.Store) error {
-				secret, id, err := s.Registry().CreateKey(keyProject, caps)
-				if err != nil {
-					return err
-				}
-				return c.printJSON(map[string]any{"project": keyProject, "id": id, "caps": caps.String(), "key": secret})
-			})
+			return c.do(&op{Name: "key.create", Project: keyProject, Caps: keyCaps})
 		},
 	}
 	keyRevoke := &cobra.Command{
@@ -113,13 +88,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Revoke a key, named by its id (see key list) or by the key itself",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				id, err := s.Registry().RevokeKey(keyProject, args[0])
-				if err != nil {
-					return err
-				}
-				return c.printJSON(map[string]any{"project": keyProject, "revoked": id})
-			})
+			return c.do(&op{Name: "key.revoke", Project: keyProject, Key: args[0]})
 		},
 	}
 	keyList := &cobra.Command{
@@ -127,21 +96,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "List a project's live keys (ids and capabilities, never the keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				if s.Registry().Project(keyProject) == nil {
-					return fmt.Errorf("%w: %s", storage.ErrProjectNotFound, keyProject)
-				}
-				type row struct {
-					ID      string `json:"id"`
-					Caps    string `json:"caps"`
-					Created string `json:"createdAt"`
-				}
-				rows := []row{}
-				for _, k := range s.Registry().Keys(keyProject) {
-					rows = append(rows, row{k.ID, k.Caps.String(), k.CreatedAt.Format("2006-01-02T15:04:05Z")})
-				}
-				return c.printJSON(rows)
-			})
+			return c.do(&op{Name: "key.list", Project: keyProject})
 		},
 	}
 	for _, cmd := range []*cobra.Command{keyCreate, keyRevoke, keyList} {
@@ -159,30 +114,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Turn channels on or off: " + strings.Join(core.ChannelNames, ", "),
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				p := s.Registry().Project(chProject)
-				if p == nil {
-					return fmt.Errorf("%w: %s", storage.ErrProjectNotFound, chProject)
-				}
-				ch := p.Channels()
-				for _, a := range args {
-					name, val, ok := strings.Cut(a, "=")
-					if !ok {
-						return fmt.Errorf("%q: want NAME=on or NAME=off", a)
-					}
-					on, err := parseOnOff(val)
-					if err != nil {
-						return fmt.Errorf("%s: %w", name, err)
-					}
-					if !ch.Set(name, on) {
-						return fmt.Errorf("unknown channel %q (known: %s)", name, strings.Join(core.ChannelNames, ", "))
-					}
-				}
-				if err := s.Registry().SetChannels(chProject, ch); err != nil {
-					return err
-				}
-				return c.printJSON(ch)
-			})
+			return c.do(&op{Name: "channels.set", Project: chProject, Settings: args})
 		},
 	}
 	chGet := &cobra.Command{
@@ -190,13 +122,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Show a project's channel settings",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withStore(func(s *storage.Store) error {
-				p := s.Registry().Project(chProject)
-				if p == nil {
-					return fmt.Errorf("%w: %s", storage.ErrProjectNotFound, chProject)
-				}
-				return c.printJSON(p.Channels())
-			})
+			return c.do(&op{Name: "channels.get", Project: chProject})
 		},
 	}
 	for _, cmd := range []*cobra.Command{chSet, chGet} {
@@ -242,25 +168,33 @@ func (c *cli) config() (core.Config, error) {
 	return cfg, nil
 }
 
-// withStore opens the data dir for an operator command. A data dir held by a
-// running server is refused with a clear message, never opened twice.
-func (c *cli) withStore(f func(*storage.Store) error) error {
+// do runs an operator command: directly on the data dir, or, when a running
+// server holds it, through that server's control socket.
+func (c *cli) do(o *op) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
 	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1})
-	if err != nil {
-		if errors.Is(err, storage.ErrDataDirInUse) {
-			return fmt.Errorf("data dir %s is in use by a running uptimizr-edge: stop it first, or use the admin HTTP API (PUT /api/v1/channels)", cfg.DataDir)
+	if errors.Is(err, storage.ErrDataDirInUse) {
+		out, err := sendControl(cfg.DataDir, o)
+		if err != nil {
+			return err
 		}
+		_, err = fmt.Fprintln(c.out, string(out))
 		return err
 	}
-	ferr := f(s)
-	if err := s.Close(); err != nil && ferr == nil {
-		ferr = err
+	if err != nil {
+		return err
 	}
-	return ferr
+	v, runErr := o.run(s.Registry())
+	if err := s.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return c.printJSON(v)
 }
 
 func (c *cli) printJSON(v any) error {

@@ -87,6 +87,11 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
+	stopControl, err := serveControl(cfg.DataDir, store.Registry(), log)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -116,6 +121,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown did not finish in time", "err", err)
 	}
+	stopControl()
 	if err := store.Close(); err != nil {
 		return fmt.Errorf("close storage: %w", err)
 	}

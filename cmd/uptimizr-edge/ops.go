@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage"
+)
+
+// op is one operator command on projects, keys or channels. The CLI runs it
+// directly on the data dir when no server holds it, or hands it to the
+// running server over the data dir's control socket, so that a change such
+// as a key revocation takes effect at once and the store is never opened
+// twice.
+type op struct {
+	Name     string   `json:"op"`
+	Project  string   `json:"project,omitempty"`
+	Caps     string   `json:"caps,omitempty"`
+	Key      string   `json:"key,omitempty"`
+	Settings []string `json:"settings,omitempty"`
+}
+
+type projectCreated struct {
+	Project string          `json:"project"`
+	Keys    storage.NewKeys `json:"keys"`
+}
+
+type keyCreated struct {
+	Project string `json:"project"`
+	ID      string `json:"id"`
+	Caps    string `json:"caps"`
+	Key     string `json:"key"`
+}
+
+type keyRevoked struct {
+	Project string `json:"project"`
+	Revoked string `json:"revoked"`
+}
+
+type projectRow struct {
+	Project  string        `json:"project"`
+	Created  string        `json:"createdAt"`
+	Keys     int           `json:"keys"`
+	Channels core.Channels `json:"channels"`
+}
+
+type keyRow struct {
+	ID      string `json:"id"`
+	Caps    string `json:"caps"`
+	Created string `json:"createdAt"`
+}
+
+// run executes o against a registry and returns the value to print.
+func (o *op) run(reg *storage.Registry) (any, error) {
+	project := func() (*storage.Project, error) {
+		p := reg.Project(o.Project)
+		if p == nil {
+			return nil, fmt.Errorf("%w: %s", storage.ErrProjectNotFound, o.Project)
+		}
+		return p, nil
+	}
+	switch o.Name {
+	case "project.create":
+		keys, err := reg.CreateProject(o.Project)
+		if err != nil {
+			return nil, err
+		}
+		return projectCreated{o.Project, keys}, nil
+	case "project.list":
+		rows := []projectRow{}
+		for _, p := range reg.Projects() {
+			rows = append(rows, projectRow{p.ID, p.CreatedAt.Format(time.RFC3339), len(reg.Keys(p.ID)), p.Channels()})
+		}
+		return rows, nil
+	case "key.create":
+		caps, err := core.ParseCapabilities(o.Caps)
+		if err != nil {
+			return nil, err
+		}
+		secret, id, err := reg.CreateKey(o.Project, caps)
+		if err != nil {
+			return nil, err
+		}
+		return keyCreated{o.Project, id, caps.String(), secret}, nil
+	case "key.revoke":
+		id, err := reg.RevokeKey(o.Project, o.Key)
+		if err != nil {
+			return nil, err
+		}
+		return keyRevoked{o.Project, id}, nil
+	case "key.list":
+		if _, err := project(); err != nil {
+			return nil, err
+		}
+		rows := []keyRow{}
+		for _, k := range reg.Keys(o.Project) {
+			rows = append(rows, keyRow{k.ID, k.Caps.String(), k.CreatedAt.Format(time.RFC3339)})
+		}
+		return rows, nil
+	case "channels.get":
+		p, err := project()
+		if err != nil {
+			return nil, err
+		}
+		return p.Channels(), nil
+	case "channels.set":
+		p, err := project()
+		if err != nil {
+			return nil, err
+		}
+		ch := p.Channels()
+		for _, a := range o.Settings {
+			name, val, ok := strings.Cut(a, "=")
+			if !ok {
+				return nil, fmt.Errorf("%q: want NAME=on or NAME=off", a)
+			}
+			on, err := parseOnOff(val)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if !ch.Set(name, on) {
+				return nil, fmt.Errorf("unknown channel %q (known: %s)", name, strings.Join(core.ChannelNames, ", "))
+			}
+		}
+		if err := reg.SetChannels(o.Project, ch); err != nil {
+			return nil, err
+		}
+		return ch, nil
+	}
+	return nil, fmt.Errorf("unknown operation %q", o.Name)
+}
+
+const controlSocket = "control.sock"
+
+func controlPath(dataDir string) string { return filepath.Join(dataDir, controlSocket) }
+
+// serveControl answers operator commands from the CLI on a unix socket in the
+// data dir (mode 0600: only the data dir's owner can use it). It returns a
+// function that stops it.
+func serveControl(dataDir string, reg *storage.Registry, log *slog.Logger) (func(), error) {
+	path := controlPath(dataDir)
+	_ = os.Remove(path) // a stale socket of a process that is gone (the data dir lock is ours)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /op", func(w http.ResponseWriter, r *http.Request) {
+		var o op
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&o); err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		v, err := o.run(reg)
+		if err != nil {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		log.Info("operator command", "op", o.Name, "project", o.Project)
+		json.NewEncoder(w).Encode(v)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		os.Remove(path)
+	}, nil
+}
+
+// sendControl runs o on the server that holds dataDir.
+func sendControl(dataDir string, o *op) (json.RawMessage, error) {
+	path := controlPath(dataDir)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	body, _ := json.Marshal(o)
+	res, err := hc.Post("http://control/op", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s is in use by a running uptimizr-edge, and its control socket does not answer: %v", dataDir, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("control socket: %s", res.Status)
+	}
+	return json.RawMessage(strings.TrimSpace(string(b))), nil
+}
