@@ -149,7 +149,8 @@ func (d *Decompressor) Limit() int { return d.limit }
 // zstd frames are decoded as one body. "deflate" accepts the zlib format of
 // RFC 9110 and, when the body does not start with a zlib header, raw DEFLATE.
 //
-// On error the returned slice has length 0 and may be reused as dst.
+// dst must not overlap src. On error the returned slice has length 0 and may
+// be reused as dst.
 func (d *Decompressor) Decompress(dst, src []byte, enc Encoding) ([]byte, error) {
 	switch enc {
 	case EncIdentity:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -119,12 +120,27 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		s.unavailable(ctx, "storage cannot take writes: "+errText(err), 30)
 		return
 	}
-
 	wire := ctx.Request.Body()
+	status, msg := s.ingest(ic, project, ip, ctx.Request.Header.UserAgent(), enc, format, wire, now)
+	switch status {
+	case fasthttp.StatusOK:
+		s.writeIngestResponse(ctx, ic)
+	case fasthttp.StatusServiceUnavailable:
+		s.unavailable(ctx, msg, 5)
+	default:
+		s.fail(ctx, status, msg)
+	}
+}
+
+// ingest runs the write path for one request body: decompress under the cap,
+// decode, validate, stamp the visitor hash, gate, filter, and commit. It
+// returns the HTTP status and, unless 200, the error message; on 200 the
+// counts are in ic. It is the whole path below HTTP, so benchmarks and tests
+// can drive it directly.
+func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua []byte, enc Encoding, format bodyFormat, wire []byte, now time.Time) (int, string) {
 	s.m.bytesIn[enc].Add(len(wire))
 	if len(wire) == 0 {
-		s.fail(ctx, fasthttp.StatusBadRequest, "empty body: send {\"events\":[…]}")
-		return
+		return fasthttp.StatusBadRequest, "empty body: send {\"events\":[…]}"
 	}
 	t0 := time.Now()
 	data, err := s.dec.Decompress(ic.body[:0], wire, enc)
@@ -133,12 +149,10 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	}
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
-			s.fail(ctx, fasthttp.StatusRequestEntityTooLarge,
-				"decompressed body exceeds "+strconv.Itoa(s.cfg.BodyLimit)+" bytes (COLLECTOR_BODY_LIMIT): send smaller batches")
-			return
+			return fasthttp.StatusRequestEntityTooLarge,
+				"decompressed body exceeds " + strconv.Itoa(s.cfg.BodyLimit) + " bytes (COLLECTOR_BODY_LIMIT): send smaller batches"
 		}
-		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: the stream is corrupt or truncated")
-		return
+		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: the stream is corrupt or truncated"
 	}
 	s.m.bytesDec.Add(len(data))
 
@@ -147,7 +161,6 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	ic.batch.ReceivedAt = now.UnixMilli()
 	ic.info.ProjectID = ic.batch.ProjectID
 	ic.info.Channels = project.Channels()
-	ua := ctx.Request.Header.UserAgent()
 	ic.info.Browser, ic.info.OS = core.ClassifyUA(ua)
 	s.d.Hasher.Hash(&ic.info.VisitorID, ip, ua, now)
 	ic.proc.Begin(&ic.batch, &ic.info)
@@ -159,17 +172,15 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		msg = s.decodeJSON(ic, data)
 	}
 	if msg != "" {
-		s.fail(ctx, fasthttp.StatusBadRequest, msg)
-		return
+		return fasthttp.StatusBadRequest, msg
 	}
 	ic.stripped = ic.proc.Stripped()
 	s.m.decodeDur.UpdateDuration(t0)
 
 	if s.d.Filter != nil && len(ic.batch.Events) > 0 {
-		if err := s.d.Filter.Apply(ctx, &ic.batch); err != nil {
+		if err := s.d.Filter.Apply(context.Background(), &ic.batch); err != nil {
 			s.log.Error("filter chain failed", "project", ic.batch.ProjectID, "err", err)
-			s.fail(ctx, fasthttp.StatusInternalServerError, "filter chain failed; nothing of this batch was stored")
-			return
+			return fasthttp.StatusInternalServerError, "filter chain failed; nothing of this batch was stored"
 		}
 	}
 	t1 := time.Now()
@@ -178,13 +189,12 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		if !errors.Is(err, core.ErrUnavailable) {
 			s.log.Error("commit failed", "project", ic.batch.ProjectID, "err", err)
 		}
-		s.unavailable(ctx, "storage cannot take writes: "+errText(err)+"; nothing of this batch was stored", 5)
-		return
+		return fasthttp.StatusServiceUnavailable, "storage cannot take writes: " + errText(err) + "; nothing of this batch was stored"
 	}
 	s.m.commitDur.UpdateDuration(t1)
 	ic.accepted = len(ic.batch.Events)
 	s.countEvents(ic)
-	s.writeIngestResponse(ctx, ic)
+	return fasthttp.StatusOK, ""
 }
 
 func errText(err error) string {

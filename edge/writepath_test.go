@@ -1,0 +1,167 @@
+package edge
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage"
+)
+
+const fixtureDir = "../../shared/fixtures"
+
+// pathRig is the write path below HTTP over a real Badger store.
+type pathRig struct {
+	srv     *Server
+	store   *storage.Store
+	project core.Project
+	ip      netip.Addr
+	ua      []byte
+}
+
+func newPathRig(tb testing.TB, all bool, commit bool) *pathRig {
+	tb.Helper()
+	st, err := storage.Open(storage.Options{Dir: tb.TempDir(), MinFreeDisk: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if _, err := st.Registry().CreateProject("bench"); err != nil {
+		tb.Fatal(err)
+	}
+	if all {
+		st.Registry().SetChannels("bench", core.AllChannels())
+	}
+	cfg := core.DefaultConfig()
+	cfg.VisitorHashSecret = "bench-secret-0123456789abcdef"
+	hasher, _ := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
+	var sink core.Sink = st.Sink()
+	if !commit {
+		sink = discardSink{}
+	}
+	srv, err := New(&cfg, Deps{Keys: st.Registry(), Sink: sink, Hasher: hasher})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &pathRig{srv: srv, store: st, project: st.Registry().Project("bench"),
+		ip: netip.MustParseAddr("198.51.100.23"),
+		ua: []byte("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15")}
+}
+
+// discardSink measures the path without storage (it keeps nothing).
+type discardSink struct{}
+
+func (discardSink) Commit(_ context.Context, b *core.Batch) error { return nil }
+
+func fixture(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+	if err != nil {
+		tb.Skip("fixtures not found: " + err.Error())
+	}
+	return b
+}
+
+func encodeAs(tb testing.TB, enc Encoding, b []byte) []byte {
+	var buf bytes.Buffer
+	switch enc {
+	case EncIdentity:
+		return b
+	case EncGzip:
+		w := gzip.NewWriter(&buf)
+		w.Write(b)
+		w.Close()
+	case EncZstd:
+		w, _ := zstd.NewWriter(&buf)
+		w.Write(b)
+		w.Close()
+	default:
+		tb.Fatalf("encoding %v not used here", enc)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkWritePath is the whole write path below HTTP for the 200-event
+// fixture: decompress → decode → validate → visitor hash → gate → group
+// commit to Badger. Run with -cpu 1 for the one-core figure; events/s is
+// reported per run.
+func BenchmarkWritePath(b *testing.B) {
+	raw := fixture(b, "batch200_00_session-start.json")
+	for _, enc := range []Encoding{EncIdentity, EncGzip, EncZstd} {
+		for _, commit := range []bool{true, false} {
+			name := enc.String()
+			if !commit {
+				name += "/no-commit"
+			}
+			b.Run(name, func(b *testing.B) {
+				rig := newPathRig(b, true, commit)
+				wire := encodeAs(b, enc, raw)
+				ic := new(ingestCtx)
+				now := time.Now()
+				b.SetBytes(int64(len(raw)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					status, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now)
+					if status != 200 || ic.accepted != 200 {
+						b.Fatalf("%d %s accepted=%d", status, msg, ic.accepted)
+					}
+					ic.reset()
+				}
+				b.ReportMetric(float64(b.N)*200/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}
+
+// TestWritePathAllocs asserts that the per-event path allocates nothing in
+// steady state: decoding, validation, hashing and gating of a 200-event
+// batch make zero allocations, and a group commit makes a fixed number per
+// request, not per event.
+func TestWritePathAllocs(t *testing.T) {
+	raw := fixture(t, "batch200_00_session-start.json")
+	small := fixture(t, "batch50_00_session-start.json")
+	for _, enc := range []Encoding{EncIdentity, EncGzip, EncZstd} {
+		rig := newPathRig(t, false, false)
+		ic := new(ingestCtx)
+		wire := encodeAs(t, enc, raw)
+		now := time.Now()
+		run := func() {
+			if st, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now); st != 200 {
+				t.Fatalf("%d %s", st, msg)
+			}
+			ic.reset()
+		}
+		run() // warm up pools and buffers
+		if a := testing.AllocsPerRun(50, run); a != 0 {
+			t.Errorf("%v: %.1f allocations per 200-event request without storage, want 0", enc, a)
+		}
+	}
+	// With the real store: allocations must not grow with the event count.
+	rig := newPathRig(t, false, true)
+	ic := new(ingestCtx)
+	now := time.Now()
+	per := func(body []byte) float64 {
+		run := func() {
+			if st, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, formatJSON, body, now); st != 200 {
+				t.Fatalf("%d %s", st, msg)
+			}
+			ic.reset()
+		}
+		run()
+		return testing.AllocsPerRun(50, run)
+	}
+	a50, a200 := per(small), per(raw)
+	t.Logf("allocations per committed request: 50 events %.1f, 200 events %.1f", a50, a200)
+	if a200 > a50+2 || a200 > 64 {
+		t.Errorf("commit allocations grow with events: 50 → %.1f, 200 → %.1f", a50, a200)
+	}
+}
