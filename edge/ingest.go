@@ -83,9 +83,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		return
 	}
 	if s.draining.Load() {
+		// In flight when shutdown began: finish it (the store closes only
+		// after every request is answered), and close the connection.
 		ctx.SetConnectionClose()
-		s.unavailable(ctx, "shutting down: retry against another node or later", 5)
-		return
 	}
 	ic := s.pool.Get().(*ingestCtx)
 	defer func() {

@@ -117,9 +117,10 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 // Serve answers requests on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
-// Shutdown stops accepting connections, answers 503 to requests that still
-// arrive on open connections, and waits for in-flight requests to finish
-// (their commits included) or for ctx to end.
+// Shutdown stops accepting connections, turns /ready to 503, and waits for
+// in-flight requests to finish (their commits included) or for ctx to end.
+// Requests still arriving on open connections are served and their
+// connections closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	return s.srv.ShutdownWithContext(ctx)

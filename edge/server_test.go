@@ -1,16 +1,23 @@
 package edge_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage"
 )
 
 func num(m map[string]any, k string) int {
@@ -566,5 +573,60 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") ||
 		!strings.Contains(string(r.body), "# TYPE uptimizr_ingest_decode_seconds histogram") {
 		t.Fatalf("%d %s", r.status, r.body[:min(len(r.body), 300)])
+	}
+}
+
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	h := newHarness(t, nil)
+	body := batchOf(validEvent("scene_change", ""), validEvent("scene_change", ""))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := fmt.Sprintf("POST /api/v1/collect HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", h.a.Ingest, len(body))
+	conn.Write([]byte(head))
+	conn.Write(body[:10])
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown returned while a request was in flight: %v", err)
+	default:
+	}
+	// New connections are refused once shutdown began.
+	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(h.base, "http://"), time.Second); err == nil {
+		c.Close()
+		t.Error("listener still accepts during shutdown")
+	}
+	conn.Write(body[10:])
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"accepted":2`) {
+		t.Fatalf("in-flight request: %d %s", res.StatusCode, b)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if err := h.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen: the acknowledged events are there.
+	st, err := storage.Open(storage.Options{Dir: h.dir, MinFreeDisk: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h.store = st
+	if n := len(h.logEvents("a")); n != 2 {
+		t.Fatalf("after reopen %d events, want 2", n)
 	}
 }
