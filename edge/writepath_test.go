@@ -127,6 +127,9 @@ func BenchmarkWritePath(b *testing.B) {
 // batch make zero allocations, and a group commit makes a fixed number per
 // request, not per event.
 func TestWritePathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	raw := fixture(t, "batch200_00_session-start.json")
 	small := fixture(t, "batch50_00_session-start.json")
 	for _, enc := range []Encoding{EncIdentity, EncGzip, EncZstd} {
