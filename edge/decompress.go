@@ -110,10 +110,14 @@ const zstdMaxWindow = 8 << 20
 // reusing codec state between calls. It is safe for concurrent use.
 //
 // Memory per in-flight call is bounded by the output (at most limit+1 bytes,
-// plus growth slack when dst is too small) and the codec's window: 32 KiB for
-// gzip and deflate, at most 8 MiB for zstd, at most 16 MiB for brotli (the
-// largest window the format allows; only streams that declare a large window
-// and a large meta-block pay for it).
+// plus growth slack when dst is too small) and the codec's window, whatever
+// the stream claims: 32 KiB for gzip and deflate, at most 8 MiB for zstd
+// (larger windows are refused), at most 16 MiB for brotli, the format's
+// largest window. The brotli decoder reaches its window by doubling a ring
+// buffer, so a stream declaring 16 MiB allocates about 32 MiB in all; small
+// bodies only pay for what they hold. After a failed zstd or brotli call the
+// codec state is dropped rather than pooled, so window-sized buffers chosen
+// by a hostile stream are not retained.
 type Decompressor struct {
 	limit int
 
@@ -124,7 +128,7 @@ type Decompressor struct {
 }
 
 // NewDecompressor returns a Decompressor that refuses bodies whose decoded
-// size exceeds limit bytes. It panics if limit is not positive.
+// size exceeds limit bytes. It panics unless 0 < limit < math.MaxInt.
 func NewDecompressor(limit int) *Decompressor {
 	if limit < 1 || limit == math.MaxInt {
 		panic(fmt.Sprintf("edge: invalid decompressed-size limit %d", limit))

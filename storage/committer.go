@@ -256,7 +256,7 @@ func (c *Committer) commitSplit(group []*commitReq) error {
 func (c *Committer) commitOnce(group []*commitReq) error {
 	// A closing store still commits what was queued before it closed; only a
 	// disk running full stops a group here.
-	if c.s.diskLow.Load() {
+	if c.s.lowOnDisk() {
 		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
 	}
 	clear(c.round)
@@ -303,6 +303,11 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	if err := txn.Commit(); err != nil {
 		return err
 	}
+	n := len(c.arena)
+	for _, r := range group {
+		n += len(r.log) + len(r.buf)
+	}
+	c.s.wrote(2 * n)
 	for pnum, next := range c.round {
 		c.next[pnum] = next
 	}

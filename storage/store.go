@@ -79,6 +79,12 @@ type Store struct {
 	com *Committer
 
 	diskLow   atomic.Bool
+	// freeAtCheck is the free space the last check saw; written counts the
+	// bytes committed since, so a burst between two checks cannot run past
+	// the floor (Badger writes through mmap: a full disk would be SIGBUS,
+	// not an error).
+	freeAtCheck atomic.Int64
+	written     atomic.Int64
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -140,6 +146,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	if !opts.ReadOnly {
 		s.com = newCommitter(s)
+		s.freeAtCheck.Store(1 << 62)
 		s.checkDisk()
 		s.bg.Add(1)
 		go s.monitorDisk()
@@ -168,11 +175,24 @@ func (s *Store) Writable() error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("%w: store is read-only", core.ErrUnavailable)
 	}
-	if s.diskLow.Load() {
+	if s.lowOnDisk() {
 		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
 	}
 	return nil
 }
+
+// lowOnDisk reports whether free space, as last measured less what was
+// committed since, is under the floor.
+func (s *Store) lowOnDisk() bool {
+	if s.opts.MinFreeDisk < 0 {
+		return false
+	}
+	return s.diskLow.Load() || s.freeAtCheck.Load()-s.written.Load() < s.opts.MinFreeDisk
+}
+
+// wrote records bytes committed since the last free-space check. Badger may
+// write a value twice (log and value log), so callers pass a generous estimate.
+func (s *Store) wrote(n int) { s.written.Add(int64(n)) }
 
 // Close stops taking writes, waits for in-flight commits and closes Badger
 // cleanly. It is safe to call more than once.
@@ -192,7 +212,7 @@ func (s *Store) Close() error {
 
 func (s *Store) monitorDisk() {
 	defer s.bg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(diskCheckInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -213,6 +233,8 @@ func (s *Store) checkDisk() {
 		return
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
+	s.freeAtCheck.Store(free)
+	s.written.Store(0)
 	low := free < s.opts.MinFreeDisk
 	if s.diskLow.Swap(low) != low {
 		if low {
@@ -222,6 +244,9 @@ func (s *Store) checkDisk() {
 		}
 	}
 }
+
+// diskCheckInterval is how often free space is measured.
+const diskCheckInterval = time.Second
 
 type badgerLogger struct{ l *slog.Logger }
 
