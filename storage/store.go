@@ -78,17 +78,17 @@ type Store struct {
 	reg *Registry
 	com *Committer
 
-	diskLow   atomic.Bool
+	diskLow atomic.Bool
 	// freeAtCheck is the free space the last check saw; written counts the
 	// bytes committed since, so a burst between two checks cannot run past
 	// the floor (Badger writes through mmap: a full disk would be SIGBUS,
 	// not an error).
 	freeAtCheck atomic.Int64
 	written     atomic.Int64
-	closed    atomic.Bool
-	closeOnce sync.Once
-	stop      chan struct{}
-	bg        sync.WaitGroup
+	closed      atomic.Bool
+	closeOnce   sync.Once
+	stop        chan struct{}
+	bg          sync.WaitGroup
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
