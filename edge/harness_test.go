@@ -50,7 +50,7 @@ func (s *syncBuffer) String() string {
 // harness runs the real server on loopback over a real Badger store, with two
 // projects "a" and "b".
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	cfg   core.Config
 	dir   string
 	store *storage.Store
@@ -63,6 +63,20 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, mutate func(*core.Config)) *harness {
+	h := startHarness(t, mutate)
+	t.Cleanup(h.close)
+	return h
+}
+
+// close stops the server and the store.
+func (h *harness) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.srv.Shutdown(ctx)
+	h.store.Close()
+}
+
+func startHarness(t testing.TB, mutate func(*core.Config)) *harness {
 	t.Helper()
 	cfg := core.DefaultConfig()
 	cfg.VisitorHashSecret = "test-secret-0123456789abcdef"
@@ -103,12 +117,6 @@ func newHarness(t *testing.T, mutate func(*core.Config)) *harness {
 	}
 	h.base = "http://" + ln.Addr().String()
 	go h.srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.srv.Shutdown(ctx)
-		h.store.Close()
-	})
 	return h
 }
 
