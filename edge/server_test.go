@@ -587,6 +587,10 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	head := fmt.Sprintf("POST /api/v1/collect HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", h.a.Ingest, len(body))
 	conn.Write([]byte(head))
 	conn.Write(body[:10])
+	// Let the server start reading the request: a connection whose first
+	// bytes were not read yet when shutdown begins counts as idle and is
+	// closed.
+	time.Sleep(150 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
