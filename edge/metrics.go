@@ -21,10 +21,15 @@ const (
 	routeMetrics
 	routePreflight
 	routeOther
+	routeRead        // aggregate endpoints
+	routeSessionMeta // GET /api/v1/sessions/:id/meta
+	routeSessionRaw  // GET /api/v1/sessions/:id/events
+	routeScenes      // scene representations
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other"}
+var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other",
+	"read", "session_meta", "session_events", "scenes"}
 
 // serverMetrics are pre-registered so that recording one allocates nothing.
 type serverMetrics struct {

@@ -41,6 +41,11 @@ type Deps struct {
 	Hasher *core.VisitorHasher
 	Logger *slog.Logger
 	Now    func() time.Time // clock; time.Now when nil
+
+	// Read side; an endpoint whose store is nil answers 501.
+	Aggregates Aggregates  // aggregate queries (read.go)
+	Raw        RawSessions // raw session replay (sessions_raw.go)
+	Scenes     SceneStore  // scene representations (scenes.go)
 }
 
 // Server is the collector's HTTP server.
@@ -172,6 +177,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/api/v1/channels":
 		r = routeChannels
 		s.channels(ctx)
+	case len(path) > 8 && string(path[:8]) == "/api/v1/":
+		r = s.readRoute(ctx, path[8:])
 	case string(path) == "/health":
 		r = routeHealth
 		if !s.isGetOrHead(ctx) {
