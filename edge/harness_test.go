@@ -62,8 +62,17 @@ type harness struct {
 	hc    *http.Client
 }
 
+// newHarness runs the server with the aggregator off, so that tests of the
+// write path can read back exactly what was stored in the ingest log.
 func newHarness(t *testing.T, mutate func(*core.Config)) *harness {
-	h := startHarness(t, mutate)
+	h := startHarness(t, mutate, false)
+	t.Cleanup(h.close)
+	return h
+}
+
+// newReadHarness runs the server with the aggregator on, for the read API.
+func newReadHarness(t *testing.T, mutate func(*core.Config)) *harness {
+	h := startHarness(t, mutate, true)
 	t.Cleanup(h.close)
 	return h
 }
@@ -76,7 +85,7 @@ func (h *harness) close() {
 	h.store.Close()
 }
 
-func startHarness(t testing.TB, mutate func(*core.Config)) *harness {
+func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harness {
 	t.Helper()
 	cfg := core.DefaultConfig()
 	cfg.VisitorHashSecret = "test-secret-0123456789abcdef"
@@ -90,7 +99,7 @@ func startHarness(t testing.TB, mutate func(*core.Config)) *harness {
 	}
 	h := &harness{t: t, cfg: cfg, dir: cfg.DataDir, logs: &syncBuffer{}, hc: &http.Client{Timeout: 20 * time.Second}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Retention: cfg.RawRetention,
+	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Retention: cfg.RawRetention, DisableAggregation: !aggregate,
 		RetentionTTL: time.Duration(cfg.RawRetentionDays) * 24 * time.Hour, MinFreeDisk: cfg.MinFreeDisk, Logger: log})
 	if err != nil {
 		t.Fatal(err)

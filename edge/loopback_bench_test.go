@@ -20,7 +20,7 @@ func BenchmarkServerLoopback(b *testing.B) {
 	}
 	for _, enc := range []string{"identity", "gzip", "zstd"} {
 		b.Run(enc, func(b *testing.B) {
-			h := startHarness(b, nil)
+			h := startHarness(b, nil, true)
 			defer h.close()
 			body := compress(b, enc, raw)
 			hc := &fasthttp.HostClient{Addr: strings.TrimPrefix(h.base, "http://"), MaxConns: 64}

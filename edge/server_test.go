@@ -624,7 +624,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopen: the acknowledged events are there.
-	st, err := storage.Open(storage.Options{Dir: h.dir, MinFreeDisk: -1})
+	st, err := storage.Open(storage.Options{Dir: h.dir, MinFreeDisk: -1, DisableAggregation: true})
 	if err != nil {
 		t.Fatal(err)
 	}

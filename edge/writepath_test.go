@@ -29,7 +29,7 @@ type pathRig struct {
 
 func newPathRig(tb testing.TB, all bool, commit bool) *pathRig {
 	tb.Helper()
-	st, err := storage.Open(storage.Options{Dir: tb.TempDir(), MinFreeDisk: -1})
+	st, err := storage.Open(storage.Options{Dir: tb.TempDir(), MinFreeDisk: -1, DisableAggregation: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -220,6 +220,9 @@ func (c *Committer) commitGroup(group []*commitReq) {
 	}
 	c.groups.Add(1)
 	c.requests.Add(uint64(len(group)))
+	if err == nil && c.s.agg != nil {
+		c.s.agg.poke()
+	}
 	if c.OnCommit != nil {
 		c.OnCommit(time.Since(start), len(group), events, err)
 	}

@@ -64,6 +64,10 @@ type Options struct {
 	MinFreeDisk int64
 	// LogCompression compresses ingest-log records (default true).
 	LogCompression *bool
+	// DisableAggregation keeps the aggregator from running, so the ingest log
+	// stays as written (tools and tests that inspect it). A serving node
+	// always aggregates.
+	DisableAggregation bool
 	// ReadOnly opens the database without taking writes (CLI listings).
 	ReadOnly bool
 	Logger   *slog.Logger
@@ -77,6 +81,7 @@ type Store struct {
 
 	reg *Registry
 	com *Committer
+	agg *Aggregator
 
 	diskLow atomic.Bool
 	// freeAtCheck is the free space the last check saw; written counts the
@@ -150,6 +155,11 @@ func Open(opts Options) (*Store, error) {
 		s.checkDisk()
 		s.bg.Add(1)
 		go s.monitorDisk()
+		s.agg = newAggregator(s)
+		if !opts.DisableAggregation {
+			s.bg.Add(1)
+			go func() { defer s.bg.Done(); s.agg.run(s.stop) }()
+		}
 	}
 	return s, nil
 }
@@ -163,6 +173,9 @@ func (s *Store) Registry() *Registry { return s.reg }
 
 // Sink returns the group-committing core.Sink for accepted batches.
 func (s *Store) Sink() core.Sink { return s.com }
+
+// Aggregator returns the aggregator folding the ingest log (nil when read-only).
+func (s *Store) Aggregator() *Aggregator { return s.agg }
 
 // Committer returns the group committer (its statistics).
 func (s *Store) Committer() *Committer { return s.com }

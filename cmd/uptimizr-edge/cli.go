@@ -175,7 +175,7 @@ func (c *cli) do(o *op) error {
 	if err != nil {
 		return err
 	}
-	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1})
+	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1, DisableAggregation: true})
 	if errors.Is(err, storage.ErrDataDirInUse) {
 		out, err := sendControl(cfg.DataDir, o)
 		if err != nil {

@@ -1,0 +1,487 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/valyala/fastjson"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Key namespaces of the aggregator.
+const (
+	nsAgg        = 'a' // a <pnum:4> <kind:1> <scope> <bucket:8>
+	nsSession    = 'x' // x <pnum:4> <len:2> <sessionId>
+	nsCheckpoint = 'c' // c <pnum:4> → next log seq to fold
+)
+
+const (
+	scopeScene   = 's' // s <len:1> <sceneId>
+	scopeSession = 'S' // S <len:2> <sessionId> <len:1> <sceneId>
+)
+
+// foldRecords bounds the log records folded in one transaction.
+const foldRecords = 256
+
+// Aggregator folds the ingest log into aggregates. It is the only writer of
+// aggregate keys. For each project it reads the log from a checkpoint, folds
+// a run of records in memory, and commits the updated aggregates, the new
+// checkpoint and the deletion of the folded log records in one transaction:
+// after a crash at any moment, a record is either wholly folded (and gone from
+// the log) or not at all, so every acknowledged event is counted exactly once.
+type Aggregator struct {
+	s      *Store
+	notify chan struct{}
+	done   chan struct{}
+
+	mu     sync.Mutex // serialises folding (the loop and Sync)
+	parser fastjson.Parser
+	stats  AggStats
+}
+
+// AggStats counts what the aggregator has folded.
+type AggStats struct {
+	Records, Events uint64
+	Errors          uint64
+}
+
+func newAggregator(s *Store) *Aggregator {
+	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	return a
+}
+
+// poke wakes the aggregator (non-blocking); the committer calls it after
+// each group commit.
+func (a *Aggregator) poke() {
+	select {
+	case a.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Aggregator) run(stop <-chan struct{}) {
+	defer close(a.done)
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-a.notify:
+		case <-t.C:
+		}
+		if err := a.foldAll(stop); err != nil && !errors.Is(err, badger.ErrDBClosed) {
+			a.s.log.Error("aggregation failed; will retry", "err", err)
+			a.mu.Lock()
+			a.stats.Errors++
+			a.mu.Unlock()
+		}
+	}
+}
+
+// Stats returns the aggregator's counters.
+func (a *Aggregator) Stats() AggStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+// Sync folds everything committed so far; reads issued after it returns see
+// every event acknowledged before it was called.
+func (a *Aggregator) Sync(ctx context.Context) error {
+	return a.foldAll(ctx.Done())
+}
+
+func (a *Aggregator) foldAll(stop <-chan struct{}) error {
+	for _, p := range a.s.reg.Projects() {
+		for {
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			n, err := a.foldProject(p.Num, foldRecords)
+			if err != nil {
+				return err
+			}
+			if n < foldRecords {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// foldState is one fold's in-memory delta.
+type foldState struct {
+	cells    map[string]cell // full key → delta
+	kinds    map[string]aggKind
+	sessions map[string]*sessionDelta
+}
+
+type sessionDelta struct {
+	visitor       string
+	events        int64
+	started, last int64
+	scenes        map[string]struct{}
+	meta          map[string]json.RawMessage
+}
+
+// foldProject folds up to max log records of one project and returns how many.
+func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.s.closed.Load() {
+		return 0, badger.ErrDBClosed
+	}
+	cpKey := binary.BigEndian.AppendUint32([]byte{nsCheckpoint}, pnum)
+	var next uint64
+	var logKeys [][]byte
+	st := foldState{cells: map[string]cell{}, kinds: map[string]aggKind{}, sessions: map[string]*sessionDelta{}}
+	events := 0
+	var scratch []byte
+	err := a.s.db.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(cpKey); err == nil {
+			if err := item.Value(func(v []byte) error {
+				if len(v) != 8 {
+					return ErrCorruptRecord
+				}
+				next = binary.BigEndian.Uint64(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(LogKey(pnum, next)); it.Valid() && len(logKeys) < max; it.Next() {
+			k := it.Item().KeyCopy(nil)
+			seq := binary.BigEndian.Uint64(k[5:])
+			if seq != next {
+				// Sequence numbers are gapless; a gap means a record is not
+				// visible yet: stop here and fold it next time.
+				break
+			}
+			var ferr error
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				_, scratch, err = DecodeRecord(v, scratch, func(e RecordEvent) error {
+					events++
+					if err := a.foldEvent(&st, pnum, e); err != nil {
+						ferr = err
+					}
+					return nil
+				})
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("log record %d of project %d: %w", seq, pnum, err)
+			}
+			if ferr != nil {
+				a.s.log.Warn("event not folded", "project_num", pnum, "seq", seq, "err", ferr)
+			}
+			logKeys = append(logKeys, k)
+			next++
+		}
+		return nil
+	})
+	if err != nil || len(logKeys) == 0 {
+		return 0, err
+	}
+	if err := a.commitFold(pnum, &st, cpKey, next, logKeys); err != nil {
+		return 0, err
+	}
+	a.stats.Records += uint64(len(logKeys))
+	a.stats.Events += uint64(events)
+	return len(logKeys), nil
+}
+
+// commitFold merges the delta into the stored aggregates and commits it with
+// the checkpoint and the deletion of the folded log records.
+func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64, logKeys [][]byte) error {
+	txn := a.s.db.NewTransaction(true)
+	defer txn.Discard()
+	for key, delta := range st.cells {
+		ops := kindOps[st.kinds[key]]
+		k := []byte(key)
+		cur := cell{}
+		item, err := txn.Get(k)
+		switch {
+		case err == nil:
+			if err := item.Value(func(v []byte) error { return decodeCell(ops, v, cur) }); err != nil {
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		cur.merge(ops, delta)
+		if err := txn.Set(k, cur.encode(ops)); err != nil {
+			return err
+		}
+	}
+	for sess, d := range st.sessions {
+		k := sessionKey(pnum, []byte(sess))
+		var rec SessionRecord
+		item, err := txn.Get(k)
+		switch {
+		case err == nil:
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		default:
+			rec.ID, rec.StartedAt, rec.EndedAt = sess, d.started, d.last
+		}
+		rec.merge(d)
+		b, _ := json.Marshal(&rec)
+		if err := txn.Set(k, b); err != nil {
+			return err
+		}
+	}
+	if err := txn.Set(cpKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+		return err
+	}
+	for _, k := range logKeys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return txn.Commit()
+}
+
+// SessionRecord is a session's summary and metadata.
+type SessionRecord struct {
+	ID        string                     `json:"id"`
+	VisitorID string                     `json:"visitor"`
+	Events    int64                      `json:"events"`
+	StartedAt int64                      `json:"started"`
+	EndedAt   int64                      `json:"ended"`
+	Scenes    []string                   `json:"scenes"`
+	Meta      map[string]json.RawMessage `json:"meta,omitempty"`
+}
+
+func (r *SessionRecord) merge(d *sessionDelta) {
+	r.Events += d.events
+	r.StartedAt = min(r.StartedAt, d.started)
+	r.EndedAt = max(r.EndedAt, d.last)
+	if d.visitor != "" {
+		r.VisitorID = d.visitor
+	}
+	for s := range d.scenes {
+		found := false
+		for _, x := range r.Scenes {
+			if x == s {
+				found = true
+				break
+			}
+		}
+		if !found && len(r.Scenes) < 64 {
+			r.Scenes = append(r.Scenes, s)
+		}
+	}
+	if len(d.meta) > 0 {
+		if r.Meta == nil {
+			r.Meta = map[string]json.RawMessage{}
+		}
+		for k, v := range d.meta {
+			r.Meta[k] = v
+		}
+	}
+}
+
+func sessionKey(pnum uint32, session []byte) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsSession}, pnum)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(session)))
+	return append(k, session...)
+}
+
+// cellKey builds an aggregate key for a scope (scene, or session within scene).
+func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
+	k = append(k, byte(kind))
+	if session == nil {
+		k = append(k, scopeScene, byte(len(scene)))
+		k = append(k, scene...)
+	} else {
+		k = append(k, scopeSession)
+		k = binary.BigEndian.AppendUint16(k, uint16(len(session)))
+		k = append(k, session...)
+		k = append(k, byte(len(scene)))
+		k = append(k, scene...)
+	}
+	return binary.BigEndian.AppendUint64(k, uint64(bucket))
+}
+
+// bump adds a row to item of kind in both scopes of an event.
+func (st *foldState) bump(pnum uint32, kind aggKind, session, scene []byte, ts int64, item string, row ...float64) {
+	bucket := ts - ts%kindBucket(kind)
+	for _, sess := range [2][]byte{nil, session} {
+		key := string(cellKey(pnum, kind, sess, scene, bucket))
+		c, ok := st.cells[key]
+		if !ok {
+			c = cell{}
+			st.cells[key] = c
+			st.kinds[key] = kind
+		}
+		c.add(kindOps[kind], item, row...)
+	}
+}
+
+// Grid resolutions of the heatmaps (see docs/API.md).
+const (
+	PointerGrid  = 100 // screen cells per axis
+	GazeVoxel    = 0.1 // base voxel edge in scene units
+	CameraDegree = 1   // camera direction cells are 1° × 1°
+)
+
+func (a *Aggregator) foldEvent(st *foldState, pnum uint32, e RecordEvent) error {
+	v, err := a.parser.ParseBytes(e.JSON)
+	if err != nil {
+		return err
+	}
+	scene := v.GetStringBytes("sceneId")
+	sess := e.Session
+	ts := e.TS
+	st.bump(pnum, kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
+
+	sd := st.sessions[string(sess)]
+	if sd == nil {
+		sd = &sessionDelta{started: ts, last: ts, scenes: map[string]struct{}{}}
+		st.sessions[string(sess)] = sd
+	}
+	sd.events++
+	sd.started, sd.last = min(sd.started, ts), max(sd.last, ts)
+	sd.scenes[string(scene)] = struct{}{}
+	if vid := v.GetStringBytes("visitorId"); len(vid) > 0 {
+		sd.visitor = string(vid)
+	}
+
+	num := func(name string) (float64, bool) {
+		x := v.Get(name)
+		if x == nil {
+			return 0, false
+		}
+		f, err := x.Float64()
+		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	}
+	switch e.Type {
+	case core.TypeSessionStart:
+		if sd.meta == nil {
+			sd.meta = map[string]json.RawMessage{}
+		}
+		for _, k := range []string{"device", "scene", "user", "connector", "graphics"} {
+			if x := v.Get(k); x != nil {
+				sd.meta[k] = json.RawMessage(x.MarshalTo(nil))
+			}
+		}
+	case core.TypeFramePerf:
+		if fps, ok := num("fps"); ok {
+			st.bump(pnum, kindPerf, sess, scene, ts, "", 1, fps, fps)
+			st.bump(pnum, kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
+		}
+	case core.TypeResourceSample:
+		st.bump(pnum, kindResources, sess, scene, ts, "", 1, 0, 0)
+		for _, m := range ResourceMetrics {
+			if x, ok := num(m); ok {
+				st.bump(pnum, kindResources, sess, scene, ts, m, 1, x, x)
+			}
+		}
+	case core.TypeMeshInteraction:
+		st.bump(pnum, kindMeshTop, sess, scene, ts, string(v.GetStringBytes("mesh")), 1)
+	case core.TypeMeshVisibility:
+		vis, _ := num("visibleMs")
+		cen, _ := num("centeredMs")
+		frac, _ := num("maxScreenFraction")
+		st.bump(pnum, kindMeshDwell, sess, scene, ts, string(v.GetStringBytes("mesh")), vis, cen, frac, 1)
+	case core.TypeHoverDwell:
+		d, _ := num("dwellMs")
+		st.bump(pnum, kindHover, sess, scene, ts, string(v.GetStringBytes("mesh")), d, d, 1)
+	case core.TypePointerMove, core.TypePointerClick:
+		if s := v.GetArray("screen"); len(s) == 2 {
+			x, _ := s[0].Float64()
+			y, _ := s[1].Float64()
+			st.bump(pnum, kindHeatPtr, sess, scene, ts, pointerCell(x, y), 1)
+		}
+	case core.TypeCameraSample:
+		if h := v.GetArray("hitPoint"); len(h) == 3 {
+			var c [3]float64
+			for i := range c {
+				c[i], _ = h[i].Float64()
+			}
+			st.bump(pnum, kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
+		}
+		if d := v.GetArray("direction"); len(d) == 3 {
+			var c [3]float64
+			for i := range c {
+				c[i], _ = d[i].Float64()
+			}
+			if item, ok := cameraCell(c); ok {
+				st.bump(pnum, kindHeatCamera, sess, scene, ts, item, 1)
+			}
+		}
+	}
+	return nil
+}
+
+// ResourceMetrics are the resource_sample fields aggregated.
+var ResourceMetrics = []string{"jsHeapBytes", "triangles", "vertices", "textureBytes", "geometryBytes"}
+
+// fpsBin is the sketch bin of an fps value: half-fps resolution up to
+// 1000 fps, one overflow bin above.
+func fpsBin(fps float64) string {
+	b := int(math.Floor(fps * 2))
+	b = max(0, min(b, 2000))
+	return string(binary.BigEndian.AppendUint16(nil, uint16(b)))
+}
+
+// FPSBinValue is the representative fps of a sketch bin (its midpoint).
+func FPSBinValue(item string) float64 {
+	if len(item) != 2 {
+		return 0
+	}
+	return (float64(binary.BigEndian.Uint16([]byte(item))) + 0.5) / 2
+}
+
+func pointerCell(x, y float64) string {
+	gx := max(0, min(PointerGrid-1, int(math.Floor(x*PointerGrid))))
+	gy := max(0, min(PointerGrid-1, int(math.Floor(y*PointerGrid))))
+	return string([]byte{byte(gx), byte(gy)})
+}
+
+func gazeVoxel(c [3]float64) string {
+	var b []byte
+	for _, x := range c {
+		v := math.Floor(x / GazeVoxel)
+		v = math.Max(math.MinInt32, math.Min(math.MaxInt32, v))
+		b = binary.BigEndian.AppendUint32(b, uint32(int32(v)))
+	}
+	return string(b)
+}
+
+// cameraCell bins a view direction by azimuth (degrees clockwise from +z
+// around +y, [0,360)) and elevation ([-90,90] → 0..179).
+func cameraCell(d [3]float64) (string, bool) {
+	n := math.Sqrt(d[0]*d[0] + d[1]*d[1] + d[2]*d[2])
+	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
+		return "", false
+	}
+	az := math.Atan2(d[0], d[2]) * 180 / math.Pi
+	if az < 0 {
+		az += 360
+	}
+	el := math.Asin(math.Max(-1, math.Min(1, d[1]/n))) * 180 / math.Pi
+	ai := min(359, int(math.Floor(az)))
+	ei := max(0, min(179, int(math.Floor(el+90))))
+	return string(binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, uint16(ai)), uint16(ei))), true
+}
