@@ -115,7 +115,10 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Ready: st.Writable, Hasher: hasher, Logger: log})
+	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Ready: st.Writable, Hasher: hasher, Logger: log,
+		Raw:        st.Raw(),
+		Scenes:     st.Scenes(),
+		Aggregates: st.Reader()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,8 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Ready:  store.Writable,
 		Hasher: hasher,
 		Logger: log,
+
+		Aggregates: store.Reader(),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,109 @@
+package core
+
+import "math"
+
+// Query holds the shared parameters of the read API (SPEC §9). The project
+// is never a parameter: it always comes from the key.
+type Query struct {
+	Since, Until int64  // epoch ms, inclusive; Until is math.MaxInt64 when open
+	Scene        string // "" = every scene
+	Session      string // "" = every session
+	Limit        int    // 1–1000
+}
+
+// DefaultQuery is the query with no filters and the default limit.
+func DefaultQuery() Query { return Query{Since: 0, Until: math.MaxInt64, Limit: 100} }
+
+// Rows of the read API, in the shapes of the reference collector.
+type (
+	EventCountRow struct {
+		EventType string `json:"event_type"`
+		Count     int64  `json:"count"`
+	}
+	TimeseriesRow struct {
+		Bucket int64    `json:"bucket"`
+		Events int64    `json:"events"`
+		AvgFPS *float64 `json:"avg_fps"`
+	}
+	SessionRow struct {
+		SessionID string `json:"session_id"`
+		VisitorID string `json:"visitor_id"`
+		Events    int64  `json:"events"`
+		StartedAt string `json:"started_at"`
+		EndedAt   string `json:"ended_at"`
+	}
+	SceneRow struct {
+		SceneID  string `json:"scene_id"`
+		Events   int64  `json:"events"`
+		LastSeen string `json:"last_seen"`
+	}
+	MeshCountRow struct {
+		Mesh  string `json:"mesh"`
+		Count int64  `json:"count"`
+	}
+	MeshDwellRow struct {
+		Mesh              string  `json:"mesh"`
+		VisibleMs         float64 `json:"visible_ms"`
+		CenteredMs        float64 `json:"centered_ms"`
+		MaxScreenFraction float64 `json:"max_screen_fraction"`
+		Samples           int64   `json:"samples"`
+	}
+	HoverDwellRow struct {
+		Mesh       string  `json:"mesh"`
+		DwellMs    float64 `json:"dwell_ms"`
+		MaxDwellMs float64 `json:"max_dwell_ms"`
+		Episodes   int64   `json:"episodes"`
+	}
+	PerfRow struct {
+		Samples int64    `json:"samples"`
+		AvgFPS  *float64 `json:"avg_fps"`
+		MinFPS  *float64 `json:"min_fps"`
+		P50FPS  *float64 `json:"p50_fps"`
+	}
+	ResourceRow struct {
+		Samples          int64    `json:"samples"`
+		AvgJSHeapBytes   *float64 `json:"avg_js_heap_bytes"`
+		MaxJSHeapBytes   *float64 `json:"max_js_heap_bytes"`
+		AvgTriangles     *float64 `json:"avg_triangles"`
+		MaxTriangles     *float64 `json:"max_triangles"`
+		AvgVertices      *float64 `json:"avg_vertices"`
+		MaxVertices      *float64 `json:"max_vertices"`
+		AvgTextureBytes  *float64 `json:"avg_texture_bytes"`
+		MaxTextureBytes  *float64 `json:"max_texture_bytes"`
+		AvgGeometryBytes *float64 `json:"avg_geometry_bytes"`
+		MaxGeometryBytes *float64 `json:"max_geometry_bytes"`
+	}
+	PointerCellRow struct {
+		GX    int   `json:"gx"`
+		GY    int   `json:"gy"`
+		Count int64 `json:"count"`
+	}
+	GazeVoxelRow struct {
+		VX    int64 `json:"vx"`
+		VY    int64 `json:"vy"`
+		VZ    int64 `json:"vz"`
+		Count int64 `json:"count"`
+	}
+	CameraCellRow struct {
+		AzimuthBin   int   `json:"azimuth_bin"`
+		ElevationBin int   `json:"elevation_bin"`
+		Count        int64 `json:"count"`
+	}
+)
+
+// SessionMetaRow is GET /api/v1/sessions/:id/meta: the session's summary and
+// what its session_start said of the device, scene, user and connector
+// (null when absent).
+type SessionMetaRow struct {
+	SessionID string         `json:"session_id"`
+	VisitorID string         `json:"visitor_id"`
+	Events    int64          `json:"events"`
+	StartedAt string         `json:"started_at"`
+	EndedAt   string         `json:"ended_at"`
+	Scenes    []string       `json:"scenes"`
+	Device    map[string]any `json:"device"`
+	Scene     map[string]any `json:"scene"`
+	User      map[string]any `json:"user"`
+	Connector map[string]any `json:"connector"`
+	Graphics  map[string]any `json:"graphics"`
+}

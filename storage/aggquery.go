@@ -1,0 +1,559 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Reader answers the read API from the aggregates. Every method takes the
+// project's number from the caller's key: nothing else selects a project.
+type Reader struct{ s *Store }
+
+// Reader returns the aggregate reader.
+func (s *Store) Reader() *Reader { return &Reader{s: s} }
+
+// ErrSessionNotFound is returned for a session the project never saw.
+var ErrSessionNotFound = errors.New("session not found")
+
+// scan calls fn for every cell of kind in the query's scope and time range.
+func (r *Reader) scan(pnum uint32, kind aggKind, q *core.Query, fn func(c cell)) error {
+	return r.scanBuckets(pnum, kind, q, func(_ int64, c cell) { fn(c) })
+}
+
+// sceneOfKey extracts the scene id of a scene-scope cell key.
+func sceneOfKey(k []byte) string {
+	off := 1 + 4 + 1 + 1
+	if len(k) < off+1 {
+		return ""
+	}
+	n := int(k[off])
+	if len(k) < off+1+n {
+		return ""
+	}
+	return string(k[off+1 : off+1+n])
+}
+
+func (r *Reader) merged(pnum uint32, kind aggKind, q *core.Query) (cell, error) {
+	out := cell{}
+	ops := kindOps[kind]
+	err := r.scan(pnum, kind, q, func(c cell) { out.merge(ops, c) })
+	return out, err
+}
+
+func iso(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// EventCounts is GET /api/v1/event-counts, most frequent first.
+func (r *Reader) EventCounts(pnum uint32, q core.Query) ([]core.EventCountRow, error) {
+	c, err := r.merged(pnum, kindCounts, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.EventCountRow, 0, len(c))
+	for t, row := range c {
+		rows = append(rows, core.EventCountRow{EventType: t, Count: int64(row[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Count != rows[j].Count {
+			return rows[i].Count > rows[j].Count
+		}
+		return rows[i].EventType < rows[j].EventType
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// Timeseries is GET /api/v1/timeseries: events and average fps per interval
+// (a multiple of one minute), oldest first.
+func (r *Reader) Timeseries(pnum uint32, q core.Query, interval time.Duration) ([]core.TimeseriesRow, error) {
+	iv := interval.Milliseconds()
+	type acc struct {
+		events       int64
+		fpsN, fpsSum float64
+	}
+	buckets := map[int64]*acc{}
+	get := func(b int64) *acc {
+		b -= b % iv
+		a := buckets[b]
+		if a == nil {
+			a = &acc{}
+			buckets[b] = a
+		}
+		return a
+	}
+	if err := r.scanBuckets(pnum, kindCounts, &q, func(b int64, c cell) {
+		a := get(b)
+		for _, row := range c {
+			a.events += int64(row[0])
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := r.scanBuckets(pnum, kindPerf, &q, func(b int64, c cell) {
+		if row, ok := c[""]; ok {
+			a := get(b)
+			a.fpsN += row[0]
+			a.fpsSum += row[1]
+		}
+	}); err != nil {
+		return nil, err
+	}
+	rows := make([]core.TimeseriesRow, 0, len(buckets))
+	for b, a := range buckets {
+		row := core.TimeseriesRow{Bucket: b, Events: a.events}
+		if a.fpsN > 0 {
+			row.AvgFPS = ptrf(a.fpsSum / a.fpsN)
+		}
+		rows = append(rows, row)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Bucket < rows[j].Bucket })
+	return limitRows(rows, q.Limit), nil
+}
+
+// scanBuckets is scan with the bucket of each cell.
+func (r *Reader) scanBuckets(pnum uint32, kind aggKind, q *core.Query, fn func(bucket int64, c cell)) error {
+	ops := kindOps[kind]
+	width := kindBucket(kind)
+	return r.scanKeys(pnum, kind, q, func(k []byte, v []byte) error {
+		bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		if bucket+width <= q.Since || bucket > q.Until {
+			return nil
+		}
+		c := cell{}
+		if err := decodeCell(ops, v, c); err != nil {
+			return err
+		}
+		fn(bucket, c)
+		return nil
+	})
+}
+
+// scanKeys walks the raw keys and values of kind in the query's scope.
+func (r *Reader) scanKeys(pnum uint32, kind aggKind, q *core.Query, fn func(k, v []byte) error) error {
+	base := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
+	base = append(base, byte(kind))
+	var prefix []byte
+	switch {
+	case q.Session != "":
+		prefix = append(append([]byte(nil), base...), scopeSession)
+		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(q.Session)))
+		prefix = append(prefix, q.Session...)
+	case q.Scene != "":
+		prefix = append(append([]byte(nil), base...), scopeScene, byte(len(q.Scene)))
+		prefix = append(prefix, q.Scene...)
+	default:
+		prefix = append(append([]byte(nil), base...), scopeScene)
+	}
+	return r.s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < len(prefix)+8 {
+				continue
+			}
+			if q.Session != "" && q.Scene != "" {
+				rest := k[len(prefix) : len(k)-8]
+				if len(rest) < 1 || string(rest[1:]) != q.Scene {
+					continue
+				}
+			}
+			if err := it.Item().Value(func(v []byte) error { return fn(k, v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Scenes is GET /api/v1/scenes, most recently seen first.
+func (r *Reader) Scenes(pnum uint32, q core.Query) ([]core.SceneRow, error) {
+	type acc struct {
+		events int64
+		last   float64
+	}
+	scenes := map[string]*acc{}
+	ops := kindOps[kindCounts]
+	width := kindBucket(kindCounts)
+	err := r.scanKeys(pnum, kindCounts, &q, func(k, v []byte) error {
+		bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		if bucket+width <= q.Since || bucket > q.Until {
+			return nil
+		}
+		var scene string
+		if q.Session != "" {
+			rest := k[1+4+1+1+2+len(q.Session) : len(k)-8]
+			if len(rest) > 0 {
+				scene = string(rest[1:])
+			}
+		} else {
+			scene = sceneOfKey(k)
+		}
+		c := cell{}
+		if err := decodeCell(ops, v, c); err != nil {
+			return err
+		}
+		a := scenes[scene]
+		if a == nil {
+			a = &acc{}
+			scenes[scene] = a
+		}
+		for _, row := range c {
+			a.events += int64(row[0])
+			a.last = math.Max(a.last, row[1])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.SceneRow, 0, len(scenes))
+	lastMs := map[string]int64{}
+	for s, a := range scenes {
+		rows = append(rows, core.SceneRow{SceneID: s, Events: a.events, LastSeen: iso(int64(a.last))})
+		lastMs[s] = int64(a.last)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if lastMs[rows[i].SceneID] != lastMs[rows[j].SceneID] {
+			return lastMs[rows[i].SceneID] > lastMs[rows[j].SceneID]
+		}
+		return rows[i].SceneID < rows[j].SceneID
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// MeshTop is GET /api/v1/meshes/top: mesh_interaction counts per mesh.
+func (r *Reader) MeshTop(pnum uint32, q core.Query) ([]core.MeshCountRow, error) {
+	c, err := r.merged(pnum, kindMeshTop, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.MeshCountRow, 0, len(c))
+	for m, row := range c {
+		rows = append(rows, core.MeshCountRow{Mesh: m, Count: int64(row[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Count != rows[j].Count {
+			return rows[i].Count > rows[j].Count
+		}
+		return rows[i].Mesh < rows[j].Mesh
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// MeshDwell is GET /api/v1/meshes/dwell, longest visible first.
+func (r *Reader) MeshDwell(pnum uint32, q core.Query) ([]core.MeshDwellRow, error) {
+	c, err := r.merged(pnum, kindMeshDwell, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.MeshDwellRow, 0, len(c))
+	for m, row := range c {
+		rows = append(rows, core.MeshDwellRow{Mesh: m, VisibleMs: row[0], CenteredMs: row[1], MaxScreenFraction: row[2], Samples: int64(row[3])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].VisibleMs != rows[j].VisibleMs {
+			return rows[i].VisibleMs > rows[j].VisibleMs
+		}
+		return rows[i].Mesh < rows[j].Mesh
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// HoverDwell is GET /api/v1/hover/dwell, longest total dwell first.
+func (r *Reader) HoverDwell(pnum uint32, q core.Query) ([]core.HoverDwellRow, error) {
+	c, err := r.merged(pnum, kindHover, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.HoverDwellRow, 0, len(c))
+	for m, row := range c {
+		rows = append(rows, core.HoverDwellRow{Mesh: m, DwellMs: row[0], MaxDwellMs: row[1], Episodes: int64(row[2])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].DwellMs != rows[j].DwellMs {
+			return rows[i].DwellMs > rows[j].DwellMs
+		}
+		return rows[i].Mesh < rows[j].Mesh
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// Perf is GET /api/v1/perf. p50 comes from the merged half-fps histogram
+// (the bin midpoint of the median sample): exact to ±0.25 fps.
+func (r *Reader) Perf(pnum uint32, q core.Query) (core.PerfRow, error) {
+	var out core.PerfRow
+	c, err := r.merged(pnum, kindPerf, &q)
+	if err != nil {
+		return out, err
+	}
+	row, ok := c[""]
+	if !ok || row[0] == 0 {
+		return out, nil
+	}
+	out.Samples = int64(row[0])
+	out.AvgFPS = ptrf(row[1] / row[0])
+	out.MinFPS = ptrf(row[2])
+	h, err := r.merged(pnum, kindPerfHist, &q)
+	if err != nil {
+		return out, err
+	}
+	bins := make([]string, 0, len(h))
+	var total float64
+	for b, row := range h {
+		bins = append(bins, b)
+		total += row[0]
+	}
+	sort.Strings(bins) // big-endian bin numbers sort numerically
+	rank := math.Ceil(total / 2)
+	var seen float64
+	for _, b := range bins {
+		seen += h[b][0]
+		if seen >= rank {
+			out.P50FPS = ptrf(FPSBinValue(b))
+			break
+		}
+	}
+	return out, nil
+}
+
+// Resources is GET /api/v1/perf/resources.
+func (r *Reader) Resources(pnum uint32, q core.Query) (core.ResourceRow, error) {
+	var out core.ResourceRow
+	c, err := r.merged(pnum, kindResources, &q)
+	if err != nil {
+		return out, err
+	}
+	if row, ok := c[""]; ok {
+		out.Samples = int64(row[0])
+	}
+	dst := map[string][2]**float64{
+		"jsHeapBytes":   {&out.AvgJSHeapBytes, &out.MaxJSHeapBytes},
+		"triangles":     {&out.AvgTriangles, &out.MaxTriangles},
+		"vertices":      {&out.AvgVertices, &out.MaxVertices},
+		"textureBytes":  {&out.AvgTextureBytes, &out.MaxTextureBytes},
+		"geometryBytes": {&out.AvgGeometryBytes, &out.MaxGeometryBytes},
+	}
+	for m, d := range dst {
+		if row, ok := c[m]; ok && row[0] > 0 {
+			*d[0] = ptrf(row[1] / row[0])
+			*d[1] = ptrf(row[2])
+		}
+	}
+	return out, nil
+}
+
+// HeatPointer is GET /api/v1/heatmaps/pointer: the 100×100 screen grid
+// rebinned to bins×bins (a base cell goes to the bin holding its lower
+// corner), busiest first.
+func (r *Reader) HeatPointer(pnum uint32, q core.Query, bins int) ([]core.PointerCellRow, error) {
+	c, err := r.merged(pnum, kindHeatPtr, &q)
+	if err != nil {
+		return nil, err
+	}
+	acc := map[[2]int]int64{}
+	for item, row := range c {
+		if len(item) != 2 {
+			continue
+		}
+		gx, gy := int(item[0])*bins/PointerGrid, int(item[1])*bins/PointerGrid
+		acc[[2]int{gx, gy}] += int64(row[0])
+	}
+	rows := make([]core.PointerCellRow, 0, len(acc))
+	for k, n := range acc {
+		rows = append(rows, core.PointerCellRow{GX: k[0], GY: k[1], Count: n})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Count != rows[j].Count {
+			return rows[i].Count > rows[j].Count
+		}
+		if rows[i].GX != rows[j].GX {
+			return rows[i].GX < rows[j].GX
+		}
+		return rows[i].GY < rows[j].GY
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// HeatGaze is GET /api/v1/heatmaps/gaze: camera_sample.hitPoint voxels of
+// edge cellSize (a multiple of the 0.1 base voxel), busiest first.
+func (r *Reader) HeatGaze(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error) {
+	c, err := r.merged(pnum, kindHeatGaze, &q)
+	if err != nil {
+		return nil, err
+	}
+	f := int64(math.Round(cellSize / GazeVoxel))
+	if f < 1 {
+		f = 1
+	}
+	acc := map[[3]int64]int64{}
+	for item, row := range c {
+		if len(item) != 12 {
+			continue
+		}
+		var v [3]int64
+		for i := range v {
+			base := int64(int32(binary.BigEndian.Uint32([]byte(item[4*i : 4*i+4]))))
+			v[i] = floorDiv(base, f)
+		}
+		acc[v] += int64(row[0])
+	}
+	rows := make([]core.GazeVoxelRow, 0, len(acc))
+	for k, n := range acc {
+		rows = append(rows, core.GazeVoxelRow{VX: k[0], VY: k[1], VZ: k[2], Count: n})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.VX != b.VX {
+			return a.VX < b.VX
+		}
+		if a.VY != b.VY {
+			return a.VY < b.VY
+		}
+		return a.VZ < b.VZ
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// HeatCamera is GET /api/v1/heatmaps/camera: view directions binned into
+// bins azimuth × bins elevation cells, busiest first.
+func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error) {
+	c, err := r.merged(pnum, kindHeatCamera, &q)
+	if err != nil {
+		return nil, err
+	}
+	acc := map[[2]int]int64{}
+	for item, row := range c {
+		if len(item) != 4 {
+			continue
+		}
+		az := int(binary.BigEndian.Uint16([]byte(item[:2])))
+		el := int(binary.BigEndian.Uint16([]byte(item[2:])))
+		acc[[2]int{az * bins / 360, el * bins / 180}] += int64(row[0])
+	}
+	rows := make([]core.CameraCellRow, 0, len(acc))
+	for k, n := range acc {
+		rows = append(rows, core.CameraCellRow{AzimuthBin: k[0], ElevationBin: k[1], Count: n})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.AzimuthBin != b.AzimuthBin {
+			return a.AzimuthBin < b.AzimuthBin
+		}
+		return a.ElevationBin < b.ElevationBin
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// Sessions is GET /api/v1/sessions: sessions overlapping [since, until],
+// optionally of one scene or one id, most recent first.
+func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) {
+	var recs []SessionRecord
+	err := r.s.db.View(func(txn *badger.Txn) error {
+		prefix := binary.BigEndian.AppendUint32([]byte{nsSession}, pnum)
+		if q.Session != "" {
+			prefix = sessionKey(pnum, []byte(q.Session))
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec SessionRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			if q.Session != "" && rec.ID != q.Session {
+				continue
+			}
+			if rec.EndedAt < q.Since || rec.StartedAt > q.Until {
+				continue
+			}
+			if q.Scene != "" && !contains(rec.Scenes, q.Scene) {
+				continue
+			}
+			rec.Meta = nil
+			recs = append(recs, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].StartedAt != recs[j].StartedAt {
+			return recs[i].StartedAt > recs[j].StartedAt
+		}
+		return recs[i].ID < recs[j].ID
+	})
+	recs = limitRows(recs, q.Limit)
+	rows := make([]core.SessionRow, len(recs))
+	for i, rec := range recs {
+		rows[i] = core.SessionRow{SessionID: rec.ID, VisitorID: rec.VisitorID, Events: rec.Events,
+			StartedAt: iso(rec.StartedAt), EndedAt: iso(rec.EndedAt)}
+	}
+	return rows, nil
+}
+
+// SessionMeta is GET /api/v1/sessions/:id/meta.
+func (r *Reader) SessionMeta(pnum uint32, session string) (core.SessionMetaRow, error) {
+	var out core.SessionMetaRow
+	var rec SessionRecord
+	err := r.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(sessionKey(pnum, []byte(session)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrSessionNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	if err != nil {
+		return out, err
+	}
+	out = core.SessionMetaRow{SessionID: rec.ID, VisitorID: rec.VisitorID, Events: rec.Events,
+		StartedAt: iso(rec.StartedAt), EndedAt: iso(rec.EndedAt), Scenes: rec.Scenes}
+	for name, dst := range map[string]*map[string]any{"device": &out.Device, "scene": &out.Scene, "user": &out.User, "connector": &out.Connector, "graphics": &out.Graphics} {
+		if raw, ok := rec.Meta[name]; ok {
+			_ = json.Unmarshal(raw, dst)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func limitRows[T any](rows []T, limit int) []T {
+	if limit > 0 && len(rows) > limit {
+		return rows[:limit]
+	}
+	return rows
+}
+
+func ptrf(f float64) *float64 { return &f }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
