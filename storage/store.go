@@ -12,6 +12,8 @@
 //	l <projectNum:4> <seq:8>              ingest log record (one per accepted request)
 //	r <projectNum:4> <len:2> <sessionID> <minTs:8> <seq:8> <part:2>
 //	                                      raw session chunk (retention on; TTL)
+//	g <projectNum:4> <sceneID> 0x00       scene representation summary (listing row, JSON)
+//	g <projectNum:4> <sceneID> 0x01       scene representation document (canonical JSON)
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
 package storage
@@ -68,6 +70,9 @@ type Options struct {
 	// stays as written (tools and tests that inspect it). A serving node
 	// always aggregates.
 	DisableAggregation bool
+	// ValueLogGCInterval is how often value-log GC reclaims the space of
+	// expired and deleted values (gc.go). Default 5 minutes; negative disables.
+	ValueLogGCInterval time.Duration
 	// ReadOnly opens the database without taking writes (CLI listings).
 	ReadOnly bool
 	Logger   *slog.Logger
@@ -91,6 +96,7 @@ type Store struct {
 	freeAtCheck atomic.Int64
 	written     atomic.Int64
 	closed      atomic.Bool
+	gc          gcStats // value-log GC (gc.go)
 	closeOnce   sync.Once
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -155,6 +161,7 @@ func Open(opts Options) (*Store, error) {
 		s.checkDisk()
 		s.bg.Add(1)
 		go s.monitorDisk()
+		s.startValueLogGC()
 		s.agg = newAggregator(s)
 		if !opts.DisableAggregation {
 			s.bg.Add(1)

@@ -84,6 +84,8 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Logger: log,
 
 		Aggregates: store.Reader(),
+		Scenes:     store.Scenes(),
+		Raw:        store.Raw(),
 	})
 	if err != nil {
 		return err
