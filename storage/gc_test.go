@@ -91,6 +91,9 @@ func TestValueLogGCDisabled(t *testing.T) {
 // a Badger with 1 MiB files, filled with raw-chunk keys whose values (4 KiB,
 // incompressible, so in the value log) mostly carry a 1 s TTL.
 func TestValueLogGCReclaimsExpiredChunks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("time-bound on Badger's background work; too slow under the race detector")
+	}
 	dir := t.TempDir()
 	open := func() *badger.DB {
 		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).
