@@ -29,7 +29,9 @@ func TestKill9UnderLoadCountsEveryAcknowledgedEventOnce(t *testing.T) {
 	if code != 0 {
 		t.Fatal(stderr)
 	}
-	var created struct{ Keys struct{ Ingest, Query string } }
+	var created struct {
+		Keys struct{ Ingest, Query string }
+	}
 	json.Unmarshal([]byte(out), &created)
 
 	const perBatch, clients, perRound = 400, 4, 220
