@@ -122,9 +122,27 @@ func (a *Aggregator) foldAll(stop <-chan struct{}) error {
 
 // foldState is one fold's in-memory delta.
 type foldState struct {
-	cells    map[string]cell // full key → delta
-	kinds    map[string]aggKind
+	cells    map[cellID]cell
 	sessions map[string]*sessionDelta
+	strs     map[string]string // interned session and scene ids
+}
+
+// cellID names a cell while folding; its Badger key is built once, at commit.
+type cellID struct {
+	kind    aggKind
+	session string // "" for the scene scope
+	scene   string
+	bucket  int64
+}
+
+// intern returns b as a string, allocating once per distinct value per fold.
+func (st *foldState) intern(b []byte) string {
+	if s, ok := st.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	st.strs[s] = s
+	return s
 }
 
 type sessionDelta struct {
@@ -145,7 +163,7 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 	cpKey := binary.BigEndian.AppendUint32([]byte{nsCheckpoint}, pnum)
 	var next uint64
 	var logKeys [][]byte
-	st := foldState{cells: map[string]cell{}, kinds: map[string]aggKind{}, sessions: map[string]*sessionDelta{}}
+	st := foldState{cells: map[cellID]cell{}, sessions: map[string]*sessionDelta{}, strs: map[string]string{}}
 	events := 0
 	var scratch []byte
 	err := a.s.db.View(func(txn *badger.Txn) error {
@@ -177,7 +195,7 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 				var err error
 				_, scratch, err = DecodeRecord(v, scratch, func(e RecordEvent) error {
 					events++
-					if err := a.foldEvent(&st, pnum, e); err != nil {
+					if err := a.foldEvent(&st, e); err != nil {
 						ferr = err
 					}
 					return nil
@@ -211,9 +229,13 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64, logKeys [][]byte) error {
 	txn := a.s.db.NewTransaction(true)
 	defer txn.Discard()
-	for key, delta := range st.cells {
-		ops := kindOps[st.kinds[key]]
-		k := []byte(key)
+	for id, delta := range st.cells {
+		ops := kindOps[id.kind]
+		var sess []byte
+		if id.session != "" {
+			sess = []byte(id.session)
+		}
+		k := cellKey(pnum, id.kind, sess, []byte(id.scene), id.bucket)
 		cur := cell{}
 		item, err := txn.Get(k)
 		switch {
@@ -323,18 +345,19 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 	return binary.BigEndian.AppendUint64(k, uint64(bucket))
 }
 
-// bump adds a row to item of kind in both scopes of an event.
-func (st *foldState) bump(pnum uint32, kind aggKind, session, scene []byte, ts int64, item string, row ...float64) {
+// bump adds a row to item of kind in both scopes of an event (its scene,
+// and its session within that scene).
+func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item string, row ...float64) {
 	bucket := ts - ts%kindBucket(kind)
-	for _, sess := range [2][]byte{nil, session} {
-		key := string(cellKey(pnum, kind, sess, scene, bucket))
-		c, ok := st.cells[key]
+	ops := kindOps[kind]
+	for _, sess := range [2]string{"", session} {
+		id := cellID{kind, sess, scene, bucket}
+		c, ok := st.cells[id]
 		if !ok {
 			c = cell{}
-			st.cells[key] = c
-			st.kinds[key] = kind
+			st.cells[id] = c
 		}
-		c.add(kindOps[kind], item, row...)
+		c.add(ops, item, row...)
 	}
 }
 
@@ -345,24 +368,24 @@ const (
 	CameraDegree = 1   // camera direction cells are 1° × 1°
 )
 
-func (a *Aggregator) foldEvent(st *foldState, pnum uint32, e RecordEvent) error {
+func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
 	v, err := a.parser.ParseBytes(e.JSON)
 	if err != nil {
 		return err
 	}
-	scene := v.GetStringBytes("sceneId")
-	sess := e.Session
+	scene := st.intern(v.GetStringBytes("sceneId"))
+	sess := st.intern(e.Session)
 	ts := e.TS
-	st.bump(pnum, kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
+	st.bump(kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
 
-	sd := st.sessions[string(sess)]
+	sd := st.sessions[sess]
 	if sd == nil {
 		sd = &sessionDelta{started: ts, last: ts, scenes: map[string]struct{}{}}
-		st.sessions[string(sess)] = sd
+		st.sessions[sess] = sd
 	}
 	sd.events++
 	sd.started, sd.last = min(sd.started, ts), max(sd.last, ts)
-	sd.scenes[string(scene)] = struct{}{}
+	sd.scenes[scene] = struct{}{}
 	if vid := v.GetStringBytes("visitorId"); len(vid) > 0 {
 		sd.visitor = string(vid)
 	}
@@ -387,31 +410,31 @@ func (a *Aggregator) foldEvent(st *foldState, pnum uint32, e RecordEvent) error 
 		}
 	case core.TypeFramePerf:
 		if fps, ok := num("fps"); ok {
-			st.bump(pnum, kindPerf, sess, scene, ts, "", 1, fps, fps)
-			st.bump(pnum, kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
+			st.bump(kindPerf, sess, scene, ts, "", 1, fps, fps)
+			st.bump(kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
 		}
 	case core.TypeResourceSample:
-		st.bump(pnum, kindResources, sess, scene, ts, "", 1, 0, 0)
+		st.bump(kindResources, sess, scene, ts, "", 1, 0, 0)
 		for _, m := range ResourceMetrics {
 			if x, ok := num(m); ok {
-				st.bump(pnum, kindResources, sess, scene, ts, m, 1, x, x)
+				st.bump(kindResources, sess, scene, ts, m, 1, x, x)
 			}
 		}
 	case core.TypeMeshInteraction:
-		st.bump(pnum, kindMeshTop, sess, scene, ts, string(v.GetStringBytes("mesh")), 1)
+		st.bump(kindMeshTop, sess, scene, ts, string(v.GetStringBytes("mesh")), 1)
 	case core.TypeMeshVisibility:
 		vis, _ := num("visibleMs")
 		cen, _ := num("centeredMs")
 		frac, _ := num("maxScreenFraction")
-		st.bump(pnum, kindMeshDwell, sess, scene, ts, string(v.GetStringBytes("mesh")), vis, cen, frac, 1)
+		st.bump(kindMeshDwell, sess, scene, ts, string(v.GetStringBytes("mesh")), vis, cen, frac, 1)
 	case core.TypeHoverDwell:
 		d, _ := num("dwellMs")
-		st.bump(pnum, kindHover, sess, scene, ts, string(v.GetStringBytes("mesh")), d, d, 1)
+		st.bump(kindHover, sess, scene, ts, string(v.GetStringBytes("mesh")), d, d, 1)
 	case core.TypePointerMove, core.TypePointerClick:
 		if s := v.GetArray("screen"); len(s) == 2 {
 			x, _ := s[0].Float64()
 			y, _ := s[1].Float64()
-			st.bump(pnum, kindHeatPtr, sess, scene, ts, pointerCell(x, y), 1)
+			st.bump(kindHeatPtr, sess, scene, ts, pointerCell(x, y), 1)
 		}
 	case core.TypeCameraSample:
 		if h := v.GetArray("hitPoint"); len(h) == 3 {
@@ -419,7 +442,7 @@ func (a *Aggregator) foldEvent(st *foldState, pnum uint32, e RecordEvent) error 
 			for i := range c {
 				c[i], _ = h[i].Float64()
 			}
-			st.bump(pnum, kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
+			st.bump(kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
 		}
 		if d := v.GetArray("direction"); len(d) == 3 {
 			var c [3]float64
@@ -427,7 +450,7 @@ func (a *Aggregator) foldEvent(st *foldState, pnum uint32, e RecordEvent) error 
 				c[i], _ = d[i].Float64()
 			}
 			if item, ok := cameraCell(c); ok {
-				st.bump(pnum, kindHeatCamera, sess, scene, ts, item, 1)
+				st.bump(kindHeatCamera, sess, scene, ts, item, 1)
 			}
 		}
 	}
