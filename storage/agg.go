@@ -346,11 +346,23 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 }
 
 // bump adds a row to item of kind in both scopes of an event (its scene,
-// and its session within that scene).
+// and its session within that scene), and to the kind's hourly roll-up.
 func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item string, row ...float64) {
+	st.add(kind, session, scene, ts, item, row)
+	if hk, ok := rollupOf[kind]; ok {
+		st.add(hk, "", scene, ts, item, row) // session queries read minutes
+	}
+}
+
+func (st *foldState) add(kind aggKind, session, scene string, ts int64, item string, row []float64) {
 	bucket := ts - ts%kindBucket(kind)
 	ops := kindOps[kind]
-	for _, sess := range [2]string{"", session} {
+	scopes := [2]string{"", session}
+	n := 2
+	if session == "" {
+		n = 1
+	}
+	for _, sess := range scopes[:n] {
 		id := cellID{kind, sess, scene, bucket}
 		c, ok := st.cells[id]
 		if !ok {

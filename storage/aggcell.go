@@ -35,7 +35,16 @@ const (
 	kindHeatPtr    aggKind = 'p' // per hour: screen cell → [count]
 	kindHeatGaze   aggKind = 'g' // per hour: voxel → [count]
 	kindHeatCamera aggKind = 'a' // per hour: (azimuth, elevation) degree → [count]
+
+	// Hourly roll-ups of the per-minute kinds, so a query over days reads
+	// hours and touches minutes only at its ragged ends.
+	kindCountsHour   aggKind = 'C'
+	kindPerfHour     aggKind = 'F'
+	kindPerfHistHour aggKind = 'H'
 )
+
+// rollupOf maps a per-minute kind to its hourly roll-up.
+var rollupOf = map[aggKind]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour}
 
 var kindOps = map[aggKind][]mergeOp{
 	kindCounts:     {opSum, opMax},
@@ -48,6 +57,10 @@ var kindOps = map[aggKind][]mergeOp{
 	kindHeatPtr:    {opSum},
 	kindHeatGaze:   {opSum},
 	kindHeatCamera: {opSum},
+
+	kindCountsHour:   {opSum, opMax},
+	kindPerfHour:     {opSum, opSum, opMin},
+	kindPerfHistHour: {opSum},
 }
 
 // Bucket widths.

@@ -23,11 +23,6 @@ func (s *Store) Reader() *Reader { return &Reader{s: s} }
 // ErrSessionNotFound is returned for a session the project never saw.
 var ErrSessionNotFound = errors.New("session not found")
 
-// scan calls fn for every cell of kind in the query's scope and time range.
-func (r *Reader) scan(pnum uint32, kind aggKind, q *core.Query, fn func(c cell)) error {
-	return r.scanBuckets(pnum, kind, q, func(_ int64, c cell) { fn(c) })
-}
-
 // sceneOfKey extracts the scene id of a scene-scope cell key.
 func sceneOfKey(k []byte) string {
 	off := 1 + 4 + 1 + 1
@@ -44,7 +39,10 @@ func sceneOfKey(k []byte) string {
 func (r *Reader) merged(pnum uint32, kind aggKind, q *core.Query) (cell, error) {
 	out := cell{}
 	ops := kindOps[kind]
-	err := r.scan(pnum, kind, q, func(c cell) { out.merge(ops, c) })
+	err := r.scanCells(pnum, kind, q, true, func(_ []byte, _ int64, c cell) error {
+		out.merge(ops, c)
+		return nil
+	})
 	return out, err
 }
 
@@ -87,20 +85,23 @@ func (r *Reader) Timeseries(pnum uint32, q core.Query, interval time.Duration) (
 		}
 		return a
 	}
-	if err := r.scanBuckets(pnum, kindCounts, &q, func(b int64, c cell) {
+	rollup := iv%hourMs == 0 // hour cells fall wholly into one interval
+	if err := r.scanCells(pnum, kindCounts, &q, rollup, func(_ []byte, b int64, c cell) error {
 		a := get(b)
 		for _, row := range c {
 			a.events += int64(row[0])
 		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
-	if err := r.scanBuckets(pnum, kindPerf, &q, func(b int64, c cell) {
+	if err := r.scanCells(pnum, kindPerf, &q, rollup, func(_ []byte, b int64, c cell) error {
 		if row, ok := c[""]; ok {
 			a := get(b)
 			a.fpsN += row[0]
 			a.fpsSum += row[1]
 		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -118,19 +119,60 @@ func (r *Reader) Timeseries(pnum uint32, q core.Query, interval time.Duration) (
 
 // scanBuckets is scan with the bucket of each cell.
 func (r *Reader) scanBuckets(pnum uint32, kind aggKind, q *core.Query, fn func(bucket int64, c cell)) error {
+	return r.scanCells(pnum, kind, q, false, func(_ []byte, bucket int64, c cell) error {
+		fn(bucket, c)
+		return nil
+	})
+}
+
+// scanCells calls fn for each cell of kind in the query's scope and range.
+// With rollup, whole hours inside the range are read from the kind's hourly
+// roll-up and only the ragged ends from per-minute cells.
+func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool, fn func(k []byte, bucket int64, c cell) error) error {
+	hourKind, ok := rollupOf[kind]
+	if !rollup || !ok || q.Session != "" {
+		return r.scanRange(pnum, kind, q, q.Since, q.Until, fn)
+	}
+	first := (q.Since + hourMs - 1) / hourMs * hourMs // first whole hour
+	endFull := int64(math.MaxInt64)                   // end (exclusive) of the last whole hour
+	if q.Until != math.MaxInt64 {
+		endFull = (q.Until + 1) / hourMs * hourMs
+	}
+	if first >= endFull {
+		return r.scanRange(pnum, kind, q, q.Since, q.Until, fn)
+	}
+	if q.Since < first {
+		if err := r.scanRange(pnum, kind, q, q.Since, first-1, fn); err != nil {
+			return err
+		}
+	}
+	hourUntil := endFull - 1
+	if endFull == math.MaxInt64 {
+		hourUntil = math.MaxInt64
+	}
+	if err := r.scanRange(pnum, hourKind, q, first, hourUntil, fn); err != nil {
+		return err
+	}
+	if endFull != math.MaxInt64 && endFull <= q.Until {
+		return r.scanRange(pnum, kind, q, endFull, q.Until, fn)
+	}
+	return nil
+}
+
+// scanRange calls fn for each cell of kind whose bucket overlaps [since, until].
+func (r *Reader) scanRange(pnum uint32, kind aggKind, q *core.Query, since, until int64, fn func(k []byte, bucket int64, c cell) error) error {
 	ops := kindOps[kind]
 	width := kindBucket(kind)
 	return r.scanKeys(pnum, kind, q, func(k []byte, v []byte) error {
 		bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
-		if bucket+width <= q.Since || bucket > q.Until {
+		if bucket+width <= since || bucket > until {
 			return nil
 		}
 		c := cell{}
 		if err := decodeCell(ops, v, c); err != nil {
 			return err
 		}
-		fn(bucket, c)
-		return nil
+		return fn(k, bucket, c)
 	})
 }
 
@@ -179,13 +221,7 @@ func (r *Reader) Scenes(pnum uint32, q core.Query) ([]core.SceneRow, error) {
 		last   float64
 	}
 	scenes := map[string]*acc{}
-	ops := kindOps[kindCounts]
-	width := kindBucket(kindCounts)
-	err := r.scanKeys(pnum, kindCounts, &q, func(k, v []byte) error {
-		bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
-		if bucket+width <= q.Since || bucket > q.Until {
-			return nil
-		}
+	err := r.scanCells(pnum, kindCounts, &q, true, func(k []byte, _ int64, c cell) error {
 		var scene string
 		if q.Session != "" {
 			rest := k[1+4+1+1+2+len(q.Session) : len(k)-8]
@@ -194,10 +230,6 @@ func (r *Reader) Scenes(pnum uint32, q core.Query) ([]core.SceneRow, error) {
 			}
 		} else {
 			scene = sceneOfKey(k)
-		}
-		c := cell{}
-		if err := decodeCell(ops, v, c); err != nil {
-			return err
 		}
 		a := scenes[scene]
 		if a == nil {
