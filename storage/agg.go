@@ -21,6 +21,7 @@ const (
 	nsAgg        = 'a' // a <pnum:4> <kind:1> <scope> <bucket:8>
 	nsSession    = 'x' // x <pnum:4> <len:2> <sessionId>
 	nsCheckpoint = 'c' // c <pnum:4> → next log seq to fold
+	nsSessionIdx = 't' // t <pnum:4> <startedAt:8> <sessionId> → summary
 )
 
 const (
@@ -265,9 +266,23 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		default:
 			rec.ID, rec.StartedAt, rec.EndedAt = sess, d.started, d.last
 		}
+		oldStart, existed := rec.StartedAt, err == nil
 		rec.merge(d)
 		b, _ := json.Marshal(&rec)
 		if err := txn.Set(k, b); err != nil {
+			return err
+		}
+		// The by-start index holds the summary without metadata, so a
+		// listing reads only the rows it returns.
+		if existed && oldStart != rec.StartedAt {
+			if err := txn.Delete(sessionIndexKey(pnum, oldStart, []byte(sess))); err != nil {
+				return err
+			}
+		}
+		summary := rec
+		summary.Meta = nil
+		sb, _ := json.Marshal(&summary)
+		if err := txn.Set(sessionIndexKey(pnum, rec.StartedAt, []byte(sess)), sb); err != nil {
 			return err
 		}
 	}
@@ -325,6 +340,12 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 func sessionKey(pnum uint32, session []byte) []byte {
 	k := binary.BigEndian.AppendUint32([]byte{nsSession}, pnum)
 	k = binary.BigEndian.AppendUint16(k, uint16(len(session)))
+	return append(k, session...)
+}
+
+func sessionIndexKey(pnum uint32, started int64, session []byte) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
+	k = binary.BigEndian.AppendUint64(k, uint64(started))
 	return append(k, session...)
 }
 

@@ -490,23 +490,27 @@ func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraC
 }
 
 // Sessions is GET /api/v1/sessions: sessions overlapping [since, until],
-// optionally of one scene or one id, most recent first.
+// optionally of one scene or one id, most recently started first. It walks
+// the by-start index backwards from until and stops once it has limit rows.
 func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) {
-	var recs []SessionRecord
+	var rows []core.SessionRow
 	err := r.s.db.View(func(txn *badger.Txn) error {
-		prefix := binary.BigEndian.AppendUint32([]byte{nsSession}, pnum)
-		if q.Session != "" {
-			prefix = sessionKey(pnum, []byte(q.Session))
-		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		prefix := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		seek := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(q.Until))
+		seek = append(seek, 0xff)
+		for it.Seek(seek); it.Valid() && len(rows) < q.Limit; it.Next() {
+			k := it.Item().Key()
+			if len(k) < len(prefix)+8 {
+				continue
+			}
+			if q.Session != "" && string(k[len(prefix)+8:]) != q.Session {
+				continue
+			}
 			var rec SessionRecord
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return err
-			}
-			if q.Session != "" && rec.ID != q.Session {
-				continue
 			}
 			if rec.EndedAt < q.Since || rec.StartedAt > q.Until {
 				continue
@@ -514,27 +518,12 @@ func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) 
 			if q.Scene != "" && !contains(rec.Scenes, q.Scene) {
 				continue
 			}
-			rec.Meta = nil
-			recs = append(recs, rec)
+			rows = append(rows, core.SessionRow{SessionID: rec.ID, VisitorID: rec.VisitorID, Events: rec.Events,
+				StartedAt: iso(rec.StartedAt), EndedAt: iso(rec.EndedAt)})
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(recs, func(i, j int) bool {
-		if recs[i].StartedAt != recs[j].StartedAt {
-			return recs[i].StartedAt > recs[j].StartedAt
-		}
-		return recs[i].ID < recs[j].ID
-	})
-	recs = limitRows(recs, q.Limit)
-	rows := make([]core.SessionRow, len(recs))
-	for i, rec := range recs {
-		rows[i] = core.SessionRow{SessionID: rec.ID, VisitorID: rec.VisitorID, Events: rec.Events,
-			StartedAt: iso(rec.StartedAt), EndedAt: iso(rec.EndedAt)}
-	}
-	return rows, nil
+	return rows, err
 }
 
 // SessionMeta is GET /api/v1/sessions/:id/meta.

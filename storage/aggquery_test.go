@@ -93,3 +93,44 @@ func TestRollupsAgreeWithMinutes(t *testing.T) {
 		check(a, b)
 	}
 }
+
+// TestSessionIndexFollowsEarlierEvents: when a session's earlier events are
+// folded after later ones, the session is listed once, under its new start.
+func TestSessionIndexFollowsEarlierEvents(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	commit := func(sess string, ts ...int64) {
+		b := &core.Batch{ProjectID: "p", ProjectNum: pnum}
+		for _, x := range ts {
+			b.AppendEvent(core.TypeSceneChange, x, []byte(sess), []byte(fmt.Sprintf(`{"type":"scene_change","sessionId":%q,"ts":%d,"sceneId":"a"}`, sess, x)))
+		}
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Aggregator().Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("late", 5000, 6000)
+	commit("other", 3000)
+	commit("late", 1000)
+	q := core.DefaultQuery()
+	rows, err := s.Reader().Sessions(pnum, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].SessionID != "other" || rows[1].SessionID != "late" || rows[1].Events != 3 ||
+		rows[1].StartedAt != time.UnixMilli(1000).UTC().Format("2006-01-02T15:04:05.000Z") {
+		t.Fatalf("rows %+v", rows)
+	}
+	q.Since, q.Until = 5500, 5600 // inside "late" only
+	if rows, _ := s.Reader().Sessions(pnum, q); len(rows) != 1 || rows[0].SessionID != "late" {
+		t.Fatalf("overlap: %+v", rows)
+	}
+	q = core.DefaultQuery()
+	q.Limit = 1
+	if rows, _ := s.Reader().Sessions(pnum, q); len(rows) != 1 || rows[0].SessionID != "other" {
+		t.Fatalf("limit 1: %+v", rows)
+	}
+}
