@@ -162,12 +162,7 @@ func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool
 // scanRange calls fn for each cell of kind whose bucket overlaps [since, until].
 func (r *Reader) scanRange(pnum uint32, kind aggKind, q *core.Query, since, until int64, fn func(k []byte, bucket int64, c cell) error) error {
 	ops := kindOps[kind]
-	width := kindBucket(kind)
-	return r.scanKeys(pnum, kind, q, func(k []byte, v []byte) error {
-		bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
-		if bucket+width <= since || bucket > until {
-			return nil
-		}
+	return r.scanKeys(pnum, kind, q, since, until, func(k []byte, bucket int64, v []byte) error {
 		c := cell{}
 		if err := decodeCell(ops, v, c); err != nil {
 			return err
@@ -176,8 +171,12 @@ func (r *Reader) scanRange(pnum uint32, kind aggKind, q *core.Query, since, unti
 	})
 }
 
-// scanKeys walks the raw keys and values of kind in the query's scope.
-func (r *Reader) scanKeys(pnum uint32, kind aggKind, q *core.Query, fn func(k, v []byte) error) error {
+// scanKeys walks the cells of kind in the query's scope whose bucket
+// overlaps [since, until]. Keys end with the bucket, and within one scope
+// (the key up to the bucket) buckets ascend, so the walk seeks past whole
+// runs of buckets outside the range and reads only the values it returns.
+func (r *Reader) scanKeys(pnum uint32, kind aggKind, q *core.Query, since, until int64, fn func(k []byte, bucket int64, v []byte) error) error {
+	width := kindBucket(kind)
 	base := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
 	base = append(base, byte(kind))
 	var prefix []byte
@@ -192,23 +191,40 @@ func (r *Reader) scanKeys(pnum uint32, kind aggKind, q *core.Query, fn func(k, v
 	default:
 		prefix = append(append([]byte(nil), base...), scopeScene)
 	}
+	lo := max(0, since-width+1) // the lowest bucket that can overlap
 	return r.s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		var seek []byte
+		for it.Rewind(); it.Valid(); {
 			k := it.Item().Key()
 			if len(k) < len(prefix)+8 {
+				it.Next()
+				continue
+			}
+			scope := k[:len(k)-8]
+			bucket := int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+			switch {
+			case bucket < lo:
+				seek = binary.BigEndian.AppendUint64(append(seek[:0], scope...), uint64(lo))
+				it.Seek(seek)
+				continue
+			case bucket > until:
+				seek = append(append(seek[:0], scope...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0)
+				it.Seek(seek) // the next scope
 				continue
 			}
 			if q.Session != "" && q.Scene != "" {
 				rest := k[len(prefix) : len(k)-8]
 				if len(rest) < 1 || string(rest[1:]) != q.Scene {
+					it.Next()
 					continue
 				}
 			}
-			if err := it.Item().Value(func(v []byte) error { return fn(k, v) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return fn(k, bucket, v) }); err != nil {
 				return err
 			}
+			it.Next()
 		}
 		return nil
 	})
