@@ -14,6 +14,13 @@
 //	                                      raw session chunk (retention on; TTL)
 //	g <projectNum:4> <sceneID> 0x00       scene representation summary (listing row, JSON)
 //	g <projectNum:4> <sceneID> 0x01       scene representation document (canonical JSON)
+//	a <projectNum:4> <kind:1> <scope> <bucket:8>
+//	                                      aggregate cell; scope is s <len:1> <sceneId>
+//	                                      or S <len:2> <sessionId> <len:1> <sceneId>
+//	x <projectNum:4> <len:2> <sessionID>  session summary and metadata (JSON)
+//	t <projectNum:4> <startedAt:8> <sessionID>
+//	                                      session summary, indexed by start
+//	c <projectNum:4>                      aggregator checkpoint: next log seq to fold
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
 package storage
