@@ -123,13 +123,9 @@ func TestKill9UnderLoadCountsEveryAcknowledgedEventOnce(t *testing.T) {
 			SessionID string `json:"session_id"`
 			Events    int64
 		}
+		// The aggregator folds within about half a second; wait until every
+		// acknowledged session is listed (or the deadline passes).
 		deadline := time.Now().Add(20 * time.Second)
-		acked := 0
-		for _, o := range results {
-			if o.acked {
-				acked++
-			}
-		}
 		for {
 			sessions = nil
 			req, _ := http.NewRequest("GET", s.base+"/api/v1/sessions?limit=1000", nil)
@@ -140,7 +136,17 @@ func TestKill9UnderLoadCountsEveryAcknowledgedEventOnce(t *testing.T) {
 			}
 			json.NewDecoder(res.Body).Decode(&sessions)
 			res.Body.Close()
-			if len(sessions) >= acked || time.Now().After(deadline) {
+			listed := map[string]bool{}
+			for _, r := range sessions {
+				listed[r.SessionID] = true
+			}
+			missing := 0
+			for sess, o := range results {
+				if o.acked && !listed[sess] {
+					missing++
+				}
+			}
+			if missing == 0 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
