@@ -38,6 +38,8 @@ type Config struct {
 	SyncWrites  bool  // COLLECTOR_SYNC_WRITES: fsync each group commit
 	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes
 
+	ValueLogGCInterval time.Duration // COLLECTOR_VLOG_GC_INTERVAL: how often space is reclaimed (≤ 0 = never)
+
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
@@ -58,6 +60,7 @@ func DefaultConfig() Config {
 		IngestRateLimitMax:    1200,
 		KeyIngestRateLimitMax: 0,
 		MinFreeDisk:           64 << 20,
+		ValueLogGCInterval:    5 * time.Minute,
 		ShutdownTimeout:       20 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "json",
@@ -148,6 +151,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 		}
 	}
 	dur("COLLECTOR_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("COLLECTOR_VLOG_GC_INTERVAL", &c.ValueLogGCInterval)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	return errors.Join(errs...)

@@ -100,3 +100,7 @@ func (s *Server) ObserveGroupCommit(d time.Duration, requests, events int, err e
 		s.m.commitErrs.Inc()
 	}
 }
+
+// AddGauge exposes a value computed at scrape time (main wires storage and
+// aggregator figures this way; edge does not know them).
+func (s *Server) AddGauge(name string, f func() float64) { s.m.set.NewGauge(name, f) }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -45,23 +46,37 @@ type Aggregator struct {
 
 	mu     sync.Mutex // serialises folding (the loop and Sync)
 	parser fastjson.Parser
-	stats  AggStats
+
+	records, events, errors atomic.Uint64
+	committed               atomic.Uint64 // log records committed since open
+	backlog                 uint64        // log records waiting at open
 }
 
-// AggStats counts what the aggregator has folded.
+// AggStats counts what the aggregator has folded since the store opened.
 type AggStats struct {
 	Records, Events uint64
 	Errors          uint64
+	// Lag is the number of committed log records not folded yet.
+	Lag uint64
 }
 
 func newAggregator(s *Store) *Aggregator {
 	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			a.backlog++
+		}
+		return nil
+	})
 	return a
 }
 
-// poke wakes the aggregator (non-blocking); the committer calls it after
-// each group commit.
-func (a *Aggregator) poke() {
+// poke records n newly committed log records and wakes the aggregator
+// (non-blocking); the committer calls it after each group commit.
+func (a *Aggregator) poke(n int) {
+	a.committed.Add(uint64(n))
 	select {
 	case a.notify <- struct{}{}:
 	default:
@@ -81,18 +96,18 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 		}
 		if err := a.foldAll(stop); err != nil && !errors.Is(err, badger.ErrDBClosed) {
 			a.s.log.Error("aggregation failed; will retry", "err", err)
-			a.mu.Lock()
-			a.stats.Errors++
-			a.mu.Unlock()
+			a.errors.Add(1)
 		}
 	}
 }
 
-// Stats returns the aggregator's counters.
+// Stats returns the aggregator's counters. It takes no lock.
 func (a *Aggregator) Stats() AggStats {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stats
+	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load()}
+	if pending := a.backlog + a.committed.Load(); pending > st.Records {
+		st.Lag = pending - st.Records
+	}
+	return st
 }
 
 // Sync folds everything committed so far; reads issued after it returns see
@@ -220,8 +235,8 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 	if err := a.commitFold(pnum, &st, cpKey, next, logKeys); err != nil {
 		return 0, err
 	}
-	a.stats.Records += uint64(len(logKeys))
-	a.stats.Events += uint64(events)
+	a.records.Add(uint64(len(logKeys)))
+	a.events.Add(uint64(events))
 	return len(logKeys), nil
 }
 

@@ -134,3 +134,36 @@ func TestSessionIndexFollowsEarlierEvents(t *testing.T) {
 		t.Fatalf("limit 1: %+v", rows)
 	}
 }
+
+// TestAggregatorLag: lag counts committed records until they are folded,
+// including a backlog left by an earlier process.
+func TestAggregatorLag(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	commit := func(s *Store) {
+		b := &core.Batch{ProjectID: "p", ProjectNum: pnum}
+		b.AppendEvent(core.TypeSceneChange, 1, []byte("s"), []byte(`{"type":"scene_change","sessionId":"s","ts":1,"sceneId":"a"}`))
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(s)
+	commit(s)
+	if lag := s.Aggregator().Stats().Lag; lag != 2 {
+		t.Fatalf("lag %d, want 2", lag)
+	}
+	s.Close()
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	commit(s2)
+	if lag := s2.Aggregator().Stats().Lag; lag != 3 {
+		t.Fatalf("lag after reopen %d, want 3 (2 left over + 1)", lag)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s2.Aggregator().Stats(); st.Lag != 0 || st.Records != 3 || st.Events != 3 {
+		t.Fatalf("after sync %+v", st)
+	}
+}

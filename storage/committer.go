@@ -220,8 +220,16 @@ func (c *Committer) commitGroup(group []*commitReq) {
 	}
 	c.groups.Add(1)
 	c.requests.Add(uint64(len(group)))
-	if err == nil && c.s.agg != nil {
-		c.s.agg.poke()
+	if c.s.agg != nil {
+		ok := 0
+		for _, r := range group {
+			if r.err == nil {
+				ok++
+			}
+		}
+		if ok > 0 {
+			c.s.agg.poke(ok)
+		}
 	}
 	if c.OnCommit != nil {
 		c.OnCommit(time.Since(start), len(group), events, err)

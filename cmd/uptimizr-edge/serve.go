@@ -57,6 +57,8 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		RetentionTTL: time.Duration(cfg.RawRetentionDays) * 24 * time.Hour,
 		MinFreeDisk:  cfg.MinFreeDisk,
 		Logger:       log,
+
+		ValueLogGCInterval: gcInterval(cfg.ValueLogGCInterval),
 	})
 	if err != nil {
 		return err
@@ -91,6 +93,11 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
+	if agg := store.Aggregator(); agg != nil {
+		srv.AddGauge("uptimizr_aggregator_lag_records", func() float64 { return float64(agg.Stats().Lag) })
+		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })
+		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
+	}
 	stopControl, err := serveControl(cfg.DataDir, store.Registry(), log)
 	if err != nil {
 		return err
@@ -194,4 +201,13 @@ Send a sample batch:
 curl -sS -X POST '%s/api/v1/collect' -H 'x-api-key: %s' -H 'content-type: application/json' -d '%s'
 
 `, cfg.DataDir, devSecretFile, k.Ingest, k.Query, k.Admin, base, k.Ingest, body)
+}
+
+// gcInterval maps the config (≤ 0 = never) to the store's option (negative =
+// never, zero = its default).
+func gcInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
