@@ -131,7 +131,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.ShutdownWithContext(ctx)
 }
 
-// MetricsSet exposes the metrics for tests and embedding.
+// writeMetrics answers GET /metrics in the Prometheus text format.
 func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	s.m.set.WritePrometheus(ctx)

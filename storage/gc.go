@@ -43,20 +43,7 @@ func (s *Store) startValueLogGC() {
 	if every == 0 || s.opts.ReadOnly {
 		return
 	}
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.valueLogGC()
-			}
-		}
-	}()
+	s.every(every, func() { s.valueLogGC() })
 }
 
 // valueLogGC rewrites value-log files while one qualifies, and returns how

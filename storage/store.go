@@ -166,8 +166,7 @@ func Open(opts Options) (*Store, error) {
 		s.com = newCommitter(s)
 		s.freeAtCheck.Store(1 << 62)
 		s.checkDisk()
-		s.bg.Add(1)
-		go s.monitorDisk()
+		s.every(diskCheckInterval, s.checkDisk)
 		s.startValueLogGC()
 		s.agg = newAggregator(s)
 		if !opts.DisableAggregation {
@@ -237,18 +236,22 @@ func (s *Store) Close() error {
 	return err
 }
 
-func (s *Store) monitorDisk() {
-	defer s.bg.Done()
-	t := time.NewTicker(diskCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.checkDisk()
+// every runs f every d, in its own goroutine, until the store closes.
+func (s *Store) every(d time.Duration, f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				f()
+			}
 		}
-	}
+	}()
 }
 
 func (s *Store) checkDisk() {
