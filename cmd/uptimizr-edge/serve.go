@@ -100,7 +100,11 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	}
 	stopControl, err := serveControl(cfg.DataDir, store.Registry(), log)
 	if err != nil {
-		return err
+		// Serving matters more than the CLI's shortcut (a unix socket path
+		// is limited to about 100 bytes): the CLI then says the node holds
+		// the data dir, and the HTTP admin API still works.
+		log.Warn("operator control socket unavailable; the CLI cannot reach this node", "err", err)
+		stopControl = func() {}
 	}
 	defer stopControl()
 
