@@ -55,3 +55,11 @@ type Project interface {
 	ProjectNum() uint32 // compact internal number used in storage keys
 	Channels() Channels // current channel settings
 }
+
+// KeyInfo describes a live API key without the key itself.
+type KeyInfo struct {
+	ID        string     `json:"id"`
+	Caps      Capability `json:"-"`
+	CapList   string     `json:"caps"`
+	CreatedAt string     `json:"createdAt"`
+}

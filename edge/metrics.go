@@ -25,11 +25,12 @@ const (
 	routeSessionMeta // GET /api/v1/sessions/:id/meta
 	routeSessionRaw  // GET /api/v1/sessions/:id/events
 	routeScenes      // scene representations
+	routeKeys        // key administration
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other",
-	"read", "session_meta", "session_events", "scenes"}
+	"read", "session_meta", "session_events", "scenes", "keys"}
 
 // serverMetrics are pre-registered so that recording one allocates nothing.
 type serverMetrics struct {

@@ -30,6 +30,9 @@ import (
 type Keys interface {
 	Resolve(hash *[32]byte) (core.Project, core.Capability, bool)
 	SetChannels(projectID string, ch core.Channels) error
+	CreateKey(projectID string, caps core.Capability) (secret, id string, err error)
+	RevokeKey(projectID, idOrKey string) (id string, err error)
+	KeyInfos(projectID string) []core.KeyInfo
 }
 
 // Deps are the collaborators main wires into the server.
@@ -177,6 +180,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/api/v1/channels":
 		r = routeChannels
 		s.channels(ctx)
+	case string(path) == "/api/v1/keys" || len(path) > 13 && string(path[:13]) == "/api/v1/keys/":
+		r = routeKeys
+		s.keys(ctx, path[len("/api/v1/keys"):])
 	case len(path) > 8 && string(path[:8]) == "/api/v1/":
 		r = s.readRoute(ctx, path[8:])
 	case string(path) == "/health":

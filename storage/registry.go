@@ -406,3 +406,13 @@ func nextProjectNum(txn *badger.Txn) (uint32, error) {
 	n++
 	return n, txn.Set(metaProjectNum, binary.BigEndian.AppendUint32(nil, n))
 }
+
+// KeyInfos lists a project's live keys for the admin API.
+func (r *Registry) KeyInfos(projectID string) []core.KeyInfo {
+	keys := r.Keys(projectID)
+	out := make([]core.KeyInfo, len(keys))
+	for i, k := range keys {
+		out[i] = core.KeyInfo{ID: k.ID, Caps: k.Caps, CapList: k.Caps.String(), CreatedAt: k.CreatedAt.Format(time.RFC3339)}
+	}
+	return out
+}

@@ -1,0 +1,74 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// keys is the key administration API of the calling key's project (admin
+// capability): GET /api/v1/keys lists live keys (ids and capabilities, never
+// the keys), POST /api/v1/keys {"caps":"ingest"} creates one and shows it
+// once, DELETE /api/v1/keys/<id> revokes one — effective at the next request.
+func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
+	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
+		s.tooMany(ctx, retry, "client address")
+		return
+	}
+	var h [32]byte
+	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
+	if !ok {
+		return
+	}
+	id := strings.TrimPrefix(string(rest), "/")
+	switch {
+	case ctx.IsGet() && id == "":
+		b, _ := json.Marshal(s.d.Keys.KeyInfos(p.ProjectID()))
+		ctx.SetContentType("application/json")
+		ctx.SetBody(b)
+	case ctx.IsPost() && id == "":
+		var req struct {
+			Caps string `json:"caps"`
+		}
+		if err := json.Unmarshal(ctx.Request.Body(), &req); err != nil || req.Caps == "" {
+			s.fail(ctx, fasthttp.StatusBadRequest, `send {"caps":"ingest"} (ingest, query, admin; comma separated)`)
+			return
+		}
+		caps, err := core.ParseCapabilities(req.Caps)
+		if err != nil {
+			s.fail(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		secret, kid, err := s.d.Keys.CreateKey(p.ProjectID(), caps)
+		if err != nil {
+			s.log.Error("create key failed", "project", p.ProjectID(), "err", err)
+			s.unavailable(ctx, "could not create the key", 5)
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"id": kid, "caps": caps.String(), "key": secret})
+		ctx.SetStatusCode(fasthttp.StatusCreated)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(b)
+	case ctx.IsDelete() && id != "" && !strings.Contains(id, "/"):
+		kid, err := s.d.Keys.RevokeKey(p.ProjectID(), id)
+		if err != nil {
+			if strings.Contains(err.Error(), "not found") {
+				s.fail(ctx, fasthttp.StatusNotFound, "no live key with that id in this project")
+				return
+			}
+			s.log.Error("revoke key failed", "project", p.ProjectID(), "err", errors.Unwrap(err))
+			s.unavailable(ctx, "could not revoke the key", 5)
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"revoked": kid})
+		ctx.SetContentType("application/json")
+		ctx.SetBody(b)
+	default:
+		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "use GET or POST on /api/v1/keys, DELETE on /api/v1/keys/<id>")
+	}
+}
