@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
 // ingestCtx is the pooled per-request state of the write path: parser,
@@ -278,7 +279,7 @@ func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
 }
 
 func (s *Server) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
-	out, t, reason := ic.proc.Add(wrap(ev))
+	out, t, reason := ic.proc.Add(jsonvalue.Wrap(ev))
 	switch out {
 	case core.Accepted:
 		// counted once committed

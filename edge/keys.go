@@ -2,7 +2,6 @@ package edge
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -60,7 +59,7 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 				s.fail(ctx, fasthttp.StatusNotFound, "no live key with that id in this project")
 				return
 			}
-			s.log.Error("revoke key failed", "project", p.ProjectID(), "err", errors.Unwrap(err))
+			s.log.Error("revoke key failed", "project", p.ProjectID(), "err", err)
 			s.unavailable(ctx, "could not revoke the key", 5)
 			return
 		}

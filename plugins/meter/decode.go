@@ -22,6 +22,14 @@ func (r *reader) fail(format string, args ...any) {
 	}
 }
 
+// unsupported records an error for a construct that is valid wasm, or may
+// be, but that this package does not handle.
+func (r *reader) unsupported(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{ErrUnsupported}, args...)...)
+	}
+}
+
 func (r *reader) eof() bool { return r.err != nil || r.off >= len(r.b) }
 
 func (r *reader) byte() byte {
@@ -124,7 +132,7 @@ func simpleValType(t byte) bool {
 func (r *reader) valType() {
 	t := r.byte()
 	if r.err == nil && !simpleValType(t) {
-		r.fail("unsupported value type 0x%02x at offset %d", t, r.off-1)
+		r.unsupported("value type 0x%02x at offset %d", t, r.off-1)
 	}
 }
 
@@ -139,14 +147,14 @@ func (r *reader) blockType() {
 	if v == -0x40 || (r.off == at+1 && simpleValType(r.b[at])) {
 		return
 	}
-	r.fail("unsupported block type at offset %d", at)
+	r.unsupported("block type at offset %d", at)
 }
 
 // limits skips table or memory limits.
 func (r *reader) limits() {
 	flags := r.byte()
 	if flags > 7 {
-		r.fail("unsupported limits flags 0x%02x at offset %d", flags, r.off-1)
+		r.unsupported("limits flags 0x%02x at offset %d", flags, r.off-1)
 		return
 	}
 	bits := uint(32)
@@ -262,7 +270,7 @@ func (r *reader) instr() (op byte, class int) {
 	case op == 0xfe:
 		r.prefixFE(at)
 	default:
-		r.fail("unsupported opcode 0x%02x at offset %d", op, at)
+		r.unsupported("opcode 0x%02x at offset %d", op, at)
 	}
 	return op, opPlain
 }
@@ -292,7 +300,7 @@ func (r *reader) prefixFC(at int) {
 	case sub >= 15 && sub <= 17: // table.grow, table.size, table.fill
 		r.u32()
 	default:
-		r.fail("unsupported opcode 0xfc %d at offset %d", sub, at)
+		r.unsupported("opcode 0xfc %d at offset %d", sub, at)
 	}
 }
 
@@ -313,7 +321,7 @@ func (r *reader) prefixFD(at int) {
 	case sub <= 0xff: // the remaining SIMD operations take no immediate
 	case sub <= 0x113: // relaxed SIMD takes no immediate either
 	default:
-		r.fail("unsupported opcode 0xfd %d at offset %d", sub, at)
+		r.unsupported("opcode 0xfd %d at offset %d", sub, at)
 	}
 }
 
@@ -329,6 +337,6 @@ func (r *reader) prefixFE(at int) {
 	case sub >= 0x10 && sub <= 0x4e:
 		r.memarg()
 	default:
-		r.fail("unsupported opcode 0xfe %d at offset %d", sub, at)
+		r.unsupported("opcode 0xfe %d at offset %d", sub, at)
 	}
 }

@@ -1,4 +1,7 @@
-package edge
+// Package jsonvalue adapts fastjson's parsed values to core.Value, so the
+// edge (decoding request bodies) and the plugin host (re-validating plugin
+// output) feed the same validator from the same parser.
+package jsonvalue
 
 import (
 	"github.com/valyala/fastjson"
@@ -10,7 +13,8 @@ import (
 // so wrapping allocates nothing.
 type fjValue fastjson.Value
 
-func wrap(v *fastjson.Value) core.Value { return (*fjValue)(v) }
+// Wrap returns v as a core.Value without allocating.
+func Wrap(v *fastjson.Value) core.Value { return (*fjValue)(v) }
 
 func (v *fjValue) fj() *fastjson.Value { return (*fastjson.Value)(v) }
 
@@ -44,7 +48,7 @@ func (v *fjValue) Len() int {
 
 func (v *fjValue) At(i int) core.Value {
 	a, _ := v.fj().Array()
-	return wrap(a[i])
+	return Wrap(a[i])
 }
 
 func (v *fjValue) Fields(dst []core.Field) []core.Field {
@@ -53,7 +57,7 @@ func (v *fjValue) Fields(dst []core.Field) []core.Field {
 		return dst
 	}
 	o.Visit(func(k []byte, x *fastjson.Value) {
-		dst = append(dst, core.Field{Key: k, Val: wrap(x)})
+		dst = append(dst, core.Field{Key: k, Val: Wrap(x)})
 	})
 	return dst
 }
