@@ -29,8 +29,15 @@ type Batch struct {
 	Buf    []byte
 	Events []Event
 
-	// Quarantined counts events a filter set apart instead of storing.
+	// Info is what the server decided for the request (visitor, coarse
+	// browser/os, channels): a filter that rewrites events re-validates them
+	// with it, so server-authoritative fields stay the server's.
+	Info *RequestInfo
+
+	// Quarantined counts events a filter set apart instead of storing;
+	// Filtered counts events filters dropped.
 	Quarantined int
+	Filtered    int
 }
 
 // Reset empties b for reuse, keeping its capacity.
@@ -40,7 +47,9 @@ func (b *Batch) Reset() {
 	b.ReceivedAt = 0
 	b.Buf = b.Buf[:0]
 	b.Events = b.Events[:0]
+	b.Info = nil
 	b.Quarantined = 0
+	b.Filtered = 0
 }
 
 // Len is the number of events in b.

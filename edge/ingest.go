@@ -165,6 +165,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	ic.info.Browser, ic.info.OS = core.ClassifyUA(ua)
 	s.d.Hasher.Hash(&ic.info.VisitorID, ip, ua, now)
 	ic.proc.Begin(&ic.batch, &ic.info)
+	ic.batch.Info = &ic.info
 
 	var msg string
 	if format == formatNDJSON {
@@ -194,6 +195,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	}
 	s.m.commitDur.UpdateDuration(t1)
 	ic.accepted = len(ic.batch.Events)
+	ic.filtered += ic.batch.Filtered
 	s.countEvents(ic)
 	return fasthttp.StatusOK, ""
 }

@@ -1,0 +1,312 @@
+package plugins
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// ABIVersion is the plugin ABI this host implements.
+const ABIVersion = 1
+
+// Errors of the host. A call error wraps one of the first three.
+var (
+	ErrTrap      = errors.New("plugin trapped")
+	ErrTimeout   = errors.New("plugin exceeded its CPU deadline")
+	ErrBadOutput = errors.New("plugin produced bad output")
+	ErrGuest     = errors.New("plugin returned an error code")
+	ErrInvalid   = errors.New("invalid plugin module")
+)
+
+// Options configure a Host. Zero values take the defaults noted.
+type Options struct {
+	// CacheDir keeps wazero's compiled code across restarts ("" = memory only).
+	CacheDir string
+	// MemoryLimitPages caps each instance's linear memory (64 KiB pages);
+	// default 1024 (64 MiB).
+	MemoryLimitPages uint32
+	// CallTimeout is the CPU deadline of one filter call; default 50 ms.
+	CallTimeout time.Duration
+	// MaxModuleSize bounds an uploaded module; default 16 MiB.
+	MaxModuleSize int
+	// PoolSize bounds the idle instances kept per plugin version; default 4.
+	PoolSize int
+	Logger   *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MemoryLimitPages == 0 {
+		o.MemoryLimitPages = 1024
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 50 * time.Millisecond
+	}
+	if o.MaxModuleSize <= 0 {
+		o.MaxModuleSize = 16 << 20
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Host owns the wazero runtime shared by every plugin.
+type Host struct {
+	opts  Options
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+
+	mu      sync.Mutex
+	modules map[string]*Module // by content hash
+}
+
+// NewHost starts a wazero runtime (compiler mode) for plugins.
+func NewHost(ctx context.Context, opts Options) (*Host, error) {
+	opts.defaults()
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithMemoryLimitPages(opts.MemoryLimitPages).
+		WithCloseOnContextDone(true)
+	var cache wazero.CompilationCache
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugins: compilation cache: %w", err)
+		}
+		cache = c
+		cfg = cfg.WithCompilationCache(c)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	// AssemblyScript's abort(msg, file, line, col): a trap.
+	if _, err := rt.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func(ctx context.Context, m api.Module, msg, file, line, col uint32) {
+			panic(fmt.Sprintf("abort at line %d col %d", line, col))
+		}).Export("abort").Instantiate(ctx); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	return &Host{opts: opts, rt: rt, cache: cache, modules: map[string]*Module{}}, nil
+}
+
+// Close releases the runtime and every instance.
+func (h *Host) Close(ctx context.Context) error {
+	err := h.rt.Close(ctx)
+	if h.cache != nil {
+		h.cache.Close(ctx)
+	}
+	return err
+}
+
+// Module is a compiled plugin module, shared by every version that uses the
+// same bytes.
+type Module struct {
+	Hash     string // hex SHA-256 of the uploaded bytes
+	Size     int
+	compiled wazero.CompiledModule
+}
+
+// Compile checks and compiles a module: size, imports (WASI and env.abort
+// only), the ABI exports and their signatures, one exported memory.
+func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
+	if len(wasm) > h.opts.MaxModuleSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalid, len(wasm), h.opts.MaxModuleSize)
+	}
+	sum := sha256.Sum256(wasm)
+	hash := hex.EncodeToString(sum[:])
+	h.mu.Lock()
+	m := h.modules[hash]
+	h.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	compiled, err := h.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalid, err)
+	}
+	if err := checkModule(compiled); err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	m = &Module{Hash: hash, Size: len(wasm), compiled: compiled}
+	h.mu.Lock()
+	if old := h.modules[hash]; old != nil {
+		h.mu.Unlock()
+		compiled.Close(ctx)
+		return old, nil
+	}
+	h.modules[hash] = m
+	h.mu.Unlock()
+	return m, nil
+}
+
+var i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+
+var requiredExports = map[string][2][]api.ValueType{
+	"uptimizr_abi_version": {nil, {i32}},
+	"uptimizr_alloc":       {{i32}, {i32}},
+	"uptimizr_init":        {{i32, i32}, {i32}},
+	"uptimizr_filter":      {{i32, i32}, {i64}},
+}
+
+func checkModule(c wazero.CompiledModule) error {
+	for _, f := range c.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod == wasi_snapshot_preview1.ModuleName || (mod == "env" && name == "abort") {
+			continue
+		}
+		return fmt.Errorf("%w: imports %s.%s; only wasi_snapshot_preview1 and env.abort are provided", ErrInvalid, mod, name)
+	}
+	if len(c.ImportedMemories()) > 0 {
+		return fmt.Errorf("%w: imports a memory; a plugin must define and export its own", ErrInvalid)
+	}
+	if _, ok := c.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("%w: exports no memory named \"memory\"", ErrInvalid)
+	}
+	exports := c.ExportedFunctions()
+	for name, sig := range requiredExports {
+		f, ok := exports[name]
+		if !ok {
+			return fmt.Errorf("%w: missing export %s", ErrInvalid, name)
+		}
+		if !sameTypes(f.ParamTypes(), sig[0]) || !sameTypes(f.ResultTypes(), sig[1]) {
+			return fmt.Errorf("%w: export %s has the wrong signature", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// instance is one initialised module instance. It serves one call at a time.
+type instance struct {
+	mod    api.Module
+	alloc  api.Function
+	filter api.Function
+	mem    api.Memory
+	stack  [2]uint64
+}
+
+// newInstance instantiates m in the sandbox and initialises it with config.
+func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*instance, error) {
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // _initialize is called below, under the deadline
+		WithSysNanotime().
+		WithSysWalltime().
+		WithRandSource(rand.Reader)
+	ctx, cancel := context.WithTimeout(ctx, 10*h.opts.CallTimeout)
+	defer cancel()
+	mod, err := h.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
+	}
+	in := &instance{mod: mod, alloc: mod.ExportedFunction("uptimizr_alloc"), filter: mod.ExportedFunction("uptimizr_filter"), mem: mod.Memory()}
+	fail := func(err error) (*instance, error) {
+		mod.Close(context.Background())
+		return nil, err
+	}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if _, err := f.Call(ctx); err != nil {
+			return fail(callErr(ctx, "_initialize", err))
+		}
+	}
+	res, err := mod.ExportedFunction("uptimizr_abi_version").Call(ctx)
+	if err != nil {
+		return fail(callErr(ctx, "uptimizr_abi_version", err))
+	}
+	if v := int32(res[0]); v != ABIVersion {
+		return fail(fmt.Errorf("%w: ABI version %d, this host runs %d", ErrInvalid, v, ABIVersion))
+	}
+	if config == nil {
+		config = []byte("{}")
+	}
+	ptr, err := in.write(ctx, config)
+	if err != nil {
+		return fail(err)
+	}
+	res, err = mod.ExportedFunction("uptimizr_init").Call(ctx, uint64(ptr), uint64(len(config)))
+	if err != nil {
+		return fail(callErr(ctx, "uptimizr_init", err))
+	}
+	if code := int32(res[0]); code != 0 {
+		return fail(fmt.Errorf("%w: uptimizr_init returned %d", ErrGuest, code))
+	}
+	return in, nil
+}
+
+// write copies b into guest memory obtained from uptimizr_alloc.
+func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
+	in.stack[0] = uint64(len(b))
+	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
+		return 0, callErr(ctx, "uptimizr_alloc", err)
+	}
+	ptr := uint32(in.stack[0])
+	if ptr == 0 && len(b) > 0 {
+		return 0, fmt.Errorf("%w: uptimizr_alloc(%d) returned 0", ErrGuest, len(b))
+	}
+	if !in.mem.Write(ptr, b) {
+		return 0, fmt.Errorf("%w: uptimizr_alloc returned memory outside the module", ErrBadOutput)
+	}
+	return ptr, nil
+}
+
+// call runs uptimizr_filter on an encoded batch and appends the output to
+// dst. Any error means the instance must not be used again.
+func (in *instance) call(ctx context.Context, batch, dst []byte) ([]byte, error) {
+	ptr, err := in.write(ctx, batch)
+	if err != nil {
+		return dst, err
+	}
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
+	if err := in.filter.CallWithStack(ctx, in.stack[:]); err != nil {
+		return dst, callErr(ctx, "uptimizr_filter", err)
+	}
+	r := int64(in.stack[0])
+	if r < 0 {
+		return dst, fmt.Errorf("%w: %d", ErrGuest, r)
+	}
+	outPtr, outLen := uint32(uint64(r)>>32), uint32(r)
+	out, ok := in.mem.Read(outPtr, outLen)
+	if !ok {
+		return dst, fmt.Errorf("%w: result [%d, +%d) lies outside memory", ErrBadOutput, outPtr, outLen)
+	}
+	return append(dst, out...), nil
+}
+
+func (in *instance) close() { in.mod.Close(context.Background()) }
+
+func callErr(ctx context.Context, fn string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%s)", ErrTimeout, fn)
+	}
+	return fmt.Errorf("%w in %s: %v", ErrTrap, fn, err)
+}
+
+// le32 helpers for the batch encoding.
+func appendU32(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }

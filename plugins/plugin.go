@@ -1,0 +1,118 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Policy decides what happens to a batch whose plugin failed.
+type Policy uint8
+
+const (
+	// PolicyQuarantine keeps the batch apart (admin-only, TTL) for replay.
+	PolicyQuarantine Policy = iota
+	// PolicyDrop discards the batch.
+	PolicyDrop
+	// PolicyPass lets the batch continue unfiltered.
+	PolicyPass
+)
+
+// ParsePolicy reads quarantine, drop or pass ("" = quarantine).
+func ParsePolicy(s string) (Policy, error) {
+	switch strings.ToLower(s) {
+	case "", "quarantine":
+		return PolicyQuarantine, nil
+	case "drop":
+		return PolicyDrop, nil
+	case "pass":
+		return PolicyPass, nil
+	}
+	return 0, fmt.Errorf("unknown failure policy %q (want quarantine, drop or pass)", s)
+}
+
+func (p Policy) String() string {
+	switch p {
+	case PolicyDrop:
+		return "drop"
+	case PolicyPass:
+		return "pass"
+	}
+	return "quarantine"
+}
+
+// Plugin is one version of a project's plugin: a module, its config and
+// failure policy, and a bounded pool of initialised instances.
+type Plugin struct {
+	Name    string
+	Version int
+	Policy  Policy
+	Config  []byte
+	Module  *Module
+
+	host *Host
+	idle chan *instance
+}
+
+// NewPlugin prepares a plugin version: it instantiates and initialises one
+// instance now, so a config the plugin refuses fails here, not on traffic.
+func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
+	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
+	in, err := h.newInstance(ctx, m, config)
+	if err != nil {
+		return nil, err
+	}
+	p.put(in)
+	return p, nil
+}
+
+func (p *Plugin) get(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+		return p.host.newInstance(ctx, p.Module, p.Config)
+	}
+}
+
+func (p *Plugin) put(in *instance) {
+	select {
+	case p.idle <- in:
+	default:
+		in.close() // the pool is full
+	}
+}
+
+// Run filters one encoded batch and appends the guest's output to dst. A
+// failed call closes the instance it used.
+func (p *Plugin) Run(ctx context.Context, batch, dst []byte) ([]byte, error) {
+	in, err := p.get(ctx)
+	if err != nil {
+		return dst, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.host.opts.CallTimeout)
+	out, err := in.call(ctx, batch, dst)
+	cancel()
+	if err != nil {
+		in.close()
+		return dst, err
+	}
+	p.put(in)
+	return out, nil
+}
+
+// Shrink closes idle instances beyond keep (an idle project gives back its
+// memory).
+func (p *Plugin) Shrink(keep int) {
+	for len(p.idle) > keep {
+		select {
+		case in := <-p.idle:
+			in.close()
+		default:
+			return
+		}
+	}
+}
+
+// Close closes every idle instance.
+func (p *Plugin) Close() { p.Shrink(0) }
