@@ -21,6 +21,10 @@
 //	t <projectNum:4> <startedAt:8> <sessionID>
 //	                                      session summary, indexed by start
 //	c <projectNum:4>                      aggregator checkpoint: next log seq to fold
+//	w <sha256:32>                         plugin module bytes
+//	u <projectNum:4> <name>               plugin record: versions, active, rollback history (JSON)
+//	o <projectNum:4>                      plugin chain order (JSON list of names)
+//	z <projectNum:4> <id:8>               quarantined batch (TTL)
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
 package storage
@@ -73,6 +77,9 @@ type Options struct {
 	MinFreeDisk int64
 	// LogCompression compresses ingest-log records (default true).
 	LogCompression *bool
+	// QuarantineTTL is how long batches whose plugin failed are kept
+	// (default DefaultQuarantineTTL).
+	QuarantineTTL time.Duration
 	// DisableAggregation keeps the aggregator from running, so the ingest log
 	// stays as written (tools and tests that inspect it). A serving node
 	// always aggregates.
@@ -94,6 +101,9 @@ type Store struct {
 	reg *Registry
 	com *Committer
 	agg *Aggregator
+
+	qOnce sync.Once
+	q     *QuarantineStore
 
 	diskLow atomic.Bool
 	// freeAtCheck is the free space the last check saw; written counts the
