@@ -17,6 +17,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonvalue"
+	"github.com/uptimizr/edge/storage"
 )
 
 var guestWasm []byte
@@ -94,21 +95,15 @@ func fixtureBatch(t testing.TB, name string) *core.Batch {
 	return b
 }
 
-// memQuarantine records quarantined batches.
-type memQuarantine struct {
-	mu      sync.Mutex
-	batches []*core.Batch
-	reasons []string
-}
-
-func (q *memQuarantine) Put(_ context.Context, pnum uint32, plugin string, version int, reason string, b *core.Batch) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	c := &core.Batch{}
-	copyBatch(c, b)
-	q.batches = append(q.batches, c)
-	q.reasons = append(q.reasons, reason)
-	return nil
+// testStore opens a real store for quarantine and plugin records.
+func testStore(t testing.TB) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDisk: -1, DisableAggregation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func eventsOf(b *core.Batch) []string {
@@ -208,7 +203,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {
-			q := &memQuarantine{}
+			q := testStore(t).Quarantine()
 			f := NewFilter(q, nil)
 			p := guestPlugin(t, h, c.mode, PolicyQuarantine)
 			f.SetChain(7, &Chain{Plugins: []*Plugin{p}})
@@ -222,11 +217,16 @@ func TestHostilePluginsAreContained(t *testing.T) {
 			if len(b.Events) != 0 || b.Quarantined != len(orig) {
 				t.Fatalf("%d events left, %d quarantined", len(b.Events), b.Quarantined)
 			}
-			if len(q.batches) != 1 || fmt.Sprint(eventsOf(q.batches[0])) != fmt.Sprint(orig) {
+			entries, total, err := q.List(7, 10)
+			if err != nil || total != 1 || entries[0].Plugin != p.Name || entries[0].Events != len(orig) {
+				t.Fatalf("quarantine: %+v %d %v", entries, total, err)
+			}
+			_, qb, err := q.Get(7, entries[0].ID)
+			if err != nil || fmt.Sprint(eventsOf(qb)) != fmt.Sprint(orig) {
 				t.Fatal("the quarantine does not hold the batch as it entered the chain")
 			}
 			// The direct call reports the kind of failure.
-			_, err := p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json")), nil)
+			_, err = p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json")), nil)
 			if c.want == ErrBadOutput && c.mode != "out-of-bounds" {
 				// These produce output; the chain judges it.
 				if err != nil {
@@ -238,7 +238,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 			if c.mode == "spin" && took > 30*time.Millisecond+40*time.Millisecond {
 				t.Fatalf("an endless loop held the call for %s with a 30ms deadline", took)
 			}
-			t.Logf("%s: contained in %s (%s)", c.mode, took, q.reasons[0])
+			t.Logf("%s: contained in %s (%s)", c.mode, took, entries[0].Reason)
 		})
 	}
 }
@@ -269,7 +269,7 @@ func TestPolicies(t *testing.T) {
 		kept     bool
 		filtered bool
 	}{{PolicyDrop, false, true}, {PolicyPass, true, false}} {
-		f := NewFilter(&memQuarantine{}, nil)
+		f := NewFilter(testStore(t).Quarantine(), nil)
 		f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "trap", c.policy), guestPlugin(t, h, "drop-odd", PolicyQuarantine)}})
 		b := fixtureBatch(t, "batch50_00_session-start.json")
 		if err := f.Apply(context.Background(), b); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/uptimizr/edge/core"
 )
 
 // Plugin namespaces.
@@ -30,35 +32,11 @@ var (
 	ErrBadPluginName   = errors.New("invalid plugin name: use 1–64 characters of a-z 0-9 . _ -")
 )
 
-// PluginVersion is one immutable version of a plugin: a module and its
-// config and policy. A config change makes a new version.
-type PluginVersion struct {
-	Version   int             `json:"version"`
-	Module    string          `json:"module"` // hex SHA-256 of the module bytes
-	Size      int             `json:"size"`
-	Config    json.RawMessage `json:"config"`
-	Policy    string          `json:"policy"`
-	CreatedAt time.Time       `json:"createdAt"`
-}
-
-// PluginRecord is a project's plugin: its versions and which one is live
-// (Active 0: none).
-type PluginRecord struct {
-	Name     string          `json:"name"`
-	Active   int             `json:"active"`
-	Previous []int           `json:"previous,omitempty"` // activation history, for rollback
-	Versions []PluginVersion `json:"versions"`
-}
-
-// Version returns version v, or nil.
-func (r *PluginRecord) Version(v int) *PluginVersion {
-	for i := range r.Versions {
-		if r.Versions[i].Version == v {
-			return &r.Versions[i]
-		}
-	}
-	return nil
-}
+// PluginVersion and PluginRecord are the core types, stored as JSON.
+type (
+	PluginVersion = core.PluginVersion
+	PluginRecord  = core.PluginRecord
+)
 
 // PluginStore keeps plugin modules, versions and each project's chain order.
 type PluginStore struct{ s *Store }
