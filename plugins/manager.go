@@ -313,4 +313,3 @@ func sampleBatch(projectID string) *core.Batch {
 	}
 	return b
 }
-
