@@ -35,3 +35,15 @@ func (r *PluginRecord) Version(v int) *PluginVersion {
 	}
 	return nil
 }
+
+// QuarantineEntry describes one batch set apart because a plugin failed.
+type QuarantineEntry struct {
+	ID      string    `json:"id"`
+	Plugin  string    `json:"plugin"`
+	Version int       `json:"version"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+	Events  int       `json:"events"`
+	// ReceivedAt is when the batch reached the collector (epoch ms).
+	ReceivedAt int64 `json:"receivedAt"`
+}

@@ -26,11 +26,12 @@ const (
 	routeSessionRaw  // GET /api/v1/sessions/:id/events
 	routeScenes      // scene representations
 	routeKeys        // key administration
+	routePlugins     // plugin and quarantine administration
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other",
-	"read", "session_meta", "session_events", "scenes", "keys"}
+	"read", "session_meta", "session_events", "scenes", "keys", "plugins"}
 
 // serverMetrics are pre-registered so that recording one allocates nothing.
 type serverMetrics struct {

@@ -49,6 +49,10 @@ type Deps struct {
 	Aggregates Aggregates  // aggregate queries (read.go)
 	Raw        RawSessions // raw session replay (sessions_raw.go)
 	Scenes     SceneStore  // scene representations (scenes.go)
+
+	// Plugin administration; nil answers 501.
+	Plugins    PluginAdmin
+	Quarantine QuarantineAdmin
 }
 
 // Server is the collector's HTTP server.
@@ -110,7 +114,8 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		Handler:                      s.handle,
 		ErrorHandler:                 s.handleParseError,
 		Name:                         "uptimizr-edge",
-		MaxRequestBodySize:           cfg.MaxWireBody(),
+		MaxRequestBodySize:           max(cfg.MaxWireBody(), MaxPluginUpload, SceneBodyLimit),
+		HeaderReceived:               s.bodyLimit,
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  90 * time.Second,
@@ -120,6 +125,23 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		Logger:                       fasthttpLogger{d.Logger},
 	}
 	return s, nil
+}
+
+// bodyLimit sets each request's wire cap from its path, before the body is
+// read: plugin uploads and scene representations may be larger than event
+// batches; everything else gets the ingest cap.
+func (s *Server) bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path := h.RequestURI()
+	if i := indexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	switch {
+	case hasPathPrefix(path, "/api/v1/plugins"):
+		return fasthttp.RequestConfig{MaxRequestBodySize: MaxPluginUpload}
+	case hasPathPrefix(path, "/api/v1/scenes"):
+		return fasthttp.RequestConfig{MaxRequestBodySize: max(s.cfg.MaxWireBody(), SceneBodyLimit)}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxWireBody()}
 }
 
 // Serve answers requests on ln until Shutdown.
@@ -180,6 +202,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/api/v1/channels":
 		r = routeChannels
 		s.channels(ctx)
+	case hasPathPrefix(path, "/api/v1/plugins"):
+		r = routePlugins
+		s.plugins(ctx, string(path[len("/api/v1/plugins"):]))
+	case hasPathPrefix(path, "/api/v1/quarantine"):
+		r = routePlugins
+		s.quarantine(ctx, string(path[len("/api/v1/quarantine"):]))
 	case string(path) == "/api/v1/keys" || len(path) > 13 && string(path[:13]) == "/api/v1/keys/":
 		r = routeKeys
 		s.keys(ctx, path[len("/api/v1/keys"):])
@@ -237,8 +265,9 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 // body (413) or a malformed request (400), in the same JSON shape as the rest.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
+		limit := s.bodyLimit(&ctx.Request.Header).MaxRequestBodySize
 		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body exceeds %d bytes on the wire: send smaller batches", s.cfg.MaxWireBody()))
+			fmt.Sprintf("request body exceeds %d bytes on the wire, the limit of this endpoint", limit))
 		s.m.request(routeCollect, fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
@@ -315,6 +344,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need core.Capability, pa
 		return nil, false
 	}
 	return p, true
+}
+
+// hasPathPrefix reports whether path is prefix or lies below it.
+func hasPathPrefix(path []byte, prefix string) bool {
+	return len(path) >= len(prefix) && string(path[:len(prefix)]) == prefix &&
+		(len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
 func keyHash64(h *[32]byte) uint64 { return binary.LittleEndian.Uint64(h[:8]) }

@@ -26,10 +26,10 @@ const (
 
 // Errors of the plugin store.
 var (
-	ErrPluginNotFound  = errors.New("plugin not found")
-	ErrVersionNotFound = errors.New("plugin version not found")
-	ErrNoRollback      = errors.New("no earlier version to roll back to")
-	ErrBadPluginName   = errors.New("invalid plugin name: use 1–64 characters of a-z 0-9 . _ -")
+	ErrPluginNotFound  = fmt.Errorf("plugin %w", core.ErrNotFound)
+	ErrVersionNotFound = fmt.Errorf("plugin version %w", core.ErrNotFound)
+	ErrNoRollback      = fmt.Errorf("%w: no earlier version to roll back to", core.ErrRejected)
+	ErrBadPluginName   = fmt.Errorf("%w: invalid plugin name: use 1–64 characters of a-z 0-9 . _ -", core.ErrRejected)
 )
 
 // PluginVersion and PluginRecord are the core types, stored as JSON.
@@ -252,7 +252,7 @@ func (p *PluginStore) SetOrder(pnum uint32, names []string) error {
 		sort.Strings(a)
 		sort.Strings(b)
 		if fmt.Sprint(a) != fmt.Sprint(b) {
-			return fmt.Errorf("the order must name each plugin of the chain once: %v", chain)
+			return fmt.Errorf("%w: the order must name each plugin of the chain once: %v", core.ErrRejected, chain)
 		}
 		cb, _ := json.Marshal(names)
 		return txn.Set(chainKey(pnum), cb)

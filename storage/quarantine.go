@@ -19,7 +19,7 @@ import (
 const DefaultQuarantineTTL = 7 * 24 * time.Hour
 
 // ErrQuarantineNotFound is returned for an unknown or expired entry.
-var ErrQuarantineNotFound = errors.New("quarantined batch not found")
+var ErrQuarantineNotFound = fmt.Errorf("quarantined batch %w", core.ErrNotFound)
 
 // QuarantineStore keeps batches whose plugin failed, apart from normal data:
 // admin-only, with a TTL, until they are replayed or expire.
@@ -29,17 +29,8 @@ type QuarantineStore struct {
 	lastID uint64
 }
 
-// QuarantineEntry describes one quarantined batch.
-type QuarantineEntry struct {
-	ID      string    `json:"id"`
-	Plugin  string    `json:"plugin"`
-	Version int       `json:"version"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
-	Events  int       `json:"events"`
-	// ReceivedAt is when the batch reached the collector (epoch ms).
-	ReceivedAt int64 `json:"receivedAt"`
-}
+// QuarantineEntry is the core type.
+type QuarantineEntry = core.QuarantineEntry
 
 // Quarantine returns the quarantine store.
 func (s *Store) Quarantine() *QuarantineStore {

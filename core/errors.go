@@ -1,0 +1,14 @@
+package core
+
+import "errors"
+
+// Sentinel errors shared across packages, so the edge can map failures of
+// components it does not import to HTTP statuses.
+var (
+	// ErrNotFound: the named thing (plugin, version, quarantined batch, …)
+	// does not exist in the caller's project. → 404
+	ErrNotFound = errors.New("not found")
+	// ErrRejected: the caller's input was checked and refused; the message
+	// says why. → 400
+	ErrRejected = errors.New("rejected")
+)
