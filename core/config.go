@@ -40,6 +40,10 @@ type Config struct {
 
 	ValueLogGCInterval time.Duration // COLLECTOR_VLOG_GC_INTERVAL: how often space is reclaimed (≤ 0 = never)
 
+	PluginTimeout   time.Duration // COLLECTOR_PLUGIN_TIMEOUT: CPU deadline of one plugin call
+	PluginMemoryMiB int           // COLLECTOR_PLUGIN_MEMORY_MB: linear memory cap per plugin instance
+	QuarantineTTL   time.Duration // COLLECTOR_QUARANTINE_TTL: how long batches whose plugin failed are kept
+
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
@@ -61,6 +65,9 @@ func DefaultConfig() Config {
 		KeyIngestRateLimitMax: 0,
 		MinFreeDisk:           64 << 20,
 		ValueLogGCInterval:    5 * time.Minute,
+		PluginTimeout:         50 * time.Millisecond,
+		PluginMemoryMiB:       64,
+		QuarantineTTL:         7 * 24 * time.Hour,
 		ShutdownTimeout:       20 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "json",
@@ -152,6 +159,9 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	}
 	dur("COLLECTOR_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("COLLECTOR_VLOG_GC_INTERVAL", &c.ValueLogGCInterval)
+	dur("COLLECTOR_PLUGIN_TIMEOUT", &c.PluginTimeout)
+	num("COLLECTOR_PLUGIN_MEMORY_MB", &c.PluginMemoryMiB)
+	dur("COLLECTOR_QUARANTINE_TTL", &c.QuarantineTTL)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	return errors.Join(errs...)
@@ -189,6 +199,15 @@ func (c *Config) Validate() error {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 			bad("COLLECTOR_CORS_ORIGINS: %q is not an origin (want https://host[:port] or *)", o)
 		}
+	}
+	if c.PluginTimeout < time.Millisecond || c.PluginTimeout > 10*time.Second {
+		bad("COLLECTOR_PLUGIN_TIMEOUT %s: want 1ms–10s", c.PluginTimeout)
+	}
+	if c.PluginMemoryMiB < 1 || c.PluginMemoryMiB > 4096 {
+		bad("COLLECTOR_PLUGIN_MEMORY_MB %d: want 1–4096", c.PluginMemoryMiB)
+	}
+	if c.QuarantineTTL < time.Minute {
+		bad("COLLECTOR_QUARANTINE_TTL %s: want at least 1m", c.QuarantineTTL)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("COLLECTOR_SHUTDOWN_TIMEOUT must be positive")

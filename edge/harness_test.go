@@ -24,6 +24,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/edge"
+	"github.com/uptimizr/edge/plugins"
 	"github.com/uptimizr/edge/storage"
 )
 
@@ -58,8 +59,11 @@ type harness struct {
 	base  string
 	a, b  storage.NewKeys
 	logs  *syncBuffer
-	now   time.Time
-	hc    *http.Client
+
+	host    *plugins.Host
+	plugins *plugins.Manager
+	now     time.Time
+	hc      *http.Client
 }
 
 // newHarness runs the server with the aggregator off, so that tests of the
@@ -83,6 +87,23 @@ func (h *harness) close() {
 	defer cancel()
 	h.srv.Shutdown(ctx)
 	h.store.Close()
+	h.host.Close(ctx)
+}
+
+// testQuarantine joins the quarantine store and the plugin manager, as main
+// does.
+type testQuarantine struct {
+	q    *storage.QuarantineStore
+	mgr  *plugins.Manager
+	sink core.Sink
+}
+
+func (a testQuarantine) List(pnum uint32, limit int) ([]core.QuarantineEntry, int, error) {
+	return a.q.List(pnum, limit)
+}
+func (a testQuarantine) Delete(pnum uint32, id string) error { return a.q.Delete(pnum, id) }
+func (a testQuarantine) Replay(ctx context.Context, p core.Project, id string) (any, error) {
+	return a.mgr.Replay(ctx, a.q, a.sink, p, id)
 }
 
 func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harness {
@@ -115,10 +136,20 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.host, err = plugins.NewHost(context.Background(), plugins.Options{CacheDir: filepath.Join(os.TempDir(), "uptimizr-edge-test-wasm-cache"),
+		CallTimeout: 50 * time.Millisecond, MemoryLimitPages: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.plugins = plugins.NewManager(h.host, st.Plugins(), plugins.NewFilter(st.Quarantine(), log), log)
 	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Ready: st.Writable, Hasher: hasher, Logger: log,
 		Raw:        st.Raw(),
 		Scenes:     st.Scenes(),
-		Aggregates: st.Reader()})
+		Aggregates: st.Reader(),
+		Filter:     h.plugins.Filter(),
+		Plugins:    h.plugins,
+		Quarantine: testQuarantine{st.Quarantine(), h.plugins, st.Sink()},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

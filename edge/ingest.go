@@ -181,8 +181,10 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 
 	if s.d.Filter != nil && len(ic.batch.Events) > 0 {
 		if err := s.d.Filter.Apply(context.Background(), &ic.batch); err != nil {
+			// A plugin failure is handled by its policy inside Apply; an
+			// error here means the quarantine could not be written.
 			s.log.Error("filter chain failed", "project", ic.batch.ProjectID, "err", err)
-			return fasthttp.StatusInternalServerError, "filter chain failed; nothing of this batch was stored"
+			return fasthttp.StatusServiceUnavailable, "could not set the batch apart after its plugin failed; nothing of this batch was stored"
 		}
 	}
 	t1 := time.Now()

@@ -3,7 +3,6 @@ package plugins
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,7 +29,7 @@ type Store interface {
 
 // ErrRejected wraps the reason an upload (or a config) was refused; the
 // caller answers 400 with it.
-var ErrRejected = errors.New("plugin rejected")
+var ErrRejected = core.ErrRejected
 
 // MaxConfigSize bounds a plugin's JSON config.
 const MaxConfigSize = 64 << 10
@@ -197,10 +196,8 @@ func (m *Manager) current(pnum uint32, name string) (*core.PluginVersion, error)
 			}
 		}
 	}
-	return nil, fmt.Errorf("plugin %s: %w", name, errNotFound)
+	return nil, fmt.Errorf("plugin %s: %w", name, core.ErrNotFound)
 }
-
-var errNotFound = errors.New("not found")
 
 // Activate makes version v of a plugin live.
 func (m *Manager) Activate(ctx context.Context, pnum uint32, name string, v int) (*core.PluginRecord, error) {
@@ -239,7 +236,7 @@ func (m *Manager) SetOrder(ctx context.Context, pnum uint32, names []string) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.store.SetOrder(pnum, names); err != nil {
-		return fmt.Errorf("%w: %v", ErrRejected, err)
+		return err
 	}
 	return m.rebuild(ctx, pnum)
 }

@@ -59,6 +59,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Logger:       log,
 
 		ValueLogGCInterval: gcInterval(cfg.ValueLogGCInterval),
+		QuarantineTTL:      cfg.QuarantineTTL,
 	})
 	if err != nil {
 		return err
@@ -74,6 +75,12 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		devKeys = &keys
 	}
 
+	pluginHost, pluginMgr, err := newPluginManager(context.Background(), &cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer pluginHost.Close(context.Background())
+
 	hasher, err := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
 	if err != nil {
 		return err
@@ -88,6 +95,10 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Aggregates: store.Reader(),
 		Scenes:     store.Scenes(),
 		Raw:        store.Raw(),
+
+		Filter:     pluginMgr.Filter(),
+		Plugins:    pluginMgr,
+		Quarantine: quarantineAdmin{store.Quarantine(), pluginMgr, store.Sink()},
 	})
 	if err != nil {
 		return err
