@@ -47,6 +47,11 @@ func newTestHost(t testing.TB, o Options) *Host {
 	if o.CacheDir == "" {
 		o.CacheDir = filepath.Join(os.TempDir(), "uptimizr-plugin-test-cache")
 	}
+	if o.CallTimeout == 0 {
+		// Generous: these tests are about behaviour, and CI runs packages
+		// in parallel on two cores. Deadline tests set their own.
+		o.CallTimeout = 2 * time.Second
+	}
 	h, err := NewHost(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
