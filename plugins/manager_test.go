@@ -11,7 +11,7 @@ import (
 )
 
 func TestManagerLifecycle(t *testing.T) {
-	h := newTestHost(t, Options{CallTimeout: 30 * time.Millisecond})
+	h := newTestHost(t, Options{CallTimeout: 200 * time.Millisecond})
 	db, err := storage.Open(storage.Options{Dir: t.TempDir(), MinFreeDisk: -1, DisableAggregation: true})
 	if err != nil {
 		t.Fatal(err)

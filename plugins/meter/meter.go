@@ -24,6 +24,17 @@
 // latency). The guest never writes the flag, so there is no lost update.
 // The race detector does not see the guest's reads.
 //
+// Scheduling hazard: compiled guest code cannot be preempted by the Go
+// runtime. A stop-the-world phase (every garbage collection has two) that
+// begins while a guest runs waits until the guest returns, and until then
+// no other goroutine runs, including the timer that would set the flag. A
+// runaway ModeFlag guest that meets a garbage collection therefore hangs
+// the whole process (TestFlagStallsUnderGC). ModeFuel needs no other
+// goroutine: the guest stops itself when its fuel is gone, so a collection
+// that starts meanwhile is delayed by at most the time the remaining fuel
+// lasts. (wazero's WithCloseOnContextDone avoids the hazard by leaving
+// compiled code at every loop header, which is why it is slow.)
+//
 // Whatever the mode, a trap leaves the instance in an undefined state (the
 // guest's runtime may have been stopped half-way through a change to its
 // heap): the host must close that instance and never call it again.
