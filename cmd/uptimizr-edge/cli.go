@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/plugins"
 	"github.com/uptimizr/edge/storage"
 )
 
@@ -131,7 +134,54 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	}
 	channels.AddCommand(chSet, chGet)
 
-	root.AddCommand(serve, project, key, channels)
+	var plProject, plName, plFile, plConfig, plPolicy string
+	var plVersion int
+	plugin := &cobra.Command{Use: "plugin", Short: "Manage a project's WebAssembly filter plugins"}
+	plUpload := &cobra.Command{
+		Use:   "upload --project ID --name NAME --file F.wasm [--config JSON] [--policy quarantine|drop|pass]",
+		Short: "Check, store and activate a new plugin version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wasm, err := os.ReadFile(plFile)
+			if err != nil {
+				return err
+			}
+			return c.do(&op{Name: "plugin.upload", Project: plProject, Plugin: plName, Module: wasm, Config: plConfig, Policy: plPolicy})
+		},
+	}
+	plList := &cobra.Command{Use: "list --project ID", Short: "List the chain", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.list", Project: plProject})
+		}}
+	plActivate := &cobra.Command{Use: "activate --project ID --name NAME --version N", Short: "Make a version live", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.activate", Project: plProject, Plugin: plName, Version: plVersion})
+		}}
+	plRollback := &cobra.Command{Use: "rollback --project ID --name NAME", Short: "Make the previous version live", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.rollback", Project: plProject, Plugin: plName})
+		}}
+	plRemove := &cobra.Command{Use: "remove --project ID --name NAME", Short: "Take a plugin out of the chain", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.remove", Project: plProject, Plugin: plName})
+		}}
+	for _, cmd := range []*cobra.Command{plUpload, plList, plActivate, plRollback, plRemove} {
+		cmd.Flags().StringVar(&plProject, "project", "", "project id")
+		_ = cmd.MarkFlagRequired("project")
+		if cmd != plList {
+			cmd.Flags().StringVar(&plName, "name", "", "plugin name")
+			_ = cmd.MarkFlagRequired("name")
+		}
+	}
+	plUpload.Flags().StringVar(&plFile, "file", "", "the module (.wasm)")
+	_ = plUpload.MarkFlagRequired("file")
+	plUpload.Flags().StringVar(&plConfig, "config", "", "JSON config object")
+	plUpload.Flags().StringVar(&plPolicy, "policy", "quarantine", "failure policy: quarantine, drop or pass")
+	plActivate.Flags().IntVar(&plVersion, "version", 0, "version to make live")
+	_ = plActivate.MarkFlagRequired("version")
+	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove)
+
+	root.AddCommand(serve, project, key, channels, plugin)
 	return root
 }
 
@@ -187,7 +237,17 @@ func (c *cli) do(o *op) error {
 	if err != nil {
 		return err
 	}
-	v, runErr := o.run(s.Registry())
+	var host *plugins.Host
+	env := &opEnv{reg: s.Registry(), plugins: func() (*plugins.Manager, error) {
+		// Changes made here go live when the node next starts.
+		h, mgr, err := newPluginManager(context.Background(), &cfg, s, slog.New(slog.DiscardHandler))
+		host = h
+		return mgr, err
+	}}
+	v, runErr := o.run(env)
+	if host != nil {
+		host.Close(context.Background())
+	}
 	if err := s.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/plugins"
 	"github.com/uptimizr/edge/storage"
 )
 
@@ -29,6 +30,19 @@ type op struct {
 	Caps     string   `json:"caps,omitempty"`
 	Key      string   `json:"key,omitempty"`
 	Settings []string `json:"settings,omitempty"`
+
+	Plugin  string `json:"plugin,omitempty"`
+	Module  []byte `json:"module,omitempty"`
+	Config  string `json:"config,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Version int    `json:"version,omitempty"`
+}
+
+// opEnv is what an operation runs against: the registry, and the plugin
+// manager (the running server's, or one made for this command).
+type opEnv struct {
+	reg     *storage.Registry
+	plugins func() (*plugins.Manager, error)
 }
 
 type projectCreated struct {
@@ -61,8 +75,14 @@ type keyRow struct {
 	Created string `json:"createdAt"`
 }
 
-// run executes o against a registry and returns the value to print.
-func (o *op) run(reg *storage.Registry) (any, error) {
+type pluginVersion struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// run executes o and returns the value to print.
+func (o *op) run(env *opEnv) (any, error) {
+	reg := env.reg
 	project := func() (*storage.Project, error) {
 		p := reg.Project(o.Project)
 		if p == nil {
@@ -138,7 +158,48 @@ func (o *op) run(reg *storage.Registry) (any, error) {
 		}
 		return ch, nil
 	}
+	if len(o.Name) > 7 && o.Name[:7] == "plugin." {
+		return o.runPlugin(env)
+	}
 	return nil, fmt.Errorf("unknown operation %q", o.Name)
+}
+
+func (o *op) runPlugin(env *opEnv) (any, error) {
+	p := env.reg.Project(o.Project)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s", storage.ErrProjectNotFound, o.Project)
+	}
+	mgr, err := env.plugins()
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	var rec *core.PluginRecord
+	switch o.Name {
+	case "plugin.upload":
+		rec, err = mgr.Upload(ctx, p.Num, p.ID, o.Plugin, o.Module, []byte(o.Config), o.Policy)
+	case "plugin.activate":
+		rec, err = mgr.Activate(ctx, p.Num, o.Plugin, o.Version)
+	case "plugin.rollback":
+		rec, err = mgr.Rollback(ctx, p.Num, o.Plugin)
+	case "plugin.remove":
+		if err := mgr.Remove(ctx, p.Num, o.Plugin); err != nil {
+			return nil, err
+		}
+		return map[string]string{"removed": o.Plugin}, nil
+	case "plugin.list":
+		recs, err := mgr.List(p.Num)
+		if recs == nil {
+			recs = []core.PluginRecord{}
+		}
+		return recs, err
+	default:
+		return nil, fmt.Errorf("unknown operation %q", o.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pluginVersion{rec.Name, rec.Active}, nil
 }
 
 const controlSocket = "control.sock"
@@ -148,7 +209,7 @@ func controlPath(dataDir string) string { return filepath.Join(dataDir, controlS
 // serveControl answers operator commands from the CLI on a unix socket in the
 // data dir (mode 0600: only the data dir's owner can use it). It returns a
 // function that stops it.
-func serveControl(dataDir string, reg *storage.Registry, log *slog.Logger) (func(), error) {
+func serveControl(dataDir string, env *opEnv, log *slog.Logger) (func(), error) {
 	path := controlPath(dataDir)
 	_ = os.Remove(path) // a stale socket of a process that is gone (the data dir lock is ours)
 	ln, err := net.Listen("unix", path)
@@ -162,12 +223,12 @@ func serveControl(dataDir string, reg *storage.Registry, log *slog.Logger) (func
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /op", func(w http.ResponseWriter, r *http.Request) {
 		var o op
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&o); err != nil {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&o); err != nil {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		v, err := o.run(reg)
+		v, err := o.run(env)
 		if err != nil {
 			w.WriteHeader(http.StatusUnprocessableEntity)
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/edge"
+	"github.com/uptimizr/edge/plugins"
 	"github.com/uptimizr/edge/storage"
 )
 
@@ -109,7 +110,8 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })
 		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
 	}
-	stopControl, err := serveControl(cfg.DataDir, store.Registry(), log)
+	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(),
+		plugins: func() (*plugins.Manager, error) { return pluginMgr, nil }}, log)
 	if err != nil {
 		// Serving matters more than the CLI's shortcut (a unix socket path
 		// is limited to about 100 bytes): the CLI then says the node holds
