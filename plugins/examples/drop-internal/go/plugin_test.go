@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	sdk "github.com/uptimizr/edge/plugins/sdk/go"
+	"github.com/uptimizr/edge/plugins/sdk/go/sdktest"
+)
+
+const committedWasm = "drop-internal.wasm"
+
+var (
+	sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
+	builtWasm      string
+
+	compileOnce sync.Once
+	compiled    *sdktest.Module
+	compileErr  error
+)
+
+func TestMain(m *testing.M) {
+	path, cleanup, err := sdktest.BuildTemp(".", committedWasm, "-ldflags=-s -w")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	builtWasm = path
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+func module(t testing.TB) *sdktest.Module {
+	t.Helper()
+	compileOnce.Do(func() {
+		wasm, err := os.ReadFile(builtWasm)
+		if err == nil {
+			compiled, err = sdktest.Compile(context.Background(), wasm)
+		}
+		compileErr = err
+	})
+	if compileErr != nil {
+		t.Fatal(compileErr)
+	}
+	return compiled
+}
+
+func plugin(t testing.TB, config string) *sdktest.Plugin {
+	t.Helper()
+	p, err := module(t).Instantiate(context.Background(), []byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+func ev(typ, session, rest string) []byte {
+	s := `{"type":"` + typ + `","projectId":"768d1583-bec1-43a1-b54d-91d04a1a6453","sessionId":"` + session +
+		`","visitorId":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","ts":1795892682261,"sdkVersion":"0.5.0","sceneId":"configurator"`
+	if rest != "" {
+		s += "," + rest
+	}
+	return []byte(s + "}")
+}
+
+const config = `{"hosts":["localhost","127.0.0.1","[::1]",".internal.example.com"]}`
+
+func ops(t *testing.T, p *sdktest.Plugin, events ...[]byte) string {
+	t.Helper()
+	res, err := p.Filter(context.Background(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, r := range res {
+		if r.Op == sdktest.OpReplace {
+			t.Errorf("replacement from a plugin that only drops: %s", r.JSON)
+		}
+		b.WriteByte("kdr"[r.Op])
+	}
+	return b.String()
+}
+
+func TestDropsInternalURLs(t *testing.T) {
+	p := plugin(t, config)
+	got := ops(t, p,
+		ev("session_start", "s1", `"url":"http://localhost:5173/configurator"`),
+		ev("session_start", "s2", `"url":"https://qa.internal.example.com/x"`),
+		ev("pointer_click", "s3", `"url":"http://[::1]:8080/","screen":[0.5,0.5]`),
+		ev("session_start", "s4", `"url":"http://127.0.0.1/"`),
+		ev("session_start", "s5", `"url":"https://shop.example.com/configurator/model-x"`),
+		ev("session_start", "s6", `"url":"https://internal.example.com/"`), // the dot form is for subdomains
+		ev("session_start", "s7", `"url":"https://shop.example.com/?next=http://localhost/"`),
+		ev("camera_sample", "s8", `"position":[1,2,3],"direction":[0,0,1]`), // no url
+		ev("session_start", "s9", `"url":"not a url"`),
+	)
+	if want := "dddd" + "kkkkk"; got != want {
+		t.Errorf("ops %s, want %s", got, want)
+	}
+}
+
+func TestDropSession(t *testing.T) {
+	start := ev("session_start", "dev", `"url":"http://localhost:5173/"`)
+	later := ev("camera_sample", "dev", `"position":[1,2,3],"direction":[0,0,1]`)
+	other := ev("camera_sample", "prod", `"position":[1,2,3],"direction":[0,0,1]`)
+	// without dropSession only the event with the url goes
+	if got := ops(t, plugin(t, config), start, later, other); got != "dkk" {
+		t.Errorf("without dropSession: %s", got)
+	}
+	p := plugin(t, `{"hosts":["localhost"],"dropSession":true}`)
+	if got := ops(t, p, start, later, other); got != "ddk" {
+		t.Errorf("with dropSession: %s", got)
+	}
+	// a later batch to the same instance
+	if got := ops(t, p, later, other); got != "dk" {
+		t.Errorf("with dropSession, next batch: %s", got)
+	}
+	// a new instance does not know the session
+	if got := ops(t, plugin(t, `{"hosts":["localhost"],"dropSession":true}`), later); got != "k" {
+		t.Errorf("new instance: %s", got)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for cfg, code := range map[string]int64{
+		`{}`:                             codeWrongType,
+		`{"hosts":"localhost"}`:          codeWrongType,
+		`{"hosts":[1]}`:                  codeWrongType,
+		`{"hosts":["http://localhost"]}`: codeBadHost,
+		`{"hosts":[""]}`:                 codeBadHost,
+		`{"hosts":[],"dropSession":1}`:   codeWrongType,
+		`{"hosts":[],"host":[]}`:         codeUnknownOption,
+	} {
+		_, err := module(t).Instantiate(context.Background(), []byte(cfg))
+		if sdktest.Code(err) != code {
+			t.Errorf("%s: %v, want code %d", cfg, err, code)
+		}
+	}
+}
+
+func TestFixtures(t *testing.T) {
+	paths := sdktest.Fixtures(sharedFixtures)
+	if len(paths) == 0 {
+		t.Skipf("no sample batches in %s", sharedFixtures)
+	}
+	for _, c := range []struct {
+		config  string
+		dropped func(e *sdk.Event) bool
+	}{
+		// the samples come from shop.example.com: nothing is internal
+		{config, func(*sdk.Event) bool { return false }},
+		// listing it drops the events that carry its url (the session starts)
+		{`{"hosts":["shop.example.com"]}`, func(e *sdk.Event) bool { _, ok := e.Get("url"); return ok }},
+		{`{"hosts":[".example.com"]}`, func(e *sdk.Event) bool { _, ok := e.Get("url"); return ok }},
+	} {
+		p := plugin(t, c.config)
+		for _, path := range paths {
+			events, err := sdktest.LoadFixture(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Filter(context.Background(), events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != len(events) {
+				t.Fatalf("%d results for %d events", len(res), len(events))
+			}
+			for i, r := range res {
+				e, _ := sdk.ParseEvent(events[i])
+				want := byte(sdktest.OpKeep)
+				if c.dropped(e) {
+					want = sdktest.OpDrop
+				}
+				if r.Op != want {
+					t.Errorf("%s %s event %d (%s): op %d, want %d", c.config, filepath.Base(path), i, e.Type(), r.Op, want)
+				}
+			}
+		}
+	}
+}
+
+func TestCommittedWasmIsCurrent(t *testing.T) {
+	sdktest.CheckCommitted(t, committedWasm, builtWasm)
+}
+
+func BenchmarkPlugin200(b *testing.B) {
+	var path string
+	for _, p := range sdktest.Fixtures(sharedFixtures) {
+		if strings.Contains(p, "batch200_00") {
+			path = p
+		}
+	}
+	if path == "" {
+		b.Skip("no 200-event sample batch")
+	}
+	events, err := sdktest.LoadFixture(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := plugin(b, `{"hosts":["localhost",".internal.example.com"],"dropSession":true}`)
+	batch := sdktest.EncodeBatch(events)
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.FilterBatch(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
