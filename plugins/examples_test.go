@@ -78,3 +78,39 @@ func TestPIIRedactAssemblyScriptUnderTheHost(t *testing.T) {
 	}
 	t.Logf("%s\n%s", b.JSON(0), b.JSON(1))
 }
+
+// TestExampleModulesPassTheUploadChecks uploads every committed example
+// module through the manager: each compiles, initialises and passes the
+// self-test, and then filters a fixture batch without failing.
+func TestExampleModulesPassTheUploadChecks(t *testing.T) {
+	h := newTestHost(t, Options{})
+	db := testStore(t)
+	m := NewManager(h, db.Plugins(), NewFilter(db.Quarantine(), nil), nil)
+	for name, c := range map[string]struct{ file, config string }{
+		"pii-redact-as": {"examples/pii-redact/pii-redact.wasm", ""},
+		"pii-redact-go": {"examples/pii-redact/go/pii-redact.wasm", ""},
+		"schema-guard":  {"examples/schema-guard/go/schema-guard.wasm", `{"requiredCustomNames":["share_clicked"],"propAllowList":["color","step"]}`},
+		"drop-internal": {"examples/drop-internal/go/drop-internal.wasm", `{"hosts":[".internal.example.com"]}`},
+	} {
+		wasm, err := os.ReadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Upload(context.Background(), 7, "proj", name, wasm, []byte(c.config), ""); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	b := fixtureBatch(t, "batch200_00_session-start.json")
+	if err := m.Filter().Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Quarantined != 0 || len(b.Events) == 0 {
+		t.Fatalf("the example chain failed: %d events, %d quarantined", len(b.Events), b.Quarantined)
+	}
+	for i := range b.Events {
+		if b.Events[i].Type == core.TypeCustom && !bytes.Contains(b.JSON(i), []byte(`"name":"share_clicked"`)) {
+			t.Fatalf("schema-guard kept a custom event it should drop: %s", b.JSON(i))
+		}
+	}
+	t.Logf("chain of %d plugins: %d of 200 events kept, %d filtered", len(m.Filter().Chain(7).Plugins), len(b.Events), b.Filtered)
+}
