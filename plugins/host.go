@@ -243,7 +243,7 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 	if v := int32(res[0]); v != ABIVersion {
 		return fail(fmt.Errorf("%w: ABI version %d, this host runs %d", ErrInvalid, v, ABIVersion))
 	}
-	if config == nil {
+	if len(config) == 0 {
 		config = []byte("{}")
 	}
 	ptr, err := in.write(ctx, config)
