@@ -115,6 +115,19 @@ func (r *reader) sleb(bits uint) int64 {
 
 func (r *reader) u32() uint32 { return uint32(r.uleb(32)) }
 
+// count reads the length of a vector. Every entry takes at least a byte,
+// so a count larger than what is left is malformed. (wazero sizes slices
+// by declared counts: a few bytes claiming a hundred million entries make
+// it allocate gigabytes before it finds out.)
+func (r *reader) count() uint32 {
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(r.b)-r.off) {
+		r.fail("vector of %d entries in %d bytes", n, len(r.b)-r.off)
+		return 0
+	}
+	return n
+}
+
 // name skips a length-prefixed byte string and returns it.
 func (r *reader) name() []byte { return r.bytes(r.u32()) }
 
@@ -216,7 +229,7 @@ func (r *reader) instr() (op byte, class int) {
 		r.u32()
 		return op, opBranch
 	case op == 0x0e: // br_table
-		n := r.u32()
+		n := r.count()
 		for i := uint32(0); i <= n && r.err == nil; i++ {
 			r.u32()
 		}
@@ -239,7 +252,7 @@ func (r *reader) instr() (op byte, class int) {
 		return op, opTail
 	case op == 0x1a, op == 0x1b: // drop, select
 	case op == 0x1c: // select t*
-		n := r.u32()
+		n := r.count()
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			r.valType()
 		}

@@ -1,13 +1,17 @@
 package meter
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
 // FuelGlobal returns the fuel global of an instance of a module
-// instrumented with ModeFuel, or nil if it has none.
+// instrumented with ModeFuel or ModeYield, or nil if it has none.
 func FuelGlobal(m api.Module) api.MutableGlobal {
 	return mutableGlobal(m, FuelExport, api.ValueTypeI64)
 }
@@ -81,4 +85,44 @@ func (a *Alarm) Disarm() (fired bool) {
 	<-a.fired // wait until ring has set the flag
 	a.stop.Set(0)
 	return true
+}
+
+// DefaultSlice is the fuel that InstantiateYield's function gives a
+// ModeYield guest each time it yields, when called with slice 0. One unit
+// is roughly one wasm instruction; a slice lasts from about 50 µs (a tight
+// AssemblyScript loop) to 1 ms (Go), which bounds both how late a deadline
+// is noticed and how long a guest can hold off a garbage collection.
+const DefaultSlice = 1 << 20
+
+// ErrInterrupted is the cause of the error that a call to a ModeYield
+// guest returns when its context is done.
+var ErrInterrupted = errors.New("meter: call interrupted")
+
+// InstantiateYield instantiates, in rt, the host module that ModeYield
+// guests import. Its function traps if the calling context is done (its
+// deadline passed, or it was cancelled), and otherwise gives the calling
+// instance slice more fuel. The deadline is read from the clock, so it
+// holds even if the context's own timer has not fired yet. Instantiate it
+// once per runtime, before the guests.
+func InstantiateYield(ctx context.Context, rt wazero.Runtime, slice int64) (api.Module, error) {
+	if slice <= 0 {
+		slice = DefaultSlice
+	}
+	return rt.NewHostModuleBuilder(YieldModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, _ []uint64) {
+			if err := ctx.Err(); err != nil {
+				panic(fmt.Errorf("%w: %w", ErrInterrupted, err))
+			}
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				panic(fmt.Errorf("%w: %w", ErrInterrupted, context.DeadlineExceeded))
+			}
+			g := FuelGlobal(mod)
+			if g == nil {
+				panic(fmt.Errorf("%w: %s is not instrumented with ModeYield", ErrInterrupted, mod.Name()))
+			}
+			g.Set(uint64(slice))
+		}), nil, nil).
+		Export(YieldFunc).
+		Instantiate(ctx)
 }

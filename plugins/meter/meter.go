@@ -2,7 +2,7 @@
 // it: it weaves a check into the entry of functions and the header of every
 // loop, so that no guest can run for long without passing one.
 //
-// Two kinds of check are offered.
+// Three kinds of check are offered.
 //
 // ModeFuel adds a mutable i64 global, exported as FuelExport. Each check
 // subtracts a static cost from it and traps (unreachable) once it goes
@@ -10,30 +10,41 @@
 // left after it. Consumption depends only on the path the guest takes, so
 // it is deterministic, but the budget is in abstract units, not time.
 //
+// ModeYield counts fuel in the same way, but when it runs out the guest
+// calls a host function (imported as YieldModule.YieldFunc, see
+// InstantiateYield) instead of trapping. The host function checks the
+// call's context, traps if its deadline has passed or it was cancelled, and
+// otherwise refills the fuel with one slice. So the guest returns to Go
+// code once per slice: deadlines are wall-clock, and the Go scheduler gets
+// the goroutine back regularly (see the scheduling hazard below). Adding an
+// import shifts the indices of the module's own functions by one; every
+// reference to them is rewritten.
+//
 // ModeFlag adds a mutable i32 global, exported as StopExport. Each check
 // reads it and traps when it is non-zero. The host arms a timer per call
 // (see Alarm) that sets it from another goroutine when the deadline passes.
 //
-// Memory model: the flag is written by one goroutine and read by the
-// guest's compiled code running on another, with no synchronisation that
-// the Go memory model knows of. wazero keeps the value of a defined global
-// in the instance's memory, and its compiler reloads it at every check that
-// follows a branch target (every loop header, every function entry), so the
-// store becomes visible to the guest as soon as the hardware propagates it
-// (amd64 and arm64 are cache coherent; TestFlagInterruptsSpin measures the
-// latency). The guest never writes the flag, so there is no lost update.
-// The race detector does not see the guest's reads.
+// Memory model (ModeFlag): the flag is written by one goroutine and read by
+// the guest's compiled code running on another, with no synchronisation
+// that the Go memory model knows of. wazero keeps the value of a defined
+// global in the instance's memory, and its compiler reloads it at every
+// check that follows a branch target (every loop header, every function
+// entry), so the store becomes visible to the guest as soon as the hardware
+// propagates it (amd64 and arm64 are cache coherent; TestFlagInterruptsSpin
+// measures the latency). The guest never writes the flag, so there is no
+// lost update. The race detector does not see the guest's reads.
 //
 // Scheduling hazard: compiled guest code cannot be preempted by the Go
 // runtime. A stop-the-world phase (every garbage collection has two) that
-// begins while a guest runs waits until the guest returns, and until then
-// no other goroutine runs, including the timer that would set the flag. A
-// runaway ModeFlag guest that meets a garbage collection therefore hangs
-// the whole process (TestFlagStallsUnderGC). ModeFuel needs no other
-// goroutine: the guest stops itself when its fuel is gone, so a collection
-// that starts meanwhile is delayed by at most the time the remaining fuel
-// lasts. (wazero's WithCloseOnContextDone avoids the hazard by leaving
-// compiled code at every loop header, which is why it is slow.)
+// begins while a guest runs waits until the guest returns or calls the
+// host, and until then no other goroutine runs, including the timer that
+// would set the flag. A runaway ModeFlag guest that meets a garbage
+// collection therefore hangs the whole process (TestFlagStallsUnderGC).
+// ModeFuel needs no other goroutine: the guest stops itself when its fuel
+// is gone, so a collection that starts meanwhile is delayed by at most the
+// time the remaining fuel lasts. ModeYield bounds that delay by one slice.
+// (wazero's WithCloseOnContextDone avoids the hazard by leaving compiled
+// code at every loop header, which is why it is slow.)
 //
 // Whatever the mode, a trap leaves the instance in an undefined state (the
 // guest's runtime may have been stopped half-way through a change to its
@@ -52,10 +63,14 @@ import (
 type Mode uint8
 
 const (
-	// ModeFuel charges a static cost at each check against an i64 budget.
+	// ModeFuel charges a static cost at each check against an i64 budget
+	// and traps when it is exhausted.
 	ModeFuel Mode = iota + 1
 	// ModeFlag tests an i32 stop flag at each check.
 	ModeFlag
+	// ModeYield charges fuel like ModeFuel, and calls the host to check
+	// the deadline and refill it whenever it is exhausted.
+	ModeYield
 )
 
 func (m Mode) String() string {
@@ -64,18 +79,26 @@ func (m Mode) String() string {
 		return "fuel"
 	case ModeFlag:
 		return "flag"
+	case ModeYield:
+		return "yield"
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
 
-// Names of the globals that Instrument exports. Every export whose name
-// starts with ReservedPrefix is reserved: modules that already have one are
-// rejected.
+// Names that Instrument adds. Every export whose name starts with
+// ReservedPrefix is reserved, and so is the import module YieldModule:
+// modules that already use one are rejected.
 const (
 	ReservedPrefix = "__uptimizr_"
-	FuelExport     = ReservedPrefix + "fuel"
-	StopExport     = ReservedPrefix + "stop"
+	FuelExport     = ReservedPrefix + "fuel" // ModeFuel and ModeYield
+	StopExport     = ReservedPrefix + "stop" // ModeFlag
+	YieldModule    = "__uptimizr"            // ModeYield: import module
+	YieldFunc      = "yield"                 // ModeYield: import name
 )
+
+// maxLocals bounds the locals of one function, as browsers do: wazero
+// allocates by the declared count.
+const maxLocals = 50000
 
 // DefaultInitialFuel is the fuel a ModeFuel instance starts with when
 // Options.InitialFuel is zero.
@@ -93,13 +116,14 @@ type Options struct {
 	// own check comes first.)
 	AllEntries bool
 
-	// FlatCost (ModeFuel) charges one unit per check instead of the length
-	// of the straight-line run of instructions that follows the check.
+	// FlatCost (ModeFuel, ModeYield) charges one unit per check instead of
+	// the length of the straight-line run of instructions that follows it.
 	FlatCost bool
 
-	// InitialFuel (ModeFuel) is the value the fuel global starts with, and
-	// so the budget of the start function, if the module has one and
-	// AllowStart is set. Zero means DefaultInitialFuel.
+	// InitialFuel is the value the fuel global starts with, and so the
+	// budget of the start function, if the module has one and AllowStart
+	// is set. Zero means DefaultInitialFuel in ModeFuel, and 0 in
+	// ModeYield (the first check yields).
 	InitialFuel int64
 
 	// AllowStart accepts modules with a start function. By default they
@@ -115,7 +139,7 @@ type Options struct {
 var (
 	ErrMalformed   = errors.New("meter: malformed module")
 	ErrUnsupported = errors.New("meter: unsupported module")
-	ErrReserved    = errors.New("meter: module exports a reserved name")
+	ErrReserved    = errors.New("meter: module uses a reserved name")
 )
 
 // Section ids.
@@ -149,11 +173,15 @@ type section struct {
 }
 
 // Instrument returns a copy of the wasm module with interruption checks
-// woven in. The module itself is not modified. Function indices, global
-// indices and existing exports are unchanged: one defined global is added
-// after all others and exported under the mode's reserved name.
+// woven in. The module itself is not modified. One defined global is added
+// after all others and exported under the mode's reserved name, so global
+// indices do not change. In ModeFlag and ModeFuel function indices do not
+// change either; ModeYield adds a function import after the others, so the
+// module's own functions move up by one and every reference to them
+// (calls, ref.func, exports, the start function, element segments, the
+// name section) is rewritten.
 func Instrument(module []byte, opts Options) ([]byte, error) {
-	if opts.Mode != ModeFuel && opts.Mode != ModeFlag {
+	if opts.Mode < ModeFuel || opts.Mode > ModeYield {
 		return nil, fmt.Errorf("meter: unknown mode %d", opts.Mode)
 	}
 	if len(module) < 8 || !bytes.Equal(module[:4], []byte("\x00asm")) {
@@ -165,6 +193,7 @@ func Instrument(module []byte, opts Options) ([]byte, error) {
 
 	// Split into sections, checking their order.
 	var secs []section
+	present := map[byte]bool{}
 	r := &reader{b: module, off: 8}
 	last := 0
 	for !r.eof() {
@@ -175,130 +204,168 @@ func Instrument(module []byte, opts Options) ([]byte, error) {
 			return nil, fmt.Errorf("%w: section at offset %d: %v", ErrMalformed, at, r.err)
 		}
 		if id != secCustom {
-			if int(id) >= len(sectionRank) {
+			if int(id) >= len(sectionRank) || sectionRank[id] == 0 {
 				return nil, fmt.Errorf("%w: unknown section id %d at offset %d", ErrMalformed, id, at)
 			}
 			if sectionRank[id] <= last {
 				return nil, fmt.Errorf("%w: section %d out of order or repeated at offset %d", ErrMalformed, id, at)
 			}
 			last = sectionRank[id]
+			present[id] = true
+			if id != secStart && id != secDataCount {
+				sr := &reader{b: body}
+				sr.count()
+				if sr.err != nil {
+					return nil, wrap(fmt.Sprintf("section %d", id), sr.err)
+				}
+			}
 		}
 		secs = append(secs, section{id, body})
 	}
 
-	var (
-		globalIndex uint32 // index of the added global
-		nFuncs      uint32 // defined functions, from the function section
-		haveFuncs   bool
-		haveCode    bool
-	)
+	ins := &instrumenter{opts: opts, shift: opts.Mode == ModeYield}
+	var nFuncs uint32 // defined functions, from the function section
 	for _, s := range secs {
+		var err error
 		switch s.id {
+		case secType:
+			ins.types, err = countTypes(s.body)
 		case secImport:
-			n, err := importedGlobals(s.body)
-			if err != nil {
-				return nil, err
-			}
-			globalIndex += n
+			ins.funcImports, ins.global, err = countImports(s.body)
 		case secGlobal:
 			sr := &reader{b: s.body}
-			globalIndex += sr.u32()
-			if sr.err != nil {
-				return nil, fmt.Errorf("%w: global section: %v", ErrMalformed, sr.err)
-			}
+			ins.global += sr.u32()
+			err = wrap("global section", sr.err)
 		case secFunction:
 			sr := &reader{b: s.body}
 			nFuncs = sr.u32()
-			haveFuncs = true
-			if sr.err != nil {
-				return nil, fmt.Errorf("%w: function section: %v", ErrMalformed, sr.err)
-			}
-		case secExport:
-			if err := checkExports(s.body); err != nil {
-				return nil, err
+			err = wrap("function section", sr.err)
+		case secTable:
+			if ins.shift {
+				err = checkTables(s.body)
 			}
 		case secStart:
 			if !opts.AllowStart {
-				return nil, fmt.Errorf("%w: module has a start function (export an initialiser instead)", ErrUnsupported)
+				err = fmt.Errorf("%w: module has a start function (export an initialiser instead)", ErrUnsupported)
 			}
 		case secTag:
-			return nil, fmt.Errorf("%w: exception handling", ErrUnsupported)
-		case secCode:
-			haveCode = true
+			err = fmt.Errorf("%w: exception handling", ErrUnsupported)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	if globalIndex >= 1<<31 {
-		return nil, fmt.Errorf("%w: too many globals", ErrMalformed)
+	if ins.global >= 1<<31 || ins.funcImports >= 1<<31 || nFuncs >= 1<<31 {
+		return nil, fmt.Errorf("%w: too many globals or functions", ErrMalformed)
 	}
-	if haveFuncs && nFuncs > 0 && !haveCode {
+	if nFuncs > 0 && !present[secCode] {
 		return nil, fmt.Errorf("%w: function section without code section", ErrMalformed)
 	}
-
-	ins := instrumenter{opts: opts, global: globalIndex}
+	ins.yield = ins.funcImports
 	ins.buildChecks()
 
 	out := make([]byte, 0, len(module)+len(module)/4+64)
 	out = append(out, module[:8]...)
-	wroteGlobal, wroteExport := false, false
-	// flush writes the added global and export sections if they are still
-	// due before a section of the given rank.
-	flush := func(rank int) {
-		if !wroteGlobal && rank > sectionRank[secGlobal] {
-			out = appendSection(out, secGlobal, ins.globalSection(nil))
-			wroteGlobal = true
+	// Sections that Instrument adds to, written empty where the module has
+	// none.
+	need := map[byte]bool{secGlobal: true, secExport: true}
+	if ins.shift {
+		need[secType], need[secImport] = true, true
+	}
+	emit := func(id byte, body []byte) error {
+		var err error
+		switch id {
+		case secType:
+			if ins.shift {
+				body = ins.typeSection(body)
+			}
+		case secImport:
+			if ins.shift {
+				body = ins.importSection(body)
+			}
+		case secGlobal:
+			body, err = ins.globalSection(body)
+		case secExport:
+			body, err = ins.exportSection(body)
+		case secStart:
+			sr := &reader{b: body}
+			idx := sr.u32()
+			if sr.err != nil || sr.off != len(body) {
+				return fmt.Errorf("%w: start section", ErrMalformed)
+			}
+			body = binary.AppendUvarint(nil, uint64(ins.fn(idx)))
+		case secElement:
+			body, err = ins.elementSection(body)
+		case secData:
+			err = checkData(body)
+		case secCode:
+			var n uint32
+			body, n, err = ins.codeSection(body)
+			if err == nil && n != nFuncs {
+				err = fmt.Errorf("%w: %d function bodies for %d functions", ErrMalformed, n, nFuncs)
+			}
 		}
-		if !wroteExport && rank > sectionRank[secExport] {
-			out = appendSection(out, secExport, ins.exportSection(nil))
-			wroteExport = true
+		if err != nil {
+			return err
 		}
+		out = appendSection(out, id, body)
+		delete(need, id)
+		return nil
+	}
+	// flush writes the added sections that are due before a section of
+	// the given rank.
+	flush := func(rank int) error {
+		for _, id := range []byte{secType, secImport, secGlobal, secExport} {
+			if need[id] && !present[id] && sectionRank[id] < rank {
+				if err := emit(id, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	for _, s := range secs {
-		switch s.id {
-		case secCustom:
+		if s.id == secCustom {
 			sr := &reader{b: s.body}
-			name := sr.name()
+			name := string(sr.name())
 			if sr.err != nil {
 				return nil, fmt.Errorf("%w: custom section: %v", ErrMalformed, sr.err)
 			}
-			// DWARF describes code offsets that instrumentation moves.
-			if strings.HasPrefix(string(name), ".debug_") {
-				continue
+			switch {
+			case strings.HasPrefix(name, ".debug_"):
+				// DWARF describes code offsets that instrumentation moves.
+			case name == "name":
+				if body := ins.nameSection(s.body, sr.off); body != nil {
+					out = appendSection(out, secCustom, body)
+				}
+			default:
+				out = appendSection(out, secCustom, s.body)
 			}
-			out = appendSection(out, s.id, s.body)
-		case secGlobal:
-			flush(sectionRank[secGlobal])
-			out = appendSection(out, s.id, ins.globalSection(s.body))
-			wroteGlobal = true
-		case secExport:
-			flush(sectionRank[secExport])
-			out = appendSection(out, s.id, ins.exportSection(s.body))
-			wroteExport = true
-		case secCode:
-			flush(sectionRank[secCode])
-			body, n, err := ins.codeSection(s.body)
-			if err != nil {
-				return nil, err
-			}
-			if haveFuncs && n != nFuncs {
-				return nil, fmt.Errorf("%w: %d function bodies for %d functions", ErrMalformed, n, nFuncs)
-			}
-			out = appendSection(out, s.id, body)
-		default:
-			flush(sectionRank[s.id])
-			out = appendSection(out, s.id, s.body)
+			continue
+		}
+		if err := flush(sectionRank[s.id]); err != nil {
+			return nil, err
+		}
+		if err := emit(s.id, s.body); err != nil {
+			return nil, err
 		}
 	}
-	flush(len(sectionRank) + 1)
+	if err := flush(len(sectionRank) + 1); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
 // wrap returns err as an ErrUnsupported or, if it is not one, an
-// ErrMalformed error, prefixed with where.
+// ErrMalformed error, prefixed with where. It returns nil for nil.
 func wrap(where string, err error) error {
+	if err == nil {
+		return nil
+	}
 	if where != "" {
 		where += ": "
 	}
-	if errors.Is(err, ErrUnsupported) {
+	if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrReserved) {
 		return fmt.Errorf("%s%w", where, err)
 	}
 	return fmt.Errorf("%w: %s%v", ErrMalformed, where, err)
@@ -310,17 +377,81 @@ func appendSection(out []byte, id byte, body []byte) []byte {
 	return append(out, body...)
 }
 
-// importedGlobals counts the global imports.
-func importedGlobals(b []byte) (uint32, error) {
+// trailing records an error if r has not consumed all of its input.
+func (r *reader) trailing() {
+	if r.err == nil && r.off != len(r.b) {
+		r.fail("%d trailing bytes", len(r.b)-r.off)
+	}
+}
+
+// countTypes counts the type section's entries, which must all be plain
+// function types (one type index each).
+func countTypes(b []byte) (uint32, error) {
 	r := &reader{b: b}
-	var globals uint32
-	n := r.u32()
+	n := r.count()
 	for i := uint32(0); i < n && r.err == nil; i++ {
-		r.name()
+		if form := r.byte(); form != 0x60 && r.err == nil {
+			r.unsupported("type form 0x%02x", form)
+		}
+		for range 2 { // parameters, results
+			k := r.count()
+			for j := uint32(0); j < k && r.err == nil; j++ {
+				r.valType()
+			}
+		}
+	}
+	r.trailing()
+	return n, wrap("type section", r.err)
+}
+
+// checkData checks the structure of the data section.
+func checkData(b []byte) error {
+	r := &reader{b: b}
+	n := r.count()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		switch flags := r.u32(); flags {
+		case 0: // active, memory 0
+			skipExpr(r)
+		case 1: // passive
+		case 2: // active, explicit memory
+			r.u32()
+			skipExpr(r)
+		default:
+			if r.err == nil {
+				r.unsupported("data segment flags %d", flags)
+			}
+		}
+		r.name() // the bytes
+	}
+	r.trailing()
+	return wrap("data section", r.err)
+}
+
+// skipExpr skips a constant expression.
+func skipExpr(r *reader) {
+	for depth := 1; depth > 0 && r.err == nil; {
+		switch _, class := r.instr(); class {
+		case opBlock, opLoop:
+			depth++
+		case opEnd:
+			depth--
+		}
+	}
+}
+
+// countImports counts the function and global imports.
+func countImports(b []byte) (funcs, globals uint32, err error) {
+	r := &reader{b: b}
+	n := r.count()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if string(r.name()) == YieldModule && r.err == nil {
+			return 0, 0, fmt.Errorf("%w: import from %q", ErrReserved, YieldModule)
+		}
 		r.name()
 		switch kind := r.byte(); kind {
 		case 0x00: // function
 			r.u32()
+			funcs++
 		case 0x01: // table
 			r.valType()
 			r.limits()
@@ -332,49 +463,40 @@ func importedGlobals(b []byte) (uint32, error) {
 			globals++
 		default:
 			if r.err == nil {
-				return 0, fmt.Errorf("%w: import kind 0x%02x", ErrUnsupported, kind)
+				r.unsupported("import kind 0x%02x", kind)
 			}
 		}
 	}
-	if r.err == nil && r.off != len(b) {
-		r.fail("%d trailing bytes", len(b)-r.off)
-	}
-	if r.err != nil {
-		return 0, wrap("import section", r.err)
-	}
-	return globals, nil
+	r.trailing()
+	return funcs, globals, wrap("import section", r.err)
 }
 
-// checkExports rejects export sections that are malformed or use a
-// reserved name.
-func checkExports(b []byte) error {
+// checkTables checks the table section. Tables with an initialiser
+// expression (which could refer to functions) are not supported.
+func checkTables(b []byte) error {
 	r := &reader{b: b}
-	n := r.u32()
+	n := r.count()
 	for i := uint32(0); i < n && r.err == nil; i++ {
-		name := r.name()
-		r.byte()
-		r.u32()
-		if r.err == nil && strings.HasPrefix(string(name), ReservedPrefix) {
-			return fmt.Errorf("%w: %q", ErrReserved, name)
-		}
+		r.valType()
+		r.limits()
 	}
-	if r.err == nil && r.off != len(b) {
-		r.fail("%d trailing bytes", len(b)-r.off)
-	}
-	if r.err != nil {
-		return wrap("export section", r.err)
-	}
-	return nil
+	r.trailing()
+	return wrap("table section", r.err)
 }
 
 type instrumenter struct {
-	opts   Options
-	global uint32 // index of the added global
+	opts        Options
+	shift       bool   // ModeYield: an import is added, own functions move up by one
+	types       uint32 // number of types: the index of the added one
+	funcImports uint32 // number of function imports
+	global      uint32 // index of the added global
+	yield       uint32 // index of the added import
 
-	// Check sequences, split where the fuel cost goes.
+	// Check sequence, split where the fuel cost goes.
 	pre, post []byte
 
-	sites []site // reused per function body
+	sites []site  // reused per function body
+	edits []patch // reused per function body
 }
 
 // site is a place in a function body where a check goes.
@@ -383,15 +505,37 @@ type site struct {
 	cost int64 // fuel to charge there
 }
 
+// patch replaces a function index immediate in a function body.
+type patch struct {
+	at, end int    // the immediate's bytes in the body's code
+	idx     uint32 // the new index
+}
+
+// fn maps an original function index to the instrumented module's.
+func (ins *instrumenter) fn(idx uint32) uint32 {
+	if ins.shift && idx >= ins.funcImports {
+		return idx + 1
+	}
+	return idx
+}
+
 func (ins *instrumenter) buildChecks() {
 	g := binary.AppendUvarint(nil, uint64(ins.global))
 	switch ins.opts.Mode {
-	case ModeFuel:
+	case ModeFuel, ModeYield:
 		// global.get $fuel; i64.const cost; i64.sub; global.set $fuel
-		// global.get $fuel; i64.const 0; i64.lt_s; if; unreachable; end
+		// global.get $fuel; i64.const 0; i64.lt_s; if
+		//   unreachable (ModeFuel) | call $yield (ModeYield)
+		// end
 		ins.pre = append(append([]byte{0x23}, g...), 0x42)
 		ins.post = append(append([]byte{0x7d, 0x24}, g...), 0x23)
-		ins.post = append(append(ins.post, g...), 0x42, 0x00, 0x53, 0x04, 0x40, 0x00, 0x0b)
+		ins.post = append(append(ins.post, g...), 0x42, 0x00, 0x53, 0x04, 0x40)
+		if ins.opts.Mode == ModeFuel {
+			ins.post = append(ins.post, 0x00)
+		} else {
+			ins.post = binary.AppendUvarint(append(ins.post, 0x10), uint64(ins.yield))
+		}
+		ins.post = append(ins.post, 0x0b)
 	case ModeFlag:
 		// global.get $stop; if; unreachable; end
 		ins.pre = append(append([]byte{0x23}, g...), 0x04, 0x40, 0x00, 0x0b)
@@ -400,7 +544,7 @@ func (ins *instrumenter) buildChecks() {
 
 func (ins *instrumenter) appendCheck(out []byte, cost int64) []byte {
 	out = append(out, ins.pre...)
-	if ins.opts.Mode == ModeFuel {
+	if ins.opts.Mode != ModeFlag {
 		if ins.opts.FlatCost {
 			cost = 1
 		}
@@ -421,20 +565,65 @@ func appendSleb(out []byte, v int64) []byte {
 	}
 }
 
-func (ins *instrumenter) globalSection(old []byte) []byte {
-	var n uint32
-	var rest []byte
-	if old != nil {
-		r := &reader{b: old}
-		n = r.u32() // validated already
-		rest = old[r.off:]
+func appendName(out []byte, name string) []byte {
+	out = binary.AppendUvarint(out, uint64(len(name)))
+	return append(out, name...)
+}
+
+// vecTail returns a section's entry count and the bytes after it; b has
+// been checked to start with a count.
+func vecTail(b []byte) (uint32, []byte) {
+	if b == nil {
+		return 0, nil
 	}
+	r := &reader{b: b}
+	n := r.count()
+	return n, b[r.off:]
+}
+
+// typeSection appends the type of the yield import, () -> ().
+func (ins *instrumenter) typeSection(old []byte) []byte {
+	n, rest := vecTail(old)
 	out := binary.AppendUvarint(nil, uint64(n)+1)
 	out = append(out, rest...)
+	return append(out, 0x60, 0, 0)
+}
+
+// importSection appends the yield import, after all others.
+func (ins *instrumenter) importSection(old []byte) []byte {
+	n, rest := vecTail(old)
+	out := binary.AppendUvarint(nil, uint64(n)+1)
+	out = append(out, rest...)
+	out = appendName(out, YieldModule)
+	out = appendName(out, YieldFunc)
+	out = append(out, 0x00)
+	return binary.AppendUvarint(out, uint64(ins.types))
+}
+
+// globalSection copies the globals, rewriting function references in their
+// initialisers, and appends the added one.
+func (ins *instrumenter) globalSection(old []byte) ([]byte, error) {
+	r := &reader{b: old}
+	var n uint32
+	if old != nil {
+		n = r.count()
+	}
+	out := binary.AppendUvarint(nil, uint64(n)+1)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		at := r.off
+		r.valType()
+		r.byte()
+		out = append(out, old[at:r.off]...)
+		out = ins.expr(r, out)
+	}
+	r.trailing()
+	if r.err != nil {
+		return nil, wrap("global section", r.err)
+	}
 	switch ins.opts.Mode {
-	case ModeFuel:
+	case ModeFuel, ModeYield:
 		fuel := ins.opts.InitialFuel
-		if fuel == 0 {
+		if fuel == 0 && ins.opts.Mode == ModeFuel {
 			fuel = DefaultInitialFuel
 		}
 		out = append(out, 0x7e, 0x01, 0x42) // mut i64 = i64.const
@@ -443,36 +632,177 @@ func (ins *instrumenter) globalSection(old []byte) []byte {
 	case ModeFlag:
 		out = append(out, 0x7f, 0x01, 0x41, 0x00, 0x0b) // mut i32 = i32.const 0
 	}
-	return out
+	return out, nil
 }
 
-func (ins *instrumenter) exportSection(old []byte) []byte {
+// exportSection copies the exports, rewriting function indices, and
+// appends the added global's.
+func (ins *instrumenter) exportSection(old []byte) ([]byte, error) {
+	r := &reader{b: old}
 	var n uint32
-	var rest []byte
 	if old != nil {
-		r := &reader{b: old}
-		n = r.u32() // validated already
-		rest = old[r.off:]
+		n = r.count()
+	}
+	out := binary.AppendUvarint(nil, uint64(n)+1)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		name := r.name()
+		kind := r.byte()
+		idx := r.u32()
+		if r.err != nil {
+			break
+		}
+		if strings.HasPrefix(string(name), ReservedPrefix) {
+			return nil, fmt.Errorf("%w: export %q", ErrReserved, name)
+		}
+		switch kind {
+		case 0x00:
+			idx = ins.fn(idx)
+		case 0x03:
+			if idx >= ins.global {
+				return nil, fmt.Errorf("%w: export of global %d, which does not exist", ErrMalformed, idx)
+			}
+		}
+		out = appendName(out, string(name))
+		out = append(out, kind)
+		out = binary.AppendUvarint(out, uint64(idx))
+	}
+	r.trailing()
+	if r.err != nil {
+		return nil, wrap("export section", r.err)
 	}
 	name := FuelExport
 	if ins.opts.Mode == ModeFlag {
 		name = StopExport
 	}
-	out := binary.AppendUvarint(nil, uint64(n)+1)
-	out = append(out, rest...)
-	out = binary.AppendUvarint(out, uint64(len(name)))
-	out = append(out, name...)
+	out = appendName(out, name)
 	out = append(out, 0x03) // global
-	return binary.AppendUvarint(out, uint64(ins.global))
+	return binary.AppendUvarint(out, uint64(ins.global)), nil
+}
+
+// elementSection rewrites the function indices of element segments.
+func (ins *instrumenter) elementSection(b []byte) ([]byte, error) {
+	r := &reader{b: b}
+	n := r.count()
+	out := binary.AppendUvarint(nil, uint64(n))
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		at := r.off
+		flags := r.u32()
+		if flags > 7 {
+			r.unsupported("element segment flags %d", flags)
+			break
+		}
+		if flags&2 != 0 && flags&1 == 0 { // explicit table index
+			r.u32()
+		}
+		out = append(out, b[at:r.off]...)
+		if flags&1 == 0 { // active: offset expression
+			out = ins.expr(r, out)
+		}
+		if flags&3 != 0 { // element kind or reference type
+			at := r.off
+			if flags&4 == 0 {
+				if k := r.byte(); k != 0 && r.err == nil {
+					r.unsupported("element kind 0x%02x", k)
+				}
+			} else {
+				r.valType()
+			}
+			out = append(out, b[at:r.off]...)
+		}
+		k := r.count()
+		out = binary.AppendUvarint(out, uint64(k))
+		for j := uint32(0); j < k && r.err == nil; j++ {
+			if flags&4 == 0 {
+				out = binary.AppendUvarint(out, uint64(ins.fn(r.u32())))
+			} else {
+				out = ins.expr(r, out)
+			}
+		}
+	}
+	r.trailing()
+	if r.err != nil {
+		return nil, wrap("element section", r.err)
+	}
+	return out, nil
+}
+
+// expr copies a constant expression, rewriting ref.func.
+func (ins *instrumenter) expr(r *reader, out []byte) []byte {
+	for depth := 1; depth > 0 && r.err == nil; {
+		at := r.off
+		op, class := r.instr()
+		switch class {
+		case opBlock, opLoop:
+			depth++
+		case opEnd:
+			depth--
+		}
+		if op == 0xd2 && r.err == nil {
+			ir := &reader{b: r.b, off: at + 1}
+			out = append(out, op)
+			out = binary.AppendUvarint(out, uint64(ins.fn(ir.u32())))
+			continue
+		}
+		out = append(out, r.b[at:r.off]...)
+	}
+	return out
+}
+
+// nameSection rewrites the function indices of the name section whose
+// body is b, with the section's name ending at off. Label names are
+// dropped: the added checks renumber labels. It returns nil, to drop the
+// section, if the section cannot be read: it only serves debugging.
+func (ins *instrumenter) nameSection(b []byte, off int) []byte {
+	r := &reader{b: b, off: off}
+	out := append([]byte(nil), b[:off]...)
+	for !r.eof() {
+		id := r.byte()
+		sub := &reader{b: r.bytes(r.u32())}
+		if r.err != nil {
+			return nil
+		}
+		var body []byte
+		switch id {
+		case 1, 2: // function names, local names
+			n := sub.count()
+			body = binary.AppendUvarint(nil, uint64(n))
+			for i := uint32(0); i < n && sub.err == nil; i++ {
+				body = binary.AppendUvarint(body, uint64(ins.fn(sub.u32())))
+				at := sub.off
+				if id == 1 {
+					sub.name()
+				} else {
+					m := sub.count()
+					for j := uint32(0); j < m && sub.err == nil; j++ {
+						sub.u32()
+						sub.name()
+					}
+				}
+				body = append(body, sub.b[at:sub.off]...)
+			}
+			sub.trailing()
+			if sub.err != nil {
+				return nil
+			}
+		case 3: // label names
+			continue
+		default:
+			body = sub.b
+		}
+		out = append(out, id)
+		out = binary.AppendUvarint(out, uint64(len(body)))
+		out = append(out, body...)
+	}
+	return out
 }
 
 // codeSection rewrites every function body, returning the new section and
 // the number of bodies.
 func (ins *instrumenter) codeSection(b []byte) ([]byte, uint32, error) {
 	r := &reader{b: b}
-	n := r.u32()
+	n := r.count()
 	if r.err != nil {
-		return nil, 0, fmt.Errorf("%w: code section: %v", ErrMalformed, r.err)
+		return nil, 0, wrap("code section", r.err)
 	}
 	out := make([]byte, 0, len(b)+len(b)/4+16)
 	out = binary.AppendUvarint(out, uint64(n))
@@ -500,19 +830,25 @@ func (ins *instrumenter) codeSection(b []byte) ([]byte, uint32, error) {
 // function appends the instrumented copy of one function body to out.
 func (ins *instrumenter) function(out, body []byte) ([]byte, error) {
 	r := &reader{b: body}
-	groups := r.u32()
+	groups := r.count()
+	var nLocals uint64
 	for i := uint32(0); i < groups && r.err == nil; i++ {
-		r.u32()
+		nLocals += uint64(r.u32())
 		r.valType()
 	}
 	if r.err != nil {
 		return nil, wrap("locals", r.err)
 	}
+	if nLocals > maxLocals {
+		return nil, fmt.Errorf("%w: %d locals (at most %d)", ErrUnsupported, nLocals, maxLocals)
+	}
 	locals := body[:r.off]
 	code := body[r.off:]
 
-	// Scan the code for check sites, and whether it calls.
+	// Scan the code for check sites, function indices to rewrite, and
+	// whether it calls.
 	sites := append(ins.sites[:0], site{at: 0, cost: 1})
+	edits := ins.edits[:0]
 	open := 0      // index of the site whose straight-line run is being counted, or -1
 	calls := false // the function calls another
 	leading := true
@@ -520,6 +856,7 @@ func (ins *instrumenter) function(out, body []byte) ([]byte, error) {
 	depth := 1
 	r = &reader{b: code}
 	for depth > 0 {
+		at := r.off
 		op, class := r.instr()
 		if r.err != nil {
 			return nil, wrap("", r.err)
@@ -547,25 +884,48 @@ func (ins *instrumenter) function(out, body []byte) ([]byte, error) {
 		case opCall, opTail:
 			calls = true
 		}
-		if class == opLoop {
+		switch op {
+		case 0x03: // loop
 			sites = append(sites, site{at: r.off, cost: 1})
 			open = len(sites) - 1
+		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+			if ins.shift {
+				ir := &reader{b: code, off: at + 1}
+				edits = append(edits, patch{at: at + 1, end: r.off, idx: ins.fn(ir.u32())})
+			}
+		case 0x23, 0x24: // global.get, global.set
+			ir := &reader{b: code, off: at + 1}
+			if idx := ir.u32(); idx >= ins.global {
+				// Valid only once the global is added: the guest would
+				// reach the host's control global.
+				return nil, fmt.Errorf("%w: reference to global %d, which does not exist", ErrMalformed, idx)
+			}
 		}
 	}
 	if r.off != len(code) {
 		return nil, fmt.Errorf("%w: %d bytes after the end of the body", ErrMalformed, len(code)-r.off)
 	}
-	ins.sites = sites[:0]
+	ins.sites, ins.edits = sites[:0], edits[:0]
 	if entryCovered || (!calls && !ins.opts.AllEntries) {
 		sites = sites[1:]
 	}
 
 	out = append(out, locals...)
 	prev := 0
-	for _, s := range sites {
-		out = append(out, code[prev:s.at]...)
-		out = ins.appendCheck(out, s.cost)
-		prev = s.at
+	for len(sites) > 0 || len(edits) > 0 {
+		if len(edits) == 0 || (len(sites) > 0 && sites[0].at <= edits[0].at) {
+			s := sites[0]
+			sites = sites[1:]
+			out = append(out, code[prev:s.at]...)
+			out = ins.appendCheck(out, s.cost)
+			prev = s.at
+		} else {
+			e := edits[0]
+			edits = edits[1:]
+			out = append(out, code[prev:e.at]...)
+			out = binary.AppendUvarint(out, uint64(e.idx))
+			prev = e.end
+		}
 	}
 	return append(out, code[prev:]...), nil
 }
