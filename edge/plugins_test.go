@@ -70,7 +70,7 @@ func TestPluginsThroughTheServer(t *testing.T) {
 		wasm []byte
 		msg  string
 	}{
-		"garbage":   {"", []byte("not a module"), "does not compile"},
+		"garbage":   {"", []byte("not a module"), "not a wasm binary"},
 		"trap":      {`{"mode":"trap"}`, wasm, "self-test"},
 		"spin":      {`{"mode":"spin"}`, wasm, "self-test"},
 		"moves":     {`{"mode":"change-project"}`, wasm, "projectId changed"},

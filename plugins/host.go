@@ -15,6 +15,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/uptimizr/edge/plugins/meter"
 )
 
 // ABIVersion is the plugin ABI this host implements.
@@ -76,9 +78,10 @@ type Host struct {
 // NewHost starts a wazero runtime (compiler mode) for plugins.
 func NewHost(ctx context.Context, opts Options) (*Host, error) {
 	opts.defaults()
+	// The CPU limit is fuel woven into each module at upload (plugins/meter),
+	// not wazero's context checks, which cost 16–23× (docs/RATIONALE.md).
 	cfg := wazero.NewRuntimeConfigCompiler().
-		WithMemoryLimitPages(opts.MemoryLimitPages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(opts.MemoryLimitPages)
 	var cache wazero.CompilationCache
 	if opts.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
@@ -135,7 +138,11 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if m != nil {
 		return m, nil
 	}
-	compiled, err := h.rt.CompileModule(ctx, wasm)
+	metered, err := meter.Instrument(wasm, meter.Options{Mode: meter.ModeFuel, AllowStart: true, InitialFuel: setupFuel})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	compiled, err := h.rt.CompileModule(ctx, metered)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile: %v", ErrInvalid, err)
 	}
@@ -203,13 +210,27 @@ func sameTypes(a, b []api.ValueType) bool {
 	return true
 }
 
+// setupFuel bounds the start function, _initialize and uptimizr_init
+// (fuel units; see callBudget for calls on traffic).
+const setupFuel = 1 << 31
+
 // instance is one initialised module instance. It serves one call at a time.
 type instance struct {
 	mod    api.Module
 	alloc  api.Function
 	filter api.Function
 	mem    api.Memory
+	fuel   api.MutableGlobal
 	stack  [2]uint64
+}
+
+// refuel sets the instance's budget for its next call.
+func (in *instance) refuel(units int64) { in.fuel.Set(uint64(units)) }
+
+// spent reports the fuel used since refuel(budget), and whether it ran out.
+func (in *instance) spent(budget int64) (used int64, exhausted bool) {
+	left := int64(in.fuel.Get())
+	return budget - left, left < 0
 }
 
 // newInstance instantiates m in the sandbox and initialises it with config.
@@ -226,11 +247,16 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 	if err != nil {
 		return nil, fmt.Errorf("%w: instantiate: %v", ErrTrap, err)
 	}
-	in := &instance{mod: mod, alloc: mod.ExportedFunction("uptimizr_alloc"), filter: mod.ExportedFunction("uptimizr_filter"), mem: mod.Memory()}
+	in := &instance{mod: mod, alloc: mod.ExportedFunction("uptimizr_alloc"), filter: mod.ExportedFunction("uptimizr_filter"),
+		mem: mod.Memory(), fuel: meter.FuelGlobal(mod)}
 	fail := func(err error) (*instance, error) {
 		mod.Close(context.Background())
 		return nil, err
 	}
+	if in.fuel == nil {
+		return fail(fmt.Errorf("%w: the module was not metered", ErrInvalid))
+	}
+	in.refuel(setupFuel)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); err != nil {
 			return fail(callErr(ctx, "_initialize", err))
@@ -276,17 +302,31 @@ func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
 	return ptr, nil
 }
 
-// call runs uptimizr_filter on an encoded batch and appends the output to
-// dst. Any error means the instance must not be used again.
-func (in *instance) call(ctx context.Context, batch, dst []byte) ([]byte, error) {
+// call runs uptimizr_filter on an encoded batch with a fuel budget and
+// appends the output to dst; used is the fuel the call spent. Any error
+// means the instance must not be used again.
+func (in *instance) call(ctx context.Context, batch, dst []byte, budget int64) (out []byte, used int64, err error) {
+	in.refuel(setupFuel)
 	ptr, err := in.write(ctx, batch)
 	if err != nil {
-		return dst, err
+		return dst, 0, err
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
-	if err := in.filter.CallWithStack(ctx, in.stack[:]); err != nil {
-		return dst, callErr(ctx, "uptimizr_filter", err)
+	in.refuel(budget)
+	err = in.filter.CallWithStack(ctx, in.stack[:])
+	used, exhausted := in.spent(budget)
+	if err != nil {
+		if exhausted {
+			return dst, used, fmt.Errorf("%w (uptimizr_filter)", ErrTimeout)
+		}
+		return dst, used, callErr(ctx, "uptimizr_filter", err)
 	}
+	out, err = in.result(dst)
+	return out, used, err
+}
+
+// result reads the verdicts uptimizr_filter left in stack[0].
+func (in *instance) result(dst []byte) ([]byte, error) {
 	r := int64(in.stack[0])
 	if r < 0 {
 		return dst, fmt.Errorf("%w: %d", ErrGuest, r)
