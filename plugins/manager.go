@@ -61,6 +61,41 @@ func NewManager(h *Host, s Store, f *Filter, log *slog.Logger) *Manager {
 	return &Manager{host: h, store: s, filter: f, log: log, live: map[liveKey]*Plugin{}}
 }
 
+// ShrinkIdle closes the idle instances of every plugin not called for at
+// least idle: a project that stops sending gives its memory back, and its
+// next batch instantiates afresh (a few milliseconds). It returns how many
+// plugins it shrank.
+func (m *Manager) ShrinkIdle(idle time.Duration) int {
+	m.mu.Lock()
+	live := make([]*Plugin, 0, len(m.live))
+	for _, p := range m.live {
+		live = append(live, p)
+	}
+	m.mu.Unlock()
+	now, n := time.Now(), 0
+	for _, p := range live {
+		if len(p.idle) > 0 && p.IdleFor(now) >= idle {
+			p.Shrink(0)
+			n++
+		}
+	}
+	return n
+}
+
+// RunShrinker calls ShrinkIdle every period until ctx ends.
+func (m *Manager) RunShrinker(ctx context.Context, period, idle time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.ShrinkIdle(idle)
+		}
+	}
+}
+
 // Filter returns the core.Filter to wire into the edge.
 func (m *Manager) Filter() *Filter { return m.filter }
 

@@ -95,3 +95,27 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Fatalf("after load: %+v", c)
 	}
 }
+
+func TestShrinkIdleGivesInstancesBack(t *testing.T) {
+	h := newTestHost(t, Options{})
+	p := guestPlugin(t, h, "keep", PolicyQuarantine)
+	db := testStore(t)
+	m := NewManager(h, db.Plugins(), NewFilter(db.Quarantine(), nil), nil)
+	m.live[liveKey{7, "keep", 1}] = p
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	if _, err := p.Run(context.Background(), in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.idle) == 0 {
+		t.Fatal("no idle instance after a call")
+	}
+	if n := m.ShrinkIdle(time.Hour); n != 0 || len(p.idle) == 0 {
+		t.Fatal("a recently used plugin was shrunk")
+	}
+	if n := m.ShrinkIdle(0); n != 1 || len(p.idle) != 0 {
+		t.Fatalf("shrink: %d plugins, %d idle instances left", n, len(p.idle))
+	}
+	if _, err := p.Run(context.Background(), in, nil); err != nil {
+		t.Fatalf("a shrunk plugin must instantiate again: %v", err)
+	}
+}

@@ -59,6 +59,12 @@ type Plugin struct {
 	host *Host
 	idle chan *instance
 	rate atomic.Uint64 // fuel units per millisecond (float64 bits), measured on calls
+	used atomic.Int64  // unix nanos of the last call
+}
+
+// IdleFor reports how long the plugin has not been called.
+func (p *Plugin) IdleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, p.used.Load()))
 }
 
 // defaultFuelRate is the fuel units per millisecond assumed before a
@@ -140,6 +146,7 @@ func (p *Plugin) Run(ctx context.Context, batch, dst []byte) ([]byte, error) {
 	}
 	budget := p.budget()
 	start := time.Now()
+	p.used.Store(start.UnixNano())
 	out, used, err := in.call(ctx, batch, dst, budget)
 	elapsed := time.Since(start)
 	if err != nil {

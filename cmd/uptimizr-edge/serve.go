@@ -81,6 +81,9 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	defer pluginHost.Close(context.Background())
+	shrinkCtx, stopShrink := context.WithCancel(context.Background())
+	defer stopShrink()
+	go pluginMgr.RunShrinker(shrinkCtx, 30*time.Second, time.Minute)
 
 	hasher, err := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
 	if err != nil {
