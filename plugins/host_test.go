@@ -362,3 +362,59 @@ func TestMemoryCap(t *testing.T) {
 		t.Fatalf("hitting the cap took %s", took)
 	}
 }
+
+// TestDeadlineAfterCalibrationAndIsolation: a plugin that behaves, then
+// spins, is cut near its deadline by its measured fuel rate; meanwhile
+// another project's plugin keeps answering at its usual speed.
+func TestDeadlineAfterCalibrationAndIsolation(t *testing.T) {
+	const deadline = 40 * time.Millisecond
+	h := newTestHost(t, Options{CallTimeout: deadline})
+	bad := guestPlugin(t, h, "spin-on-marker", PolicyQuarantine)
+	good := guestPlugin(t, h, "keep", PolicyQuarantine)
+	in := encodeBatch(nil, fixtureBatch(t, "batch200_00_session-start.json"))
+	for i := 0; i < 4; i++ { // it behaves, and its rate is measured
+		if _, err := bad.Run(context.Background(), in, nil); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	spin := encodeBatch(nil, batchOf(t, `{"type":"custom","projectId":"proj","sessionId":"s","ts":1,"sdkVersion":"1","name":"spin-now"}`))
+	stop := make(chan struct{})
+	var worst atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			if _, err := good.Run(context.Background(), in, nil); err != nil {
+				t.Error(err)
+				return
+			}
+			if d := int64(time.Since(start)); d > worst.Load() {
+				worst.Store(d)
+			}
+		}
+	}()
+	start := time.Now()
+	_, err := bad.Run(context.Background(), spin, nil)
+	took := time.Since(start)
+	close(stop)
+	<-done
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("the spinning call: %v", err)
+	}
+	t.Logf("spin cut after %s (deadline %s); the other project's slowest call meanwhile: %s", took, deadline, time.Duration(worst.Load()))
+	if took > 4*deadline {
+		t.Fatalf("spin ran %s, deadline %s", took, deadline)
+	}
+	// Compiled guest code cannot be preempted: a garbage collection that
+	// starts while the guest spins waits for it, so other goroutines can be
+	// held up — but only until the spinner's budget runs out.
+	if w := time.Duration(worst.Load()); w > took+10*time.Millisecond {
+		t.Fatalf("another project's call took %s; the spinner ran %s", w, took)
+	}
+}

@@ -87,7 +87,7 @@ func (p *Plugin) budget() int64 {
 
 // observe folds a successful call's fuel and time into the rate.
 func (p *Plugin) observe(used int64, elapsed time.Duration) {
-	if used <= 0 || elapsed < 20*time.Microsecond {
+	if used <= 0 || elapsed < 100*time.Microsecond { // shorter calls time too coarsely
 		return
 	}
 	obs := float64(used) / (float64(elapsed) / float64(time.Millisecond))
@@ -151,10 +151,10 @@ func (p *Plugin) Run(ctx context.Context, batch, dst []byte) ([]byte, error) {
 	elapsed := time.Since(start)
 	if err != nil {
 		in.close()
-		// Fuel that ran out well before the deadline in wall-clock time
-		// means the rate was underestimated, not that the plugin spins:
-		// learn the rate from this call and run it once more.
-		if errors.Is(err, ErrTimeout) && elapsed < p.host.opts.CallTimeout/2 {
+		// Fuel that ran out well before the deadline in wall-clock time,
+		// while the plugin's rate was still unmeasured, means the assumed
+		// rate was too low: learn it from this call and run it once more.
+		if errors.Is(err, ErrTimeout) && elapsed < p.host.opts.CallTimeout/2 && p.rate.Load() == 0 {
 			p.observe(used, elapsed)
 			if p.budget() > budget {
 				return p.Run(ctx, batch, dst)

@@ -126,6 +126,17 @@ func filter(p, n int32) int64 {
 		for range events {
 			o = append(o, 0)
 		}
+	case mode == "spin-on-marker":
+		// Behaves, except on a batch holding a custom event named
+		// "spin-now": then it never returns.
+		if bytes.Contains(batch, []byte(`"name":"spin-now"`)) {
+			for {
+				calls++
+			}
+		}
+		for range events {
+			o = append(o, 0)
+		}
 	case mode == "garbage":
 		o = append(o[:0], "this is not an ABI answer"...)
 	case mode == "count-mismatch":
