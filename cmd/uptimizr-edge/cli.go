@@ -165,10 +165,18 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.do(&op{Name: "plugin.remove", Project: plProject, Plugin: plName})
 		}}
-	for _, cmd := range []*cobra.Command{plUpload, plList, plActivate, plRollback, plRemove} {
+	plConfigCmd := &cobra.Command{Use: "config --project ID --name NAME --config JSON [--policy P]", Short: "New version with the same module and a new config", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.config", Project: plProject, Plugin: plName, Config: plConfig, Policy: plPolicy})
+		}}
+	plOrder := &cobra.Command{Use: "order --project ID NAME…", Short: "Reorder the chain (name every plugin once)", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(&op{Name: "plugin.order", Project: plProject, Order: args})
+		}}
+	for _, cmd := range []*cobra.Command{plUpload, plList, plActivate, plRollback, plRemove, plConfigCmd, plOrder} {
 		cmd.Flags().StringVar(&plProject, "project", "", "project id")
 		_ = cmd.MarkFlagRequired("project")
-		if cmd != plList {
+		if cmd != plList && cmd != plOrder {
 			cmd.Flags().StringVar(&plName, "name", "", "plugin name")
 			_ = cmd.MarkFlagRequired("name")
 		}
@@ -179,7 +187,10 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	plUpload.Flags().StringVar(&plPolicy, "policy", "quarantine", "failure policy: quarantine, drop or pass")
 	plActivate.Flags().IntVar(&plVersion, "version", 0, "version to make live")
 	_ = plActivate.MarkFlagRequired("version")
-	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove)
+	plConfigCmd.Flags().StringVar(&plConfig, "config", "", "JSON config object")
+	_ = plConfigCmd.MarkFlagRequired("config")
+	plConfigCmd.Flags().StringVar(&plPolicy, "policy", "", "failure policy (default: unchanged)")
+	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove, plConfigCmd, plOrder)
 
 	root.AddCommand(serve, project, key, channels, plugin)
 	return root

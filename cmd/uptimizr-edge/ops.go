@@ -31,11 +31,12 @@ type op struct {
 	Key      string   `json:"key,omitempty"`
 	Settings []string `json:"settings,omitempty"`
 
-	Plugin  string `json:"plugin,omitempty"`
-	Module  []byte `json:"module,omitempty"`
-	Config  string `json:"config,omitempty"`
-	Policy  string `json:"policy,omitempty"`
-	Version int    `json:"version,omitempty"`
+	Plugin  string   `json:"plugin,omitempty"`
+	Order   []string `json:"order,omitempty"`
+	Module  []byte   `json:"module,omitempty"`
+	Config  string   `json:"config,omitempty"`
+	Policy  string   `json:"policy,omitempty"`
+	Version int      `json:"version,omitempty"`
 }
 
 // opEnv is what an operation runs against: the registry, and the plugin
@@ -182,6 +183,13 @@ func (o *op) runPlugin(env *opEnv) (any, error) {
 		rec, err = mgr.Activate(ctx, p.Num, o.Plugin, o.Version)
 	case "plugin.rollback":
 		rec, err = mgr.Rollback(ctx, p.Num, o.Plugin)
+	case "plugin.config":
+		rec, err = mgr.SetConfig(ctx, p.Num, p.ID, o.Plugin, []byte(o.Config), o.Policy)
+	case "plugin.order":
+		if err := mgr.SetOrder(ctx, p.Num, o.Order); err != nil {
+			return nil, err
+		}
+		return map[string][]string{"order": o.Order}, nil
 	case "plugin.remove":
 		if err := mgr.Remove(ctx, p.Num, o.Plugin); err != nil {
 			return nil, err

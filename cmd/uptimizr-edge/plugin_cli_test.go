@@ -68,6 +68,18 @@ func TestPluginCLIOfflineAndLive(t *testing.T) {
 	if json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Active != 1 || len(list[0].Versions) != 2 {
 		t.Fatalf("list: %s", out)
 	}
+	if out, _, code = run(t, env, "plugin", "config", "--project", "shop", "--name", "halver", "--config", `{"mode":"keep"}`, "--data-dir", dir); code != 0 || !strings.Contains(out, `"version":3`) {
+		t.Fatalf("config: %d %s", code, out)
+	}
+	if _, body := post(t, s.base+"/api/v1/collect", created.Keys.Ingest, batch); !strings.Contains(body, `"accepted":4`) {
+		t.Fatalf("the new config is not live: %s", body)
+	}
+	if _, stderr, code := run(t, env, "plugin", "order", "--project", "shop", "nope", "--data-dir", dir); code == 0 || !strings.Contains(stderr, "order") {
+		t.Fatalf("a bad order: %d %s", code, stderr)
+	}
+	if out, _, code = run(t, env, "plugin", "order", "--project", "shop", "halver", "--data-dir", dir); code != 0 || !strings.Contains(out, "halver") {
+		t.Fatalf("order: %d %s", code, out)
+	}
 	if _, _, code = run(t, env, "plugin", "remove", "--project", "shop", "--name", "halver", "--data-dir", dir); code != 0 {
 		t.Fatal("remove failed")
 	}
