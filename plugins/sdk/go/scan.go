@@ -63,25 +63,9 @@ value: // a value starts at b[i]
 	}
 	switch c := b[i]; {
 	case c == '"':
-		j := i + 1
-		for {
-			for j < n && plain[b[j]] {
-				j++
-			}
-			if j >= n {
-				return i, syntaxErr(i, "unterminated string")
-			}
-			if b[j] == '"' {
-				break
-			}
-			if b[j] != '\\' {
-				return j, syntaxErr(j, "control character in string")
-			}
-			k, err := checkEscape(b, j)
-			if err != nil {
-				return j, err
-			}
-			j = k
+		j, _, err := scanString(b, i)
+		if err != nil {
+			return j, err
 		}
 		i = j + 1
 	case c == '{' || c == '[':
@@ -188,26 +172,9 @@ key: // a member name starts at b[i]
 		return i, syntaxErr(i, "expected a member name")
 	}
 	{
-		j := i + 1
-		escaped := false
-		for {
-			for j < n && plain[b[j]] {
-				j++
-			}
-			if j >= n {
-				return i, syntaxErr(i, "unterminated string")
-			}
-			if b[j] == '"' {
-				break
-			}
-			if b[j] != '\\' {
-				return j, syntaxErr(j, "control character in string")
-			}
-			k, err := checkEscape(b, j)
-			if err != nil {
-				return j, err
-			}
-			j, escaped = k, true
+		j, escaped, err := scanString(b, i)
+		if err != nil {
+			return j, err
 		}
 		if len(stack) == 1 {
 			key, keyEnd, esc = i, j+1, escaped
@@ -516,4 +483,31 @@ func (m member) name(b []byte) string {
 		return string(raw)
 	}
 	return string(appendUnescaped(nil, raw))
+}
+
+// scanString checks the string starting at the quote b[i] and returns the
+// index of its closing quote and whether it holds escapes. On error the
+// index is where the problem is.
+func scanString(b []byte, i int) (end int, escaped bool, err error) {
+	n := len(b)
+	j := i + 1
+	for {
+		for j < n && plain[b[j]] {
+			j++
+		}
+		if j >= n {
+			return i, escaped, syntaxErr(i, "unterminated string")
+		}
+		if b[j] == '"' {
+			return j, escaped, nil
+		}
+		if b[j] != '\\' {
+			return j, escaped, syntaxErr(j, "control character in string")
+		}
+		k, err := checkEscape(b, j)
+		if err != nil {
+			return j, escaped, err
+		}
+		j, escaped = k, true
+	}
 }
