@@ -78,8 +78,10 @@ type Host struct {
 // NewHost starts a wazero runtime (compiler mode) for plugins.
 func NewHost(ctx context.Context, opts Options) (*Host, error) {
 	opts.defaults()
-	// The CPU limit is fuel woven into each module at upload (plugins/meter),
-	// not wazero's context checks, which cost 16–23× (docs/RATIONALE.md).
+	// The CPU limit is fuel woven into each module at upload
+	// (plugins/meter, ModeYield): each slice of fuel ends in a call to the
+	// host, which checks the call's wall-clock deadline. wazero's own
+	// context checks cost 6–23× (docs/RATIONALE.md).
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithMemoryLimitPages(opts.MemoryLimitPages)
 	var cache wazero.CompilationCache
@@ -93,6 +95,10 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	if _, err := meter.InstantiateYield(ctx, rt, slice); err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
@@ -138,7 +144,7 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if m != nil {
 		return m, nil
 	}
-	metered, err := meter.Instrument(wasm, meter.Options{Mode: meter.ModeFuel, AllowStart: true, InitialFuel: setupFuel})
+	metered, err := meter.Instrument(wasm, meter.Options{Mode: meter.ModeYield, AllowStart: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -174,7 +180,8 @@ var requiredExports = map[string][2][]api.ValueType{
 func checkModule(c wazero.CompiledModule) error {
 	for _, f := range c.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if mod == wasi_snapshot_preview1.ModuleName || (mod == "env" && name == "abort") {
+		if mod == wasi_snapshot_preview1.ModuleName || (mod == "env" && name == "abort") ||
+			(mod == meter.YieldModule && name == meter.YieldFunc) { // added by meter.Instrument
 			continue
 		}
 		return fmt.Errorf("%w: imports %s.%s; only wasi_snapshot_preview1 and env.abort are provided", ErrInvalid, mod, name)
@@ -210,9 +217,12 @@ func sameTypes(a, b []api.ValueType) bool {
 	return true
 }
 
-// setupFuel bounds the start function, _initialize and uptimizr_init
-// (fuel units; see callBudget for calls on traffic).
-const setupFuel = 1 << 31
+// slice is the fuel a guest runs on between two checks of its deadline
+// (meter.DefaultSlice: from about 50 µs of a tight AssemblyScript loop to
+// 1 ms of Go). It bounds how late a deadline is noticed, and how long a
+// spinning guest can hold off a garbage collection, which waits for every
+// goroutine, including this one, to leave compiled code.
+const slice = meter.DefaultSlice
 
 // instance is one initialised module instance. It serves one call at a time.
 type instance struct {
@@ -221,16 +231,28 @@ type instance struct {
 	filter api.Function
 	mem    api.Memory
 	fuel   api.MutableGlobal
+	ctx    callCtx
 	stack  [2]uint64
 }
 
-// refuel sets the instance's budget for its next call.
-func (in *instance) refuel(units int64) { in.fuel.Set(uint64(units)) }
+// callCtx is the context of an instance's calls: the caller's context with
+// the call's deadline, which the yield function (meter.InstantiateYield)
+// checks at every slice. It is reused for every call of the instance, so a
+// call allocates no context or timer. Its Done channel is nil: the deadline
+// is enforced by the yield function, and cancellation of the caller does
+// not stop a call that is at most one deadline long.
+type callCtx struct {
+	parent   context.Context
+	deadline time.Time
+}
 
-// spent reports the fuel used since refuel(budget), and whether it ran out.
-func (in *instance) spent(budget int64) (used int64, exhausted bool) {
-	left := int64(in.fuel.Get())
-	return budget - left, left < 0
+func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *callCtx) Done() <-chan struct{}       { return nil }
+func (c *callCtx) Err() error                  { return nil }
+func (c *callCtx) Value(key any) any           { return c.parent.Value(key) }
+func (c *callCtx) set(parent context.Context, timeout time.Duration) context.Context {
+	c.parent, c.deadline = parent, time.Now().Add(timeout)
+	return c
 }
 
 // newInstance instantiates m in the sandbox and initialises it with config.
@@ -241,6 +263,8 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 		WithSysNanotime().
 		WithSysWalltime().
 		WithRandSource(rand.Reader)
+	// Setup (a start function, _initialize, uptimizr_init) may take longer
+	// than a filter call, within reason.
 	ctx, cancel := context.WithTimeout(ctx, 10*h.opts.CallTimeout)
 	defer cancel()
 	mod, err := h.rt.InstantiateModule(ctx, m.compiled, cfg)
@@ -256,7 +280,7 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 	if in.fuel == nil {
 		return fail(fmt.Errorf("%w: the module was not metered", ErrInvalid))
 	}
-	in.refuel(setupFuel)
+	in.fuel.Set(slice)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); err != nil {
 			return fail(callErr(ctx, "_initialize", err))
@@ -302,27 +326,22 @@ func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
 	return ptr, nil
 }
 
-// call runs uptimizr_filter on an encoded batch with a fuel budget and
-// appends the output to dst; used is the fuel the call spent. Any error
-// means the instance must not be used again.
-func (in *instance) call(ctx context.Context, batch, dst []byte, budget int64) (out []byte, used int64, err error) {
-	in.refuel(setupFuel)
-	ptr, err := in.write(ctx, batch)
+// call runs uptimizr_filter on an encoded batch and appends the output to
+// dst, ending it with ErrTimeout at the first check of its deadline after
+// timeout (wall-clock, within one slice). Any error means the instance must
+// not be used again.
+func (in *instance) call(ctx context.Context, batch, dst []byte, timeout time.Duration) ([]byte, error) {
+	cctx := in.ctx.set(ctx, timeout)
+	in.fuel.Set(slice)
+	ptr, err := in.write(cctx, batch)
 	if err != nil {
-		return dst, 0, err
+		return dst, err
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
-	in.refuel(budget)
-	err = in.filter.CallWithStack(ctx, in.stack[:])
-	used, exhausted := in.spent(budget)
-	if err != nil {
-		if exhausted {
-			return dst, used, fmt.Errorf("%w (uptimizr_filter)", ErrTimeout)
-		}
-		return dst, used, callErr(ctx, "uptimizr_filter", err)
+	if err := in.filter.CallWithStack(cctx, in.stack[:]); err != nil {
+		return dst, callErr(cctx, "uptimizr_filter", err)
 	}
-	out, err = in.result(dst)
-	return out, used, err
+	return in.result(dst)
 }
 
 // result reads the verdicts uptimizr_filter left in stack[0].
@@ -342,7 +361,7 @@ func (in *instance) result(dst []byte) ([]byte, error) {
 func (in *instance) close() { in.mod.Close(context.Background()) }
 
 func callErr(ctx context.Context, fn string, err error) error {
-	if ctx.Err() != nil {
+	if errors.Is(err, meter.ErrInterrupted) || ctx.Err() != nil {
 		return fmt.Errorf("%w (%s)", ErrTimeout, fn)
 	}
 	return fmt.Errorf("%w in %s: %v", ErrTrap, fn, err)

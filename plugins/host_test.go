@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,8 +241,8 @@ func TestHostilePluginsAreContained(t *testing.T) {
 			} else if !errors.Is(err, c.want) && !(c.mode == "hog" && errors.Is(err, ErrTimeout)) {
 				t.Fatalf("run: %v, want %v", err, c.want)
 			}
-			if c.mode == "spin" && took > 30*time.Millisecond+40*time.Millisecond {
-				t.Fatalf("an endless loop held the call for %s with a 30ms deadline", took)
+			if c.mode == "spin" {
+				checkCut(t, took, 30*time.Millisecond)
 			}
 			t.Logf("%s: contained in %s (%s)", c.mode, took, entries[0].Reason)
 		})
@@ -363,16 +364,28 @@ func TestMemoryCap(t *testing.T) {
 	}
 }
 
-// TestDeadlineAfterCalibrationAndIsolation: a plugin that behaves, then
-// spins, is cut near its deadline by its measured fuel rate; meanwhile
-// another project's plugin keeps answering at its usual speed.
-func TestDeadlineAfterCalibrationAndIsolation(t *testing.T) {
+// checkCut asserts that a spinning call ended within a few milliseconds of
+// its deadline, wall-clock, and not before it.
+func checkCut(t *testing.T, took, deadline time.Duration) {
+	t.Helper()
+	if took < deadline-time.Millisecond {
+		t.Fatalf("the call was cut after %s, before its %s deadline", took, deadline)
+	}
+	if took > deadline+10*time.Millisecond {
+		t.Fatalf("the call ran %s past its %s deadline", took-deadline, deadline)
+	}
+}
+
+// TestDeadlineAndIsolation: a plugin that behaves, then spins, is cut at
+// its deadline; meanwhile another project's plugin keeps answering at its
+// usual speed.
+func TestDeadlineAndIsolation(t *testing.T) {
 	const deadline = 40 * time.Millisecond
 	h := newTestHost(t, Options{CallTimeout: deadline})
 	bad := guestPlugin(t, h, "spin-on-marker", PolicyQuarantine)
 	good := guestPlugin(t, h, "keep", PolicyQuarantine)
 	in := encodeBatch(nil, fixtureBatch(t, "batch200_00_session-start.json"))
-	for i := 0; i < 4; i++ { // it behaves, and its rate is measured
+	for i := 0; i < 4; i++ { // it behaves
 		if _, err := bad.Run(context.Background(), in, nil); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -408,13 +421,45 @@ func TestDeadlineAfterCalibrationAndIsolation(t *testing.T) {
 		t.Fatalf("the spinning call: %v", err)
 	}
 	t.Logf("spin cut after %s (deadline %s); the other project's slowest call meanwhile: %s", took, deadline, time.Duration(worst.Load()))
-	if took > 4*deadline {
-		t.Fatalf("spin ran %s, deadline %s", took, deadline)
-	}
+	checkCut(t, took, deadline)
 	// Compiled guest code cannot be preempted: a garbage collection that
-	// starts while the guest spins waits for it, so other goroutines can be
-	// held up — but only until the spinner's budget runs out.
-	if w := time.Duration(worst.Load()); w > took+10*time.Millisecond {
-		t.Fatalf("another project's call took %s; the spinner ran %s", w, took)
+	// starts while the guest spins waits for it to leave compiled code,
+	// which it does at every slice of fuel (well under a millisecond), so
+	// the other project's calls (about 0.3 ms each, on the one core the
+	// spinner leaves) are never held up for the spinner's whole deadline.
+	if w := time.Duration(worst.Load()); w >= deadline {
+		t.Fatalf("another project's call took %s while the spinner ran %s", w, took)
+	}
+}
+
+// TestGarbageCollectionDuringSpin: a collection that starts while a guest
+// spins must not wait for the guest's deadline. Compiled guest code cannot
+// be preempted, so the collection waits until the guest next leaves it for
+// the host, at the end of its current slice of fuel.
+func TestGarbageCollectionDuringSpin(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	h := newTestHost(t, Options{CallTimeout: deadline})
+	bad := guestPlugin(t, h, "spin", PolicyQuarantine)
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	done := make(chan error, 1)
+	go func() {
+		_, err := bad.Run(context.Background(), in, nil)
+		done <- err
+	}()
+	time.Sleep(30 * time.Millisecond) // the guest is spinning by now
+	start := time.Now()
+	runtime.GC()
+	gc := time.Since(start)
+	select {
+	case err := <-done:
+		t.Fatalf("the spinning call ended before the collection was measured: %v", err)
+	default:
+	}
+	if err := <-done; !errors.Is(err, ErrTimeout) {
+		t.Fatalf("the spinning call: %v", err)
+	}
+	t.Logf("a full collection during the spin took %s", gc)
+	if gc > deadline/3 {
+		t.Fatalf("a collection waited %s for a spinning guest (deadline %s)", gc, deadline)
 	}
 }

@@ -2,14 +2,10 @@ package plugins
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/uptimizr/edge/core"
 )
 
 // Policy decides what happens to a batch whose plugin failed.
@@ -58,44 +54,12 @@ type Plugin struct {
 
 	host *Host
 	idle chan *instance
-	rate atomic.Uint64 // fuel units per millisecond (float64 bits), measured on calls
-	used atomic.Int64  // unix nanos of the last call
+	used atomic.Int64 // unix nanos of the last call
 }
 
 // IdleFor reports how long the plugin has not been called.
 func (p *Plugin) IdleFor(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, p.used.Load()))
-}
-
-// defaultFuelRate is the fuel units per millisecond assumed before a
-// plugin's own rate is measured. Guests range from about 1M (Go) to 25M
-// (tight AssemblyScript) units per ms; assuming the slowest keeps an
-// unmeasured plugin's overrun within its deadline, and a budget that runs
-// out early in wall-clock terms is corrected on the spot (see Run).
-const defaultFuelRate = 1e6
-
-// budget is the fuel of one call: the plugin's measured rate times the
-// deadline.
-func (p *Plugin) budget() int64 {
-	r := math.Float64frombits(p.rate.Load())
-	if r == 0 {
-		r = defaultFuelRate
-	}
-	b := r * float64(p.host.opts.CallTimeout) / float64(time.Millisecond)
-	return int64(max(1e5, min(b, 1<<40)))
-}
-
-// observe folds a successful call's fuel and time into the rate.
-func (p *Plugin) observe(used int64, elapsed time.Duration) {
-	if used <= 0 || elapsed < 100*time.Microsecond { // shorter calls time too coarsely
-		return
-	}
-	obs := float64(used) / (float64(elapsed) / float64(time.Millisecond))
-	old := math.Float64frombits(p.rate.Load())
-	if old != 0 {
-		obs = 0.7*old + 0.3*obs
-	}
-	p.rate.Store(math.Float64bits(obs))
 }
 
 // NewPlugin prepares a plugin version: it instantiates and initialises one
@@ -107,16 +71,6 @@ func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Modul
 		return nil, err
 	}
 	p.put(in)
-	// Measure the plugin's fuel rate on the sample batch, so its first call
-	// on traffic already has a budget matching the deadline. A plugin that
-	// fails here is still returned: its calls fail the same way, and the
-	// upload self-test reports it.
-	cal := encodeBatch(nil, calibrationBatch())
-	for i := 0; i < 3; i++ {
-		if _, err := p.Run(ctx, cal, nil); err != nil {
-			break
-		}
-	}
 	return p, nil
 }
 
@@ -144,25 +98,12 @@ func (p *Plugin) Run(ctx context.Context, batch, dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	budget := p.budget()
-	start := time.Now()
-	p.used.Store(start.UnixNano())
-	out, used, err := in.call(ctx, batch, dst, budget)
-	elapsed := time.Since(start)
+	p.used.Store(time.Now().UnixNano())
+	out, err := in.call(ctx, batch, dst, p.host.opts.CallTimeout)
 	if err != nil {
 		in.close()
-		// Fuel that ran out well before the deadline in wall-clock time,
-		// while the plugin's rate was still unmeasured, means the assumed
-		// rate was too low: learn it from this call and run it once more.
-		if errors.Is(err, ErrTimeout) && elapsed < p.host.opts.CallTimeout/2 && p.rate.Load() == 0 {
-			p.observe(used, elapsed)
-			if p.budget() > budget {
-				return p.Run(ctx, batch, dst)
-			}
-		}
 		return dst, err
 	}
-	p.observe(used, elapsed)
 	p.put(in)
 	return out, nil
 }
@@ -182,17 +123,3 @@ func (p *Plugin) Shrink(keep int) {
 
 // Close closes every idle instance.
 func (p *Plugin) Close() { p.Shrink(0) }
-
-// calibrationBatch is the self-test sample repeated to a realistic size, so
-// that its run takes long enough to measure.
-func calibrationBatch() *core.Batch {
-	one := sampleBatch("calibration")
-	b := &core.Batch{ProjectID: one.ProjectID, Info: one.Info}
-	for r := 0; r < 40; r++ {
-		for i := range one.Events {
-			e := &one.Events[i]
-			b.AppendEvent(e.Type, e.TS, one.Session(i), one.JSON(i))
-		}
-	}
-	return b
-}
