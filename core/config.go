@@ -42,6 +42,7 @@ type Config struct {
 
 	PluginTimeout   time.Duration // COLLECTOR_PLUGIN_TIMEOUT: CPU deadline of one plugin call
 	PluginMemoryMiB int           // COLLECTOR_PLUGIN_MEMORY_MB: linear memory cap per plugin instance
+	PluginModuleMiB int           // COLLECTOR_PLUGIN_MAX_MODULE_MB: largest plugin module accepted at upload
 	QuarantineTTL   time.Duration // COLLECTOR_QUARANTINE_TTL: how long batches whose plugin failed are kept
 
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
@@ -67,6 +68,7 @@ func DefaultConfig() Config {
 		ValueLogGCInterval:    5 * time.Minute,
 		PluginTimeout:         50 * time.Millisecond,
 		PluginMemoryMiB:       64,
+		PluginModuleMiB:       16,
 		QuarantineTTL:         7 * 24 * time.Hour,
 		ShutdownTimeout:       20 * time.Second,
 		LogLevel:              "info",
@@ -161,6 +163,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	dur("COLLECTOR_VLOG_GC_INTERVAL", &c.ValueLogGCInterval)
 	dur("COLLECTOR_PLUGIN_TIMEOUT", &c.PluginTimeout)
 	num("COLLECTOR_PLUGIN_MEMORY_MB", &c.PluginMemoryMiB)
+	num("COLLECTOR_PLUGIN_MAX_MODULE_MB", &c.PluginModuleMiB)
 	dur("COLLECTOR_QUARANTINE_TTL", &c.QuarantineTTL)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
@@ -205,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PluginMemoryMiB < 1 || c.PluginMemoryMiB > 4096 {
 		bad("COLLECTOR_PLUGIN_MEMORY_MB %d: want 1–4096", c.PluginMemoryMiB)
+	}
+	if c.PluginModuleMiB < 1 || c.PluginModuleMiB > 256 {
+		bad("COLLECTOR_PLUGIN_MAX_MODULE_MB %d: want 1–256", c.PluginModuleMiB)
 	}
 	if c.QuarantineTTL < time.Minute {
 		bad("COLLECTOR_QUARANTINE_TTL %s: want at least 1m", c.QuarantineTTL)

@@ -137,7 +137,7 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 		t.Fatal(err)
 	}
 	h.host, err = plugins.NewHost(context.Background(), plugins.Options{CacheDir: filepath.Join(os.TempDir(), "uptimizr-edge-test-wasm-cache"),
-		CallTimeout: 500 * time.Millisecond, MemoryLimitPages: 512})
+		CallTimeout: 500 * time.Millisecond, MemoryLimitPages: 512, MaxModuleSize: cfg.PluginModuleMiB << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

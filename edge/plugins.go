@@ -32,8 +32,9 @@ type QuarantineAdmin interface {
 	Replay(ctx context.Context, project core.Project, id string) (any, error)
 }
 
-// MaxPluginUpload bounds a plugin module on the wire.
-const MaxPluginUpload = 16 << 20
+// maxPluginUpload bounds a plugin module on the wire
+// (COLLECTOR_PLUGIN_MAX_MODULE_MB).
+func (s *Server) maxPluginUpload() int { return s.cfg.PluginModuleMiB << 20 }
 
 // adminError maps a lifecycle error to a status.
 func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {

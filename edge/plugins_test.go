@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/uptimizr/edge/core"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -201,5 +203,41 @@ func TestPluginsThroughTheServer(t *testing.T) {
 	}
 	if r := h.do("DELETE", "/api/v1/plugins/renamer", nil, map[string]string{"x-api-key": h.a.Admin}); r.status != 404 {
 		t.Fatalf("second remove: %d %s", r.status, r.body)
+	}
+}
+
+// TestPluginUploadCap: COLLECTOR_PLUGIN_MAX_MODULE_MB bounds uploads on the
+// wire, answered in the API's JSON shape, and a module under it still goes
+// live.
+func TestPluginUploadCap(t *testing.T) {
+	wasm := testGuest(t)
+	if len(wasm) <= 1<<20 {
+		t.Fatalf("the test guest is %d bytes; this test needs one over 1 MiB", len(wasm))
+	}
+	h := newHarness(t, func(c *core.Config) { c.PluginModuleMiB = 1 })
+	// Refused from its headers: the answer comes before the body is sent.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /api/v1/plugins/big HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\nContent-Type: application/wasm\r\nContent-Length: %d\r\n\r\n", h.a.Admin, len(wasm))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 413 || !strings.Contains(string(body), `"error"`) {
+		t.Fatalf("a %d-byte module under a 1 MiB cap: %d %s", len(wasm), res.StatusCode, body)
+	}
+	h = newHarness(t, func(c *core.Config) { c.PluginModuleMiB = 8 })
+	if r := h.upload("big", "", "", wasm); r.status != 201 {
+		t.Fatalf("a %d-byte module under an 8 MiB cap: %d %s", len(wasm), r.status, r.body)
+	}
+	bad := core.DefaultConfig()
+	bad.VisitorHashSecret = "x"
+	bad.PluginModuleMiB = 0
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "COLLECTOR_PLUGIN_MAX_MODULE_MB") {
+		t.Fatalf("a zero module cap validates: %v", err)
 	}
 }

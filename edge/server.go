@@ -114,7 +114,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		Handler:                      s.handle,
 		ErrorHandler:                 s.handleParseError,
 		Name:                         "uptimizr-edge",
-		MaxRequestBodySize:           max(cfg.MaxWireBody(), MaxPluginUpload, SceneBodyLimit),
+		MaxRequestBodySize:           max(cfg.MaxWireBody(), cfg.PluginModuleMiB<<20, SceneBodyLimit),
 		HeaderReceived:               s.bodyLimit,
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
@@ -137,7 +137,7 @@ func (s *Server) bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	}
 	switch {
 	case hasPathPrefix(path, "/api/v1/plugins"):
-		return fasthttp.RequestConfig{MaxRequestBodySize: MaxPluginUpload}
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.maxPluginUpload()}
 	case hasPathPrefix(path, "/api/v1/scenes"):
 		return fasthttp.RequestConfig{MaxRequestBodySize: max(s.cfg.MaxWireBody(), SceneBodyLimit)}
 	}

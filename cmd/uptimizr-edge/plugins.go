@@ -18,6 +18,7 @@ func newPluginManager(ctx context.Context, cfg *core.Config, store *storage.Stor
 	host, err := plugins.NewHost(ctx, plugins.Options{
 		CacheDir:         filepath.Join(cfg.DataDir, "wasm-cache"),
 		MemoryLimitPages: uint32(cfg.PluginMemoryMiB) * 16,
+		MaxModuleSize:    cfg.PluginModuleMiB << 20,
 		CallTimeout:      cfg.PluginTimeout,
 		Logger:           log,
 	})
