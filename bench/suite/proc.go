@@ -1,0 +1,138 @@
+package suite
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// clockTicks is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on every Linux architecture Go supports).
+const clockTicks = 100
+
+// cpuTime reads a process's user+system CPU time from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after it start
+	// after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(u+s) * time.Second / clockTicks, nil
+}
+
+// memory reads VmRSS and VmHWM (peak RSS since the process started), in
+// bytes, from /proc/PID/status.
+func memory(pid int) (rss, hwm int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		var dst *int64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			dst = &rss
+		case strings.HasPrefix(line, "VmHWM:"):
+			dst = &hwm
+		default:
+			continue
+		}
+		fs := strings.Fields(line)
+		if len(fs) >= 2 {
+			kb, _ := strconv.ParseInt(fs[1], 10, 64)
+			*dst = kb << 10
+		}
+	}
+	return rss, hwm, sc.Err()
+}
+
+// sampler watches a process during a measured window: CPU time used, the
+// highest RSS seen, and the RSS samples' median (the steady state).
+type sampler struct {
+	pid   int
+	start time.Time
+	cpu0  time.Duration
+
+	mu      sync.Mutex
+	samples []int64
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func startSampler(pid int, every time.Duration) (*sampler, error) {
+	cpu, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	s := &sampler{pid: pid, start: time.Now(), cpu0: cpu, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if rss, _, err := memory(pid); err == nil && rss > 0 {
+				s.mu.Lock()
+				s.samples = append(s.samples, rss)
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s, nil
+}
+
+// procStats is what a sampler saw.
+type procStats struct {
+	Cores     float64 // CPU time / wall time
+	PeakRSS   int64   // highest RSS sample in the window
+	MedianRSS int64   // median RSS sample in the window
+	HWM       int64   // peak RSS since the process started
+}
+
+func (s *sampler) finish() procStats {
+	wall := time.Since(s.start)
+	close(s.stop)
+	<-s.done
+	var st procStats
+	if cpu, err := cpuTime(s.pid); err == nil && wall > 0 {
+		st.Cores = float64(cpu-s.cpu0) / float64(wall)
+	}
+	_, st.HWM, _ = memory(s.pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.samples); n > 0 {
+		sorted := slices.Clone(s.samples)
+		slices.Sort(sorted)
+		st.PeakRSS = sorted[n-1]
+		st.MedianRSS = sorted[n/2]
+	}
+	return st
+}
