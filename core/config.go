@@ -46,6 +46,7 @@ type Config struct {
 	QuarantineTTL   time.Duration // COLLECTOR_QUARANTINE_TTL: how long batches whose plugin failed are kept
 
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
+	PprofAddr       string        // COLLECTOR_PPROF_ADDR: serve net/http/pprof on this loopback address ("" = off)
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
 }
@@ -167,6 +168,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	dur("COLLECTOR_QUARANTINE_TTL", &c.QuarantineTTL)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
+	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
 	return errors.Join(errs...)
 }
 
@@ -208,6 +210,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PluginMemoryMiB < 1 || c.PluginMemoryMiB > 4096 {
 		bad("COLLECTOR_PLUGIN_MEMORY_MB %d: want 1–4096", c.PluginMemoryMiB)
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			bad("COLLECTOR_PPROF_ADDR %q: want a loopback HOST:PORT (profiles are not for the public)", c.PprofAddr)
+		}
 	}
 	if c.PluginModuleMiB < 1 || c.PluginModuleMiB > 256 {
 		bad("COLLECTOR_PLUGIN_MAX_MODULE_MB %d: want 1–256", c.PluginModuleMiB)

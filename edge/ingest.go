@@ -88,11 +88,8 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		// after every request is answered), and close the connection.
 		ctx.SetConnectionClose()
 	}
-	ic := s.pool.Get().(*ingestCtx)
-	defer func() {
-		ic.reset()
-		s.pool.Put(ic)
-	}()
+	ic := s.getCtx()
+	defer s.putCtx(ic)
 	now := s.now()
 	project, ok := s.authenticate(ctx, core.CapIngest, pathKey, true, &ic.key)
 	if !ok {
@@ -352,4 +349,26 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// ingestPoolSize bounds the idle ingest contexts kept warm: enough for the
+// requests a node decodes at once; each holds up to about a body's worth
+// of buffers.
+const ingestPoolSize = 32
+
+func (s *Server) getCtx() *ingestCtx {
+	select {
+	case ic := <-s.pool:
+		return ic
+	default:
+		return new(ingestCtx)
+	}
+}
+
+func (s *Server) putCtx(ic *ingestCtx) {
+	ic.reset()
+	select {
+	case s.pool <- ic:
+	default: // enough are idle: let this one go
+	}
 }

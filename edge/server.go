@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,7 +70,11 @@ type Server struct {
 	apiLim *Limiter // other requests per client IP
 
 	draining atomic.Bool
-	pool     sync.Pool
+	// pool holds idle ingest contexts. It is a bounded free list, not a
+	// sync.Pool: a sync.Pool is emptied by every garbage collection, and a
+	// context's worth is its warm buffers (the JSON parser's value cache,
+	// the batch arena), which would then be grown again from nothing.
+	pool chan *ingestCtx
 }
 
 // MaxBatchEvents is the most events one request may carry (SPEC §2).
@@ -108,7 +111,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
 		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
 	}
-	s.pool.New = func() any { return new(ingestCtx) }
+	s.pool = make(chan *ingestCtx, ingestPoolSize)
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,

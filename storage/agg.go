@@ -31,7 +31,7 @@ const (
 )
 
 // foldRecords bounds the log records folded in one transaction.
-const foldRecords = 256
+const foldRecords = 1024
 
 // Aggregator folds the ingest log into aggregates. It is the only writer of
 // aggregate keys. For each project it reads the log from a checkpoint, folds
@@ -42,7 +42,14 @@ const foldRecords = 256
 type Aggregator struct {
 	s      *Store
 	notify chan struct{}
-	done   chan struct{}
+
+	// dirty holds the projects with log records committed since the last
+	// pass took the set; a pass folds only those (a node with thousands of
+	// projects does not scan every project's log on every commit).
+	dirtyMu  sync.Mutex
+	dirty    map[uint32]struct{}
+	allDirty bool // at open: every project may have a backlog
+	done     chan struct{}
 
 	mu     sync.Mutex // serialises folding (the loop and Sync)
 	parser fastjson.Parser
@@ -61,7 +68,7 @@ type AggStats struct {
 }
 
 func newAggregator(s *Store) *Aggregator {
-	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{}), dirty: map[uint32]struct{}{}, allDirty: true}
 	_ = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
 		defer it.Close()
@@ -71,6 +78,26 @@ func newAggregator(s *Store) *Aggregator {
 		return nil
 	})
 	return a
+}
+
+// markDirty records that project pnum has new log records.
+func (a *Aggregator) markDirty(pnum uint32) {
+	a.dirtyMu.Lock()
+	a.dirty[pnum] = struct{}{}
+	a.dirtyMu.Unlock()
+}
+
+// takeDirty returns the projects to fold in the next pass and clears the
+// set; all is true when every project must be looked at.
+func (a *Aggregator) takeDirty(into []uint32) (pnums []uint32, all bool) {
+	a.dirtyMu.Lock()
+	defer a.dirtyMu.Unlock()
+	all, a.allDirty = a.allDirty, false
+	for p := range a.dirty {
+		into = append(into, p)
+		delete(a.dirty, p)
+	}
+	return into, all
 }
 
 // poke records n newly committed log records and wakes the aggregator
@@ -83,10 +110,19 @@ func (a *Aggregator) poke(n int) {
 	}
 }
 
+// foldInterval is the least time between two passes of the aggregator.
+// Each pass rewrites every aggregate cell it touches, and under load the
+// same scene-wide cells (heatmaps, hourly counts) are touched by every
+// pass; spacing passes lets each one fold more records per rewrite, so
+// the cost of a cell is paid a few times a second, not once per commit.
+// Reads see aggregates at most this much (plus one pass) behind.
+const foldInterval = 250 * time.Millisecond
+
 func (a *Aggregator) run(stop <-chan struct{}) {
 	defer close(a.done)
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	var pnums []uint32
 	for {
 		select {
 		case <-stop:
@@ -94,9 +130,28 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 		case <-a.notify:
 		case <-t.C:
 		}
-		if err := a.foldAll(stop); err != nil && !errors.Is(err, badger.ErrDBClosed) {
+		start := time.Now()
+		var all bool
+		pnums, all = a.takeDirty(pnums[:0])
+		var err error
+		if all {
+			err = a.foldAll(stop)
+		} else {
+			err = a.foldProjects(stop, pnums)
+		}
+		if err != nil && !errors.Is(err, badger.ErrDBClosed) {
 			a.s.log.Error("aggregation failed; will retry", "err", err)
 			a.errors.Add(1)
+			a.dirtyMu.Lock()
+			a.allDirty = true
+			a.dirtyMu.Unlock()
+		}
+		if wait := foldInterval - time.Since(start); wait > 0 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }
@@ -118,22 +173,39 @@ func (a *Aggregator) Sync(ctx context.Context) error {
 
 func (a *Aggregator) foldAll(stop <-chan struct{}) error {
 	for _, p := range a.s.reg.Projects() {
-		for {
-			select {
-			case <-stop:
-				return nil
-			default:
-			}
-			n, err := a.foldProject(p.Num, foldRecords)
-			if err != nil {
-				return err
-			}
-			if n < foldRecords {
-				break
-			}
+		if err := a.foldUntilCaughtUp(stop, p.Num); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (a *Aggregator) foldProjects(stop <-chan struct{}, pnums []uint32) error {
+	for _, p := range pnums {
+		if err := a.foldUntilCaughtUp(stop, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Aggregator) foldUntilCaughtUp(stop <-chan struct{}, pnum uint32) error {
+	limit := foldRecords
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		n, err := a.foldProject(pnum, limit)
+		if errors.Is(err, badger.ErrTxnTooBig) && limit > 1 {
+			limit /= 2 // the fold's cells do not fit one transaction: fold fewer records
+			continue
+		}
+		if err != nil || n < limit {
+			return err
+		}
+	}
 }
 
 // foldState is one fold's in-memory delta.
@@ -141,6 +213,29 @@ type foldState struct {
 	cells    map[cellID]cell
 	sessions map[string]*sessionDelta
 	strs     map[string]string // interned session and scene ids
+
+	// recent remembers, per kind and scope (scene, session), the cell last
+	// used: consecutive events of a record mostly share session, scene and
+	// time bucket, so most lookups skip the map (and hashing two strings).
+	recent [numKinds][2]recentCell
+
+	slab []float64 // rows of new items are carved from here
+}
+
+// newRow copies row into the fold's slab (one allocation per 4096 numbers,
+// not one per new item).
+func (st *foldState) newRow(row []float64) []float64 {
+	if len(st.slab)+len(row) > cap(st.slab) {
+		st.slab = make([]float64, 0, 4096)
+	}
+	n := len(st.slab)
+	st.slab = append(st.slab, row...)
+	return st.slab[n : n+len(row) : n+len(row)]
+}
+
+type recentCell struct {
+	id   cellID
+	cell cell
 }
 
 // cellID names a cell while folding; its Badger key is built once, at commit.
@@ -385,7 +480,7 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 // and its session within that scene), and to the kind's hourly roll-up.
 func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item string, row ...float64) {
 	st.add(kind, session, scene, ts, item, row)
-	if hk, ok := rollupOf[kind]; ok {
+	if hk := rollupOf[kind]; hk != 0 {
 		st.add(hk, "", scene, ts, item, row) // session queries read minutes
 	}
 }
@@ -398,14 +493,22 @@ func (st *foldState) add(kind aggKind, session, scene string, ts int64, item str
 	if session == "" {
 		n = 1
 	}
-	for _, sess := range scopes[:n] {
+	for i, sess := range scopes[:n] {
 		id := cellID{kind, sess, scene, bucket}
-		c, ok := st.cells[id]
-		if !ok {
-			c = cell{}
-			st.cells[id] = c
+		r := &st.recent[kind][i]
+		if r.cell == nil || r.id != id {
+			c, ok := st.cells[id]
+			if !ok {
+				c = cell{}
+				st.cells[id] = c
+			}
+			r.id, r.cell = id, c
 		}
-		c.add(ops, item, row...)
+		if cur, ok := r.cell[item]; ok {
+			mergeRow(ops, cur, row)
+		} else {
+			r.cell[item] = st.newRow(row)
+		}
 	}
 }
 

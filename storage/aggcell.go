@@ -44,9 +44,13 @@ const (
 )
 
 // rollupOf maps a per-minute kind to its hourly roll-up.
-var rollupOf = map[aggKind]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour}
+// (An array indexed by kind, not a map: it is read for every event folded.)
+var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour}
 
-var kindOps = map[aggKind][]mergeOp{
+// numKinds bounds the kind bytes (ASCII letters).
+const numKinds = 128
+
+var kindOps = [numKinds][]mergeOp{
 	kindCounts:     {opSum, opMax},
 	kindPerf:       {opSum, opSum, opMin},
 	kindPerfHist:   {opSum},

@@ -129,8 +129,8 @@ func (r *Reader) scanBuckets(pnum uint32, kind aggKind, q *core.Query, fn func(b
 // With rollup, whole hours inside the range are read from the kind's hourly
 // roll-up and only the ragged ends from per-minute cells.
 func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool, fn func(k []byte, bucket int64, c cell) error) error {
-	hourKind, ok := rollupOf[kind]
-	if !rollup || !ok || q.Session != "" {
+	hourKind := rollupOf[kind]
+	if !rollup || hourKind == 0 || q.Session != "" {
 		return r.scanRange(pnum, kind, q, q.Since, q.Until, fn)
 	}
 	first := (q.Since + hourMs - 1) / hourMs * hourMs // first whole hour

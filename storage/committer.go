@@ -225,6 +225,7 @@ func (c *Committer) commitGroup(group []*commitReq) {
 		for _, r := range group {
 			if r.err == nil {
 				ok++
+				c.s.agg.markDirty(r.pnum)
 			}
 		}
 		if ok > 0 {

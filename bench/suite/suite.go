@@ -125,6 +125,11 @@ type Options struct {
 	Bodies      int   // distinct request bodies per encoding (default 64)
 	Seed        int64 // generator seed (default 1)
 	Logger      *slog.Logger
+	// ProfileDir, if set, receives a CPU profile of the collector over
+	// each scenario's measured window and an allocation profile after it
+	// (<scenario>.cpu.pprof, <scenario>.allocs.pprof), and the collector's
+	// metrics after the run (<scenario>.metrics.txt).
+	ProfileDir string
 	// Progress, if set, receives one line per scenario as it completes.
 	Progress io.Writer
 }
@@ -226,6 +231,12 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 	var keys []string
 	var admin string
 	var cmd *exec.Cmd
+	var pprofAddr string
+	if o.ProfileDir != "" && !sc.Floor {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return row, err
+		}
+	}
 	if sc.Floor {
 		cmd = exec.CommandContext(ctx, o.Floor, "floor", "--addr", addr)
 		keys = []string{"floor"}
@@ -243,6 +254,9 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 			"ENABLE_RAW_SESSION_RETENTION="+strconv.FormatBool(sc.Retention),
 			"COLLECTOR_SYNC_WRITES="+strconv.FormatBool(sc.SyncWrites),
 		)
+		if pprofAddr != "" {
+			cmd.Env = append(cmd.Env, "COLLECTOR_PPROF_ADDR="+pprofAddr)
+		}
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
@@ -295,9 +309,34 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 	if rate > 0 {
 		lo.Concurrency = 0 // the open loop's default in-flight limit
 	}
+	var profiled chan error
+	if pprofAddr != "" {
+		profiled = make(chan error, 1)
+		go func() {
+			// Starts with the warmup's end, give or take a scheduling delay.
+			select {
+			case <-time.After(o.Warmup):
+			case <-ctx.Done():
+			}
+			secs := max(1, int(o.Duration.Seconds())-1)
+			profiled <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs),
+				filepath.Join(o.ProfileDir, sc.Name+".cpu.pprof"))
+		}()
+	}
 	got, err := Drive(ctx, target, bodies, lo, o.Warmup, cmd.Process.Pid)
 	if err != nil {
 		return fail(err)
+	}
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return fail(fmt.Errorf("cpu profile: %w", err))
+		}
+		if err := fetch(ctx, "http://"+pprofAddr+"/debug/pprof/allocs", filepath.Join(o.ProfileDir, sc.Name+".allocs.pprof")); err != nil {
+			return fail(fmt.Errorf("allocation profile: %w", err))
+		}
+		if err := fetch(ctx, base+"/metrics", filepath.Join(o.ProfileDir, sc.Name+".metrics.txt")); err != nil {
+			return fail(fmt.Errorf("metrics: %w", err))
+		}
 	}
 	got.Scenario, got.Encoding, got.Projects, got.Plugins, got.Retention = row.Scenario, row.Encoding, row.Projects, row.Plugins, row.Retention
 	if sc.Floor {
@@ -420,6 +459,27 @@ func upload(ctx context.Context, root, base, admin string, p Plugin) error {
 		return fmt.Errorf("upload: %d %s", res.StatusCode, body)
 	}
 	return nil
+}
+
+// fetch saves what a GET of u answers to path.
+func fetch(ctx context.Context, u, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("%s: %d", u, res.StatusCode)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // freeAddr finds a free loopback port.

@@ -136,6 +136,14 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	log.Info("uptimizr-edge listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
 		"dev_mode", cfg.DevMode, "raw_retention", cfg.RawRetention, "sync_writes", cfg.SyncWrites)
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	sigs := make(chan os.Signal, 1)

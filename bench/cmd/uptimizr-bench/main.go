@@ -77,6 +77,7 @@ func runSuite(args []string) error {
 	seed := fs.Int64("seed", 1, "generator seed")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	profile := fs.Bool("profile", false, "save CPU and allocation profiles of the collector per scenario in the results folder")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,12 +117,16 @@ func runSuite(args []string) error {
 	if err != nil {
 		return err
 	}
+	profileDir := ""
+	if *profile {
+		profileDir = *out
+	}
 	machine := report.DetectMachine()
 	fmt.Fprintf(os.Stderr, "%d scenarios × (%s + %s warmup) on %s, %d cores\n", len(scenarios), *duration, *warmup, machine.CPUModel, machine.Cores)
 	rows, err := suite.Run(ctx, suite.Options{
 		Collector: *collector, Floor: self, Root: root,
 		Duration: *duration, Warmup: *warmup, Concurrency: *conc, BatchSize: *batch, Bodies: *bodies, Seed: *seed,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Progress: os.Stderr,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Progress: os.Stderr, ProfileDir: profileDir,
 	}, scenarios)
 	if len(rows) > 0 {
 		if werr := write(*out, machine, rows); werr != nil && err == nil {
