@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -51,8 +51,8 @@ type Aggregator struct {
 	allDirty bool // at open: every project may have a backlog
 	done     chan struct{}
 
-	mu     sync.Mutex // serialises folding (the loop and Sync)
-	parser fastjson.Parser
+	mu      sync.Mutex // serialises folding (the loop and Sync)
+	members members    // the event being folded
 
 	records, events, errors atomic.Uint64
 	committed               atomic.Uint64 // log records committed since open
@@ -520,11 +520,11 @@ const (
 )
 
 func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
-	v, err := a.parser.ParseBytes(e.JSON)
-	if err != nil {
+	v := &a.members
+	if err := v.index(e.JSON); err != nil {
 		return err
 	}
-	scene := st.intern(v.GetStringBytes("sceneId"))
+	scene := st.intern(v.str("sceneId"))
 	sess := st.intern(e.Session)
 	ts := e.TS
 	st.bump(kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
@@ -537,69 +537,53 @@ func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
 	sd.events++
 	sd.started, sd.last = min(sd.started, ts), max(sd.last, ts)
 	sd.scenes[scene] = struct{}{}
-	if vid := v.GetStringBytes("visitorId"); len(vid) > 0 {
+	if vid := v.str("visitorId"); len(vid) > 0 && sd.visitor != string(vid) {
 		sd.visitor = string(vid)
 	}
 
-	num := func(name string) (float64, bool) {
-		x := v.Get(name)
-		if x == nil {
-			return 0, false
-		}
-		f, err := x.Float64()
-		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
-	}
 	switch e.Type {
 	case core.TypeSessionStart:
 		if sd.meta == nil {
 			sd.meta = map[string]json.RawMessage{}
 		}
 		for _, k := range []string{"device", "scene", "user", "connector", "graphics"} {
-			if x := v.Get(k); x != nil {
-				sd.meta[k] = json.RawMessage(x.MarshalTo(nil))
+			if x := v.raw(k); x != nil {
+				sd.meta[k] = json.RawMessage(bytes.Clone(x))
 			}
 		}
 	case core.TypeFramePerf:
-		if fps, ok := num("fps"); ok {
+		if fps, ok := v.num("fps"); ok {
 			st.bump(kindPerf, sess, scene, ts, "", 1, fps, fps)
 			st.bump(kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
 		}
 	case core.TypeResourceSample:
 		st.bump(kindResources, sess, scene, ts, "", 1, 0, 0)
 		for _, m := range ResourceMetrics {
-			if x, ok := num(m); ok {
+			if x, ok := v.num(m); ok {
 				st.bump(kindResources, sess, scene, ts, m, 1, x, x)
 			}
 		}
 	case core.TypeMeshInteraction:
-		st.bump(kindMeshTop, sess, scene, ts, string(v.GetStringBytes("mesh")), 1)
+		st.bump(kindMeshTop, sess, scene, ts, string(v.str("mesh")), 1)
 	case core.TypeMeshVisibility:
-		vis, _ := num("visibleMs")
-		cen, _ := num("centeredMs")
-		frac, _ := num("maxScreenFraction")
-		st.bump(kindMeshDwell, sess, scene, ts, string(v.GetStringBytes("mesh")), vis, cen, frac, 1)
+		vis, _ := v.num("visibleMs")
+		cen, _ := v.num("centeredMs")
+		frac, _ := v.num("maxScreenFraction")
+		st.bump(kindMeshDwell, sess, scene, ts, string(v.str("mesh")), vis, cen, frac, 1)
 	case core.TypeHoverDwell:
-		d, _ := num("dwellMs")
-		st.bump(kindHover, sess, scene, ts, string(v.GetStringBytes("mesh")), d, d, 1)
+		d, _ := v.num("dwellMs")
+		st.bump(kindHover, sess, scene, ts, string(v.str("mesh")), d, d, 1)
 	case core.TypePointerMove, core.TypePointerClick:
-		if s := v.GetArray("screen"); len(s) == 2 {
-			x, _ := s[0].Float64()
-			y, _ := s[1].Float64()
-			st.bump(kindHeatPtr, sess, scene, ts, pointerCell(x, y), 1)
+		var c [2]float64
+		if v.vec("screen", c[:]) {
+			st.bump(kindHeatPtr, sess, scene, ts, pointerCell(c[0], c[1]), 1)
 		}
 	case core.TypeCameraSample:
-		if h := v.GetArray("hitPoint"); len(h) == 3 {
-			var c [3]float64
-			for i := range c {
-				c[i], _ = h[i].Float64()
-			}
+		var c [3]float64
+		if v.vec("hitPoint", c[:]) {
 			st.bump(kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
 		}
-		if d := v.GetArray("direction"); len(d) == 3 {
-			var c [3]float64
-			for i := range c {
-				c[i], _ = d[i].Float64()
-			}
+		if v.vec("direction", c[:]) {
 			if item, ok := cameraCell(c); ok {
 				st.bump(kindHeatCamera, sess, scene, ts, item, 1)
 			}

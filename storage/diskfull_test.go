@@ -26,7 +26,9 @@ func TestDiskFullOnSmallFilesystem(t *testing.T) {
 	defer exec.Command("umount", "-l", dir).Run()
 
 	off := false
-	s, err := Open(Options{Dir: dir, MinFreeDisk: 96 << 20, LogCompression: &off})
+	// Without the aggregator, which would fold (and delete) the log records
+	// this test counts.
+	s, err := Open(Options{Dir: dir, MinFreeDisk: 96 << 20, LogCompression: &off, DisableAggregation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestDiskFullOnSmallFilesystem(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("close on a nearly full disk: %v", err)
 	}
-	s2, err := Open(Options{Dir: dir, MinFreeDisk: -1})
+	s2, err := Open(Options{Dir: dir, MinFreeDisk: -1, DisableAggregation: true})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}

@@ -149,12 +149,12 @@ func Open(opts Options) (*Store, error) {
 		// Ingest-log records (KBs) go to the value log: one sequential append per
 		// group commit; the LSM tree holds only small keys and pointers.
 		WithValueThreshold(1 << 10).
-		WithMemTableSize(32 << 20).
-		WithNumMemtables(3).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
 		WithCompression(options.Snappy).

@@ -44,30 +44,28 @@ func cpuTime(pid int) (time.Duration, error) {
 // memory reads VmRSS and VmHWM (peak RSS since the process started), in
 // bytes, from /proc/PID/status.
 func memory(pid int) (rss, hwm int64, err error) {
+	m, err := status(pid)
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// status reads the memory lines of /proc/PID/status (VmRSS, VmHWM,
+// RssAnon, RssFile, …) in bytes.
+func status(pid int) (map[string]int64, error) {
+	out := map[string]int64{}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		var dst *int64
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			dst = &rss
-		case strings.HasPrefix(line, "VmHWM:"):
-			dst = &hwm
-		default:
-			continue
-		}
-		fs := strings.Fields(line)
-		if len(fs) >= 2 {
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 3 && fs[2] == "kB" {
 			kb, _ := strconv.ParseInt(fs[1], 10, 64)
-			*dst = kb << 10
+			out[strings.TrimSuffix(fs[0], ":")] = kb << 10
 		}
 	}
-	return rss, hwm, sc.Err()
+	return out, sc.Err()
 }
 
 // sampler watches a process during a measured window: CPU time used, the
@@ -78,7 +76,8 @@ type sampler struct {
 	cpu0  time.Duration
 
 	mu      sync.Mutex
-	samples []int64
+	samples []int64 // VmRSS
+	anon    []int64 // RssAnon: the heap and stacks, without mapped files
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -94,9 +93,10 @@ func startSampler(pid int, every time.Duration) (*sampler, error) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if rss, _, err := memory(pid); err == nil && rss > 0 {
+			if m, err := status(pid); err == nil && m["VmRSS"] > 0 {
 				s.mu.Lock()
-				s.samples = append(s.samples, rss)
+				s.samples = append(s.samples, m["VmRSS"])
+				s.anon = append(s.anon, m["RssAnon"])
 				s.mu.Unlock()
 			}
 			select {
@@ -111,10 +111,11 @@ func startSampler(pid int, every time.Duration) (*sampler, error) {
 
 // procStats is what a sampler saw.
 type procStats struct {
-	Cores     float64 // CPU time / wall time
-	PeakRSS   int64   // highest RSS sample in the window
-	MedianRSS int64   // median RSS sample in the window
-	HWM       int64   // peak RSS since the process started
+	Cores      float64 // CPU time / wall time
+	PeakRSS    int64   // highest RSS sample in the window
+	MedianRSS  int64   // median RSS sample in the window
+	HWM        int64   // peak RSS since the process started
+	MedianAnon int64   // median RssAnon sample (RSS less mapped files)
 }
 
 func (s *sampler) finish() procStats {
@@ -133,6 +134,9 @@ func (s *sampler) finish() procStats {
 		slices.Sort(sorted)
 		st.PeakRSS = sorted[n-1]
 		st.MedianRSS = sorted[n/2]
+		anon := slices.Clone(s.anon)
+		slices.Sort(anon)
+		st.MedianAnon = anon[n/2]
 	}
 	return st
 }

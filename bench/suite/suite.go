@@ -381,8 +381,11 @@ func Drive(ctx context.Context, t load.Target, bodies []load.Body, lo load.Optio
 	row.P50, row.P90, row.P99, row.P999 = res.Percentile(0.50), res.Percentile(0.90), res.Percentile(0.99), res.Percentile(0.999)
 	row.Errors = res.Errors
 	row.ServerCPU, row.ServerPeakRSS, row.ServerMedianRSS = st.Cores, st.PeakRSS, st.MedianRSS
+	if st.MedianAnon > 0 {
+		row.Note = fmt.Sprintf("anon RSS %d MiB", st.MedianAnon>>20)
+	}
 	if lo.Rate > 0 {
-		row.Note = fmt.Sprintf("open loop at %.0f req/s", lo.Rate)
+		row.Note = join(row.Note, fmt.Sprintf("open loop at %.0f req/s", lo.Rate))
 	}
 	if res.Events > 0 {
 		row.Accepted = float64(res.Accepted) / float64(res.Events)
