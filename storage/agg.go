@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -316,6 +317,10 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 			if err != nil {
 				return fmt.Errorf("log record %d of project %d: %w", seq, pnum, err)
 			}
+			// A pass can fold for tens of milliseconds on end; between records
+			// it steps aside, so that requests waiting for a CPU (their commit
+			// acknowledgements above all) are not held up behind it.
+			runtime.Gosched()
 			if ferr != nil {
 				a.s.log.Warn("event not folded", "project_num", pnum, "seq", seq, "err", ferr)
 			}

@@ -368,7 +368,11 @@ func Drive(ctx context.Context, t load.Target, bodies []load.Body, lo load.Optio
 			return row, err
 		}
 	}
+	self0, _ := cpuTime(os.Getpid())
+	start := time.Now()
 	res, err := load.Run(ctx, t, bodies, lo)
+	self1, _ := cpuTime(os.Getpid())
+	genCores := float64(self1-self0) / float64(time.Since(start))
 	var st procStats
 	if smp != nil {
 		st = smp.finish()
@@ -381,8 +385,9 @@ func Drive(ctx context.Context, t load.Target, bodies []load.Body, lo load.Optio
 	row.P50, row.P90, row.P99, row.P999 = res.Percentile(0.50), res.Percentile(0.90), res.Percentile(0.99), res.Percentile(0.999)
 	row.Errors = res.Errors
 	row.ServerCPU, row.ServerPeakRSS, row.ServerMedianRSS = st.Cores, st.PeakRSS, st.MedianRSS
+	row.Note = fmt.Sprintf("load generator CPU %.2f", genCores)
 	if st.MedianAnon > 0 {
-		row.Note = fmt.Sprintf("anon RSS %d MiB", st.MedianAnon>>20)
+		row.Note = join(row.Note, fmt.Sprintf("anon RSS %d MiB", st.MedianAnon>>20))
 	}
 	if lo.Rate > 0 {
 		row.Note = join(row.Note, fmt.Sprintf("open loop at %.0f req/s", lo.Rate))
