@@ -145,15 +145,24 @@ func skipSpace(b []byte, i int) int {
 // skipString returns the index after the string starting at b[i] == '"',
 // or -1.
 func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
+	j := i + 1
+	for {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return -1
+		}
+		j += q
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for k := j - 1; k > i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
 			return j + 1
 		}
+		j++
 	}
-	return -1
 }
 
 // skipValue returns the index after the value starting at b[i], or -1.

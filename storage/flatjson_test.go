@@ -75,8 +75,27 @@ func FuzzMembers(f *testing.F) {
 	f.Add([]byte(`{"sceneId":"s","screen":[0.1,0.2],"device":{"a":[1,"]"]}}`))
 	f.Add([]byte(`{"a":"\"","b":[[]],"c":{}}`))
 	var m members
+	var p fastjson.Parser
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if m.index(b) != nil {
+		ierr := m.index(b)
+		// Where a full parser reads an object, the index reads the same
+		// members (it is more lenient, not less).
+		if v, err := p.ParseBytes(b); err == nil && v.Type() == fastjson.TypeObject {
+			if ierr != nil {
+				t.Fatalf("%q: fastjson reads an object, the index fails: %v", b, ierr)
+			}
+			o, _ := v.Object()
+			if o.Len() != len(m.keys) {
+				t.Fatalf("%q: %d members, fastjson %d", b, len(m.keys), o.Len())
+			}
+			o.Visit(func(k []byte, x *fastjson.Value) {
+				if x.Type() == fastjson.TypeString && string(m.str(string(k))) != string(x.GetStringBytes()) {
+					// Duplicate keys: the index returns the first, fastjson too.
+					t.Fatalf("%q: %q = %q, fastjson %q", b, k, m.str(string(k)), x.GetStringBytes())
+				}
+			})
+		}
+		if ierr != nil {
 			return
 		}
 		for i, k := range m.keys {
