@@ -59,10 +59,10 @@ func TestTargets(t *testing.T) {
 		{Scenario: "ingest-half-load", P99: 9 * time.Millisecond, ServerMedianRSS: 300 << 20, ServerPeakRSS: 310 << 20},
 	}
 	want := map[string]bool{
-		"ingest, no plugin (identity)":      true,
-		"ingest vs the floor (identity)":    true, // 30.5%
-		"ingest, AssemblyScript pii-redact": false,
-		"p99 at half the maximum":           true,
+		"ingest, no plugin (identity)":                      true,
+		"ingest vs the floor (identity)":                    true, // 30.5%
+		"ingest, AssemblyScript pii-redact":                 false,
+		"p99 at half the maximum":                           true,
 		"steady-state RSS at half the maximum, one project": false,
 	}
 	got := Targets(rows)
