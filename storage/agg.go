@@ -278,22 +278,38 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 	st := foldState{cells: map[cellID]cell{}, sessions: map[string]*sessionDelta{}, strs: map[string]string{}}
 	events := 0
 	var scratch []byte
-	err := a.s.db.View(func(txn *badger.Txn) error {
-		if item, err := txn.Get(cpKey); err == nil {
-			if err := item.Value(func(v []byte) error {
-				if len(v) != 8 {
-					return ErrCorruptRecord
-				}
-				next = binary.BigEndian.Uint64(v)
-				return nil
-			}); err != nil {
-				return err
-			}
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+	err := a.s.adb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(cpKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
 			return err
 		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return ErrCorruptRecord
+			}
+			next = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	var stale [][]byte
+	err = a.s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
+		// Records below the checkpoint were folded by a pass whose deletion
+		// of them did not happen (a crash between the two commits): delete
+		// them now, never fold them again.
+		for it.Seek(LogKey(pnum, 0)); it.Valid() && len(stale) < max; it.Next() {
+			k := it.Item().Key()
+			if binary.BigEndian.Uint64(k[5:]) >= next {
+				break
+			}
+			stale = append(stale, it.Item().KeyCopy(nil))
+		}
 		for it.Seek(LogKey(pnum, next)); it.Valid() && len(logKeys) < max; it.Next() {
 			k := it.Item().KeyCopy(nil)
 			seq := binary.BigEndian.Uint64(k[5:])
@@ -329,21 +345,45 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 		}
 		return nil
 	})
-	if err != nil || len(logKeys) == 0 {
+	if err != nil {
 		return 0, err
 	}
-	if err := a.commitFold(pnum, &st, cpKey, next, logKeys); err != nil {
-		return 0, err
+	if len(logKeys) > 0 {
+		if err := a.commitFold(pnum, &st, cpKey, next); err != nil {
+			return 0, err
+		}
+	}
+	if err := a.deleteLog(append(stale, logKeys...)); err != nil {
+		// Folded and checkpointed: the records are only waiting to be
+		// deleted, which the next pass does.
+		a.s.log.Warn("folded log records not deleted yet", "project_num", pnum, "err", err)
 	}
 	a.records.Add(uint64(len(logKeys)))
 	a.events.Add(uint64(events))
 	return len(logKeys), nil
 }
 
+// deleteLog deletes folded log records from the main database.
+func (a *Aggregator) deleteLog(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	wb := a.s.db.NewWriteBatch()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
 // commitFold merges the delta into the stored aggregates and commits it with
-// the checkpoint and the deletion of the folded log records.
-func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64, logKeys [][]byte) error {
-	txn := a.s.db.NewTransaction(true)
+// the checkpoint, in the aggregates database. The folded log records are
+// deleted after (deleteLog): a crash in between leaves them below the
+// checkpoint, where the next pass deletes them without folding them again.
+func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64) error {
+	txn := a.s.adb.NewTransaction(true)
 	defer txn.Discard()
 	for id, delta := range st.cells {
 		ops := kindOps[id.kind]
@@ -403,11 +443,6 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	}
 	if err := txn.Set(cpKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {
 		return err
-	}
-	for _, k := range logKeys {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
 	}
 	return txn.Commit()
 }

@@ -192,7 +192,7 @@ func (r *Reader) scanKeys(pnum uint32, kind aggKind, q *core.Query, since, until
 		prefix = append(append([]byte(nil), base...), scopeScene)
 	}
 	lo := max(0, since-width+1) // the lowest bucket that can overlap
-	return r.s.db.View(func(txn *badger.Txn) error {
+	return r.s.adb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		var seek []byte
@@ -510,7 +510,7 @@ func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraC
 // the by-start index backwards from until and stops once it has limit rows.
 func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) {
 	var rows []core.SessionRow
-	err := r.s.db.View(func(txn *badger.Txn) error {
+	err := r.s.adb.View(func(txn *badger.Txn) error {
 		prefix := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -546,7 +546,7 @@ func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) 
 func (r *Reader) SessionMeta(pnum uint32, session string) (core.SessionMetaRow, error) {
 	var out core.SessionMetaRow
 	var rec SessionRecord
-	err := r.s.db.View(func(txn *badger.Txn) error {
+	err := r.s.adb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(sessionKey(pnum, []byte(session)))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrSessionNotFound

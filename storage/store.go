@@ -98,6 +98,13 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
+	// adb holds the aggregates (cells, session summaries and their index,
+	// fold checkpoints), apart from db: Badger writes through one writer
+	// per database, and the aggregator's transactions (megabytes of cells,
+	// a few milliseconds each) would hold every ingest commit queued behind
+	// them. Nil in read-only mode when it does not exist yet.
+	adb *badger.DB
+
 	reg *Registry
 	com *Committer
 	agg *Aggregator
@@ -172,6 +179,17 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.adb, err = openAggregates(opts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := s.migrateAggregates(); err != nil {
+			s.adb.Close()
+			db.Close()
+			return nil, fmt.Errorf("storage: move aggregates to %s: %w", filepath.Join(opts.Dir, "agg"), err)
+		}
+	}
 	if !opts.ReadOnly {
 		s.com = newCommitter(s)
 		s.freeAtCheck.Store(1 << 62)
@@ -241,7 +259,12 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		s.bg.Wait()
-		err = s.db.Close()
+		if s.adb != nil {
+			err = s.adb.Close()
+		}
+		if derr := s.db.Close(); err == nil {
+			err = derr
+		}
 	})
 	return err
 }
@@ -300,3 +323,99 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
+
+// openAggregates opens the aggregates database, DATA_DIR/agg. Cells are
+// rewritten several times a second under load, so they are kept in the
+// LSM tree (value threshold 1 MiB), where compactions drop old versions,
+// rather than in a value log that would need collecting.
+func openAggregates(opts Options) (*badger.DB, error) {
+	dir := filepath.Join(opts.Dir, "agg")
+	if opts.ReadOnly {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(opts.SyncWrites).
+		WithDetectConflicts(false).
+		WithReadOnly(opts.ReadOnly).
+		WithValueThreshold(1 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithNumCompactors(2).
+		WithValueLogFileSize(64 << 20).
+		WithCompression(options.Snappy).
+		WithMetricsEnabled(false)
+	adb, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") ||
+			strings.Contains(err.Error(), "resource temporarily unavailable") {
+			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, opts.Dir)
+		}
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return adb, nil
+}
+
+// migrateAggregates moves aggregates that an earlier version kept in the
+// main database into the aggregates database: each key is copied, then
+// deleted. A crash half-way copies again on the next open (the same
+// values) and finishes; the aggregator starts only after it.
+func (s *Store) migrateAggregates() error {
+	moved := 0
+	for _, ns := range []byte{nsCheckpoint, nsAgg, nsSession, nsSessionIdx} {
+		for {
+			var keys, vals [][]byte
+			err := s.db.View(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{ns}, PrefetchValues: true})
+				defer it.Close()
+				for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
+					v, err := it.Item().ValueCopy(nil)
+					if err != nil {
+						return err
+					}
+					keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				break
+			}
+			wb := s.adb.NewWriteBatch()
+			for i := range keys {
+				if err := wb.Set(keys[i], vals[i]); err != nil {
+					wb.Cancel()
+					return err
+				}
+			}
+			if err := wb.Flush(); err != nil {
+				return err
+			}
+			db := s.db.NewWriteBatch()
+			for _, k := range keys {
+				if err := db.Delete(k); err != nil {
+					db.Cancel()
+					return err
+				}
+			}
+			if err := db.Flush(); err != nil {
+				return err
+			}
+			moved += len(keys)
+		}
+	}
+	if moved > 0 {
+		s.log.Info("moved aggregates to their own database", "keys", moved)
+	}
+	return nil
+}

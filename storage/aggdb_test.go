@@ -1,0 +1,156 @@
+package storage
+
+import (
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// countEvents returns the project's event count over all time from the
+// aggregates.
+func countEvents(t *testing.T, s *Store, pnum uint32) int64 {
+	t.Helper()
+	q := core.DefaultQuery()
+	q.Since, q.Until = 0, 1<<50
+	rows, err := s.Reader().EventCounts(pnum, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, r := range rows {
+		n += r.Count
+	}
+	return n
+}
+
+// TestFoldedRecordLeftInTheLogIsNotFoldedAgain: the aggregates and their
+// checkpoint are committed before the folded log records are deleted (two
+// databases); a record left by a crash in between sits below the
+// checkpoint, and the next pass deletes it without counting it again.
+func TestFoldedRecordLeftInTheLogIsNotFoldedAgain(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	for i := 0; i < 3; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a", "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Keep a copy of record 1 as the crash would have left it.
+	var key, val []byte
+	if err := s.DB().View(func(txn *badger.Txn) error {
+		item, err := txn.Get(LogKey(pnum, 1))
+		if err != nil {
+			return err
+		}
+		key = item.KeyCopy(nil)
+		val, err = item.ValueCopy(nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s, pnum); n != 30 {
+		t.Fatalf("%d events counted, want 30", n)
+	}
+	if seqs, _ := readLog(t, s, pnum); len(seqs) != 0 {
+		t.Fatalf("log records left after folding: %v", seqs)
+	}
+	if err := s.DB().Update(func(txn *badger.Txn) error { return txn.Set(key, val) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 10, "c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s2, pnum); n != 40 {
+		t.Fatalf("%d events counted after the leftover record, want 40 (30 + 10 new)", n)
+	}
+	if seqs, _ := readLog(t, s2, pnum); len(seqs) != 0 {
+		t.Fatalf("the leftover record was not deleted: %v", seqs)
+	}
+}
+
+// TestAggregatesMoveFromTheMainDatabase: a data dir whose aggregates live in
+// the main database (as an earlier version kept them) has them moved at
+// open, and folding continues from their checkpoint.
+func TestAggregatesMoveFromTheMainDatabase(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Move every aggregate key back into the main database.
+	var keys, vals [][]byte
+	if err := s.adb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no aggregates written")
+	}
+	if err := s.DB().Update(func(txn *badger.Txn) error {
+		for i := range keys {
+			if err := txn.Set(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.adb.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	left := 0
+	s2.DB().View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if _, err := txn.Get(k); err == nil {
+				left++
+			}
+		}
+		return nil
+	})
+	if left != 0 {
+		t.Fatalf("%d of %d aggregate keys still in the main database", left, len(keys))
+	}
+	if n := countEvents(t, s2, pnum); n != 10 {
+		t.Fatalf("%d events after the move, want 10", n)
+	}
+	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 5, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s2, pnum); n != 15 {
+		t.Fatalf("%d events after folding on, want 15", n)
+	}
+}
