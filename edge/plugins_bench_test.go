@@ -69,8 +69,9 @@ func BenchmarkActivation(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := startHarness(b, nil, false)
-	defer h.close()
+	defer func() { b.StopTimer(); h.close() }()
 	batch := batchOf(validEvent("custom", `,"name":"x","props":{"email":"jane@example.com"}`))
+	var total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -81,6 +82,7 @@ func BenchmarkActivation(b *testing.B) {
 		if r := h.collect(h.a.Ingest, batch, nil); r.status != 200 {
 			b.Fatal(r.status)
 		}
-		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "ms/activation")
+		total += time.Since(start)
 	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/activation")
 }
