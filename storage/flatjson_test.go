@@ -75,6 +75,7 @@ func TestMembersAgreesWithFastjson(t *testing.T) {
 func FuzzMembers(f *testing.F) {
 	f.Add([]byte(`{"sceneId":"s","screen":[0.1,0.2],"device":{"a":[1,"]"]}}`))
 	f.Add([]byte(`{"a":"\"","b":[[]],"c":{}}`))
+	f.Add([]byte(`{"":"\0"}`)) // an invalid escape
 	var m members
 	var p fastjson.Parser
 	f.Fuzz(func(t *testing.T, b []byte) {
