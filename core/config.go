@@ -238,3 +238,42 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Setting names one configuration variable and the command-line flag that
+// sets the same (SPEC §11: environment, with flags for the same).
+type Setting struct {
+	Env   string // environment variable
+	Flag  string // flag name, without dashes
+	Usage string
+}
+
+// Settings lists every variable LoadEnv reads, in the order of the
+// operations guide. A flag given on the command line wins over the
+// variable.
+var Settings = []Setting{
+	{"COLLECTOR_HOST", "host", "listen host"},
+	{"COLLECTOR_PORT", "port", "listen port"},
+	{"COLLECTOR_DATA_DIR", "data-dir", "data directory"},
+	{"VISITOR_HASH_SECRET", "visitor-hash-secret", "secret of the daily visitor hash (≥ 16 characters; required outside dev mode)"},
+	{"COLLECTOR_CORS_ORIGINS", "cors-origins", "allowed browser origins, comma separated (* = any)"},
+	{"ENABLE_RAW_SESSION_RETENTION", "enable-raw-session-retention", "keep the raw per-session stream (true/false)"},
+	{"RAW_RETENTION_DAYS", "raw-retention-days", "days raw streams are kept"},
+	{"COLLECTOR_BODY_LIMIT", "body-limit", "max decompressed body bytes"},
+	{"COLLECTOR_COMPRESSED_BODY_LIMIT", "compressed-body-limit", "max body bytes on the wire (0 = body limit)"},
+	{"COLLECTOR_TRUST_PROXY", "trust-proxy", "when X-Forwarded-For is believed: false, true, a hop count or CIDRs"},
+	{"COLLECTOR_RATE_LIMIT_WINDOW", "rate-limit-window", "window of every rate limit"},
+	{"COLLECTOR_INGEST_RATE_LIMIT_MAX", "ingest-rate-limit-max", "ingest requests per client address per window (0 = off)"},
+	{"COLLECTOR_KEY_RATE_LIMIT_MAX", "key-rate-limit-max", "ingest requests per API key per window (0 = off)"},
+	{"COLLECTOR_RATE_LIMIT_MAX", "rate-limit-max", "other API requests per client address per window (0 = off)"},
+	{"COLLECTOR_SYNC_WRITES", "sync-writes", "fsync every group commit (true/false)"},
+	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes (negative = never)"},
+	{"COLLECTOR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long SIGTERM waits for in-flight requests"},
+	{"COLLECTOR_PLUGIN_TIMEOUT", "plugin-timeout", "deadline of one plugin call"},
+	{"COLLECTOR_PLUGIN_MEMORY_MB", "plugin-memory-mb", "linear memory cap of one plugin instance, MiB"},
+	{"COLLECTOR_PLUGIN_MAX_MODULE_MB", "plugin-max-module-mb", "largest plugin module accepted at upload, MiB"},
+	{"COLLECTOR_QUARANTINE_TTL", "quarantine-ttl", "how long batches whose plugin failed are kept"},
+	{"COLLECTOR_VLOG_GC_INTERVAL", "vlog-gc-interval", "how often the value log is garbage-collected (0 = never)"},
+	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
+	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
+	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+}

@@ -24,10 +24,11 @@ type cli struct {
 	out, errOut io.Writer
 	dataDir     string
 	addr        string
+	settings    map[string]*string // env name → its flag's value ("" = not given)
 }
 
 func newRootCmd(out, errOut io.Writer) *cobra.Command {
-	c := &cli{out: out, errOut: errOut}
+	c := &cli{out: out, errOut: errOut, settings: map[string]*string{}}
 	root := &cobra.Command{
 		Use:   "uptimizr-edge",
 		Short: "Uptimizr Edge: privacy-first analytics collector for 3D web scenes",
@@ -54,6 +55,18 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	}
 	for _, cmd := range []*cobra.Command{root, serve} {
 		cmd.Flags().StringVar(&c.addr, "addr", "", "listen address HOST:PORT (default $COLLECTOR_HOST:$COLLECTOR_PORT)")
+		// A flag for every setting, named after its variable; the flag wins.
+		for _, s := range core.Settings {
+			if s.Flag == "data-dir" { // the persistent --data-dir above
+				continue
+			}
+			p := c.settings[s.Env]
+			if p == nil {
+				p = new(string)
+				c.settings[s.Env] = p
+			}
+			cmd.Flags().StringVar(p, s.Flag, "", s.Usage+" ($"+s.Env+")")
+		}
 	}
 
 	project := &cobra.Command{Use: "project", Short: "Manage projects"}
@@ -209,7 +222,13 @@ func parseOnOff(v string) (bool, error) {
 // config builds the one Config from defaults, the environment and flags.
 func (c *cli) config() (core.Config, error) {
 	cfg := core.DefaultConfig()
-	if err := cfg.LoadEnv(os.Getenv); err != nil {
+	getenv := func(name string) string {
+		if p := c.settings[name]; p != nil && *p != "" {
+			return *p
+		}
+		return os.Getenv(name)
+	}
+	if err := cfg.LoadEnv(getenv); err != nil {
 		return cfg, err
 	}
 	if c.dataDir != "" {

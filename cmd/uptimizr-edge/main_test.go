@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uptimizr/edge/core"
 )
 
 var binPath string
@@ -216,5 +218,38 @@ func TestServeRequiresSecretOutsideDevMode(t *testing.T) {
 	_, stderr, code := run(t, []string{"VISITOR_HASH_SECRET="}, "serve", "--data-dir", t.TempDir())
 	if code == 0 || !strings.Contains(stderr, "VISITOR_HASH_SECRET") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Fatalf("code %d stderr %q", code, stderr)
+	}
+}
+
+// TestEverySettingHasAFlag: each variable of the operations guide can be
+// given as a flag, which wins over the environment, and is checked the
+// same way.
+func TestEverySettingHasAFlag(t *testing.T) {
+	root := newRootCmd(io.Discard, io.Discard)
+	serve, _, err := root.Find([]string{"serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range core.Settings {
+		if serve.Flags().Lookup(s.Flag) == nil && root.PersistentFlags().Lookup(s.Flag) == nil {
+			t.Errorf("no --%s for %s", s.Flag, s.Env)
+		}
+	}
+	t.Setenv("COLLECTOR_BODY_LIMIT", "2000")
+	t.Setenv("COLLECTOR_PLUGIN_TIMEOUT", "20ms")
+	c := &cli{settings: map[string]*string{}}
+	limit, tmo := "3000", ""
+	c.settings["COLLECTOR_BODY_LIMIT"], c.settings["COLLECTOR_PLUGIN_TIMEOUT"] = &limit, &tmo
+	cfg, err := c.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BodyLimit != 3000 || cfg.PluginTimeout != 20*time.Millisecond {
+		t.Fatalf("body limit %d (flag 3000 over env 2000), plugin timeout %s (env 20ms, no flag)", cfg.BodyLimit, cfg.PluginTimeout)
+	}
+	// A bad flag value is refused with the variable's own message.
+	_, stderr, code := run(t, nil, "serve", "--data-dir", t.TempDir(), "--port", "eighty")
+	if code == 0 || !strings.Contains(stderr, "COLLECTOR_PORT") {
+		t.Fatalf("--port eighty: code %d stderr %q", code, stderr)
 	}
 }
