@@ -45,6 +45,10 @@ var escapes = func() (t [256]byte) {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendQuoted appends s as a JSON string, escaped as the canonical encoder
+// escapes it (see appendQuoted).
+func AppendQuoted[S ~string | ~[]byte](dst []byte, s S) []byte { return appendQuoted(dst, s) }
+
 // appendQuoted appends s as a JSON string. s must be valid UTF-8; only the
 // quote, the backslash and control characters are escaped, which keeps the
 // output compact.

@@ -148,31 +148,16 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
-	bo := badger.DefaultOptions(dbDir).
-		WithLogger(badgerLogger{opts.Logger}).
-		WithSyncWrites(opts.SyncWrites).
-		WithDetectConflicts(false).
-		WithReadOnly(opts.ReadOnly).
+	bo := badgerOptions(dbDir, opts).
 		// Ingest-log records (KBs) go to the value log: one sequential append per
 		// group commit; the LSM tree holds only small keys and pointers.
 		WithValueThreshold(1 << 10).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(12).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
-		WithNumCompactors(2).
-		WithValueLogFileSize(256 << 20).
-		WithCompression(options.Snappy).
-		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
+		WithValueLogFileSize(256 << 20)
+	db, err := openBadger(bo, opts.Dir)
 	if err != nil {
-		if strings.Contains(err.Error(), "Another process is using this Badger database") ||
-			strings.Contains(err.Error(), "resource temporarily unavailable") {
-			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, opts.Dir)
-		}
-		return nil, fmt.Errorf("storage: open %s: %w", dbDir, err)
+		return nil, err
 	}
 	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{})}
 	if s.reg, err = loadRegistry(db); err != nil {
@@ -337,31 +322,41 @@ func openAggregates(opts Options) (*badger.DB, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
 	}
-	bo := badger.DefaultOptions(dir).
+	return openBadger(badgerOptions(dir, opts).
+		WithValueThreshold(1<<20).
+		WithBlockCacheSize(8<<20).
+		WithIndexCacheSize(4<<20).
+		WithValueLogFileSize(64<<20), opts.Dir)
+}
+
+// badgerOptions are the settings both databases share.
+func badgerOptions(dir string, opts Options) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithSyncWrites(opts.SyncWrites).
 		WithDetectConflicts(false).
 		WithReadOnly(opts.ReadOnly).
-		WithValueThreshold(1 << 20).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
-		WithValueLogFileSize(64 << 20).
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false)
-	adb, err := badger.Open(bo)
+}
+
+// openBadger opens one database, naming the data dir when another process
+// holds it.
+func openBadger(bo badger.Options, dataDir string) (*badger.DB, error) {
+	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") ||
 			strings.Contains(err.Error(), "resource temporarily unavailable") {
-			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, opts.Dir)
+			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, dataDir)
 		}
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+		return nil, fmt.Errorf("storage: open %s: %w", bo.Dir, err)
 	}
-	return adb, nil
+	return db, nil
 }
 
 // migrateAggregates moves aggregates that an earlier version kept in the

@@ -3,45 +3,17 @@ package gen
 import (
 	"math"
 	"strconv"
+
+	"github.com/uptimizr/edge/core"
 )
 
 // JSON is written by hand: events are appended field by field, numbers with
 // strconv, strings through quote.
 
-// escapes maps each byte to how it is written inside a JSON string: 0 copies
-// it, 'u' writes \u00XX, any other byte c writes \c. Bytes ≥ 0x80 (UTF-8) are
-// copied as they are.
-var escapes = func() (t [256]byte) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = 'u'
-	}
-	t['\b'], t['\f'], t['\n'], t['\r'], t['\t'] = 'b', 'f', 'n', 'r', 't'
-	t['"'], t['\\'] = '"', '\\'
-	return t
-}()
-
 const hexDigits = "0123456789abcdef"
 
-// quote appends s as a JSON string; s must be valid UTF-8.
-func quote[S ~string | ~[]byte](dst []byte, s S) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		e := escapes[s[i]]
-		if e == 0 {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		if e == 'u' {
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[s[i]>>4], hexDigits[s[i]&15])
-		} else {
-			dst = append(dst, '\\', e)
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// quote appends s as a JSON string, with the collector's own encoder.
+func quote[S ~string | ~[]byte](dst []byte, s S) []byte { return core.AppendQuoted(dst, s) }
 
 // fixed appends x rounded to three decimals, without trailing zeros and
 // never as "-0" (the precision the SDKs send).
