@@ -225,67 +225,40 @@ func TestRotation(t *testing.T) {
 	}
 	keys := []string{"uzi_a", "uzi_b"}
 
-	t.Run("one worker", func(t *testing.T) {
-		c := startCollector(t, &collector{})
-		if _, err := Run(context.Background(), Target{URL: c.url, Keys: keys}, bodies, Options{Requests: 60}); err != nil {
+	// rotate runs o against a fresh server and checks how many requests
+	// each key and each body got.
+	rotate := func(t *testing.T, c *collector, o Options, perKey, perBody int) {
+		t.Helper()
+		srv := startCollector(t, c)
+		if _, err := Run(context.Background(), Target{URL: srv.url, Keys: keys}, bodies, o); err != nil {
 			t.Fatal(err)
 		}
-		gotKeys, gotBodies, _, failures := c.snapshot()
+		gotKeys, gotBodies, _, failures := srv.snapshot()
 		if len(failures) > 0 {
 			t.Fatal(failures)
 		}
 		for _, k := range keys {
-			if gotKeys[k] != 30 {
-				t.Errorf("key %s: %d requests, want 30", k, gotKeys[k])
+			if gotKeys[k] != perKey {
+				t.Errorf("key %s: %d requests, want %d", k, gotKeys[k], perKey)
 			}
 		}
 		for i, r := range raws {
-			if gotBodies[string(r)] != 20 {
-				t.Errorf("body %d: %d requests, want 20", i, gotBodies[string(r)])
+			if gotBodies[string(r)] != perBody {
+				t.Errorf("body %d: %d requests, want %d", i, gotBodies[string(r)], perBody)
 			}
 		}
+	}
+	t.Run("one worker", func(t *testing.T) {
+		rotate(t, &collector{}, Options{Requests: 60}, 30, 20)
 	})
-
 	t.Run("workers start at different offsets", func(t *testing.T) {
 		// The server holds every answer until six requests are in flight,
 		// so each of the six workers sends exactly one: worker i sends
 		// body i%3 with key i%2.
-		c := startCollector(t, &collector{gate: 6})
-		if _, err := Run(context.Background(), Target{URL: c.url, Keys: keys}, bodies, Options{Requests: 6, Concurrency: 6}); err != nil {
-			t.Fatal(err)
-		}
-		gotKeys, gotBodies, _, failures := c.snapshot()
-		if len(failures) > 0 {
-			t.Fatal(failures)
-		}
-		for _, k := range keys {
-			if gotKeys[k] != 3 {
-				t.Errorf("key %s: %d first requests, want 3", k, gotKeys[k])
-			}
-		}
-		for i, r := range raws {
-			if gotBodies[string(r)] != 2 {
-				t.Errorf("body %d: %d first requests, want 2", i, gotBodies[string(r)])
-			}
-		}
+		rotate(t, &collector{gate: 6}, Options{Requests: 6, Concurrency: 6}, 3, 2)
 	})
-
 	t.Run("open loop", func(t *testing.T) {
-		c := startCollector(t, &collector{})
-		if _, err := Run(context.Background(), Target{URL: c.url, Keys: keys}, bodies, Options{Rate: 2000, Requests: 60, Concurrency: 8}); err != nil {
-			t.Fatal(err)
-		}
-		gotKeys, gotBodies, _, _ := c.snapshot()
-		for _, k := range keys {
-			if gotKeys[k] != 30 {
-				t.Errorf("key %s: %d requests, want 30", k, gotKeys[k])
-			}
-		}
-		for i, r := range raws {
-			if gotBodies[string(r)] != 20 {
-				t.Errorf("body %d: %d requests, want 20", i, gotBodies[string(r)])
-			}
-		}
+		rotate(t, &collector{}, Options{Rate: 2000, Requests: 60, Concurrency: 8}, 30, 20)
 	})
 }
 
