@@ -60,7 +60,7 @@ type fieldSpec struct {
 // objectSpec is the schema of an object: an event, or a nested object.
 type objectSpec struct {
 	fields []fieldSpec
-	index  map[string]uint8 // name → position in fields + 1
+	index  fieldIndex // name → position in fields + 1
 	// open objects keep extra keys (see extras); closed ones drop them.
 	open bool
 	// depth of the object below the event: 1 for device, pageMeta, …
@@ -387,7 +387,6 @@ func finish(o *objectSpec, prefix string, depth int) {
 		panic("core: too many fields in schema object " + prefix)
 	}
 	o.depth = depth
-	o.index = make(map[string]uint8, len(o.fields))
 	for i := range o.fields {
 		f := &o.fields[i]
 		f.path = prefix + f.name
@@ -396,10 +395,10 @@ func finish(o *objectSpec, prefix string, depth int) {
 		if f.obj != nil {
 			finish(f.obj, f.path+".", depth+1)
 		}
-		if o.index[f.name] != 0 {
+		if o.index.get(f.name) != 0 {
 			panic("core: schema field listed twice: " + f.path)
 		}
-		o.index[f.name] = uint8(i + 1)
+		o.index.put(f.name, uint8(i+1))
 		if f.kind == kBrowser || f.kind == kOS {
 			o.stamped = true
 		}
@@ -429,4 +428,50 @@ func fieldMessage(f *fieldSpec) string {
 		return msgTS
 	}
 	return msgString
+}
+
+// fieldIndex maps a field name to its position in an object's fields + 1
+// (0: not a field). It is looked up for every member of every event, so it
+// is a small open-addressed table keyed by a hash of the name's length and
+// end bytes, confirmed by comparing the name: cheaper than a map, which
+// hashes the whole key. An object has at most maxSlots (32) fields, so the
+// table is at most half full.
+type fieldIndex struct {
+	pos   [fieldIndexSize]uint8
+	names [fieldIndexSize]string
+}
+
+const fieldIndexSize = 64
+
+func fieldHash[S ~string | ~[]byte](k S) int {
+	if len(k) == 0 {
+		return 0
+	}
+	return (len(k)*131 + int(k[0])*31 + int(k[len(k)-1])) & (fieldIndexSize - 1)
+}
+
+func (x *fieldIndex) get(k string) uint8 { return lookupField(x, k) }
+
+// getBytes is get for a key in a byte slice (no conversion, no allocation).
+func (x *fieldIndex) getBytes(k []byte) uint8 { return lookupField(x, k) }
+
+func lookupField[S ~string | ~[]byte](x *fieldIndex, k S) uint8 {
+	for h, n := fieldHash(k), 0; n < fieldIndexSize; h, n = (h+1)&(fieldIndexSize-1), n+1 {
+		p := x.pos[h]
+		if p == 0 {
+			return 0
+		}
+		if x.names[h] == string(k) {
+			return p
+		}
+	}
+	return 0
+}
+
+func (x *fieldIndex) put(k string, pos uint8) {
+	h := fieldHash(k)
+	for x.pos[h] != 0 {
+		h = (h + 1) & (fieldIndexSize - 1)
+	}
+	x.pos[h], x.names[h] = pos, k
 }

@@ -194,7 +194,7 @@ func (p *Processor) strips(s Strip) bool {
 func (p *Processor) collect(o *objectSpec, fields []Field, d int) (seen uint32, r Reason, ok bool) {
 	slots := &p.slots[d]
 	for i := range fields {
-		idx := o.index[string(fields[i].Key)]
+		idx := o.index.getBytes(fields[i].Key)
 		if idx == 0 {
 			continue
 		}
@@ -611,7 +611,7 @@ func (p *Processor) extras(o *objectSpec, fields []Field, d int, comma bool) boo
 	considered := 0
 	for i := range fields {
 		k := fields[i].Key
-		if o != nil && o.index[string(k)] != 0 {
+		if o != nil && o.index.getBytes(k) != 0 {
 			continue
 		}
 		if considered == maxExtraKeys {
