@@ -2,64 +2,23 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	sdk "github.com/uptimizr/edge/plugins/sdk/go"
 	"github.com/uptimizr/edge/plugins/sdk/go/sdktest"
 )
 
-const committedWasm = "drop-internal.wasm"
+// guest is this directory built for wasip1 by TestMain.
+var guest = &sdktest.Guest{Committed: "drop-internal.wasm"}
 
-var (
-	sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
-	builtWasm      string
+var sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
 
-	compileOnce sync.Once
-	compiled    *sdktest.Module
-	compileErr  error
-)
+func TestMain(m *testing.M) { os.Exit(guest.Main(m, "-ldflags=-s -w")) }
 
-func TestMain(m *testing.M) {
-	path, cleanup, err := sdktest.BuildTemp(".", committedWasm, "-ldflags=-s -w")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	builtWasm = path
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
-
-func module(t testing.TB) *sdktest.Module {
-	t.Helper()
-	compileOnce.Do(func() {
-		wasm, err := os.ReadFile(builtWasm)
-		if err == nil {
-			compiled, err = sdktest.Compile(context.Background(), wasm)
-		}
-		compileErr = err
-	})
-	if compileErr != nil {
-		t.Fatal(compileErr)
-	}
-	return compiled
-}
-
-func plugin(t testing.TB, config string) *sdktest.Plugin {
-	t.Helper()
-	p, err := module(t).Instantiate(context.Background(), []byte(config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
+func plugin(t testing.TB, config string) *sdktest.Plugin { return guest.Plugin(t, config) }
 
 func ev(typ, session, rest string) []byte {
 	s := `{"type":"` + typ + `","projectId":"768d1583-bec1-43a1-b54d-91d04a1a6453","sessionId":"` + session +
@@ -138,7 +97,7 @@ func TestConfigErrors(t *testing.T) {
 		`{"hosts":[],"dropSession":1}`:   codeWrongType,
 		`{"hosts":[],"host":[]}`:         codeUnknownOption,
 	} {
-		_, err := module(t).Instantiate(context.Background(), []byte(cfg))
+		_, err := guest.Module(t).Instantiate(context.Background(), []byte(cfg))
 		if sdktest.Code(err) != code {
 			t.Errorf("%s: %v, want code %d", cfg, err, code)
 		}
@@ -188,7 +147,7 @@ func TestFixtures(t *testing.T) {
 }
 
 func TestCommittedWasmIsCurrent(t *testing.T) {
-	sdktest.CheckCommitted(t, committedWasm, builtWasm)
+	guest.CheckCommitted(t)
 }
 
 func BenchmarkPlugin200(b *testing.B) {

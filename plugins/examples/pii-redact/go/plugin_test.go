@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf16"
 
@@ -17,52 +15,17 @@ import (
 )
 
 // committedWasm is the built plugin kept next to the source.
-const committedWasm = "pii-redact.wasm"
+// guest is this directory built for wasip1 by TestMain.
+var guest = &sdktest.Guest{Committed: "pii-redact.wasm"}
 
 // sharedFixtures holds the sample batches, relative to this directory.
 var sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
 
-// builtWasm is this directory built for wasip1 by TestMain, in a
-// temporary directory.
-var builtWasm string
+func TestMain(m *testing.M) { os.Exit(guest.Main(m, "-ldflags=-s -w")) }
 
-func TestMain(m *testing.M) {
-	path, cleanup, err := sdktest.BuildTemp(".", committedWasm, "-ldflags=-s -w")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	builtWasm = path
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+var ()
 
-var (
-	compileOnce sync.Once
-	compiled    *sdktest.Module
-	compileErr  error
-)
-
-func plugin(t testing.TB, config string) *sdktest.Plugin {
-	t.Helper()
-	compileOnce.Do(func() {
-		wasm, err := os.ReadFile(builtWasm)
-		if err == nil {
-			compiled, err = sdktest.Compile(context.Background(), wasm)
-		}
-		compileErr = err
-	})
-	if compileErr != nil {
-		t.Fatal(compileErr)
-	}
-	p, err := compiled.Instantiate(context.Background(), []byte(config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
+func plugin(t testing.TB, config string) *sdktest.Plugin { return guest.Plugin(t, config) }
 
 const envelope = `"projectId":"768d1583-bec1-43a1-b54d-91d04a1a6453","sessionId":"b7a676a5dd97b8a985050fff417dc9f1","visitorId":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","ts":1795892682261,"sdkVersion":"0.5.0","sceneId":"configurator"`
 
@@ -179,7 +142,7 @@ func TestPluginConfig(t *testing.T) {
 		t.Errorf("props = %s", got)
 	}
 	for config, code := range map[string]int64{`{"redactAll":true}`: codeUnknownOption, `{"redactIPs":1}`: codeWrongType, `{"denyParams":["a b"]}`: codeBadParamName} {
-		_, err := compiled.Instantiate(context.Background(), []byte(config))
+		_, err := guest.Module(t).Instantiate(context.Background(), []byte(config))
 		if sdktest.Code(err) != code {
 			t.Errorf("%s: %v, want code %d", config, err, code)
 		}
@@ -270,7 +233,7 @@ func taint(t testing.TB, events [][]byte) [][]byte {
 // The committed pii-redact.wasm is what this source builds to (with the
 // same Go release: the toolchain is part of the output).
 func TestCommittedWasmIsCurrent(t *testing.T) {
-	sdktest.CheckCommitted(t, committedWasm, builtWasm)
+	guest.CheckCommitted(t)
 }
 
 func BenchmarkPlugin200(b *testing.B) {

@@ -3,64 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	sdk "github.com/uptimizr/edge/plugins/sdk/go"
 	"github.com/uptimizr/edge/plugins/sdk/go/sdktest"
 )
 
-const committedWasm = "schema-guard.wasm"
+// guest is this directory built for wasip1 by TestMain.
+var guest = &sdktest.Guest{Committed: "schema-guard.wasm"}
 
-var (
-	sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
-	builtWasm      string
+var sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
 
-	compileOnce sync.Once
-	compiled    *sdktest.Module
-	compileErr  error
-)
+func TestMain(m *testing.M) { os.Exit(guest.Main(m, "-ldflags=-s -w")) }
 
-func TestMain(m *testing.M) {
-	path, cleanup, err := sdktest.BuildTemp(".", committedWasm, "-ldflags=-s -w")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	builtWasm = path
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
-
-func module(t testing.TB) *sdktest.Module {
-	t.Helper()
-	compileOnce.Do(func() {
-		wasm, err := os.ReadFile(builtWasm)
-		if err == nil {
-			compiled, err = sdktest.Compile(context.Background(), wasm)
-		}
-		compileErr = err
-	})
-	if compileErr != nil {
-		t.Fatal(compileErr)
-	}
-	return compiled
-}
-
-func plugin(t testing.TB, config string) *sdktest.Plugin {
-	t.Helper()
-	p, err := module(t).Instantiate(context.Background(), []byte(config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(context.Background()) })
-	return p
-}
+func plugin(t testing.TB, config string) *sdktest.Plugin { return guest.Plugin(t, config) }
 
 const envelope = `"projectId":"768d1583-bec1-43a1-b54d-91d04a1a6453","sessionId":"b7a676a5dd97b8a985050fff417dc9f1","visitorId":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","ts":1795892682261,"sdkVersion":"0.5.0","sceneId":"configurator"`
 
@@ -184,12 +143,12 @@ func TestConfigErrors(t *testing.T) {
 		`[]`:                            codeWrongType,
 		`{"rejectBatch":true,"x":null}`: codeUnknownOption,
 	} {
-		_, err := module(t).Instantiate(context.Background(), []byte(config))
+		_, err := guest.Module(t).Instantiate(context.Background(), []byte(config))
 		if sdktest.Code(err) != code {
 			t.Errorf("%s: %v, want code %d", config, err, code)
 		}
 	}
-	if _, err := module(t).Instantiate(context.Background(), []byte(`{"requiredCustomNames":null,"unhashedUserId":"remove"}`)); err != nil {
+	if _, err := guest.Module(t).Instantiate(context.Background(), []byte(`{"requiredCustomNames":null,"unhashedUserId":"remove"}`)); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}
 }
@@ -238,7 +197,7 @@ func TestFixtures(t *testing.T) {
 }
 
 func TestCommittedWasmIsCurrent(t *testing.T) {
-	sdktest.CheckCommitted(t, committedWasm, builtWasm)
+	guest.CheckCommitted(t)
 }
 
 func BenchmarkPlugin200(b *testing.B) {
