@@ -275,7 +275,7 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	c.arena = c.arena[:0]
 	txn := c.s.db.NewTransaction(true)
 	defer txn.Discard()
-	ttl := c.s.opts.RetentionTTL
+	expires := expiresAt(time.Now(), c.s.opts.RetentionTTL)
 	for _, r := range group {
 		seq, err := c.nextSeq(r.pnum)
 		if err != nil {
@@ -296,7 +296,9 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 			c.arena = binary.BigEndian.AppendUint64(c.arena, seq)
 			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
 			k := c.arena[k0:len(c.arena):len(c.arena)]
-			if err := txn.SetEntry(badger.NewEntry(k, ch.val).WithTTL(ttl)); err != nil {
+			e := badger.NewEntry(k, ch.val)
+			e.ExpiresAt = expires
+			if err := txn.SetEntry(e); err != nil {
 				return err
 			}
 		}

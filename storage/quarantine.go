@@ -21,6 +21,18 @@ const DefaultQuarantineTTL = 7 * 24 * time.Hour
 // ErrQuarantineNotFound is returned for an unknown or expired entry.
 var ErrQuarantineNotFound = fmt.Errorf("quarantined batch %w", core.ErrNotFound)
 
+// expiresAt is the Badger expiry (Unix seconds) of an entry written at now
+// that must live at least ttl. Badger's own WithTTL truncates to the second,
+// so an entry could expire up to a second early; this rounds up instead.
+func expiresAt(now time.Time, ttl time.Duration) uint64 {
+	end := now.Add(ttl)
+	sec := end.Unix()
+	if end.Nanosecond() > 0 {
+		sec++
+	}
+	return uint64(sec)
+}
+
 // QuarantineStore keeps batches whose plugin failed, apart from normal data:
 // admin-only, with a TTL, until they are replayed or expire.
 type QuarantineStore struct {
@@ -72,7 +84,9 @@ func (q *QuarantineStore) Put(_ context.Context, pnum uint32, plugin string, ver
 		ttl = DefaultQuarantineTTL
 	}
 	return q.s.db.Update(func(txn *badger.Txn) error {
-		return txn.SetEntry(badger.NewEntry(quarantineKey(pnum, id), val).WithTTL(ttl))
+		e := badger.NewEntry(quarantineKey(pnum, id), val)
+		e.ExpiresAt = expiresAt(time.Now(), ttl)
+		return txn.SetEntry(e)
 	})
 }
 

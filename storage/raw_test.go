@@ -256,3 +256,27 @@ func TestRawChunksExpire(t *testing.T) {
 		t.Fatalf("expired events read: %v", got)
 	}
 }
+
+// TestExpiresAtRoundsUp: an entry lives at least its TTL, never a second
+// less, whatever fraction of a second it was written at.
+func TestExpiresAtRoundsUp(t *testing.T) {
+	for _, c := range []struct {
+		now  time.Time
+		ttl  time.Duration
+		want int64
+	}{
+		{time.Unix(100, 0), time.Second, 101},
+		{time.Unix(100, 1), time.Second, 102},
+		{time.Unix(100, 999_999_999), time.Second, 102},
+		{time.Unix(100, 500_000_000), 1500 * time.Millisecond, 102},
+		{time.Unix(100, 500_000_000), 24 * time.Hour, 100 + 86400 + 1},
+	} {
+		got := expiresAt(c.now, c.ttl)
+		if int64(got) != c.want {
+			t.Errorf("expiresAt(%v, %v) = %d, want %d", c.now.UnixNano(), c.ttl, got, c.want)
+		}
+		if end := c.now.Add(c.ttl).Unix(); int64(got) < end {
+			t.Errorf("expires at %d before now+ttl %d", got, end)
+		}
+	}
+}
