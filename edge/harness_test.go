@@ -225,7 +225,7 @@ func (h *harness) logEvents(project string) []storedEvent {
 	h.t.Helper()
 	p := h.store.Registry().Project(project)
 	var out []storedEvent
-	err := h.store.DB().View(func(txn *badger.Txn) error {
+	err := h.store.LogDB().View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.LogPrefix(p.Num), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

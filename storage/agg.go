@@ -70,7 +70,7 @@ type AggStats struct {
 
 func newAggregator(s *Store) *Aggregator {
 	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{}), dirty: map[uint32]struct{}{}, allDirty: true}
-	_ = s.db.View(func(txn *badger.Txn) error {
+	_ = s.ldb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -297,7 +297,7 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 		return 0, err
 	}
 	var stale [][]byte
-	err = a.s.db.View(func(txn *badger.Txn) error {
+	err = a.s.ldb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		// Records below the checkpoint were folded by a pass whose deletion
@@ -363,12 +363,12 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 	return len(logKeys), nil
 }
 
-// deleteLog deletes folded log records from the main database.
+// deleteLog deletes folded log records from the log database.
 func (a *Aggregator) deleteLog(keys [][]byte) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	wb := a.s.db.NewWriteBatch()
+	wb := a.s.ldb.NewWriteBatch()
 	for _, k := range keys {
 		if err := wb.Delete(k); err != nil {
 			wb.Cancel()

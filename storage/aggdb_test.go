@@ -41,7 +41,7 @@ func TestFoldedRecordLeftInTheLogIsNotFoldedAgain(t *testing.T) {
 	}
 	// Keep a copy of record 1 as the crash would have left it.
 	var key, val []byte
-	if err := s.DB().View(func(txn *badger.Txn) error {
+	if err := s.LogDB().View(func(txn *badger.Txn) error {
 		item, err := txn.Get(LogKey(pnum, 1))
 		if err != nil {
 			return err
@@ -61,7 +61,7 @@ func TestFoldedRecordLeftInTheLogIsNotFoldedAgain(t *testing.T) {
 	if seqs, _ := readLog(t, s, pnum); len(seqs) != 0 {
 		t.Fatalf("log records left after folding: %v", seqs)
 	}
-	if err := s.DB().Update(func(txn *badger.Txn) error { return txn.Set(key, val) }); err != nil {
+	if err := s.LogDB().Update(func(txn *badger.Txn) error { return txn.Set(key, val) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -152,5 +152,80 @@ func TestAggregatesMoveFromTheMainDatabase(t *testing.T) {
 	}
 	if n := countEvents(t, s2, pnum); n != 15 {
 		t.Fatalf("%d events after folding on, want 15", n)
+	}
+}
+
+// TestLogMovesFromTheMainDatabase: a data dir whose ingest log lives in the
+// main database (as an earlier version kept it) has its records and
+// sequence counters moved at open; nothing is folded twice or lost, and
+// the sequence goes on where it was.
+func TestLogMovesFromTheMainDatabase(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	for i := 0; i < 3; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys, vals [][]byte
+	if err := s.LogDB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 4 { // three records and the counter
+		t.Fatalf("%d keys in the log database, want 4", len(keys))
+	}
+	if err := s.DB().Update(func(txn *badger.Txn) error {
+		for i := range keys {
+			if err := txn.Set(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LogDB().DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	left := 0
+	s2.DB().View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if _, err := txn.Get(k); err == nil {
+				left++
+			}
+		}
+		return nil
+	})
+	if left != 0 {
+		t.Fatalf("%d of %d log keys still in the main database", left, len(keys))
+	}
+	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 5, "b")); err != nil {
+		t.Fatal(err)
+	}
+	seqs, _ := readLog(t, s2, pnum)
+	if len(seqs) != 4 || seqs[3] != 3 {
+		t.Fatalf("log after the move: %v, want 0 1 2 3", seqs)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s2, pnum); n != 35 {
+		t.Fatalf("%d events folded, want 35", n)
 	}
 }

@@ -18,9 +18,10 @@ import (
 
 // Committer is the store's core.Sink. Requests encode their records in their
 // own goroutine, then hand them to one committer goroutine that gathers every
-// request waiting at that moment into one Badger transaction (group commit):
-// durability costs one write (and, with SyncWrites, one fsync) per group, not
-// per request. The single writer also assigns each project's log sequence
+// request waiting at that moment into one transaction of the log database
+// (group commit), preceded, when retention is on, by one transaction of the
+// main database for the group's raw chunks: durability costs one write (and,
+// with SyncWrites, one fsync) per database per group, not per request. The single writer also assigns each project's log sequence
 // numbers, so the log's order is the commit order and a consumer reading from
 // a checkpoint never sees a gap fill in behind it.
 type Committer struct {
@@ -35,6 +36,7 @@ type Committer struct {
 	next  map[uint32]uint64 // project → next log sequence number
 	round map[uint32]uint64 // project → next seq while building a round
 	arena []byte            // keys of the round being built
+	seqs  []uint64          // the round's sequence number of each request
 
 	// OnCommit, if set before the first Commit, observes each group commit.
 	OnCommit func(d time.Duration, requests, events int, err error)
@@ -94,6 +96,13 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
 	r.log, r.tmp = encodeRecord(r.log[:0], r.tmp, b, nil, *c.s.opts.LogCompression)
+	if limit := c.s.opts.logFileSize() - 1<<19; int64(len(r.log)) > limit {
+		// Cannot happen within the body limit; refused alone rather than
+		// failing the whole group in Badger.
+		n := len(r.log)
+		reqPool.Put(r)
+		return fmt.Errorf("storage: batch record of %d bytes exceeds the log's limit of %d", n, limit)
+	}
 	r.chunks = r.chunks[:0]
 	r.buf = r.buf[:0]
 	if c.s.opts.Retention {
@@ -273,34 +282,35 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	}
 	clear(c.round)
 	c.arena = c.arena[:0]
-	txn := c.s.db.NewTransaction(true)
-	defer txn.Discard()
-	expires := expiresAt(time.Now(), c.s.opts.RetentionTTL)
+	seqs := c.seqs[:0]
 	for _, r := range group {
 		seq, err := c.nextSeq(r.pnum)
 		if err != nil {
 			return err
 		}
 		c.round[r.pnum] = seq + 1
+		seqs = append(seqs, seq)
+	}
+	c.seqs = seqs
+	// Raw chunks first, in the main database, then the log: a crash between
+	// the two leaves chunks of a batch that was never acknowledged (the
+	// client sends it again), never a counted batch without its chunks.
+	// Chunk keys carry the log sequence number, which is only used once the
+	// log commit succeeds: a retry of the same group (after ErrTxnTooBig, or
+	// after a crash) writes the same keys again.
+	if err := c.commitRaw(group, seqs); err != nil {
+		return err
+	}
+	txn := c.s.ldb.NewTransaction(true)
+	defer txn.Discard()
+	for i, r := range group {
 		k0 := len(c.arena)
 		c.arena = append(c.arena, nsLog)
 		c.arena = binary.BigEndian.AppendUint32(c.arena, r.pnum)
-		c.arena = binary.BigEndian.AppendUint64(c.arena, seq)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, seqs[i])
 		k := c.arena[k0:len(c.arena):len(c.arena)]
 		if err := txn.Set(k, r.log); err != nil {
 			return err
-		}
-		for part, ch := range r.chunks {
-			k0 := len(c.arena)
-			c.arena = append(c.arena, ch.prefix...)
-			c.arena = binary.BigEndian.AppendUint64(c.arena, seq)
-			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
-			k := c.arena[k0:len(c.arena):len(c.arena)]
-			e := badger.NewEntry(k, ch.val)
-			e.ExpiresAt = expires
-			if err := txn.SetEntry(e); err != nil {
-				return err
-			}
 		}
 	}
 	for pnum, next := range c.round {
@@ -328,6 +338,39 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	return nil
 }
 
+// commitRaw commits the group's raw chunks (retention) to the main
+// database in one transaction.
+func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) error {
+	any := false
+	for _, r := range group {
+		if len(r.chunks) > 0 {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return nil
+	}
+	txn := c.s.db.NewTransaction(true)
+	defer txn.Discard()
+	expires := expiresAt(time.Now(), c.s.opts.RetentionTTL)
+	for i, r := range group {
+		for part, ch := range r.chunks {
+			k0 := len(c.arena)
+			c.arena = append(c.arena, ch.prefix...)
+			c.arena = binary.BigEndian.AppendUint64(c.arena, seqs[i])
+			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
+			k := c.arena[k0:len(c.arena):len(c.arena)]
+			e := badger.NewEntry(k, ch.val)
+			e.ExpiresAt = expires
+			if err := txn.SetEntry(e); err != nil {
+				return err
+			}
+		}
+	}
+	return txn.Commit()
+}
+
 // nextSeq returns the next sequence number of a project's log within the
 // round being built, loading the persisted high-water mark on first use.
 func (c *Committer) nextSeq(pnum uint32) (uint64, error) {
@@ -338,7 +381,7 @@ func (c *Committer) nextSeq(pnum uint32) (uint64, error) {
 		return n, nil
 	}
 	var n uint64
-	err := c.s.db.View(func(txn *badger.Txn) error {
+	err := c.s.ldb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(logSeqKey(pnum))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

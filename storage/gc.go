@@ -37,18 +37,25 @@ func (o *Options) gcInterval() time.Duration {
 	return o.ValueLogGCInterval
 }
 
-// startValueLogGC starts the GC goroutine (stopped by Close through s.stop).
+// logGCInterval is how often the log database's value log is collected.
+// Nearly every byte there is dead a fraction of a second after it is
+// written (records are deleted once folded), so a pass mostly deletes a
+// whole file, rewriting only the few records not folded yet.
+const logGCInterval = time.Second
+
+// startValueLogGC starts the GC goroutines (stopped by Close through s.stop).
 func (s *Store) startValueLogGC() {
 	every := s.opts.gcInterval()
 	if every == 0 || s.opts.ReadOnly {
 		return
 	}
-	s.every(every, func() { s.valueLogGC() })
+	s.every(every, func() { s.valueLogGC(s.db) })
+	s.every(logGCInterval, func() { s.valueLogGC(s.ldb) })
 }
 
-// valueLogGC rewrites value-log files while one qualifies, and returns how
-// many it rewrote. It stops early when the store is closing.
-func (s *Store) valueLogGC() int {
+// valueLogGC rewrites value-log files of db while one qualifies, and
+// returns how many it rewrote. It stops early when the store is closing.
+func (s *Store) valueLogGC(db *badger.DB) int {
 	n := 0
 	for {
 		select {
@@ -57,7 +64,7 @@ func (s *Store) valueLogGC() int {
 		default:
 		}
 		s.gc.runs.Add(1)
-		err := s.db.RunValueLogGC(gcDiscardRatio)
+		err := db.RunValueLogGC(gcDiscardRatio)
 		switch {
 		case err == nil:
 			n++

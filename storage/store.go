@@ -85,11 +85,18 @@ type Options struct {
 	// always aggregates.
 	DisableAggregation bool
 	// ValueLogGCInterval is how often value-log GC reclaims the space of
-	// expired and deleted values (gc.go). Default 5 minutes; negative disables.
+	// expired and deleted values in the main database (gc.go). Default 5
+	// minutes; negative disables it there and in the log database.
 	ValueLogGCInterval time.Duration
+	// MaxBatchBytes is the largest decompressed request body the server
+	// takes (its COLLECTOR_BODY_LIMIT); the log database's value-log files
+	// are sized so that the record of such a batch fits. Default 1 MiB.
+	MaxBatchBytes int
 	// ReadOnly opens the database without taking writes (CLI listings).
 	ReadOnly bool
 	Logger   *slog.Logger
+
+	logFileBytes int64 // tests: the log database's value-log file size
 }
 
 // Store is the open database.
@@ -104,6 +111,14 @@ type Store struct {
 	// a few milliseconds each) would hold every ingest commit queued behind
 	// them. Nil in read-only mode when it does not exist yet.
 	adb *badger.DB
+
+	// ldb holds the ingest log (records and sequence counters), apart from
+	// db: log records live a fraction of a second (until folded), so their
+	// database is tuned to reclaim them within seconds (small memtable and
+	// value-log files, frequent value-log GC) without rewriting long-lived
+	// values (raw chunks, modules) over and over. Nil in read-only mode when
+	// it does not exist yet.
+	ldb *badger.DB
 
 	reg *Registry
 	com *Committer
@@ -149,8 +164,8 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
 	bo := badgerOptions(dbDir, opts).
-		// Ingest-log records (KBs) go to the value log: one sequential append per
-		// group commit; the LSM tree holds only small keys and pointers.
+		// Raw chunks (KBs) and plugin modules go to the value log; the LSM
+		// tree holds keys, pointers and the small values (registry, chains).
 		WithValueThreshold(1 << 10).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
@@ -168,11 +183,17 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.ldb, err = openLog(opts); err != nil {
+		s.adb.Close()
+		db.Close()
+		return nil, err
+	}
 	if !opts.ReadOnly {
-		if err := s.migrateAggregates(); err != nil {
+		if err := s.migrate(); err != nil {
+			s.ldb.Close()
 			s.adb.Close()
 			db.Close()
-			return nil, fmt.Errorf("storage: move aggregates to %s: %w", filepath.Join(opts.Dir, "agg"), err)
+			return nil, err
 		}
 	}
 	if !opts.ReadOnly {
@@ -193,6 +214,10 @@ func Open(opts Options) (*Store, error) {
 // DB exposes the Badger handle to the packages that build on the store
 // (aggregation, retention) within this module.
 func (s *Store) DB() *badger.DB { return s.db }
+
+// LogDB exposes the ingest log's database (tests and tools that inspect
+// the log; nil in read-only mode when it does not exist yet).
+func (s *Store) LogDB() *badger.DB { return s.ldb }
 
 // Registry returns the projects-and-keys registry.
 func (s *Store) Registry() *Registry { return s.reg }
@@ -244,8 +269,12 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		s.bg.Wait()
-		if s.adb != nil {
-			err = s.adb.Close()
+		for _, d := range []*badger.DB{s.ldb, s.adb} {
+			if d != nil {
+				if cerr := d.Close(); err == nil {
+					err = cerr
+				}
+			}
 		}
 		if derr := s.db.Close(); err == nil {
 			err = derr
@@ -329,7 +358,50 @@ func openAggregates(opts Options) (*badger.DB, error) {
 		WithValueLogFileSize(64<<20), opts.Dir)
 }
 
-// badgerOptions are the settings both databases share.
+// openLog opens the ingest log's database, DATA_DIR/log. Records go to the
+// value log (one sequential append per group commit) and are deleted once
+// folded, a fraction of a second later. Badger reclaims a value-log file
+// only after compactions have counted its dead bytes, and compactions
+// follow memtable flushes: with a 256 KiB memtable (keys and pointers
+// only, so it fills about once a second at 1,500 requests/s, or after
+// about a thousand records at any rate), a single level-0 table before
+// compaction, 16 MiB files and GC every second (gc.go), a file is
+// reclaimed seconds after it fills, so the log's disk and mapped memory
+// stay at tens of megabytes however long the node runs.
+func openLog(opts Options) (*badger.DB, error) {
+	dir := filepath.Join(opts.Dir, "log")
+	if opts.ReadOnly {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	return openBadger(badgerOptions(dir, opts).
+		WithValueThreshold(64). // every record: the LSM tree holds only keys and pointers
+		WithMemTableSize(256<<10).
+		WithNumLevelZeroTables(1).
+		WithBlockCacheSize(1<<20).
+		WithIndexCacheSize(1<<20).
+		WithCompression(options.None). // keys and pointers; records are compressed already
+		WithValueLogFileSize(opts.logFileSize()), opts.Dir)
+}
+
+// logFileSize is the log database's value-log file size: 16 MiB, or more
+// when the body limit allows records that would not fit (a record is the
+// batch's canonical JSON, at most about the body's size, plus framing).
+func (o *Options) logFileSize() int64 {
+	if o.logFileBytes > 0 {
+		return o.logFileBytes
+	}
+	maxBatch := int64(o.MaxBatchBytes)
+	if maxBatch <= 0 {
+		maxBatch = 1 << 20
+	}
+	return max(16<<20, 2*maxBatch+1<<20)
+}
+
+// badgerOptions are the settings all three databases share.
 func badgerOptions(dir string, opts Options) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
@@ -359,16 +431,38 @@ func openBadger(bo badger.Options, dataDir string) (*badger.DB, error) {
 	return db, nil
 }
 
-// migrateAggregates moves aggregates that an earlier version kept in the
-// main database into the aggregates database: each key is copied, then
-// deleted. A crash half-way copies again on the next open (the same
-// values) and finishes; the aggregator starts only after it.
-func (s *Store) migrateAggregates() error {
+// migrate moves what an earlier version kept in the main database to the
+// database it has now: aggregates to DATA_DIR/agg, the ingest log and its
+// sequence counters to DATA_DIR/log.
+func (s *Store) migrate() error {
+	n, err := moveKeys(s.db, s.adb, []byte{nsCheckpoint, nsAgg, nsSession, nsSessionIdx})
+	if err != nil {
+		return fmt.Errorf("storage: move aggregates to %s: %w", filepath.Join(s.opts.Dir, "agg"), err)
+	}
+	if n > 0 {
+		s.log.Info("moved aggregates to their own database", "keys", n)
+	}
+	// Counters first: were the move cut short, a counter must never be
+	// left behind the records already moved.
+	if n, err = moveKeys(s.db, s.ldb, []byte{nsLogSeq, nsLog}); err != nil {
+		return fmt.Errorf("storage: move the ingest log to %s: %w", filepath.Join(s.opts.Dir, "log"), err)
+	}
+	if n > 0 {
+		s.log.Info("moved the ingest log to its own database", "keys", n)
+	}
+	return nil
+}
+
+// moveKeys moves every key of the namespaces nss from one database to
+// another: each run of keys is copied, then deleted. A crash half-way
+// copies again on the next open (the same values) and finishes; the
+// committer and the aggregator start only after it.
+func moveKeys(from, to *badger.DB, nss []byte) (int, error) {
 	moved := 0
-	for _, ns := range []byte{nsCheckpoint, nsAgg, nsSession, nsSessionIdx} {
+	for _, ns := range nss {
 		for {
 			var keys, vals [][]byte
-			err := s.db.View(func(txn *badger.Txn) error {
+			err := from.View(func(txn *badger.Txn) error {
 				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{ns}, PrefetchValues: true})
 				defer it.Close()
 				for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
@@ -381,36 +475,33 @@ func (s *Store) migrateAggregates() error {
 				return nil
 			})
 			if err != nil {
-				return err
+				return moved, err
 			}
 			if len(keys) == 0 {
 				break
 			}
-			wb := s.adb.NewWriteBatch()
+			wb := to.NewWriteBatch()
 			for i := range keys {
 				if err := wb.Set(keys[i], vals[i]); err != nil {
 					wb.Cancel()
-					return err
+					return moved, err
 				}
 			}
 			if err := wb.Flush(); err != nil {
-				return err
+				return moved, err
 			}
-			db := s.db.NewWriteBatch()
+			db := from.NewWriteBatch()
 			for _, k := range keys {
 				if err := db.Delete(k); err != nil {
 					db.Cancel()
-					return err
+					return moved, err
 				}
 			}
 			if err := db.Flush(); err != nil {
-				return err
+				return moved, err
 			}
 			moved += len(keys)
 		}
 	}
-	if moved > 0 {
-		s.log.Info("moved aggregates to their own database", "keys", moved)
-	}
-	return nil
+	return moved, nil
 }

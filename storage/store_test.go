@@ -122,7 +122,7 @@ func testBatch(pnum uint32, n int, sessions ...string) *core.Batch {
 
 func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []string) {
 	t.Helper()
-	err := s.DB().View(func(txn *badger.Txn) error {
+	err := s.LogDB().View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

@@ -59,6 +59,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		MinFreeDisk:  cfg.MinFreeDisk,
 		Logger:       log,
 
+		MaxBatchBytes:      cfg.BodyLimit,
 		ValueLogGCInterval: gcInterval(cfg.ValueLogGCInterval),
 		QuarantineTTL:      cfg.QuarantineTTL,
 	})
