@@ -221,6 +221,14 @@ type foldState struct {
 	recent [numKinds][2]recentCell
 
 	slab []float64 // rows of new items are carved from here
+
+	sessionCells []cellID // deriveScenes' scratch
+
+	// The previous event's scene, session and session delta: consecutive
+	// events mostly share them.
+	lastScene, lastSession string
+	lastDelta              *sessionDelta
+	lastDeltaOf            string
 }
 
 // newRow copies row into the fold's slab (one allocation per 4096 numbers,
@@ -248,7 +256,16 @@ type cellID struct {
 }
 
 // intern returns b as a string, allocating once per distinct value per fold.
-func (st *foldState) intern(b []byte) string {
+// last is the caller's previous result: consecutive events mostly repeat it.
+func (st *foldState) intern(last *string, b []byte) string {
+	if *last == string(b) {
+		return *last
+	}
+	*last = st.internMap(b)
+	return *last
+}
+
+func (st *foldState) internMap(b []byte) string {
 	if s, ok := st.strs[string(b)]; ok {
 		return s
 	}
@@ -258,6 +275,7 @@ func (st *foldState) intern(b []byte) string {
 }
 
 type sessionDelta struct {
+	lastScene     string // the scene last added to scenes
 	visitor       string
 	events        int64
 	started, last int64
@@ -349,6 +367,7 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 		return 0, err
 	}
 	if len(logKeys) > 0 {
+		st.deriveScenes()
 		if err := a.commitFold(pnum, &st, cpKey, next); err != nil {
 			return 0, err
 		}
@@ -516,38 +535,64 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 	return binary.BigEndian.AppendUint64(k, uint64(bucket))
 }
 
-// bump adds a row to item of kind in both scopes of an event (its scene,
-// and its session within that scene), and to the kind's hourly roll-up.
+// bump adds a row to item of kind for an event of session in scene. While
+// folding, rows go to the session's cell only; the scene-wide cells, and
+// the hourly roll-ups of per-minute kinds, are derived from the session
+// cells once per fold (deriveScenes): merging is associative and
+// commutative, and a fold touches each session cell many times but
+// derives from it once, so most events cost one cell lookup instead of
+// three.
 func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item string, row ...float64) {
-	st.add(kind, session, scene, ts, item, row)
+	if session != "" {
+		st.add(kind, session, scene, ts-ts%kindBucket(kind), item, row)
+		return
+	}
+	st.add(kind, "", scene, ts-ts%kindBucket(kind), item, row)
 	if hk := rollupOf[kind]; hk != 0 {
-		st.add(hk, "", scene, ts, item, row) // session queries read minutes
+		st.add(hk, "", scene, ts-ts%hourMs, item, row)
 	}
 }
 
-func (st *foldState) add(kind aggKind, session, scene string, ts int64, item string, row []float64) {
-	bucket := ts - ts%kindBucket(kind)
-	ops := kindOps[kind]
-	scopes := [2]string{"", session}
-	n := 2
-	if session == "" {
-		n = 1
+// add merges row into item of the cell (kind, session, scene, bucket).
+func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item string, row []float64) {
+	id := cellID{kind, session, scene, bucket}
+	scope := 0
+	if session != "" {
+		scope = 1
 	}
-	for i, sess := range scopes[:n] {
-		id := cellID{kind, sess, scene, bucket}
-		r := &st.recent[kind][i]
-		if r.cell == nil || r.id != id {
-			c, ok := st.cells[id]
-			if !ok {
-				c = cell{}
-				st.cells[id] = c
-			}
-			r.id, r.cell = id, c
+	r := &st.recent[kind][scope]
+	if r.cell == nil || r.id != id {
+		c, ok := st.cells[id]
+		if !ok {
+			c = cell{}
+			st.cells[id] = c
 		}
-		if cur, ok := r.cell[item]; ok {
-			mergeRow(ops, cur, row)
-		} else {
-			r.cell[item] = st.newRow(row)
+		r.id, r.cell = id, c
+	}
+	if cur, ok := r.cell[item]; ok {
+		mergeRow(kindOps[kind], cur, row)
+	} else {
+		r.cell[item] = st.newRow(row)
+	}
+}
+
+// deriveScenes merges every session cell into its scene-wide cell, and
+// per-minute kinds also into the scene's hourly roll-up (session queries
+// read minutes; there is no per-session roll-up).
+func (st *foldState) deriveScenes() {
+	st.sessionCells = st.sessionCells[:0]
+	for id := range st.cells {
+		if id.session != "" {
+			st.sessionCells = append(st.sessionCells, id)
+		}
+	}
+	for _, id := range st.sessionCells {
+		hk := rollupOf[id.kind]
+		for item, row := range st.cells[id] {
+			st.add(id.kind, "", id.scene, id.bucket, item, row)
+			if hk != 0 {
+				st.add(hk, "", id.scene, id.bucket-id.bucket%hourMs, item, row)
+			}
 		}
 	}
 }
@@ -564,19 +609,27 @@ func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
 	if err := v.index(e.JSON); err != nil {
 		return err
 	}
-	scene := st.intern(v.str("sceneId"))
-	sess := st.intern(e.Session)
+	scene := st.intern(&st.lastScene, v.str("sceneId"))
+	sess := st.intern(&st.lastSession, e.Session)
 	ts := e.TS
 	st.bump(kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
 
-	sd := st.sessions[sess]
-	if sd == nil {
-		sd = &sessionDelta{started: ts, last: ts, scenes: map[string]struct{}{}}
-		st.sessions[sess] = sd
+	sd := st.lastDelta
+	if sd == nil || st.lastDeltaOf != sess {
+		sd = st.sessions[sess]
+		if sd == nil {
+			sd = &sessionDelta{started: ts, last: ts, scenes: map[string]struct{}{}}
+			st.sessions[sess] = sd
+		}
+		st.lastDelta, st.lastDeltaOf = sd, sess
+		sd.lastScene = ""
 	}
 	sd.events++
 	sd.started, sd.last = min(sd.started, ts), max(sd.last, ts)
-	sd.scenes[scene] = struct{}{}
+	if sd.lastScene != scene {
+		sd.scenes[scene] = struct{}{}
+		sd.lastScene = scene
+	}
 	if vid := v.str("visitorId"); len(vid) > 0 && sd.visitor != string(vid) {
 		sd.visitor = string(vid)
 	}
