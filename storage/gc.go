@@ -44,13 +44,16 @@ func (o *Options) gcInterval() time.Duration {
 const logGCInterval = time.Second
 
 // startValueLogGC starts the GC goroutines (stopped by Close through s.stop).
+// The log database's runs whatever ValueLogGCInterval says: without it the
+// log would grow by the ingest rate.
 func (s *Store) startValueLogGC() {
-	every := s.opts.gcInterval()
-	if every == 0 || s.opts.ReadOnly {
+	if s.opts.ReadOnly {
 		return
 	}
-	s.every(every, func() { s.valueLogGC(s.db) })
 	s.every(logGCInterval, func() { s.valueLogGC(s.ldb) })
+	if every := s.opts.gcInterval(); every > 0 {
+		s.every(every, func() { s.valueLogGC(s.db) })
+	}
 }
 
 // valueLogGC rewrites value-log files of db while one qualifies, and

@@ -86,7 +86,8 @@ type Options struct {
 	DisableAggregation bool
 	// ValueLogGCInterval is how often value-log GC reclaims the space of
 	// expired and deleted values in the main database (gc.go). Default 5
-	// minutes; negative disables it there and in the log database.
+	// minutes; negative disables it. The ingest log's database is collected
+	// every second regardless.
 	ValueLogGCInterval time.Duration
 	// MaxBatchBytes is the largest decompressed request body the server
 	// takes (its COLLECTOR_BODY_LIMIT); the log database's value-log files
@@ -136,6 +137,7 @@ type Store struct {
 	written     atomic.Int64
 	closed      atomic.Bool
 	gc          gcStats // value-log GC (gc.go)
+	onClose     []func() // after the background goroutines stop
 	closeOnce   sync.Once
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -202,6 +204,9 @@ func Open(opts Options) (*Store, error) {
 		s.checkDisk()
 		s.every(diskCheckInterval, s.checkDisk)
 		s.startValueLogGC()
+		wb := newWriteback(dbDir, filepath.Join(opts.Dir, "agg"), filepath.Join(opts.Dir, "log"))
+		s.every(writebackInterval, wb.push)
+		s.onClose = append(s.onClose, wb.close)
 		s.agg = newAggregator(s)
 		if !opts.DisableAggregation {
 			s.bg.Add(1)
@@ -269,6 +274,9 @@ func (s *Store) Close() error {
 		}
 		close(s.stop)
 		s.bg.Wait()
+		for _, f := range s.onClose {
+			f()
+		}
 		for _, d := range []*badger.DB{s.ldb, s.adb} {
 			if d != nil {
 				if cerr := d.Close(); err == nil {
