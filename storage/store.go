@@ -136,7 +136,7 @@ type Store struct {
 	freeAtCheck atomic.Int64
 	written     atomic.Int64
 	closed      atomic.Bool
-	gc          gcStats // value-log GC (gc.go)
+	gc          gcStats  // value-log GC (gc.go)
 	onClose     []func() // after the background goroutines stop
 	closeOnce   sync.Once
 	stop        chan struct{}
