@@ -169,6 +169,7 @@ func Open(opts Options) (*Store, error) {
 		// Raw chunks (KBs) and plugin modules go to the value log; the LSM
 		// tree holds keys, pointers and the small values (registry, chains).
 		WithValueThreshold(1 << 10).
+		WithMemTableSize(4 << 20).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20)
@@ -361,6 +362,7 @@ func openAggregates(opts Options) (*badger.DB, error) {
 	}
 	return openBadger(badgerOptions(dir, opts).
 		WithValueThreshold(1<<20).
+		WithMemTableSize(8<<20).
 		WithBlockCacheSize(8<<20).
 		WithIndexCacheSize(4<<20).
 		WithValueLogFileSize(64<<20), opts.Dir)
