@@ -54,6 +54,8 @@ type Aggregator struct {
 
 	mu      sync.Mutex // serialises folding (the loop and Sync)
 	members members    // the event being folded
+	cellBuf []byte     // merged cells of a fold (commitFold)
+	keyBuf  []string   // a cell's sorted items (commitFold)
 
 	records, events, errors atomic.Uint64
 	committed               atomic.Uint64 // log records committed since open
@@ -404,6 +406,10 @@ func (a *Aggregator) deleteLog(keys [][]byte) error {
 func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64) error {
 	txn := a.s.adb.NewTransaction(true)
 	defer txn.Discard()
+	// Merged cells are built in one buffer, reused by the next fold: Badger
+	// holds the values until Commit returns, and a slice handed to it stays
+	// valid even when the buffer grows (append moves on to a new array).
+	out := a.cellBuf[:0]
 	for id, delta := range st.cells {
 		ops := kindOps[id.kind]
 		var sess []byte
@@ -411,20 +417,31 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 			sess = []byte(id.session)
 		}
 		k := cellKey(pnum, id.kind, sess, []byte(id.scene), id.bucket)
-		cur := cell{}
+		start := len(out)
 		item, err := txn.Get(k)
 		switch {
 		case err == nil:
-			if err := item.Value(func(v []byte) error { return decodeCell(ops, v, cur) }); err != nil {
+			err = item.Value(func(v []byte) error {
+				var err error
+				out, a.keyBuf, err = mergeEncoded(out, ops, v, delta, a.keyBuf)
+				return err
+			})
+			if err != nil {
 				return err
 			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
+		case errors.Is(err, badger.ErrKeyNotFound):
+			out, a.keyBuf, _ = mergeEncoded(out, ops, nil, delta, a.keyBuf)
+		default:
 			return err
 		}
-		cur.merge(ops, delta)
-		if err := txn.Set(k, cur.encode(ops)); err != nil {
+		if err := txn.Set(k, out[start:len(out):len(out)]); err != nil {
 			return err
 		}
+	}
+	if cap(out) <= 16<<20 { // do not keep a peak's buffer for ever
+		a.cellBuf = out[:0]
+	} else {
+		a.cellBuf = nil
 	}
 	for sess, d := range st.sessions {
 		k := sessionKey(pnum, []byte(sess))

@@ -157,3 +157,91 @@ func decodeCell(ops []mergeOp, b []byte, into cell) error {
 	}
 	return nil
 }
+
+// mergeEncoded appends to dst the encoding of the stored cell enc (nil when
+// there is none) merged with delta, without decoding enc into a map: both
+// are walked in item order, stored items copied or merged in place, new
+// ones inserted. keys is scratch for delta's sorted items and is returned
+// grown. The result equals decoding enc, merging delta and encoding.
+func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []string) ([]byte, []string, error) {
+	keys = keys[:0]
+	for it := range delta {
+		keys = append(keys, it)
+	}
+	sort.Strings(keys)
+	var n uint64
+	if len(enc) > 0 {
+		var k int
+		if n, k = binary.Uvarint(enc); k <= 0 {
+			return dst, keys, ErrCorruptRecord
+		}
+		enc = enc[k:]
+	}
+	rowBytes := 8 * len(ops)
+	// The item count leads the encoding; it is known once the walk is done,
+	// so the body is built after room for the largest possible count.
+	start := len(dst)
+	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
+	body := len(dst)
+	total := uint64(0)
+	appendDelta := func(it string) {
+		dst = binary.AppendUvarint(dst, uint64(len(it)))
+		dst = append(dst, it...)
+		for _, v := range delta[it] {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+		}
+		total++
+	}
+	d := 0
+	var prev []byte
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(enc)
+		if k <= 0 || uint64(len(enc)-k) < l+uint64(rowBytes) {
+			return dst[:start], keys, ErrCorruptRecord
+		}
+		item := enc[k : k+int(l)]
+		if i > 0 && string(item) <= string(prev) {
+			return dst[:start], keys, ErrCorruptRecord // items must be sorted and distinct
+		}
+		prev = item
+		row := enc[k+int(l) : k+int(l)+rowBytes]
+		span := enc[:k+int(l)+rowBytes]
+		enc = enc[len(span):]
+		for d < len(keys) && keys[d] < string(item) {
+			appendDelta(keys[d])
+			d++
+		}
+		if d < len(keys) && keys[d] == string(item) {
+			dst = append(dst, span[:k+int(l)]...)
+			src := delta[keys[d]]
+			for j, op := range ops {
+				v := math.Float64frombits(binary.LittleEndian.Uint64(row[8*j:]))
+				switch op {
+				case opSum:
+					v += src[j]
+				case opMin:
+					v = math.Min(v, src[j])
+				case opMax:
+					v = math.Max(v, src[j])
+				}
+				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+			}
+			d++
+		} else {
+			dst = append(dst, span...)
+		}
+		total++
+	}
+	if len(enc) != 0 {
+		return dst[:start], keys, ErrCorruptRecord
+	}
+	for ; d < len(keys); d++ {
+		appendDelta(keys[d])
+	}
+	// Move the body left over the unused part of the count's room.
+	var cnt [binary.MaxVarintLen64]byte
+	c := binary.PutUvarint(cnt[:], total)
+	copy(dst[start:], cnt[:c])
+	m := copy(dst[start+c:], dst[body:])
+	return dst[:start+c+m], keys, nil
+}
