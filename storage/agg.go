@@ -318,7 +318,9 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 	}
 	var stale [][]byte
 	err = a.s.ldb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum), PrefetchValues: true, PrefetchSize: 64})
+		// No prefetch: Item.Value then reads a record in place, from the value
+		// log's mapping, where prefetching would copy every one.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum)})
 		defer it.Close()
 		// Records below the checkpoint were folded by a pass whose deletion
 		// of them did not happen (a crash between the two commits): delete
