@@ -52,10 +52,12 @@ type Aggregator struct {
 	allDirty bool // at open: every project may have a backlog
 	done     chan struct{}
 
-	mu      sync.Mutex // serialises folding (the loop and Sync)
-	members members    // the event being folded
-	cellBuf []byte     // merged cells of a fold (commitFold)
-	keyBuf  []string   // a cell's sorted items (commitFold)
+	threadsMu sync.RWMutex // held shared while a fold runs on a thread
+	threads   *foldThreads // set while run runs
+	mu        sync.Mutex   // serialises folding (the loop and Sync)
+	members   members      // the event being folded
+	cellBuf   []byte       // merged cells of a fold (commitFold)
+	keyBuf    []string     // a cell's sorted items (commitFold)
 
 	records, events, errors atomic.Uint64
 	committed               atomic.Uint64 // log records committed since open
@@ -121,10 +123,70 @@ func (a *Aggregator) poke(n int) {
 // Reads see aggregates at most this much (plus one pass) behind.
 const foldInterval = 250 * time.Millisecond
 
+// Folding runs on one of two OS threads. Normally it is the background
+// thread, niced to backgroundNice, so that a pass (tens of milliseconds of
+// CPU every foldInterval under load) takes CPU the request path leaves
+// over instead of delaying requests; the server gives the Go scheduler
+// one more P than it has cores (docs/RATIONALE.md), so a pass waiting for
+// the CPU holds no P that requests need. When the log is more than
+// behindRecords records behind, as it can be when requests take every
+// core, passes run on a thread at normal priority until folding has
+// caught up: the backlog stays bounded. (A thread's nice value can be
+// raised without privilege but not lowered back, hence two threads.)
+const (
+	backgroundNice = 19
+	behindRecords  = 2 * foldRecords
+	// checkBehindEvery is how many records a fold on the background thread
+	// folds between looks at the backlog: it ends early (and the next fold
+	// goes to the normal thread) as soon as the log is behind, rather than
+	// finish a fold the background thread gets little CPU for.
+	checkBehindEvery = 32
+)
+
+type foldThreads struct{ background, normal foldThread }
+
+// foldThread runs the passes handed to it on one locked OS thread.
+type foldThread chan func()
+
+func startFoldThread(nice int, log func(error)) foldThread {
+	t := make(foldThread)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if nice != 0 {
+			if err := lowerThreadPriority(nice); err != nil {
+				log(err)
+			}
+		}
+		for f := range t {
+			f()
+		}
+	}()
+	return t
+}
+
+// do runs f on the thread and waits for it.
+func (t foldThread) do(f func()) {
+	done := make(chan struct{})
+	t <- func() { f(); close(done) }
+	<-done
+}
+
 func (a *Aggregator) run(stop <-chan struct{}) {
 	defer close(a.done)
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	logNice := func(err error) { a.s.log.Warn("aggregator: cannot lower the folding thread's priority", "err", err) }
+	th := &foldThreads{startFoldThread(backgroundNice, logNice), startFoldThread(0, nil)}
+	a.threadsMu.Lock()
+	a.threads = th
+	a.threadsMu.Unlock()
+	defer func() {
+		a.threadsMu.Lock() // waits for folds on the threads to finish
+		a.threads = nil
+		close(th.background)
+		close(th.normal)
+		a.threadsMu.Unlock()
+	}()
 	var pnums []uint32
 	for {
 		select {
@@ -193,23 +255,57 @@ func (a *Aggregator) foldProjects(stop <-chan struct{}, pnums []uint32) error {
 }
 
 func (a *Aggregator) foldUntilCaughtUp(stop <-chan struct{}, pnum uint32) error {
-	limit := foldRecords
+	limit := foldRecords // halved for good when a fold does not fit a transaction
 	for {
 		select {
 		case <-stop:
 			return nil
 		default:
 		}
-		n, err := a.foldProject(pnum, limit)
+		// Each fold goes to a thread chosen by the backlog at that moment, so
+		// a long catch-up moves to the normal-priority thread as soon as the
+		// log falls behind, and back once it has caught up.
+		var n int
+		var err error
+		cutShort := false
+		a.onThread(func(background bool) {
+			var behind func() bool
+			if background {
+				behind = a.behind
+			}
+			n, err = a.foldProjectUnless(pnum, limit, behind)
+			cutShort = background && n < limit && a.behind()
+		})
 		if errors.Is(err, badger.ErrTxnTooBig) && limit > 1 {
 			limit /= 2 // the fold's cells do not fit one transaction: fold fewer records
 			continue
 		}
-		if err != nil || n < limit {
+		if err != nil || (n < limit && !cutShort) {
 			return err
 		}
 	}
 }
+
+// onThread runs f on the background folding thread, or on the normal one
+// when the log is behind; inline when no folding threads run (aggregation
+// disabled: Sync folds in its caller).
+func (a *Aggregator) onThread(f func(background bool)) {
+	a.threadsMu.RLock()
+	defer a.threadsMu.RUnlock()
+	th := a.threads
+	if th == nil {
+		f(false)
+		return
+	}
+	if a.behind() {
+		th.normal.do(func() { f(false) })
+		return
+	}
+	th.background.do(func() { f(true) })
+}
+
+// behind reports whether the log is more than behindRecords records behind.
+func (a *Aggregator) behind() bool { return a.Stats().Lag > behindRecords }
 
 // foldState is one fold's in-memory delta.
 type foldState struct {
@@ -287,6 +383,12 @@ type sessionDelta struct {
 
 // foldProject folds up to max log records of one project and returns how many.
 func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
+	return a.foldProjectUnless(pnum, max, nil)
+}
+
+// foldProjectUnless is foldProject, ending the fold early (with what it has
+// folded) once stop, looked at every checkBehindEvery records, says so.
+func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.s.closed.Load() {
@@ -333,6 +435,9 @@ func (a *Aggregator) foldProject(pnum uint32, max int) (int, error) {
 			stale = append(stale, it.Item().KeyCopy(nil))
 		}
 		for it.Seek(LogKey(pnum, next)); it.Valid() && len(logKeys) < max; it.Next() {
+			if stop != nil && len(logKeys)%checkBehindEvery == checkBehindEvery-1 && stop() {
+				break
+			}
 			k := it.Item().KeyCopy(nil)
 			seq := binary.BigEndian.Uint64(k[5:])
 			if seq != next {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,13 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	log := newLogger(&cfg, c.errOut)
+
+	// One P more than the cores: the aggregator folds on a thread niced to
+	// 19, and a pass waiting for the CPU must not hold a P the request path
+	// needs (docs/RATIONALE.md). An operator's GOMAXPROCS is left alone.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
 
 	store, err := storage.Open(storage.Options{
 		Dir:          cfg.DataDir,
