@@ -123,6 +123,22 @@ func BenchmarkWritePath(b *testing.B) {
 	}
 }
 
+// allocsPerRun counts run's allocations as testing.AllocsPerRun does, with
+// no garbage collection meanwhile (one empties the decompressors' sync.Pool
+// and its refill would count against the request), and takes the least of
+// three rounds: AllocsPerRun counts the whole process, and the store's
+// background goroutines allocate now and then, while an allocation of the
+// request itself shows in every round.
+func allocsPerRun(run func()) float64 {
+	gc := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(gc)
+	least := testing.AllocsPerRun(50, run)
+	for i := 0; i < 2; i++ {
+		least = min(least, testing.AllocsPerRun(50, run))
+	}
+	return least
+}
+
 // TestWritePathAllocs asserts that the per-event path allocates nothing in
 // steady state: decoding, validation, hashing and gating of a 200-event
 // batch make zero allocations, and a group commit makes a fixed number per
@@ -145,12 +161,7 @@ func TestWritePathAllocs(t *testing.T) {
 			ic.reset()
 		}
 		run() // warm up pools and buffers
-		// No collection while counting: one would empty the decompressors'
-		// sync.Pool and count its refill against the request.
-		gc := debug.SetGCPercent(-1)
-		a := testing.AllocsPerRun(50, run)
-		debug.SetGCPercent(gc)
-		if a != 0 {
+		if a := allocsPerRun(run); a != 0 {
 			t.Errorf("%v: %.1f allocations per 200-event request without storage, want 0", enc, a)
 		}
 	}
@@ -166,7 +177,7 @@ func TestWritePathAllocs(t *testing.T) {
 			ic.reset()
 		}
 		run()
-		return testing.AllocsPerRun(50, run)
+		return allocsPerRun(run)
 	}
 	a50, a200 := per(small), per(raw)
 	t.Logf("allocations per committed request: 50 events %.1f, 200 events %.1f", a50, a200)

@@ -30,16 +30,34 @@ type writeback struct {
 	dirs  []string
 	files map[string]*os.File
 	seen  map[string]bool
+	ticks int // pushes so far
 }
+
+// listEvery is how many pushes reuse the files the last listing found: a
+// value-log file lasts about a second at full load, so a new one goes
+// without pushes for at most that long, and listing (which allocates)
+// happens once a second, not twenty times.
+const listEvery = 20
 
 func newWriteback(dirs ...string) *writeback {
 	return &writeback{dirs: dirs, files: map[string]*os.File{}, seen: map[string]bool{}}
 }
 
 // push starts writeback of the newest value-log and memtable file of each
-// dir (the ones Badger appends to), and closes the files it kept open for
-// files that are gone or no longer newest.
+// dir (the ones Badger appends to), listing the dirs every listEvery pushes.
 func (w *writeback) push() {
+	if w.ticks%listEvery == 0 {
+		w.list()
+	}
+	w.ticks++
+	for _, f := range w.files {
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+}
+
+// list finds the newest value-log and memtable file of each dir, opening
+// the new ones and closing those that are gone or no longer newest.
+func (w *writeback) list() {
 	clear(w.seen)
 	for _, dir := range w.dirs {
 		ents, err := os.ReadDir(dir)
@@ -70,14 +88,13 @@ func (w *writeback) push() {
 			}
 			p := filepath.Join(dir, n)
 			w.seen[p] = true
-			f := w.files[p]
-			if f == nil {
-				if f, err = os.Open(p); err != nil {
+			if w.files[p] == nil {
+				f, err := os.Open(p)
+				if err != nil {
 					continue
 				}
 				w.files[p] = f
 			}
-			_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 		}
 	}
 	for p, f := range w.files {

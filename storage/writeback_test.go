@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestWritebackFollowsTheFilesBeingWritten: push keeps open (and pushes)
+// TestWritebackFollowsTheFilesBeingWritten: list keeps open (for push)
 // only the highest-numbered value-log and memtable file of each dir, by
 // number, not by name order, and lets go of files that are gone or no
 // longer the newest.
@@ -32,7 +32,7 @@ func TestWritebackFollowsTheFilesBeingWritten(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	w.push()
+	w.list()
 	want := []string{filepath.Join(a, "00010.mem"), filepath.Join(a, "1000000.vlog"), filepath.Join(b, "000004.vlog")}
 	slices.Sort(want)
 	if got := open(); !slices.Equal(got, want) {
@@ -40,9 +40,25 @@ func TestWritebackFollowsTheFilesBeingWritten(t *testing.T) {
 	}
 	os.Remove(filepath.Join(b, "000004.vlog"))
 	touch(a, "00011.mem")
-	w.push()
+	w.list()
 	want = []string{filepath.Join(a, "00011.mem"), filepath.Join(a, "1000000.vlog")}
 	if got := open(); !slices.Equal(got, want) {
 		t.Fatalf("after changes: open %v, want %v", got, want)
+	}
+	// push lists on its first call and every listEvery calls after.
+	touch(a, "1000001.vlog")
+	w2 := newWriteback(a)
+	defer w2.close()
+	w2.push()
+	touch(a, "1000002.vlog")
+	for i := 1; i < listEvery; i++ {
+		w2.push()
+	}
+	if _, ok := w2.files[filepath.Join(a, "1000001.vlog")]; !ok || len(w2.files) != 2 {
+		t.Fatalf("before relisting: %v", w2.files)
+	}
+	w2.push()
+	if _, ok := w2.files[filepath.Join(a, "1000002.vlog")]; !ok || len(w2.files) != 2 {
+		t.Fatalf("after relisting: %v", w2.files)
 	}
 }
