@@ -34,6 +34,7 @@ type Config struct {
 	RateLimitMax          int           // COLLECTOR_RATE_LIMIT_MAX: non-ingest requests per client IP per window (0 = off)
 	IngestRateLimitMax    int           // COLLECTOR_INGEST_RATE_LIMIT_MAX: ingest requests per client IP per window (0 = off)
 	KeyIngestRateLimitMax int           // COLLECTOR_KEY_RATE_LIMIT_MAX: ingest requests per API key per window (0 = off)
+	MaxConcurrentIngest   int           // COLLECTOR_MAX_CONCURRENT_INGEST: ingest requests decoded at once (0 = twice the cores)
 
 	SyncWrites  bool  // COLLECTOR_SYNC_WRITES: fsync each group commit
 	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes
@@ -151,6 +152,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	num("COLLECTOR_RATE_LIMIT_MAX", &c.RateLimitMax)
 	num("COLLECTOR_INGEST_RATE_LIMIT_MAX", &c.IngestRateLimitMax)
 	num("COLLECTOR_KEY_RATE_LIMIT_MAX", &c.KeyIngestRateLimitMax)
+	num("COLLECTOR_MAX_CONCURRENT_INGEST", &c.MaxConcurrentIngest)
 	boolean("COLLECTOR_SYNC_WRITES", &c.SyncWrites)
 	if v := getenv("COLLECTOR_MIN_FREE_DISK"); v != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
@@ -199,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimitMax < 0 || c.IngestRateLimitMax < 0 || c.KeyIngestRateLimitMax < 0 {
 		bad("rate limits must be ≥ 0 (0 turns a limit off)")
+	}
+	if c.MaxConcurrentIngest < 0 || c.MaxConcurrentIngest > 4096 {
+		bad("COLLECTOR_MAX_CONCURRENT_INGEST %d: want 0 (twice the cores) up to 4096", c.MaxConcurrentIngest)
 	}
 	for _, o := range c.CORSOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
@@ -265,6 +270,7 @@ var Settings = []Setting{
 	{"COLLECTOR_INGEST_RATE_LIMIT_MAX", "ingest-rate-limit-max", "ingest requests per client address per window (0 = off)"},
 	{"COLLECTOR_KEY_RATE_LIMIT_MAX", "key-rate-limit-max", "ingest requests per API key per window (0 = off)"},
 	{"COLLECTOR_RATE_LIMIT_MAX", "rate-limit-max", "other API requests per client address per window (0 = off)"},
+	{"COLLECTOR_MAX_CONCURRENT_INGEST", "max-concurrent-ingest", "ingest requests decoded at once; the rest wait in arrival order (0 = twice the cores)"},
 	{"COLLECTOR_SYNC_WRITES", "sync-writes", "fsync every group commit (true/false)"},
 	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes (negative = never)"},
 	{"COLLECTOR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long SIGTERM waits for in-flight requests"},

@@ -19,13 +19,14 @@ import (
 // buffers, batch and processor are reused, so a request in steady state
 // allocates nothing per event.
 type ingestCtx struct {
-	parser fastjson.Parser
-	body   []byte
-	batch  core.Batch
-	proc   core.Processor
-	info   core.RequestInfo
-	key    [32]byte
-	errs   []eventError
+	parser  fastjson.Parser
+	slotted bool // holds one of the server's ingestSlots
+	body    []byte
+	batch   core.Batch
+	proc    core.Processor
+	info    core.RequestInfo
+	key     [32]byte
+	errs    []eventError
 
 	accepted, rejected, filtered int
 	stripped                     [core.NumStrips]int
@@ -88,8 +89,18 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		// after every request is answered), and close the connection.
 		ctx.SetConnectionClose()
 	}
+	// Admission first: requests that pile up in a burst or a stall wait in
+	// arrival order holding no context and no buffers.
+	if !s.admit() {
+		s.m.busy.Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "server busy: too many ingest requests waiting; retry")
+		return
+	}
 	ic := s.getCtx()
+	ic.slotted = true
 	defer s.putCtx(ic)
+	defer s.release(ic)
 	now := s.now()
 	project, ok := s.authenticate(ctx, core.CapIngest, pathKey, true, &ic.key)
 	if !ok {
@@ -184,6 +195,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 			return fasthttp.StatusServiceUnavailable, "could not set the batch apart after its plugin failed; nothing of this batch was stored"
 		}
 	}
+	s.release(ic) // waiting for the commit takes no CPU: let the next request in
 	t1 := time.Now()
 	if err := s.d.Sink.Commit(context.Background(), &ic.batch); err != nil {
 		s.m.commitErrs.Inc()
@@ -355,6 +367,37 @@ func truncate(s string, n int) string {
 // requests a node decodes at once; each holds up to about a body's worth
 // of buffers.
 const ingestPoolSize = 32
+
+// maxAdmissionWait is how long an ingest request waits for a slot before
+// it is answered 503: a node that cannot decode what arrives within this
+// long is overloaded, and the SDK's retry is better than a growing queue.
+const maxAdmissionWait = 10 * time.Second
+
+// admit takes an ingest slot, waiting in arrival order (a channel's blocked
+// senders are served first in, first out) for at most maxAdmissionWait.
+func (s *Server) admit() bool {
+	select {
+	case s.ingestSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(maxAdmissionWait)
+	defer t.Stop()
+	select {
+	case s.ingestSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// release gives back ic's ingest slot, if it holds one.
+func (s *Server) release(ic *ingestCtx) {
+	if ic.slotted {
+		ic.slotted = false
+		<-s.ingestSlots
+	}
+}
 
 func (s *Server) getCtx() *ingestCtx {
 	select {

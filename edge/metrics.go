@@ -47,6 +47,7 @@ type serverMetrics struct {
 	groupDur   *metrics.PrometheusHistogram
 	groupReqs  *metrics.PrometheusHistogram
 	commitErrs *metrics.Counter
+	busy       *metrics.Counter
 	quarantine *metrics.Counter
 }
 
@@ -79,6 +80,7 @@ func newServerMetrics() *serverMetrics {
 	m.groupDur = m.set.NewPrometheusHistogramExt(`uptimizr_storage_group_commit_seconds`, latencyBuckets)
 	m.groupReqs = m.set.NewPrometheusHistogramExt(`uptimizr_storage_group_commit_requests`, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256})
 	m.commitErrs = m.set.NewCounter(`uptimizr_storage_commit_errors_total`)
+	m.busy = m.set.NewCounter(`uptimizr_ingest_busy_total`)
 	m.quarantine = m.set.NewCounter(`uptimizr_events_quarantined_total`)
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,11 @@ type Server struct {
 	// context's worth is its warm buffers (the JSON parser's value cache,
 	// the batch arena), which would then be grown again from nothing.
 	pool chan *ingestCtx
+
+	// ingestSlots admits ingest requests to their decoding (decompress,
+	// parse, validate, filter) a few at a time, in arrival order; a request
+	// takes its context only once admitted (collect).
+	ingestSlots chan struct{}
 }
 
 // MaxBatchEvents is the most events one request may carry (SPEC §2).
@@ -112,6 +118,11 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
 	}
 	s.pool = make(chan *ingestCtx, ingestPoolSize)
+	slots := cfg.MaxConcurrentIngest
+	if slots == 0 {
+		slots = 2 * runtime.NumCPU()
+	}
+	s.ingestSlots = make(chan struct{}, slots)
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
