@@ -34,7 +34,7 @@ type Config struct {
 	RateLimitMax          int           // COLLECTOR_RATE_LIMIT_MAX: non-ingest requests per client IP per window (0 = off)
 	IngestRateLimitMax    int           // COLLECTOR_INGEST_RATE_LIMIT_MAX: ingest requests per client IP per window (0 = off)
 	KeyIngestRateLimitMax int           // COLLECTOR_KEY_RATE_LIMIT_MAX: ingest requests per API key per window (0 = off)
-	MaxConcurrentIngest   int           // COLLECTOR_MAX_CONCURRENT_INGEST: ingest requests decoded at once (0 = twice the cores)
+	MaxConcurrentIngest   int           // COLLECTOR_MAX_CONCURRENT_INGEST: ingest requests processed at once (0 = twice the cores)
 
 	SyncWrites  bool  // COLLECTOR_SYNC_WRITES: fsync each group commit
 	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes
@@ -270,7 +270,7 @@ var Settings = []Setting{
 	{"COLLECTOR_INGEST_RATE_LIMIT_MAX", "ingest-rate-limit-max", "ingest requests per client address per window (0 = off)"},
 	{"COLLECTOR_KEY_RATE_LIMIT_MAX", "key-rate-limit-max", "ingest requests per API key per window (0 = off)"},
 	{"COLLECTOR_RATE_LIMIT_MAX", "rate-limit-max", "other API requests per client address per window (0 = off)"},
-	{"COLLECTOR_MAX_CONCURRENT_INGEST", "max-concurrent-ingest", "ingest requests decoded at once; the rest wait in arrival order (0 = twice the cores)"},
+	{"COLLECTOR_MAX_CONCURRENT_INGEST", "max-concurrent-ingest", "ingest requests processed at once; the rest wait in arrival order (0 = twice the cores)"},
 	{"COLLECTOR_SYNC_WRITES", "sync-writes", "fsync every group commit (true/false)"},
 	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes (negative = never)"},
 	{"COLLECTOR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long SIGTERM waits for in-flight requests"},

@@ -37,7 +37,7 @@ func (f *slowFilter) Apply(_ context.Context, _ *core.Batch) error {
 }
 
 // TestIngestAdmission: with COLLECTOR_MAX_CONCURRENT_INGEST=2, twelve
-// requests sent at once are decoded (here: held by the filter) two at a
+// requests sent at once are processed (here: held by the filter) two at a
 // time, and every one of them is answered 200 and committed.
 func TestIngestAdmission(t *testing.T) {
 	cfg := core.DefaultConfig()

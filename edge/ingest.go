@@ -195,7 +195,6 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 			return fasthttp.StatusServiceUnavailable, "could not set the batch apart after its plugin failed; nothing of this batch was stored"
 		}
 	}
-	s.release(ic) // waiting for the commit takes no CPU: let the next request in
 	t1 := time.Now()
 	if err := s.d.Sink.Commit(context.Background(), &ic.batch); err != nil {
 		s.m.commitErrs.Inc()

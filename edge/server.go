@@ -77,9 +77,9 @@ type Server struct {
 	// the batch arena), which would then be grown again from nothing.
 	pool chan *ingestCtx
 
-	// ingestSlots admits ingest requests to their decoding (decompress,
-	// parse, validate, filter) a few at a time, in arrival order; a request
-	// takes its context only once admitted (collect).
+	// ingestSlots admits ingest requests a few at a time, in arrival order,
+	// for their whole processing (decode, validate, filter, commit); a
+	// request takes its context only once admitted (collect).
 	ingestSlots chan struct{}
 }
 
