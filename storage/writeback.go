@@ -23,7 +23,7 @@ import (
 // durability: it only starts earlier writes the kernel would make anyway.
 
 // writebackInterval is how often the files being written are pushed.
-const writebackInterval = 50 * time.Millisecond
+const writebackInterval = 20 * time.Millisecond
 
 // writeback pushes the value-log and memtable files of some database dirs.
 type writeback struct {
@@ -36,8 +36,8 @@ type writeback struct {
 // listEvery is how many pushes reuse the files the last listing found: a
 // value-log file lasts about a second at full load, so a new one goes
 // without pushes for at most that long, and listing (which allocates)
-// happens once a second, not twenty times.
-const listEvery = 20
+// happens once a second, not fifty times.
+const listEvery = 50
 
 func newWriteback(dirs ...string) *writeback {
 	return &writeback{dirs: dirs, files: map[string]*os.File{}, seen: map[string]bool{}}
