@@ -3,8 +3,6 @@ package edge_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -58,22 +56,7 @@ func TestIngestAdmission(t *testing.T) {
 	}
 	hasher, _ := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
 	filter := &slowFilter{hold: 30 * time.Millisecond}
-	srv, err := edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Hasher: hasher, Filter: filter,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
+	base := serveLoopback(t, &cfg, st, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Hasher: hasher, Filter: filter})
 	body := []byte(`{"events":[{"type":"scene_change","projectId":"a","sessionId":"s","ts":1,"sdkVersion":"1","to":"x"}]}`)
 	const n = 12
 	var wg sync.WaitGroup
@@ -82,7 +65,7 @@ func TestIngestAdmission(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/api/v1/collect", bytes.NewReader(body))
+			req, _ := http.NewRequest("POST", base+"/api/v1/collect", bytes.NewReader(body))
 			req.Header.Set("x-api-key", keys.Ingest)
 			req.Header.Set("content-type", "application/json")
 			res, err := http.DefaultClient.Do(req)

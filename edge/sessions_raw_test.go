@@ -344,8 +344,18 @@ func rawServer(t *testing.T, ttl time.Duration) (base string, keys storage.NewKe
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Hasher: hasher, Raw: st.Raw(),
-		Logger: slog.New(slog.DiscardHandler)})
+	base = serveLoopback(t, &cfg, st, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Hasher: hasher, Raw: st.Raw()})
+	return base, keys, &http.Client{Timeout: 20 * time.Second}
+}
+
+// serveLoopback starts a server with deps on a loopback port and returns
+// its base URL; cleanup shuts it down, then closes st.
+func serveLoopback(t *testing.T, cfg *core.Config, st *storage.Store, deps edge.Deps) string {
+	t.Helper()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := edge.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +370,7 @@ func rawServer(t *testing.T, ttl time.Duration) (base string, keys storage.NewKe
 		srv.Shutdown(ctx)
 		st.Close()
 	})
-	return "http://" + ln.Addr().String(), keys, &http.Client{Timeout: 20 * time.Second}
+	return "http://" + ln.Addr().String()
 }
 
 func TestRawReplayExpires(t *testing.T) {

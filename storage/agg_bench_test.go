@@ -12,7 +12,12 @@ import (
 // fixtureBatch builds a batch from a fixture file's events as stored (their
 // JSON as the ingest path would keep it, close enough for folding).
 func fixtureBatch(tb testing.TB, pnum uint32) *core.Batch {
-	raw, err := os.ReadFile(filepath.Join("../../shared/fixtures", "batch200_00_session-start.json"))
+	return batchFromFixture(tb, filepath.Join("../../shared/fixtures", "batch200_00_session-start.json"), pnum)
+}
+
+// batchFromFixture builds a batch of project pnum from one fixture file.
+func batchFromFixture(tb testing.TB, path string, pnum uint32) *core.Batch {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		tb.Skip("fixtures not found")
 	}

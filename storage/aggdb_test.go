@@ -95,50 +95,14 @@ func TestAggregatesMoveFromTheMainDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Move every aggregate key back into the main database.
-	var keys, vals [][]byte
-	if err := s.adb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	keys := moveBack(t, s.adb, s.DB())
 	if len(keys) == 0 {
 		t.Fatal("no aggregates written")
-	}
-	if err := s.DB().Update(func(txn *badger.Txn) error {
-		for i := range keys {
-			if err := txn.Set(keys[i], vals[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.adb.DropAll(); err != nil {
-		t.Fatal(err)
 	}
 	s.Close()
 
 	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
-	left := 0
-	s2.DB().View(func(txn *badger.Txn) error {
-		for _, k := range keys {
-			if _, err := txn.Get(k); err == nil {
-				left++
-			}
-		}
-		return nil
-	})
-	if left != 0 {
+	if left := keysIn(s2.DB(), keys); left != 0 {
 		t.Fatalf("%d of %d aggregate keys still in the main database", left, len(keys))
 	}
 	if n := countEvents(t, s2, pnum); n != 10 {
@@ -169,50 +133,14 @@ func TestLogMovesFromTheMainDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var keys, vals [][]byte
-	if err := s.LogDB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	keys := moveBack(t, s.LogDB(), s.DB())
 	if len(keys) != 4 { // three records and the counter
 		t.Fatalf("%d keys in the log database, want 4", len(keys))
-	}
-	if err := s.DB().Update(func(txn *badger.Txn) error {
-		for i := range keys {
-			if err := txn.Set(keys[i], vals[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.LogDB().DropAll(); err != nil {
-		t.Fatal(err)
 	}
 	s.Close()
 
 	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
-	left := 0
-	s2.DB().View(func(txn *badger.Txn) error {
-		for _, k := range keys {
-			if _, err := txn.Get(k); err == nil {
-				left++
-			}
-		}
-		return nil
-	})
-	if left != 0 {
+	if left := keysIn(s2.DB(), keys); left != 0 {
 		t.Fatalf("%d of %d log keys still in the main database", left, len(keys))
 	}
 	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 5, "b")); err != nil {
@@ -228,4 +156,53 @@ func TestLogMovesFromTheMainDatabase(t *testing.T) {
 	if n := countEvents(t, s2, pnum); n != 35 {
 		t.Fatalf("%d events folded, want 35", n)
 	}
+}
+
+// moveBack moves every key of from into to (as an earlier version kept
+// them) and empties from; it returns the keys.
+func moveBack(t *testing.T, from, to *badger.DB) [][]byte {
+	t.Helper()
+	var keys, vals [][]byte
+	if err := from.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := to.Update(func(txn *badger.Txn) error {
+		for i := range keys {
+			if err := txn.Set(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := from.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// keysIn counts how many of keys db holds.
+func keysIn(db *badger.DB, keys [][]byte) int {
+	n := 0
+	db.View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if _, err := txn.Get(k); err == nil {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -2,10 +2,8 @@ package storage
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -22,26 +20,7 @@ func fixtureBatches(t *testing.T, pnum uint32) []*core.Batch {
 	}
 	var out []*core.Batch
 	for _, p := range paths {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct{ Events []json.RawMessage }
-		if err := json.Unmarshal(raw, &doc); err != nil {
-			t.Fatal(err)
-		}
-		b := &core.Batch{ProjectID: "p", ProjectNum: pnum}
-		for _, e := range doc.Events {
-			var head struct {
-				Type      string
-				SessionID string
-				TS        int64
-			}
-			json.Unmarshal(e, &head)
-			typ, _ := core.ParseEventType([]byte(head.Type))
-			b.AppendEvent(typ, head.TS, []byte(head.SessionID), e)
-		}
-		out = append(out, b)
+		out = append(out, batchFromFixture(t, p, pnum))
 	}
 	return out
 }

@@ -347,18 +347,29 @@ func (b badgerLogger) Infof(f string, a ...any) {
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
 
+// subDir returns DATA_DIR/name, created if needed; ok is false when it
+// cannot be used: an error, or read-only mode and the dir does not exist
+// yet (the database is then nil).
+func subDir(opts Options, name string) (dir string, ok bool, err error) {
+	dir = filepath.Join(opts.Dir, name)
+	if opts.ReadOnly {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir, false, nil
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return dir, false, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	return dir, true, nil
+}
+
 // openAggregates opens the aggregates database, DATA_DIR/agg. Cells are
 // rewritten several times a second under load, so they are kept in the
 // LSM tree (value threshold 1 MiB), where compactions drop old versions,
 // rather than in a value log that would need collecting.
 func openAggregates(opts Options) (*badger.DB, error) {
-	dir := filepath.Join(opts.Dir, "agg")
-	if opts.ReadOnly {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	dir, ok, err := subDir(opts, "agg")
+	if !ok {
+		return nil, err
 	}
 	return openBadger(badgerOptions(dir, opts).
 		WithValueThreshold(1<<20).
@@ -379,13 +390,9 @@ func openAggregates(opts Options) (*badger.DB, error) {
 // reclaimed seconds after it fills, so the log's disk and mapped memory
 // stay at tens of megabytes however long the node runs.
 func openLog(opts Options) (*badger.DB, error) {
-	dir := filepath.Join(opts.Dir, "log")
-	if opts.ReadOnly {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	dir, ok, err := subDir(opts, "log")
+	if !ok {
+		return nil, err
 	}
 	return openBadger(badgerOptions(dir, opts).
 		WithValueThreshold(64). // every record: the LSM tree holds only keys and pointers
