@@ -13,6 +13,8 @@ type Event struct {
 
 	start, end         uint32 // canonical JSON in Batch.Buf
 	sessStart, sessEnd uint32 // sessionId (unescaped bytes) in Batch.Buf
+	capStart, capEnd   uint32 // captured fields in Batch.Spans
+	captured           bool   // validated with a Capture
 }
 
 // Batch is the unit that flows from decoding through filters into a Sink: the
@@ -28,6 +30,8 @@ type Batch struct {
 	// index into it.
 	Buf    []byte
 	Events []Event
+	// Spans locate the captured fields of events validated with a Capture.
+	Spans []Span
 
 	// Info is what the server decided for the request (visitor, coarse
 	// browser/os, channels): a filter that rewrites events re-validates them
@@ -47,6 +51,7 @@ func (b *Batch) Reset() {
 	b.ReceivedAt = 0
 	b.Buf = b.Buf[:0]
 	b.Events = b.Events[:0]
+	b.Spans = b.Spans[:0]
 	b.Info = nil
 	b.Quarantined = 0
 	b.Filtered = 0
@@ -96,3 +101,33 @@ type Sink interface {
 // now: shutting down, closed, or short of disk. Callers answer 503 with
 // Retry-After.
 var ErrUnavailable = errors.New("storage unavailable")
+
+// Captured returns the spans of event i's captured fields, in schema order,
+// and whether the event was validated with a Capture at all. When ok is
+// false nothing was located and a consumer must read the event's JSON; when
+// it is true, a captured field without a span is absent from the event.
+func (b *Batch) Captured(i int) (spans []Span, ok bool) {
+	e := &b.Events[i]
+	return b.Spans[e.capStart:e.capEnd:e.capEnd], e.captured
+}
+
+// Value returns the canonical JSON token a span of b locates. The slice
+// aliases b.Buf.
+func (b *Batch) Value(s Span) []byte { return b.Buf[s.start:s.end:s.end] }
+
+// AppendEventFrom appends event i of src to b, with its captured spans.
+func (b *Batch) AppendEventFrom(src *Batch, i int) {
+	e := &src.Events[i]
+	b.AppendEvent(e.Type, e.TS, src.Session(i), src.JSON(i))
+	if !e.captured {
+		return
+	}
+	ne := &b.Events[len(b.Events)-1]
+	ne.captured = true
+	ne.capStart = uint32(len(b.Spans))
+	shift := ne.start - e.start // the JSON moved by this much (mod 2^32)
+	for _, s := range src.Spans[e.capStart:e.capEnd] {
+		b.Spans = append(b.Spans, Span{Field: s.Field, start: s.start + shift, end: s.end + shift})
+	}
+	ne.capEnd = uint32(len(b.Spans))
+}

@@ -10,7 +10,8 @@ import (
 // FuzzProcessor feeds arbitrary JSON documents (as the standard library parses
 // them) to the Processor. It must never panic; a rejected event leaves nothing
 // in the batch; an accepted event is valid JSON that validates again to the
-// same bytes; gating never turns a rejected event into anything else.
+// same bytes; gating never turns a rejected event into anything else; the
+// captured fields are located exactly.
 func FuzzProcessor(f *testing.F) {
 	if _, err := os.Stat(fixturesDir); err == nil {
 		for _, fx := range loadFixtures(f) {
@@ -35,6 +36,7 @@ func FuzzProcessor(f *testing.F) {
 	f.Add([]byte(`{"type":"session_start","projectId":"p","sessionId":"s","ts":0,"sdkVersion":"v","device":{"x":{"y":{"z":[1,"\u2028"]}}}}`))
 
 	def := testInfo(DefaultChannels())
+	capture := testCapture(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := parseValue(data)
 		if err != nil {
@@ -43,6 +45,7 @@ func FuzzProcessor(f *testing.F) {
 		var p, pd Processor
 		b := &Batch{Buf: []byte("x")}
 		bd := &Batch{}
+		p.SetCapture(capture)
 		p.Begin(b, info)
 		pd.Begin(bd, def)
 		out, ty, r := p.Add(v)
@@ -70,6 +73,7 @@ func FuzzProcessor(f *testing.F) {
 		if err := json.Unmarshal(got, &m); err != nil || m["type"] != ty.String() || m["sessionId"] != string(b.Session(0)) {
 			t.Fatalf("output %s: %v", got, err)
 		}
+		checkSpans(t, b, 0, capture)
 		again, err := parseValue(got)
 		if err != nil {
 			t.Fatalf("output does not parse: %v: %s", err, got)

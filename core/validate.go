@@ -14,6 +14,7 @@ type Processor struct {
 	b   *Batch
 	ch  Channels
 	out []byte // the batch buffer while an event is written
+	cap *Capture
 
 	// pre holds the request's constant pieces, quoted:
 	// [0:preVisitor) `,"projectId":"…","sessionId":`
@@ -33,6 +34,16 @@ type Processor struct {
 
 // NewProcessor returns a ready Processor; the zero value works as well.
 func NewProcessor() *Processor { return new(Processor) }
+
+// SetCapture makes the Processor locate the fields of c in every event it
+// accepts from now on (see Batch.Captured); nil stops it.
+func (p *Processor) SetCapture(c *Capture) { p.cap = c }
+
+// The visitorId value within pre[preVisitor:preBrowser].
+const (
+	visitorValStart = len(`,"visitorId":`)
+	visitorValLen   = 2 + len(RequestInfo{}.VisitorID)
+)
 
 // Begin starts a request: accepted events will be appended to b, and info
 // (project, visitor, browser and OS, channels) is stamped on each.
@@ -79,23 +90,26 @@ func (p *Processor) Stripped() [NumStrips]int { return p.stripped }
 // batch. Begin must have been called.
 func (p *Processor) Add(v Value) (Outcome, EventType, Reason) {
 	b := p.b
-	mark := len(b.Buf)
+	mark, spans := len(b.Buf), len(b.Spans)
 	p.out = b.Buf
 	p.hit = [NumStrips]bool{}
 	t, ts, sess, r, ok := p.event(v)
 	if !ok {
 		b.Buf = p.out[:mark]
+		b.Spans = b.Spans[:spans]
 		return Rejected, t, r
 	}
 	if p.ch.Drops(t) {
 		b.Buf = p.out[:mark]
+		b.Spans = b.Spans[:spans]
 		return Filtered, t, Reason{}
 	}
 	end := len(p.out)
 	p.out = append(p.out, sess...)
 	b.Buf = p.out
 	b.Events = append(b.Events, Event{Type: t, TS: ts,
-		start: uint32(mark), end: uint32(end), sessStart: uint32(end), sessEnd: uint32(len(p.out))})
+		start: uint32(mark), end: uint32(end), sessStart: uint32(end), sessEnd: uint32(len(p.out)),
+		capStart: uint32(spans), capEnd: uint32(len(b.Spans)), captured: p.cap != nil})
 	for s, hit := range p.hit {
 		if hit {
 			p.stripped[s]++
@@ -154,6 +168,9 @@ func (p *Processor) event(v Value) (t EventType, ts int64, sess []byte, r Reason
 	p.out = append(p.out, '"')
 	p.out = append(p.out, p.pre[:p.preVisitor]...)
 	p.out = appendQuoted(p.out, sess)
+	if p.cap != nil && p.cap.visitor != 0 {
+		p.span(p.cap.visitor, len(p.out)+visitorValStart, len(p.out)+visitorValStart+visitorValLen)
+	}
 	p.out = append(p.out, p.pre[p.preVisitor:p.preBrowser]...)
 	p.out = strconv.AppendInt(p.out, ts, 10)
 
@@ -161,6 +178,9 @@ func (p *Processor) event(v Value) (t EventType, ts int64, sess []byte, r Reason
 		f := &o.fields[i]
 		if i == envSceneID && slot(i) == nil {
 			p.out = append(p.out, `,"sceneId":"default"`...)
+			if p.cap != nil && p.cap.scene != 0 {
+				p.span(p.cap.scene, len(p.out)-len(`"default"`), len(p.out))
+			}
 			continue
 		}
 		mark := len(p.out)
@@ -168,13 +188,27 @@ func (p *Processor) event(v Value) (t EventType, ts int64, sess []byte, r Reason
 		if !ok {
 			return t, 0, nil, r, false
 		}
-		if wrote && f.gated && p.strips(f.strip) {
+		if !wrote {
+			continue
+		}
+		if f.gated && p.strips(f.strip) {
 			p.out = p.out[:mark]
 			p.hit[f.strip] = true
+			continue
+		}
+		if p.cap != nil {
+			if num := p.cap.field[t][i]; num != 0 {
+				p.span(num, mark+1+len(f.key), len(p.out))
+			}
 		}
 	}
 	p.out = append(p.out, '}')
 	return t, ts, sess, Reason{}, true
+}
+
+// span records where the value of captured field num lies in the batch.
+func (p *Processor) span(num uint8, start, end int) {
+	p.b.Spans = append(p.b.Spans, Span{Field: num, start: uint32(start), end: uint32(end)})
 }
 
 // strips reports whether gating removes fields of channel s.
