@@ -62,12 +62,13 @@ type harness struct {
 
 	host    *plugins.Host
 	plugins *plugins.Manager
+	sink    *recordingSink
 	now     time.Time
 	hc      *http.Client
 }
 
 // newHarness runs the server with the aggregator off, so that tests of the
-// write path can read back exactly what was stored in the ingest log.
+// write path see the ingest log as the requests left it.
 func newHarness(t *testing.T, mutate func(*core.Config)) *harness {
 	h := startHarness(t, mutate, false)
 	t.Cleanup(h.close)
@@ -141,14 +142,17 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.plugins = plugins.NewManager(h.host, st.Plugins(), plugins.NewFilter(st.Quarantine(), log), log)
-	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: st.Sink(), Ready: st.Writable, Hasher: hasher, Logger: log,
+	filter := plugins.NewFilter(st.Quarantine(), log)
+	filter.SetCapture(storage.Capture())
+	h.plugins = plugins.NewManager(h.host, st.Plugins(), filter, log)
+	h.sink = &recordingSink{inner: st.Sink(), byNum: map[uint32][]storedEvent{}}
+	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: h.sink, Capture: storage.Capture(), Ready: st.Writable, Hasher: hasher, Logger: log,
 		Raw:        st.Raw(),
 		Scenes:     st.Scenes(),
 		Aggregates: st.Reader(),
 		Filter:     h.plugins.Filter(),
 		Plugins:    h.plugins,
-		Quarantine: testQuarantine{st.Quarantine(), h.plugins, st.Sink()},
+		Quarantine: testQuarantine{st.Quarantine(), h.plugins, h.sink},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +216,7 @@ func (h *harness) collect(key string, body []byte, hdr map[string]string) resp {
 	return h.do("POST", "/api/v1/collect", body, m)
 }
 
-// storedEvent is an event read back from the ingest log.
+// storedEvent is an event committed to the store.
 type storedEvent struct {
 	Type    core.EventType
 	TS      int64
@@ -221,35 +225,60 @@ type storedEvent struct {
 	Raw     string
 }
 
-func (h *harness) logEvents(project string) []storedEvent {
+// recordingSink commits through the store's sink and, once a commit has
+// succeeded, keeps a copy of every event it committed: what the server
+// handed to storage, read back by storedEvents. (The ingest log holds only
+// what the aggregator reads; storage's own tests check it.)
+type recordingSink struct {
+	inner core.Sink
+	mu    sync.Mutex
+	byNum map[uint32][]storedEvent
+	errs  []string
+}
+
+func (r *recordingSink) Commit(ctx context.Context, b *core.Batch) error {
+	if err := r.inner.Commit(ctx, b); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range b.Events {
+		var m map[string]any
+		if err := json.Unmarshal(b.JSON(i), &m); err != nil {
+			r.errs = append(r.errs, err.Error()+": "+string(b.JSON(i)))
+		}
+		e := &b.Events[i]
+		r.byNum[b.ProjectNum] = append(r.byNum[b.ProjectNum], storedEvent{e.Type, e.TS, string(b.Session(i)), m, string(b.JSON(i))})
+	}
+	return nil
+}
+
+// storedEvents returns every event committed for the project, in commit
+// order.
+func (h *harness) storedEvents(project string) []storedEvent {
 	h.t.Helper()
 	p := h.store.Registry().Project(project)
-	var out []storedEvent
-	err := h.store.LogDB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.LogPrefix(p.Num), PrefetchValues: true})
+	h.sink.mu.Lock()
+	defer h.sink.mu.Unlock()
+	for _, e := range h.sink.errs {
+		h.t.Errorf("stored event is not JSON: %s", e)
+	}
+	return append([]storedEvent(nil), h.sink.byNum[p.Num]...)
+}
+
+// logRecords counts the project's records in the ingest log.
+func (h *harness) logRecords(project string) int {
+	p := h.store.Registry().Project(project)
+	n := 0
+	h.store.LogDB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.LogPrefix(p.Num)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if _, _, err := storage.DecodeRecord(v, nil, func(e storage.RecordEvent) error {
-				var m map[string]any
-				if err := json.Unmarshal(e.JSON, &m); err != nil {
-					h.t.Errorf("stored event is not JSON: %v: %s", err, e.JSON)
-				}
-				out = append(out, storedEvent{e.Type, e.TS, string(e.Session), m, string(e.JSON)})
-				return nil
-			}); err != nil {
-				return err
-			}
+			n++
 		}
 		return nil
 	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return n
 }
 
 func (h *harness) rawChunkCount(project string) int {

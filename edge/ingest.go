@@ -403,7 +403,9 @@ func (s *Server) getCtx() *ingestCtx {
 	case ic := <-s.pool:
 		return ic
 	default:
-		return new(ingestCtx)
+		ic := new(ingestCtx)
+		ic.proc.SetCapture(s.d.Capture)
+		return ic
 	}
 }
 

@@ -109,9 +109,9 @@ func TestPluginsThroughTheServer(t *testing.T) {
 	if json.Unmarshal(r.body, &up); r.status != 201 || up.Name != "renamer" || up.Version != 1 {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
-	before := len(h.logEvents("a"))
+	before := len(h.storedEvents("a"))
 	h.collect(h.a.Ingest, f.body, nil)
-	stored := h.logEvents("a")[before:]
+	stored := h.storedEvents("a")[before:]
 	customs := 0
 	for _, e := range stored {
 		if e.Type.String() == "custom" {
@@ -125,9 +125,9 @@ func TestPluginsThroughTheServer(t *testing.T) {
 		t.Fatalf("stored %d (customs %d)", len(stored), customs)
 	}
 	// Project b is untouched by a's plugin.
-	beforeB := len(h.logEvents("b"))
+	beforeB := len(h.storedEvents("b"))
 	h.collect(h.b.Ingest, f.body, nil)
-	for _, e := range h.logEvents("b")[beforeB:] {
+	for _, e := range h.storedEvents("b")[beforeB:] {
 		if e.JSON["name"] == "redacted" {
 			t.Fatal("a's plugin ran on b's batch")
 		}
@@ -138,12 +138,12 @@ func TestPluginsThroughTheServer(t *testing.T) {
 	if r := h.upload("renamer", `{"mode":"trap-on-2"}`, "", wasm); r.status != 201 {
 		t.Fatalf("trap-on-2 upload (its self-test is call 1): %d %s", r.status, r.body)
 	}
-	before = len(h.logEvents("a"))
+	before = len(h.storedEvents("a"))
 	r = h.collect(h.a.Ingest, f.body, nil)
 	if m := r.json(t); num(m, "quarantined") != wantAcc || num(m, "accepted") != 0 {
 		t.Fatalf("quarantine: %s", r.body)
 	}
-	if len(h.logEvents("a")) != before {
+	if len(h.storedEvents("a")) != before {
 		t.Fatal("a quarantined batch reached the log")
 	}
 	var q struct {
@@ -172,7 +172,7 @@ func TestPluginsThroughTheServer(t *testing.T) {
 	if r.status != 200 || num(r.json(t), "accepted") != wantAcc {
 		t.Fatalf("replay: %d %s", r.status, r.body)
 	}
-	replayed := h.logEvents("a")[before:]
+	replayed := h.storedEvents("a")[before:]
 	if len(replayed) != wantAcc {
 		t.Fatalf("replayed %d events", len(replayed))
 	}

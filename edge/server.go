@@ -40,6 +40,9 @@ type Deps struct {
 	Keys   Keys
 	Sink   core.Sink
 	Filter core.Filter  // optional per-project filter chain
+	// Capture names the fields the Sink reads from events (optional): the
+	// validator locates them, so the Sink need not parse events again.
+	Capture *core.Capture
 	Ready  func() error // nil when storage can take writes
 	Hasher *core.VisitorHasher
 	Logger *slog.Logger

@@ -64,7 +64,7 @@ func TestCollectEncodingsAndAuthPaths(t *testing.T) {
 			}
 		}
 	}
-	stored := h.logEvents("a")
+	stored := h.storedEvents("a")
 	if len(stored) != total {
 		t.Fatalf("stored %d events, responses acknowledged %d", len(stored), total)
 	}
@@ -115,12 +115,12 @@ func TestNDJSON(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	// A line that is not JSON fails the whole body, and nothing is stored.
-	before := len(h.logEvents("a"))
+	before := len(h.storedEvents("a"))
 	r = h.collect(h.a.Ingest, []byte(`{"type":"scene_change","projectId":"x","sessionId":"s","ts":1,"sdkVersion":"1"}`+"\n{oops\n"), map[string]string{"content-type": "application/x-ndjson"})
 	if r.status != 400 || !strings.Contains(r.json(t)["error"].(string), "line 2") {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	if len(h.logEvents("a")) != before {
+	if len(h.storedEvents("a")) != before {
 		t.Fatal("a rejected body stored events")
 	}
 }
@@ -203,7 +203,7 @@ func TestStatusCodes(t *testing.T) {
 			}
 		})
 	}
-	if n := len(h.logEvents("a")); n != 0 {
+	if n := len(h.storedEvents("a")); n != 0 {
 		t.Fatalf("%d events stored from failed requests", n)
 	}
 	// The batch-size rule, under a body limit that lets 1001 events through.
@@ -257,7 +257,7 @@ func TestPerEventRejection(t *testing.T) {
 	if !strings.Contains(res.Errors[0].Reason, "fps") || !strings.Contains(res.Errors[2].Reason, "ts") {
 		t.Fatalf("reasons do not name the field: %+v", res.Errors[:3])
 	}
-	stored := h.logEvents("a")
+	stored := h.storedEvents("a")
 	if len(stored) != 3 {
 		t.Fatalf("stored %d", len(stored))
 	}
@@ -280,10 +280,10 @@ func TestTenantIsolationOfWrites(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	}
-	if n := len(h.logEvents("b")); n != 0 {
+	if n := len(h.storedEvents("b")); n != 0 {
 		t.Fatalf("key of a wrote %d events into b", n)
 	}
-	a := h.logEvents("a")
+	a := h.storedEvents("a")
 	if len(a) != 2 {
 		t.Fatalf("a has %d", len(a))
 	}
@@ -330,7 +330,7 @@ func TestGatingByAdminEndpoint(t *testing.T) {
 		}
 	}
 	hit, bounds := 0, 0
-	for _, e := range h.logEvents("a") {
+	for _, e := range h.storedEvents("a") {
 		if _, ok := e.JSON["hitPoint"]; ok && e.Type == core.TypeCameraSample {
 			hit++
 		}
@@ -451,7 +451,7 @@ func TestVisitorIDAndCoarseUA(t *testing.T) {
 	send("198.51.100.1", firefox)
 	send("198.51.100.1", firefox)
 	send("198.51.100.2", firefox)
-	ev := h.logEvents("a")
+	ev := h.storedEvents("a")
 	if len(ev) != 3 {
 		t.Fatal(len(ev))
 	}
@@ -527,7 +527,7 @@ func TestRateLimits(t *testing.T) {
 	if r := h2.collect(h2.b.Ingest, body, hdrIP("192.0.2.99")); r.status != 200 {
 		t.Fatalf("other key limited: %d", r.status)
 	}
-	if got := len(h.logEvents("a")); got != 3 {
+	if got := len(h.storedEvents("a")); got != 3 {
 		t.Fatalf("limited requests stored events: %d", got)
 	}
 }
@@ -630,7 +630,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 	defer st.Close()
 	h.store = st
-	if n := len(h.logEvents("a")); n != 2 {
+	if n := len(h.storedEvents("a")); n != 2 {
 		t.Fatalf("after reopen %d events, want 2", n)
 	}
 }

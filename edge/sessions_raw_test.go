@@ -80,7 +80,7 @@ func body(t *testing.T, events []map[string]any) []byte {
 // session's events in the ingest log (arrival order), stably sorted by ts.
 func storedOrder(h *harness, project, session string) []string {
 	var evs []storedEvent
-	for _, e := range h.logEvents(project) {
+	for _, e := range h.storedEvents(project) {
 		if e.Session == session {
 			evs = append(evs, e)
 		}
@@ -149,7 +149,7 @@ func TestRawReplayOrderAndFormats(t *testing.T) {
 		t.Fatalf("only %d events stored", len(want))
 	}
 	var arrival []string
-	for _, e := range h.logEvents("a") {
+	for _, e := range h.storedEvents("a") {
 		arrival = append(arrival, e.Raw)
 	}
 	if slices.Equal(arrival, want) {

@@ -96,7 +96,7 @@ func TestEveryEventTypeThroughTheServer(t *testing.T) {
 		}
 	}
 	// Every stored event has the type it was sent as.
-	stored := h.logEvents("a")
+	stored := h.storedEvents("a")
 	if len(stored) != len(typeCases) {
 		t.Fatalf("stored %d, want %d", len(stored), len(typeCases))
 	}

@@ -34,7 +34,12 @@ type Filter struct {
 	chains atomic.Pointer[map[uint32]*Chain]
 	mu     sync.Mutex // serialises chain swaps
 	pool   sync.Pool  // *runState
+	cap    *core.Capture
 }
+
+// SetCapture makes re-validated events carry the fields c names (see
+// core.Capture), as events validated at ingest do. Call it before use.
+func (f *Filter) SetCapture(c *core.Capture) { f.cap = c }
 
 // NewFilter returns a Filter with no chains.
 func NewFilter(q Quarantine, log *slog.Logger) *Filter {
@@ -44,7 +49,11 @@ func NewFilter(q Quarantine, log *slog.Logger) *Filter {
 	f := &Filter{q: q, log: log}
 	empty := map[uint32]*Chain{}
 	f.chains.Store(&empty)
-	f.pool.New = func() any { return new(runState) }
+	f.pool.New = func() any {
+		st := new(runState)
+		st.proc.SetCapture(f.cap)
+		return st
+	}
 	return f
 }
 
@@ -121,8 +130,7 @@ func copyBatch(dst, src *core.Batch) {
 	dst.Reset()
 	dst.ProjectID, dst.ProjectNum, dst.ReceivedAt, dst.Info = src.ProjectID, src.ProjectNum, src.ReceivedAt, src.Info
 	for i := range src.Events {
-		e := &src.Events[i]
-		dst.AppendEvent(e.Type, e.TS, src.Session(i), src.JSON(i))
+		dst.AppendEventFrom(src, i)
 	}
 }
 
@@ -144,6 +152,7 @@ func (f *Filter) runOne(ctx context.Context, st *runState, p *Plugin, b *core.Ba
 	q, filtered, pnum := b.Quarantined, b.Filtered, b.ProjectNum
 	b.Buf, st.next.Buf = st.next.Buf, b.Buf
 	b.Events, st.next.Events = st.next.Events, b.Events
+	b.Spans, st.next.Spans = st.next.Spans, b.Spans
 	b.Info, b.ProjectID, b.ReceivedAt, b.ProjectNum = info, proj, recv, pnum
 	b.Quarantined, b.Filtered = q, filtered+dropped
 	return nil
@@ -189,10 +198,9 @@ func applyOutput(st *runState, b *core.Batch, out []byte) (int, error) {
 		}
 		op := out[0]
 		out = out[1:]
-		e := &b.Events[i]
 		switch op {
 		case 0:
-			st.next.AppendEvent(e.Type, e.TS, b.Session(i), b.JSON(i))
+			st.next.AppendEventFrom(b, i)
 		case 1:
 			dropped++
 		case 2:

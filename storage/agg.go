@@ -378,6 +378,7 @@ type sessionDelta struct {
 	events        int64
 	started, last int64
 	scenes        map[string]struct{}
+	sceneOrder    []string // scenes in the order first seen
 	meta          map[string]json.RawMessage
 }
 
@@ -445,14 +446,12 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 				// visible yet: stop here and fold it next time.
 				break
 			}
-			var ferr error
+			var skipped int
 			err := it.Item().Value(func(v []byte) error {
 				var err error
-				_, scratch, err = DecodeRecord(v, scratch, func(e RecordEvent) error {
+				scratch, skipped, err = decodeLogRecord(v, scratch, &a.members, func(e *logEvent) error {
 					events++
-					if err := a.foldEvent(&st, e); err != nil {
-						ferr = err
-					}
+					a.foldEvent(&st, e)
 					return nil
 				})
 				return err
@@ -464,8 +463,8 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			// it steps aside, so that requests waiting for a CPU (their commit
 			// acknowledgements above all) are not held up behind it.
 			runtime.Gosched()
-			if ferr != nil {
-				a.s.log.Warn("event not folded", "project_num", pnum, "seq", seq, "err", ferr)
+			if skipped > 0 {
+				a.s.log.Warn("events not folded: not JSON objects", "project_num", pnum, "seq", seq, "events", skipped)
 			}
 			logKeys = append(logKeys, k)
 			next++
@@ -608,7 +607,7 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 	if d.visitor != "" {
 		r.VisitorID = d.visitor
 	}
-	for s := range d.scenes {
+	for _, s := range d.sceneOrder {
 		found := false
 		for _, x := range r.Scenes {
 			if x == s {
@@ -728,12 +727,8 @@ const (
 	CameraDegree = 1   // camera direction cells are 1° × 1°
 )
 
-func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
-	v := &a.members
-	if err := v.index(e.JSON); err != nil {
-		return err
-	}
-	scene := st.intern(&st.lastScene, v.str("sceneId"))
+func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
+	scene := st.intern(&st.lastScene, tokStr(e.f[fSceneID]))
 	sess := st.intern(&st.lastSession, e.Session)
 	ts := e.TS
 	st.bump(kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
@@ -751,10 +746,13 @@ func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
 	sd.events++
 	sd.started, sd.last = min(sd.started, ts), max(sd.last, ts)
 	if sd.lastScene != scene {
-		sd.scenes[scene] = struct{}{}
+		if _, seen := sd.scenes[scene]; !seen {
+			sd.scenes[scene] = struct{}{}
+			sd.sceneOrder = append(sd.sceneOrder, scene)
+		}
 		sd.lastScene = scene
 	}
-	if vid := v.str("visitorId"); len(vid) > 0 && sd.visitor != string(vid) {
+	if vid := tokStr(e.f[fVisitorID]); len(vid) > 0 && sd.visitor != string(vid) {
 		sd.visitor = string(vid)
 	}
 
@@ -763,57 +761,55 @@ func (a *Aggregator) foldEvent(st *foldState, e RecordEvent) error {
 		if sd.meta == nil {
 			sd.meta = map[string]json.RawMessage{}
 		}
-		for _, k := range []string{"device", "scene", "user", "connector", "graphics"} {
-			if x := v.raw(k); x != nil {
-				sd.meta[k] = json.RawMessage(bytes.Clone(x))
+		for _, f := range sessionMetaFields {
+			if x := e.f[f]; x != nil {
+				sd.meta[aggFields[f-1]] = json.RawMessage(bytes.Clone(x))
 			}
 		}
 	case core.TypeFramePerf:
-		if fps, ok := v.num("fps"); ok {
+		if fps, ok := parseNum(e.f[fFPS]); ok {
 			st.bump(kindPerf, sess, scene, ts, "", 1, fps, fps)
 			st.bump(kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
 		}
 	case core.TypeResourceSample:
 		st.bump(kindResources, sess, scene, ts, "", 1, 0, 0)
-		for _, m := range ResourceMetrics {
-			if x, ok := v.num(m); ok {
-				st.bump(kindResources, sess, scene, ts, m, 1, x, x)
+		for i, f := range resourceFields {
+			if x, ok := parseNum(e.f[f]); ok {
+				st.bump(kindResources, sess, scene, ts, ResourceMetrics[i], 1, x, x)
 			}
 		}
 	case core.TypeMeshInteraction:
-		st.bump(kindMeshTop, sess, scene, ts, string(v.str("mesh")), 1)
+		st.bump(kindMeshTop, sess, scene, ts, string(tokStr(e.f[fMesh])), 1)
 	case core.TypeMeshVisibility:
-		vis, _ := v.num("visibleMs")
-		cen, _ := v.num("centeredMs")
-		frac, _ := v.num("maxScreenFraction")
-		st.bump(kindMeshDwell, sess, scene, ts, string(v.str("mesh")), vis, cen, frac, 1)
+		vis, _ := parseNum(e.f[fVisibleMs])
+		cen, _ := parseNum(e.f[fCenteredMs])
+		frac, _ := parseNum(e.f[fMaxScreenFraction])
+		st.bump(kindMeshDwell, sess, scene, ts, string(tokStr(e.f[fMesh])), vis, cen, frac, 1)
 	case core.TypeHoverDwell:
-		d, _ := v.num("dwellMs")
-		st.bump(kindHover, sess, scene, ts, string(v.str("mesh")), d, d, 1)
+		d, _ := parseNum(e.f[fDwellMs])
+		st.bump(kindHover, sess, scene, ts, string(tokStr(e.f[fMesh])), d, d, 1)
 	case core.TypePointerMove, core.TypePointerClick:
 		var c [2]float64
-		if v.vec("screen", c[:]) {
+		if tokVec(e.f[fScreen], c[:]) {
 			st.bump(kindHeatPtr, sess, scene, ts, pointerCell(c[0], c[1]), 1)
 		}
 	case core.TypeCameraSample:
 		var c [3]float64
-		if v.vec("hitPoint", c[:]) {
+		if tokVec(e.f[fHitPoint], c[:]) {
 			st.bump(kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
 		}
-		if v.vec("direction", c[:]) {
+		if tokVec(e.f[fDirection], c[:]) {
 			if item, ok := cameraCell(c); ok {
 				st.bump(kindHeatCamera, sess, scene, ts, item, 1)
 			}
 		}
 	}
-	return nil
 }
 
-// ResourceMetrics are the resource_sample fields aggregated.
+// ResourceMetrics are the resource_sample fields aggregated (resourceFields
+// in the log record).
 var ResourceMetrics = []string{"jsHeapBytes", "triangles", "vertices", "textureBytes", "geometryBytes"}
 
-// fpsBin is the sketch bin of an fps value: half-fps resolution up to
-// 1000 fps, one overflow bin above.
 func fpsBin(fps float64) string {
 	b := int(math.Floor(fps * 2))
 	b = max(0, min(b, 2000))

@@ -59,8 +59,9 @@ type commitReq struct {
 	events int
 	log    []byte
 	chunks []chunk
-	buf    []byte // backing store for chunk prefixes and values
-	tmp    []byte // scratch for compression
+	buf    []byte  // backing store for chunk prefixes and values
+	tmp    []byte  // scratch for compression
+	m      members // scratch for events validated without Capture
 	idx    []int32
 	err    error
 	done   chan struct{}
@@ -95,7 +96,7 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r := reqPool.Get().(*commitReq)
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
-	r.log, r.tmp = encodeRecord(r.log[:0], r.tmp, b, nil, *c.s.opts.LogCompression)
+	r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
 	if limit := c.s.opts.logFileSize() - 1<<19; int64(len(r.log)) > limit {
 		// Cannot happen within the body limit; refused alone rather than
 		// failing the whole group in Badger.

@@ -76,8 +76,17 @@ func (m *members) raw(key string) []byte {
 
 // str returns a string member's value, unescaped (nil if absent or not a
 // string). Without escapes it is a span of the input.
-func (m *members) str(key string) []byte {
-	v := m.raw(key)
+func (m *members) str(key string) []byte { return tokStr(m.raw(key)) }
+
+// num returns a finite number member's value.
+func (m *members) num(key string) (float64, bool) { return parseNum(m.raw(key)) }
+
+// vec parses an array member of exactly len(dst) numbers into dst.
+func (m *members) vec(key string, dst []float64) bool { return tokVec(m.raw(key), dst) }
+
+// tokStr returns the string a JSON string token holds, unescaped (nil if v
+// is not a string). Without escapes it is a span of v.
+func tokStr(v []byte) []byte {
 	if len(v) < 2 || v[0] != '"' {
 		return nil
 	}
@@ -91,14 +100,8 @@ func (m *members) str(key string) []byte {
 	return []byte(s)
 }
 
-// num returns a finite number member's value.
-func (m *members) num(key string) (float64, bool) {
-	return parseNum(m.raw(key))
-}
-
-// vec parses an array member of exactly len(dst) numbers into dst.
-func (m *members) vec(key string, dst []float64) bool {
-	v := m.raw(key)
+// tokVec parses an array token of exactly len(dst) numbers into dst.
+func tokVec(v []byte, dst []float64) bool {
 	if len(v) < 2 || v[0] != '[' || v[len(v)-1] != ']' {
 		return false
 	}

@@ -3,9 +3,6 @@ package storage
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
-
-	"github.com/klauspost/compress/s2"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -60,15 +57,7 @@ func encodeRecord(dst, scratch []byte, b *core.Batch, idx []int32, compress bool
 	}
 	scratch = appendRecordBody(scratch[:0], b, idx)
 	dst = append(dst, recordVersion, flagCompressedS)
-	need := s2.MaxEncodedLen(len(scratch))
-	start := len(dst)
-	if cap(dst)-start < need {
-		grown := make([]byte, start, start+need)
-		copy(grown, dst)
-		dst = grown
-	}
-	enc := s2.Encode(dst[start:start+need], scratch)
-	return dst[:start+len(enc)], scratch
+	return appendS2(dst, scratch), scratch
 }
 
 // RecordEvent is one event read back from a record. Session and JSON alias
@@ -89,16 +78,9 @@ func DecodeRecord(val, scratch []byte, fn func(RecordEvent) error) (receivedAt i
 	}
 	body := val[2:]
 	if val[1]&flagCompressedS != 0 {
-		n, err := s2.DecodedLen(body)
-		if err != nil || n > 64<<20 {
-			return 0, scratch, fmt.Errorf("%w: %v", ErrCorruptRecord, err)
-		}
-		if cap(scratch) < n {
-			scratch = make([]byte, n)
-		}
-		body, err = s2.Decode(scratch[:n], body)
-		if err != nil {
-			return 0, scratch, fmt.Errorf("%w: %v", ErrCorruptRecord, err)
+		var err error
+		if body, scratch, err = s2Decode(body, scratch); err != nil {
+			return 0, scratch, err
 		}
 	}
 	rd := body

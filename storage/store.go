@@ -75,7 +75,9 @@ type Options struct {
 	// with core.ErrUnavailable instead of running the disk full. Default 64 MiB;
 	// negative disables the check.
 	MinFreeDisk int64
-	// LogCompression compresses ingest-log records (default true).
+	// LogCompression S2-compresses ingest-log records (default false: a
+	// record holds only what the aggregator reads, 40 bytes an event or so,
+	// and lives until the next fold).
 	LogCompression *bool
 	// QuarantineTTL is how long batches whose plugin failed are kept
 	// (default DefaultQuarantineTTL).
@@ -158,8 +160,8 @@ func Open(opts Options) (*Store, error) {
 		opts.RetentionTTL = 30 * 24 * time.Hour
 	}
 	if opts.LogCompression == nil {
-		on := true
-		opts.LogCompression = &on
+		off := false
+		opts.LogCompression = &off
 	}
 	dbDir := filepath.Join(opts.Dir, "db")
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {

@@ -129,8 +129,9 @@ func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []strin
 			k := it.Item().KeyCopy(nil)
 			seqs = append(seqs, beUint64(k[5:]))
 			v, _ := it.Item().ValueCopy(nil)
-			if _, _, err := DecodeRecord(v, nil, func(e RecordEvent) error {
-				events = append(events, string(e.JSON))
+			var m members
+			if _, _, err := decodeLogRecord(v, nil, &m, func(e *logEvent) error {
+				events = append(events, fmt.Sprintf("%s %s %d", e.Session, e.Type, e.TS))
 				return nil
 			}); err != nil {
 				return err

@@ -25,7 +25,9 @@ func newPluginManager(ctx context.Context, cfg *core.Config, store *storage.Stor
 	if err != nil {
 		return nil, nil, err
 	}
-	mgr := plugins.NewManager(host, store.Plugins(), plugins.NewFilter(store.Quarantine(), log), log)
+	filter := plugins.NewFilter(store.Quarantine(), log)
+	filter.SetCapture(storage.Capture())
+	mgr := plugins.NewManager(host, store.Plugins(), filter, log)
 	var nums []uint32
 	for _, p := range store.Registry().Projects() {
 		nums = append(nums, p.Num)

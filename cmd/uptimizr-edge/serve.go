@@ -99,11 +99,13 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	srv, err := edge.New(&cfg, edge.Deps{
-		Keys:   store.Registry(),
-		Sink:   store.Sink(),
-		Ready:  store.Writable,
-		Hasher: hasher,
-		Logger: log,
+		Keys: store.Registry(),
+		Sink: store.Sink(),
+		// The validator locates what the aggregator reads.
+		Capture: storage.Capture(),
+		Ready:   store.Writable,
+		Hasher:  hasher,
+		Logger:  log,
 
 		Aggregates: store.Reader(),
 		Scenes:     store.Scenes(),
