@@ -39,14 +39,14 @@ type Keys interface {
 type Deps struct {
 	Keys   Keys
 	Sink   core.Sink
-	Filter core.Filter  // optional per-project filter chain
+	Filter core.Filter // optional per-project filter chain
 	// Capture names the fields the Sink reads from events (optional): the
 	// validator locates them, so the Sink need not parse events again.
 	Capture *core.Capture
-	Ready  func() error // nil when storage can take writes
-	Hasher *core.VisitorHasher
-	Logger *slog.Logger
-	Now    func() time.Time // clock; time.Now when nil
+	Ready   func() error // nil when storage can take writes
+	Hasher  *core.VisitorHasher
+	Logger  *slog.Logger
+	Now     func() time.Time // clock; time.Now when nil
 
 	// Read side; an endpoint whose store is nil answers 501.
 	Aggregates Aggregates  // aggregate queries (read.go)
