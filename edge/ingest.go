@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	rtrace "runtime/trace"
 	"strconv"
 	"time"
 
@@ -89,9 +90,14 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		// after every request is answered), and close the connection.
 		ctx.SetConnectionClose()
 	}
+	start := time.Now()
+	defer s.m.requestDur.UpdateDuration(start)
+	defer rtrace.StartRegion(context.Background(), "ingest").End()
 	// Admission first: requests that pile up in a burst or a stall wait in
 	// arrival order holding no context and no buffers.
-	if !s.admit() {
+	admitted := s.admit()
+	s.m.admitDur.UpdateDuration(start)
+	if !admitted {
 		s.m.busy.Inc()
 		ctx.Response.Header.Set("Retry-After", "1")
 		s.fail(ctx, fasthttp.StatusServiceUnavailable, "server busy: too many ingest requests waiting; retry")

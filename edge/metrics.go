@@ -42,6 +42,8 @@ type serverMetrics struct {
 	stripped   [core.NumStrips]*metrics.Counter
 	bytesIn    [numEncodings]*metrics.Counter
 	bytesDec   *metrics.Counter
+	requestDur *metrics.PrometheusHistogram
+	admitDur   *metrics.PrometheusHistogram
 	decodeDur  *metrics.PrometheusHistogram
 	commitDur  *metrics.PrometheusHistogram
 	groupDur   *metrics.PrometheusHistogram
@@ -75,6 +77,8 @@ func newServerMetrics() *serverMetrics {
 		m.bytesIn[e] = m.set.NewCounter(fmt.Sprintf(`uptimizr_ingest_bytes_total{encoding=%q}`, e.String()))
 	}
 	m.bytesDec = m.set.NewCounter(`uptimizr_ingest_decompressed_bytes_total`)
+	m.requestDur = m.set.NewPrometheusHistogramExt(`uptimizr_ingest_request_seconds`, latencyBuckets)
+	m.admitDur = m.set.NewPrometheusHistogramExt(`uptimizr_ingest_admission_wait_seconds`, latencyBuckets)
 	m.decodeDur = m.set.NewPrometheusHistogramExt(`uptimizr_ingest_decode_seconds`, latencyBuckets)
 	m.commitDur = m.set.NewPrometheusHistogramExt(`uptimizr_ingest_commit_seconds`, latencyBuckets)
 	m.groupDur = m.set.NewPrometheusHistogramExt(`uptimizr_storage_group_commit_seconds`, latencyBuckets)

@@ -476,18 +476,39 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	}
 	if len(logKeys) > 0 {
 		st.deriveScenes()
-		if err := a.commitFold(pnum, &st, cpKey, next); err != nil {
-			return 0, err
-		}
 	}
-	if err := a.deleteLog(append(stale, logKeys...)); err != nil {
-		// Folded and checkpointed: the records are only waiting to be
-		// deleted, which the next pass does.
-		a.s.log.Warn("folded log records not deleted yet", "project_num", pnum, "err", err)
+	// The writes run at normal priority, never on the niced thread: Badger
+	// marks a commit begun under a lock and every new transaction of that
+	// database waits for it to be done, so a commit preempted on a niced
+	// thread would stall the committer's (and every request's) commits
+	// behind it for as long as the kernel leaves that thread waiting.
+	err = atNormalPriority(func() error {
+		if len(logKeys) > 0 {
+			if err := a.commitFold(pnum, &st, cpKey, next); err != nil {
+				return err
+			}
+		}
+		if err := a.deleteLog(append(stale, logKeys...)); err != nil {
+			// Folded and checkpointed: the records are only waiting to be
+			// deleted, which the next pass does.
+			a.s.log.Warn("folded log records not deleted yet", "project_num", pnum, "err", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	a.records.Add(uint64(len(logKeys)))
 	a.events.Add(uint64(events))
 	return len(logKeys), nil
+}
+
+// atNormalPriority runs f on a goroutine of its own (so on an OS thread of
+// normal priority, not the caller's locked fold thread) and waits for it.
+func atNormalPriority(f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return <-done
 }
 
 // deleteLog deletes folded log records from the log database.
