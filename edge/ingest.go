@@ -31,6 +31,9 @@ type ingestCtx struct {
 
 	accepted, rejected, filtered int
 	stripped                     [core.NumStrips]int
+	// dropped counts filtered and rejected events by type until the body
+	// is known to be well formed; then they go to the metrics.
+	dropped [core.NumEventTypes]struct{ filtered, rejected int32 }
 }
 
 type eventError struct {
@@ -46,6 +49,7 @@ func (ic *ingestCtx) reset() {
 	ic.errs = ic.errs[:0]
 	ic.accepted, ic.rejected, ic.filtered = 0, 0, 0
 	ic.stripped = [core.NumStrips]int{}
+	ic.dropped = [core.NumEventTypes]struct{ filtered, rejected int32 }{}
 	ic.info = core.RequestInfo{}
 	if cap(ic.body) > 4<<20 { // do not pin a rare huge body in the pool
 		ic.body = nil
@@ -190,6 +194,14 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	if msg != "" {
 		return fasthttp.StatusBadRequest, msg
 	}
+	for t, n := range ic.dropped {
+		if n.filtered > 0 {
+			s.m.events[t][core.Filtered].Add(int(n.filtered))
+		}
+		if n.rejected > 0 {
+			s.m.events[t][core.Rejected].Add(int(n.rejected))
+		}
+	}
 	ic.stripped = ic.proc.Stripped()
 	s.m.decodeDur.UpdateDuration(t0)
 
@@ -303,10 +315,10 @@ func (s *Server) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
 		// counted once committed
 	case core.Filtered:
 		ic.filtered++
-		s.m.events[t][core.Filtered].Inc()
+		ic.dropped[t].filtered++
 	case core.Rejected:
 		ic.rejected++
-		s.m.events[t][core.Rejected].Inc()
+		ic.dropped[t].rejected++
 		if len(ic.errs) < maxReportedErrors {
 			ic.errs = append(ic.errs, eventError{index: i, reason: reason})
 		}

@@ -123,6 +123,29 @@ func TestNDJSON(t *testing.T) {
 	if len(h.storedEvents("a")) != before {
 		t.Fatal("a rejected body stored events")
 	}
+	// Events of a refused body are not counted as rejected or filtered
+	// either: the first line's bad ts made it a rejected scene_change.
+	rejectedSceneChanges := func() string {
+		for _, l := range strings.Split(h.metrics(), "\n") {
+			if strings.HasPrefix(l, `uptimizr_events_total{type="scene_change",outcome="rejected"}`) {
+				return l
+			}
+		}
+		return ""
+	}
+	was := rejectedSceneChanges()
+	r = h.collect(h.a.Ingest, []byte(`{"type":"scene_change","projectId":"x","sessionId":"s","ts":-1,"sdkVersion":"1"}`+"\n{oops\n"), map[string]string{"content-type": "application/x-ndjson"})
+	if r.status != 400 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if now := rejectedSceneChanges(); now != was {
+		t.Fatalf("a refused body's event was counted: %q, before %q", now, was)
+	}
+	// The same event in a well-formed body is counted.
+	r = h.collect(h.a.Ingest, []byte(`{"type":"scene_change","projectId":"x","sessionId":"s","ts":-1,"sdkVersion":"1"}`+"\n"), map[string]string{"content-type": "application/x-ndjson"})
+	if r.status != 200 || rejectedSceneChanges() == was {
+		t.Fatalf("%d %s; counter %q", r.status, r.body, rejectedSceneChanges())
+	}
 }
 
 func validEvent(typ string, extra string) string {
