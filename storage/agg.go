@@ -56,6 +56,8 @@ type Aggregator struct {
 	threads   *foldThreads // set while run runs
 	mu        sync.Mutex   // serialises folding (the loop and Sync)
 	members   members      // the event being folded
+	st        foldState    // the fold's delta, reused by every fold
+	event     logEvent     // the event being folded
 	cellBuf   []byte       // merged cells of a fold (commitFold)
 	keyBuf    []string     // a cell's sorted items (commitFold)
 
@@ -327,6 +329,52 @@ type foldState struct {
 	lastScene, lastSession string
 	lastDelta              *sessionDelta
 	lastDeltaOf            string
+
+	buf       []byte // an item key being built
+	freeCells []cell // emptied cells of earlier folds, for reuse
+}
+
+// maxInterned bounds the strings a fold state keeps between folds.
+const maxInterned = 1 << 16
+
+// reset readies the state for the next fold. The Aggregator keeps one state
+// for all folds: item and id strings stay interned and emptied cells are
+// reused, so a fold in steady state allocates little but new cells' rows.
+func (st *foldState) reset() {
+	if st.cells == nil {
+		st.cells = map[cellID]cell{}
+		st.sessions = map[string]*sessionDelta{}
+		st.strs = map[string]string{}
+	}
+	for id, c := range st.cells {
+		clear(c)
+		st.freeCells = append(st.freeCells, c)
+		delete(st.cells, id)
+	}
+	clear(st.sessions)
+	if len(st.strs) > maxInterned {
+		clear(st.strs)
+	}
+	st.recent = [numKinds][2]recentCell{}
+	st.slab = st.slab[:0]
+	st.lastScene, st.lastSession, st.lastDelta, st.lastDeltaOf = "", "", nil, ""
+}
+
+// newCell returns an empty cell, reusing one when it can.
+func (st *foldState) newCell() cell {
+	if n := len(st.freeCells); n > 0 {
+		c := st.freeCells[n-1]
+		st.freeCells = st.freeCells[:n-1]
+		return c
+	}
+	return cell{}
+}
+
+// item returns b, built in st.buf, as an interned string (no allocation
+// once seen), and keeps the grown buffer for the next item.
+func (st *foldState) item(b []byte) string {
+	st.buf = b[:0]
+	return st.internMap(b)
 }
 
 // newRow copies row into the fold's slab (one allocation per 4096 numbers,
@@ -398,7 +446,8 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	cpKey := binary.BigEndian.AppendUint32([]byte{nsCheckpoint}, pnum)
 	var next uint64
 	var logKeys [][]byte
-	st := foldState{cells: map[cellID]cell{}, sessions: map[string]*sessionDelta{}, strs: map[string]string{}}
+	st := &a.st
+	st.reset()
 	events := 0
 	var scratch []byte
 	err := a.s.adb.View(func(txn *badger.Txn) error {
@@ -449,9 +498,9 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			var skipped int
 			err := it.Item().Value(func(v []byte) error {
 				var err error
-				scratch, skipped, err = decodeLogRecord(v, scratch, &a.members, func(e *logEvent) error {
+				scratch, skipped, err = decodeLogRecordInto(v, scratch, &a.members, &a.event, func(e *logEvent) error {
 					events++
-					a.foldEvent(&st, e)
+					a.foldEvent(st, e)
 					return nil
 				})
 				return err
@@ -484,7 +533,7 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	// behind it for as long as the kernel leaves that thread waiting.
 	err = atNormalPriority(func() error {
 		if len(logKeys) > 0 {
-			if err := a.commitFold(pnum, &st, cpKey, next); err != nil {
+			if err := a.commitFold(pnum, st, cpKey, next); err != nil {
 				return err
 			}
 		}
@@ -708,7 +757,7 @@ func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item
 	if r.cell == nil || r.id != id {
 		c, ok := st.cells[id]
 		if !ok {
-			c = cell{}
+			c = st.newCell()
 			st.cells[id] = c
 		}
 		r.id, r.cell = id, c
@@ -790,7 +839,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 	case core.TypeFramePerf:
 		if fps, ok := parseNum(e.f[fFPS]); ok {
 			st.bump(kindPerf, sess, scene, ts, "", 1, fps, fps)
-			st.bump(kindPerfHist, sess, scene, ts, fpsBin(fps), 1)
+			st.bump(kindPerfHist, sess, scene, ts, st.item(appendFPSBin(st.buf[:0], fps)), 1)
 		}
 	case core.TypeResourceSample:
 		st.bump(kindResources, sess, scene, ts, "", 1, 0, 0)
@@ -800,28 +849,28 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			}
 		}
 	case core.TypeMeshInteraction:
-		st.bump(kindMeshTop, sess, scene, ts, string(tokStr(e.f[fMesh])), 1)
+		st.bump(kindMeshTop, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), 1)
 	case core.TypeMeshVisibility:
 		vis, _ := parseNum(e.f[fVisibleMs])
 		cen, _ := parseNum(e.f[fCenteredMs])
 		frac, _ := parseNum(e.f[fMaxScreenFraction])
-		st.bump(kindMeshDwell, sess, scene, ts, string(tokStr(e.f[fMesh])), vis, cen, frac, 1)
+		st.bump(kindMeshDwell, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), vis, cen, frac, 1)
 	case core.TypeHoverDwell:
 		d, _ := parseNum(e.f[fDwellMs])
-		st.bump(kindHover, sess, scene, ts, string(tokStr(e.f[fMesh])), d, d, 1)
+		st.bump(kindHover, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), d, d, 1)
 	case core.TypePointerMove, core.TypePointerClick:
 		var c [2]float64
 		if tokVec(e.f[fScreen], c[:]) {
-			st.bump(kindHeatPtr, sess, scene, ts, pointerCell(c[0], c[1]), 1)
+			st.bump(kindHeatPtr, sess, scene, ts, st.item(appendPointerCell(st.buf[:0], c[0], c[1])), 1)
 		}
 	case core.TypeCameraSample:
 		var c [3]float64
 		if tokVec(e.f[fHitPoint], c[:]) {
-			st.bump(kindHeatGaze, sess, scene, ts, gazeVoxel(c), 1)
+			st.bump(kindHeatGaze, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
 		}
 		if tokVec(e.f[fDirection], c[:]) {
-			if item, ok := cameraCell(c); ok {
-				st.bump(kindHeatCamera, sess, scene, ts, item, 1)
+			if b, ok := appendCameraCell(st.buf[:0], c); ok {
+				st.bump(kindHeatCamera, sess, scene, ts, st.item(b), 1)
 			}
 		}
 	}
@@ -831,10 +880,10 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 // in the log record).
 var ResourceMetrics = []string{"jsHeapBytes", "triangles", "vertices", "textureBytes", "geometryBytes"}
 
-func fpsBin(fps float64) string {
+func appendFPSBin(dst []byte, fps float64) []byte {
 	b := int(math.Floor(fps * 2))
 	b = max(0, min(b, 2000))
-	return string(binary.BigEndian.AppendUint16(nil, uint16(b)))
+	return binary.BigEndian.AppendUint16(dst, uint16(b))
 }
 
 // FPSBinValue is the representative fps of a sketch bin (its midpoint).
@@ -845,28 +894,27 @@ func FPSBinValue(item string) float64 {
 	return (float64(binary.BigEndian.Uint16([]byte(item))) + 0.5) / 2
 }
 
-func pointerCell(x, y float64) string {
+func appendPointerCell(dst []byte, x, y float64) []byte {
 	gx := max(0, min(PointerGrid-1, int(math.Floor(x*PointerGrid))))
 	gy := max(0, min(PointerGrid-1, int(math.Floor(y*PointerGrid))))
-	return string([]byte{byte(gx), byte(gy)})
+	return append(dst, byte(gx), byte(gy))
 }
 
-func gazeVoxel(c [3]float64) string {
-	var b []byte
+func appendGazeVoxel(dst []byte, c [3]float64) []byte {
 	for _, x := range c {
 		v := math.Floor(x / GazeVoxel)
 		v = math.Max(math.MinInt32, math.Min(math.MaxInt32, v))
-		b = binary.BigEndian.AppendUint32(b, uint32(int32(v)))
+		dst = binary.BigEndian.AppendUint32(dst, uint32(int32(v)))
 	}
-	return string(b)
+	return dst
 }
 
-// cameraCell bins a view direction by azimuth (degrees clockwise from +z
-// around +y, [0,360)) and elevation ([-90,90] → 0..179).
-func cameraCell(d [3]float64) (string, bool) {
+// appendCameraCell bins a view direction by azimuth (degrees clockwise from
+// +z around +y, [0,360)) and elevation ([-90,90] → 0..179).
+func appendCameraCell(dst []byte, d [3]float64) ([]byte, bool) {
 	n := math.Sqrt(d[0]*d[0] + d[1]*d[1] + d[2]*d[2])
 	if n == 0 || math.IsNaN(n) || math.IsInf(n, 0) {
-		return "", false
+		return dst, false
 	}
 	az := math.Atan2(d[0], d[2]) * 180 / math.Pi
 	if az < 0 {
@@ -875,5 +923,5 @@ func cameraCell(d [3]float64) (string, bool) {
 	el := math.Asin(math.Max(-1, math.Min(1, d[1]/n))) * 180 / math.Pi
 	ai := min(359, int(math.Floor(az)))
 	ei := max(0, min(179, int(math.Floor(el+90))))
-	return string(binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, uint16(ai)), uint16(ei))), true
+	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(dst, uint16(ai)), uint16(ei)), true
 }

@@ -200,10 +200,16 @@ func appendLogBody(dst []byte, b *core.Batch, m *members) []byte {
 // that are not JSON objects are skipped and counted; scratch is reused for
 // decompression and returned grown.
 func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
-	var e logEvent
+	var ev logEvent
+	return decodeLogRecordInto(val, scratch, m, &ev, fn)
+}
+
+// decodeLogRecordInto is decodeLogRecord with the event handed to fn held
+// in e, so that a caller that keeps e decodes without allocating.
+func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
 	if len(val) >= 1 && val[0] == recordVersion {
 		_, scratch, err := DecodeRecord(val, scratch, func(re RecordEvent) error {
-			e = logEvent{Type: re.Type, TS: re.TS, Session: re.Session}
+			*e = logEvent{Type: re.Type, TS: re.TS, Session: re.Session}
 			if m.index(re.JSON) != nil {
 				skipped++
 				return nil
@@ -214,7 +220,7 @@ func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) 
 					e.f[f] = m.raw(aggFields[f-1])
 				}
 			}
-			return fn(&e)
+			return fn(e)
 		})
 		return scratch, skipped, err
 	}
@@ -257,7 +263,7 @@ func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) 
 		if len(rd) == 0 {
 			return scratch, 0, ErrCorruptRecord
 		}
-		e = logEvent{Type: core.EventType(rd[0])}
+		*e = logEvent{Type: core.EventType(rd[0])}
 		rd = rd[1:]
 		ts, ok := uv()
 		if !ok || e.Type == core.TypeInvalid || e.Type >= core.NumEventTypes {
@@ -303,7 +309,7 @@ func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) 
 			}
 			e.f[f], last[f] = tok, tok
 		}
-		if err := fn(&e); err != nil {
+		if err := fn(e); err != nil {
 			return scratch, 0, err
 		}
 	}
