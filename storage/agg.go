@@ -330,44 +330,19 @@ type foldState struct {
 	lastDelta              *sessionDelta
 	lastDeltaOf            string
 
-	buf       []byte // an item key being built
-	freeCells []cell // emptied cells of earlier folds, for reuse
+	buf []byte // an item key being built
 }
 
-// maxInterned bounds the strings a fold state keeps between folds.
-const maxInterned = 1 << 16
-
-// reset readies the state for the next fold. The Aggregator keeps one state
-// for all folds: item and id strings stay interned and emptied cells are
-// reused, so a fold in steady state allocates little but new cells' rows.
+// reset readies the state for the next fold. Its maps are new for every
+// fold: a cleared map keeps its size, and iterating or probing a big,
+// nearly empty one (sessions come and go) costs more than a new one.
 func (st *foldState) reset() {
-	if st.cells == nil {
-		st.cells = map[cellID]cell{}
-		st.sessions = map[string]*sessionDelta{}
-		st.strs = map[string]string{}
-	}
-	for id, c := range st.cells {
-		clear(c)
-		st.freeCells = append(st.freeCells, c)
-		delete(st.cells, id)
-	}
-	clear(st.sessions)
-	if len(st.strs) > maxInterned {
-		clear(st.strs)
-	}
+	st.cells = map[cellID]cell{}
+	st.sessions = map[string]*sessionDelta{}
+	st.strs = map[string]string{}
 	st.recent = [numKinds][2]recentCell{}
 	st.slab = st.slab[:0]
 	st.lastScene, st.lastSession, st.lastDelta, st.lastDeltaOf = "", "", nil, ""
-}
-
-// newCell returns an empty cell, reusing one when it can.
-func (st *foldState) newCell() cell {
-	if n := len(st.freeCells); n > 0 {
-		c := st.freeCells[n-1]
-		st.freeCells = st.freeCells[:n-1]
-		return c
-	}
-	return cell{}
 }
 
 // item returns b, built in st.buf, as an interned string (no allocation
@@ -757,7 +732,7 @@ func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item
 	if r.cell == nil || r.id != id {
 		c, ok := st.cells[id]
 		if !ok {
-			c = st.newCell()
+			c = cell{}
 			st.cells[id] = c
 		}
 		r.id, r.cell = id, c
