@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonscan"
 	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
@@ -236,45 +237,225 @@ func errText(err error) string {
 	return msg
 }
 
-// decodeJSON parses {"schemaVersion","events":[…],"meta"} (or a bare array of
-// events) and processes each event. It returns a message for a 400 when the
-// batch as a whole is malformed.
+// decodeJSON processes a body {"schemaVersion","events":[…],"meta"} (or a
+// bare array of events). It returns a message for a 400 when the batch as a
+// whole is malformed, and "" otherwise.
+//
+// Each event is parsed on its own, right before it is validated, instead of
+// the whole body at once: a 200-event body parses to some 8,000 values, and
+// validating event 1 after parsing event 200 reads them back from far
+// outside the CPU's caches. The body is split with jsonscan, which only
+// finds where each value ends; every piece is then parsed by fastjson and
+// every byte between pieces is checked here, so a body is accepted exactly
+// when it is valid JSON, as a single parse would decide. Syntax errors take
+// precedence over the other 400s, as they would after a single parse: the
+// whole body is checked before those are returned.
 func (s *Server) decodeJSON(ic *ingestCtx, data []byte) string {
-	v, err := ic.parser.ParseBytes(data)
+	d := bodyDecoder{s: s, ic: ic, data: data}
+	return d.decode()
+}
+
+type bodyDecoder struct {
+	s    *Server
+	ic   *ingestCtx
+	data []byte
+	i    int
+	n    int    // elements of the events array seen
+	msg  string // the first error other than a syntax error
+	// badVersion: the schemaVersion is not 1.x, which is reported before
+	// any other error but a syntax error.
+	badVersion bool
+}
+
+// malformed is the message of a syntax error at d.i (err from fastjson, or
+// nil for a structural error found by the splitter).
+func (d *bodyDecoder) malformed(err error) string {
 	if err != nil {
 		return "malformed JSON body: " + truncate(err.Error(), 200)
 	}
-	var events []*fastjson.Value
-	switch v.Type() {
-	case fastjson.TypeArray:
-		events, _ = v.Array()
-	case fastjson.TypeObject:
-		if sv := v.Get("schemaVersion"); sv != nil {
-			b, err := sv.StringBytes()
-			if err != nil || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1."))) {
-				return `unsupported schemaVersion: this collector reads "1.x"`
-			}
-		}
-		ev := v.Get("events")
-		if ev == nil {
-			return `missing "events" array`
-		}
-		if events, err = ev.Array(); err != nil {
-			return `"events" must be an array`
-		}
+	return "malformed JSON body: unexpected " + d.near() + " at offset " + strconv.Itoa(d.i)
+}
+
+func (d *bodyDecoder) near() string {
+	if d.i >= len(d.data) {
+		return "end of body"
+	}
+	return strconv.Quote(string(d.data[d.i:min(len(d.data), d.i+16)]))
+}
+
+func (d *bodyDecoder) decode() string {
+	data := d.data
+	d.i = jsonscan.SkipSpace(data, 0)
+	if d.i == len(data) {
+		return d.malformed(nil)
+	}
+	var bad string
+	switch data[d.i] {
+	case '[':
+		bad = d.events()
+	case '{':
+		bad = d.object()
 	default:
+		// Valid JSON, but not an object or array, or not JSON at all.
+		if _, err := d.ic.parser.ParseBytes(data); err != nil {
+			return d.malformed(err)
+		}
 		return `body must be a JSON object {"events":[…]}`
 	}
-	if len(events) == 0 {
-		return "empty batch: send at least one event"
+	if bad != "" {
+		return bad
 	}
-	if len(events) > MaxBatchEvents {
-		return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
+	if d.i = jsonscan.SkipSpace(data, d.i); d.i != len(data) {
+		return d.malformed(nil)
 	}
-	for i, ev := range events {
-		s.addEvent(ic, i, ev)
+	if d.badVersion {
+		return `unsupported schemaVersion: this collector reads "1.x"`
 	}
+	return d.msg
+}
+
+// object reads the body's top-level object from d.i.
+func (d *bodyDecoder) object() string {
+	data := d.data
+	d.i = jsonscan.SkipSpace(data, d.i+1)
+	sawEvents, sawVersion := false, false
+	if d.i < len(data) && data[d.i] == '}' {
+		d.i++
+		d.msg = `missing "events" array`
+		return ""
+	}
+	for {
+		if d.i >= len(data) || data[d.i] != '"' {
+			return d.malformed(nil)
+		}
+		kend := jsonscan.SkipString(data, d.i)
+		if kend < 0 {
+			return d.malformed(nil)
+		}
+		key := data[d.i+1 : kend-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// An escaped key: fastjson unescapes it.
+			v, err := d.ic.parser.ParseBytes(data[d.i:kend])
+			if err != nil {
+				return d.malformed(err)
+			}
+			key = v.GetStringBytes()
+		}
+		d.i = jsonscan.SkipSpace(data, kend)
+		if d.i >= len(data) || data[d.i] != ':' {
+			return d.malformed(nil)
+		}
+		d.i = jsonscan.SkipSpace(data, d.i+1)
+		switch {
+		case string(key) == "events" && !sawEvents:
+			sawEvents = true
+			if d.i < len(data) && data[d.i] == '[' {
+				if bad := d.events(); bad != "" {
+					return bad
+				}
+				break
+			}
+			if bad := d.skip(); bad != "" {
+				return bad
+			}
+			if d.msg == "" {
+				d.msg = `"events" must be an array`
+			}
+		case string(key) == "schemaVersion" && !sawVersion:
+			sawVersion = true
+			start := d.i
+			if bad := d.skip(); bad != "" {
+				return bad
+			}
+			v, _ := d.ic.parser.ParseBytes(data[start:d.i]) // valid: skip parsed it
+			b, err := v.StringBytes()
+			d.badVersion = err != nil || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1.")))
+		default:
+			if bad := d.skip(); bad != "" {
+				return bad
+			}
+		}
+		d.i = jsonscan.SkipSpace(data, d.i)
+		if d.i >= len(data) {
+			return d.malformed(nil)
+		}
+		switch data[d.i] {
+		case ',':
+			d.i = jsonscan.SkipSpace(data, d.i+1)
+		case '}':
+			d.i++
+			if !sawEvents && d.msg == "" {
+				d.msg = `missing "events" array`
+			}
+			return ""
+		default:
+			return d.malformed(nil)
+		}
+	}
+}
+
+// skip checks the value at d.i with fastjson and moves past it.
+func (d *bodyDecoder) skip() string {
+	end := jsonscan.SkipValue(d.data, d.i)
+	if end < 0 {
+		if _, err := d.ic.parser.ParseBytes(d.data[d.i:]); err != nil {
+			return d.malformed(err)
+		}
+		return d.malformed(nil)
+	}
+	if _, err := d.ic.parser.ParseBytes(d.data[d.i:end]); err != nil {
+		return d.malformed(err)
+	}
+	d.i = end
 	return ""
+}
+
+// events reads the events array at d.i, parsing and processing each event
+// in turn (only checking them once the batch is known to be refused).
+func (d *bodyDecoder) events() string {
+	data := d.data
+	d.i = jsonscan.SkipSpace(data, d.i+1)
+	if d.i < len(data) && data[d.i] == ']' {
+		d.i++
+		if d.msg == "" {
+			d.msg = "empty batch: send at least one event"
+		}
+		return ""
+	}
+	for {
+		start := d.i
+		end := jsonscan.SkipValue(data, start)
+		if end < 0 {
+			if _, err := d.ic.parser.ParseBytes(data[start:]); err != nil {
+				return d.malformed(err)
+			}
+			return d.malformed(nil)
+		}
+		v, err := d.ic.parser.ParseBytes(data[start:end])
+		if err != nil {
+			return d.malformed(err)
+		}
+		d.n++
+		if d.n > MaxBatchEvents && d.msg == "" {
+			d.msg = "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
+		}
+		if d.msg == "" && !d.badVersion {
+			d.s.addEvent(d.ic, d.n-1, v)
+		}
+		d.i = jsonscan.SkipSpace(data, end)
+		if d.i >= len(data) {
+			return d.malformed(nil)
+		}
+		switch data[d.i] {
+		case ',':
+			d.i = jsonscan.SkipSpace(data, d.i+1)
+		case ']':
+			d.i++
+			return ""
+		default:
+			return d.malformed(nil)
+		}
+	}
 }
 
 // decodeNDJSON processes one event per line. A line that is not JSON makes

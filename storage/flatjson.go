@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"unsafe"
+
+	"github.com/uptimizr/edge/internal/jsonscan"
 )
 
 // members indexes the top-level members of one JSON object without
@@ -23,11 +25,11 @@ var errNotObject = errors.New("storage: event is not a JSON object")
 // index scans obj, a JSON object, and records its members.
 func (m *members) index(obj []byte) error {
 	m.keys, m.vals = m.keys[:0], m.vals[:0]
-	i := skipSpace(obj, 0)
+	i := jsonscan.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return errNotObject
 	}
-	i = skipSpace(obj, i+1)
+	i = jsonscan.SkipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		return nil
 	}
@@ -35,22 +37,22 @@ func (m *members) index(obj []byte) error {
 		if i >= len(obj) || obj[i] != '"' {
 			return errNotObject
 		}
-		end := skipString(obj, i)
+		end := jsonscan.SkipString(obj, i)
 		if end < 0 {
 			return errNotObject
 		}
 		key := obj[i+1 : end-1]
-		i = skipSpace(obj, end)
+		i = jsonscan.SkipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
 			return errNotObject
 		}
-		i = skipSpace(obj, i+1)
-		vend := skipValue(obj, i)
+		i = jsonscan.SkipSpace(obj, i+1)
+		vend := jsonscan.SkipValue(obj, i)
 		if vend < 0 {
 			return errNotObject
 		}
 		m.keys, m.vals = append(m.keys, key), append(m.vals, obj[i:vend])
-		i = skipSpace(obj, vend)
+		i = jsonscan.SkipSpace(obj, vend)
 		if i >= len(obj) {
 			return errNotObject
 		}
@@ -60,7 +62,7 @@ func (m *members) index(obj []byte) error {
 		if obj[i] != ',' {
 			return errNotObject
 		}
-		i = skipSpace(obj, i+1)
+		i = jsonscan.SkipSpace(obj, i+1)
 	}
 }
 
@@ -136,73 +138,4 @@ func parseNum(b []byte) (float64, bool) {
 	// it, is dropped).
 	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
 	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"',
-// or -1.
-func skipString(b []byte, i int) int {
-	j := i + 1
-	for {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
-			return -1
-		}
-		j += q
-		// The quote ends the string unless an odd run of backslashes
-		// escapes it.
-		n := 0
-		for k := j - 1; k > i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return j + 1
-		}
-		j++
-	}
-}
-
-// skipValue returns the index after the value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end := skipString(b, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
