@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -345,12 +346,33 @@ func (st *foldState) reset() {
 	st.lastScene, st.lastSession, st.lastDelta, st.lastDeltaOf = "", "", nil, ""
 }
 
-// item returns b, built in st.buf, as an interned string (no allocation
-// once seen), and keeps the grown buffer for the next item.
-func (st *foldState) item(b []byte) string {
+// item returns b, an item key built in st.buf, and keeps the grown buffer
+// for the next one.
+func (st *foldState) item(b []byte) []byte {
 	st.buf = b[:0]
-	return st.internMap(b)
+	return b
 }
+
+// typeItems and resourceItems are the items of the counts and resource
+// kinds as bytes.
+var (
+	typeItems = func() (t [core.NumEventTypes][]byte) {
+		for i := range t {
+			t[i] = []byte(core.EventType(i).String())
+		}
+		return t
+	}()
+	resourceItems = func() (r [][]byte) {
+		for _, m := range ResourceMetrics {
+			r = append(r, []byte(m))
+		}
+		return r
+	}()
+)
+
+// stringBytes returns the bytes of s without copying; they must not be
+// modified.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // newRow copies row into the fold's slab (one allocation per 4096 numbers,
 // not one per new item).
@@ -710,7 +732,7 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 // commutative, and a fold touches each session cell many times but
 // derives from it once, so most events cost one cell lookup instead of
 // three.
-func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item string, row ...float64) {
+func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item []byte, row ...float64) {
 	if session != "" {
 		st.add(kind, session, scene, ts-ts%kindBucket(kind), item, row)
 		return
@@ -721,8 +743,10 @@ func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item st
 	}
 }
 
-// add merges row into item of the cell (kind, session, scene, bucket).
-func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item string, row []float64) {
+// add merges row into item of the cell (kind, session, scene, bucket). The
+// item is looked up as bytes and copied into a string only when it is new
+// to the cell.
+func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item []byte, row []float64) {
 	id := cellID{kind, session, scene, bucket}
 	scope := 0
 	if session != "" {
@@ -737,10 +761,10 @@ func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item
 		}
 		r.id, r.cell = id, c
 	}
-	if cur, ok := r.cell[item]; ok {
+	if cur, ok := r.cell[string(item)]; ok {
 		mergeRow(kindOps[kind], cur, row)
 	} else {
-		r.cell[item] = st.newRow(row)
+		r.cell[string(item)] = st.newRow(row)
 	}
 }
 
@@ -757,9 +781,10 @@ func (st *foldState) deriveScenes() {
 	for _, id := range st.sessionCells {
 		hk := rollupOf[id.kind]
 		for item, row := range st.cells[id] {
-			st.add(id.kind, "", id.scene, id.bucket, item, row)
+			b := stringBytes(item)
+			st.add(id.kind, "", id.scene, id.bucket, b, row)
 			if hk != 0 {
-				st.add(hk, "", id.scene, id.bucket-id.bucket%hourMs, item, row)
+				st.add(hk, "", id.scene, id.bucket-id.bucket%hourMs, b, row)
 			}
 		}
 	}
@@ -776,7 +801,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 	scene := st.intern(&st.lastScene, tokStr(e.f[fSceneID]))
 	sess := st.intern(&st.lastSession, e.Session)
 	ts := e.TS
-	st.bump(kindCounts, sess, scene, ts, e.Type.String(), 1, float64(ts))
+	st.bump(kindCounts, sess, scene, ts, typeItems[e.Type], 1, float64(ts))
 
 	sd := st.lastDelta
 	if sd == nil || st.lastDeltaOf != sess {
@@ -813,26 +838,26 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 		}
 	case core.TypeFramePerf:
 		if fps, ok := parseNum(e.f[fFPS]); ok {
-			st.bump(kindPerf, sess, scene, ts, "", 1, fps, fps)
+			st.bump(kindPerf, sess, scene, ts, nil, 1, fps, fps)
 			st.bump(kindPerfHist, sess, scene, ts, st.item(appendFPSBin(st.buf[:0], fps)), 1)
 		}
 	case core.TypeResourceSample:
-		st.bump(kindResources, sess, scene, ts, "", 1, 0, 0)
+		st.bump(kindResources, sess, scene, ts, nil, 1, 0, 0)
 		for i, f := range resourceFields {
 			if x, ok := parseNum(e.f[f]); ok {
-				st.bump(kindResources, sess, scene, ts, ResourceMetrics[i], 1, x, x)
+				st.bump(kindResources, sess, scene, ts, resourceItems[i], 1, x, x)
 			}
 		}
 	case core.TypeMeshInteraction:
-		st.bump(kindMeshTop, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), 1)
+		st.bump(kindMeshTop, sess, scene, ts, tokStr(e.f[fMesh]), 1)
 	case core.TypeMeshVisibility:
 		vis, _ := parseNum(e.f[fVisibleMs])
 		cen, _ := parseNum(e.f[fCenteredMs])
 		frac, _ := parseNum(e.f[fMaxScreenFraction])
-		st.bump(kindMeshDwell, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), vis, cen, frac, 1)
+		st.bump(kindMeshDwell, sess, scene, ts, tokStr(e.f[fMesh]), vis, cen, frac, 1)
 	case core.TypeHoverDwell:
 		d, _ := parseNum(e.f[fDwellMs])
-		st.bump(kindHover, sess, scene, ts, st.internMap(tokStr(e.f[fMesh])), d, d, 1)
+		st.bump(kindHover, sess, scene, ts, tokStr(e.f[fMesh]), d, d, 1)
 	case core.TypePointerMove, core.TypePointerClick:
 		var c [2]float64
 		if tokVec(e.f[fScreen], c[:]) {
