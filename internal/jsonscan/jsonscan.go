@@ -4,8 +4,6 @@
 // callers that need valid JSON parse what it delimits.
 package jsonscan
 
-import "bytes"
-
 // SkipSpace returns the index of the first byte at or after i that is not
 // JSON whitespace.
 func SkipSpace(b []byte, i int) int {
@@ -16,27 +14,28 @@ func SkipSpace(b []byte, i int) int {
 }
 
 // SkipString returns the index after the string starting at b[i] == '"',
-// or -1.
+// or -1. A backslash escapes the byte after it.
 func SkipString(b []byte, i int) int {
 	j := i + 1
 	for {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
+		for j < len(b) && !stringStop[b[j]] {
+			j++
+		}
+		if j >= len(b) {
 			return -1
 		}
-		j += q
-		// The quote ends the string unless an odd run of backslashes
-		// escapes it.
-		n := 0
-		for k := j - 1; k > i && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
+		if b[j] == '"' {
 			return j + 1
 		}
-		j++
+		j += 2
 	}
 }
+
+// stringStop marks the bytes SkipString stops at.
+var stringStop = [256]bool{'"': true, '\\': true}
+
+// structural marks the bytes SkipValue stops at inside an object or array.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
 
 // SkipValue returns the index after the value starting at b[i], or -1. An
 // object or array ends at the bracket that closes as many as it opened,
@@ -51,6 +50,12 @@ func SkipValue(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
+			for j < len(b) && !structural[b[j]] {
+				j++
+			}
+			if j == len(b) {
+				break
+			}
 			switch b[j] {
 			case '"':
 				end := SkipString(b, j)
