@@ -224,53 +224,25 @@ func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*
 		})
 		return scratch, skipped, err
 	}
-	if len(val) < 2 || val[0] != logRecordVersion {
-		return scratch, 0, ErrCorruptRecord
+	body, scratch, err := recordBody(val, scratch, logRecordVersion)
+	if err != nil {
+		return scratch, 0, err
 	}
-	body := val[2:]
-	if val[1]&flagCompressedS != 0 {
-		var err error
-		if body, scratch, err = s2Decode(body, scratch); err != nil {
-			return scratch, 0, err
-		}
-	}
-	rd := body
-	uv := func() (uint64, bool) {
-		v, n := binary.Uvarint(rd)
-		if n <= 0 {
-			return 0, false
-		}
-		rd = rd[n:]
-		return v, true
-	}
-	bytesN := func() ([]byte, bool) {
-		l, ok := uv()
-		if !ok || l > uint64(len(rd)) {
-			return nil, false
-		}
-		b := rd[:l:l]
-		rd = rd[l:]
-		return b, true
-	}
+	rd := recordReader{body}
 	var last [numAggFields + 1][]byte
 	var lastSess []byte
-	_, ok1 := uv()
-	n, ok2 := uv()
-	if !ok1 || !ok2 || n > uint64(len(rd)) {
+	_, ok1 := rd.uvarint()
+	n, ok2 := rd.uvarint()
+	if !ok1 || !ok2 || n > uint64(len(rd.b)) {
 		return scratch, 0, ErrCorruptRecord
 	}
 	for i := uint64(0); i < n; i++ {
-		if len(rd) == 0 {
+		*e = logEvent{}
+		var ok bool
+		if e.Type, e.TS, ok = rd.head(); !ok {
 			return scratch, 0, ErrCorruptRecord
 		}
-		*e = logEvent{Type: core.EventType(rd[0])}
-		rd = rd[1:]
-		ts, ok := uv()
-		if !ok || e.Type == core.TypeInvalid || e.Type >= core.NumEventTypes {
-			return scratch, 0, ErrCorruptRecord
-		}
-		e.TS = int64(ts)
-		sl, ok := uv()
+		sl, ok := rd.uvarint()
 		switch {
 		case !ok:
 			return scratch, 0, ErrCorruptRecord
@@ -280,25 +252,25 @@ func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*
 			}
 			e.Session = lastSess
 		default:
-			if sl-1 > uint64(len(rd)) {
+			if sl-1 > uint64(len(rd.b)) {
 				return scratch, 0, ErrCorruptRecord
 			}
-			e.Session = rd[: sl-1 : sl-1]
-			rd = rd[sl-1:]
+			e.Session = rd.b[: sl-1 : sl-1]
+			rd.b = rd.b[sl-1:]
 		}
 		lastSess = e.Session
-		if len(rd) == 0 {
+		if len(rd.b) == 0 {
 			return scratch, 0, ErrCorruptRecord
 		}
-		k := int(rd[0])
-		rd = rd[1:]
+		k := int(rd.b[0])
+		rd.b = rd.b[1:]
 		for j := 0; j < k; j++ {
-			if len(rd) == 0 {
+			if len(rd.b) == 0 {
 				return scratch, 0, ErrCorruptRecord
 			}
-			f := rd[0]
-			rd = rd[1:]
-			tok, ok := bytesN()
+			f := rd.b[0]
+			rd.b = rd.b[1:]
+			tok, ok := rd.bytes()
 			if !ok || f == 0 || f > numAggFields {
 				return scratch, 0, ErrCorruptRecord
 			}
@@ -313,7 +285,7 @@ func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*
 			return scratch, 0, err
 		}
 	}
-	if len(rd) != 0 {
+	if len(rd.b) != 0 {
 		return scratch, 0, ErrCorruptRecord
 	}
 	return scratch, 0, nil

@@ -73,63 +73,85 @@ type RecordEvent struct {
 // returns the record's receivedAt. scratch is reused for decompression and
 // returned grown.
 func DecodeRecord(val, scratch []byte, fn func(RecordEvent) error) (receivedAt int64, scratchOut []byte, err error) {
-	if len(val) < 2 || val[0] != recordVersion {
-		return 0, scratch, ErrCorruptRecord
+	body, scratch, err := recordBody(val, scratch, recordVersion)
+	if err != nil {
+		return 0, scratch, err
 	}
-	body := val[2:]
-	if val[1]&flagCompressedS != 0 {
-		var err error
-		if body, scratch, err = s2Decode(body, scratch); err != nil {
-			return 0, scratch, err
-		}
-	}
-	rd := body
-	uv := func() (uint64, bool) {
-		v, n := binary.Uvarint(rd)
-		if n <= 0 {
-			return 0, false
-		}
-		rd = rd[n:]
-		return v, true
-	}
-	bytesN := func() ([]byte, bool) {
-		l, ok := uv()
-		if !ok || l > uint64(len(rd)) {
-			return nil, false
-		}
-		b := rd[:l:l]
-		rd = rd[l:]
-		return b, true
-	}
-	ra, ok1 := uv()
-	n, ok2 := uv()
-	if !ok1 || !ok2 || n > uint64(len(rd)) {
+	rd := recordReader{body}
+	ra, ok1 := rd.uvarint()
+	n, ok2 := rd.uvarint()
+	if !ok1 || !ok2 || n > uint64(len(rd.b)) {
 		return 0, scratch, ErrCorruptRecord
 	}
 	for i := uint64(0); i < n; i++ {
-		if len(rd) == 0 {
-			return 0, scratch, ErrCorruptRecord
-		}
 		var ev RecordEvent
-		ev.Type = core.EventType(rd[0])
-		rd = rd[1:]
-		ts, ok := uv()
-		if !ok || ev.Type == core.TypeInvalid || ev.Type >= core.NumEventTypes {
+		var ok bool
+		if ev.Type, ev.TS, ok = rd.head(); !ok {
 			return 0, scratch, ErrCorruptRecord
 		}
-		ev.TS = int64(ts)
-		if ev.Session, ok = bytesN(); !ok {
+		if ev.Session, ok = rd.bytes(); !ok {
 			return 0, scratch, ErrCorruptRecord
 		}
-		if ev.JSON, ok = bytesN(); !ok {
+		if ev.JSON, ok = rd.bytes(); !ok {
 			return 0, scratch, ErrCorruptRecord
 		}
 		if err := fn(ev); err != nil {
 			return int64(ra), scratch, err
 		}
 	}
-	if len(rd) != 0 {
+	if len(rd.b) != 0 {
 		return 0, scratch, ErrCorruptRecord
 	}
 	return int64(ra), scratch, nil
+}
+
+// recordBody checks a record's version byte and returns its body,
+// decompressed into scratch when its flags say so.
+func recordBody(val, scratch []byte, version byte) (body, scratchOut []byte, err error) {
+	if len(val) < 2 || val[0] != version {
+		return nil, scratch, ErrCorruptRecord
+	}
+	body = val[2:]
+	if val[1]&flagCompressedS != 0 {
+		return s2Decode(body, scratch)
+	}
+	return body, scratch, nil
+}
+
+// recordReader reads the fields of a record body; each read reports false
+// when the body is too short or malformed.
+type recordReader struct{ b []byte }
+
+func (r *recordReader) uvarint() (uint64, bool) {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		return 0, false
+	}
+	r.b = r.b[n:]
+	return v, true
+}
+
+// bytes reads a uvarint length and that many bytes (capped slice).
+func (r *recordReader) bytes() ([]byte, bool) {
+	l, ok := r.uvarint()
+	if !ok || l > uint64(len(r.b)) {
+		return nil, false
+	}
+	b := r.b[:l:l]
+	r.b = r.b[l:]
+	return b, true
+}
+
+// head reads an event's type byte and ts, refusing an unknown type.
+func (r *recordReader) head() (core.EventType, int64, bool) {
+	if len(r.b) == 0 {
+		return 0, 0, false
+	}
+	t := core.EventType(r.b[0])
+	r.b = r.b[1:]
+	ts, ok := r.uvarint()
+	if !ok || t == core.TypeInvalid || t >= core.NumEventTypes {
+		return 0, 0, false
+	}
+	return t, int64(ts), true
 }
