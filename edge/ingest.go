@@ -355,7 +355,7 @@ func (d *bodyDecoder) object() string {
 				}
 				break
 			}
-			if bad := d.skip(); bad != "" {
+			if _, bad := d.value(); bad != "" {
 				return bad
 			}
 			if d.msg == "" {
@@ -363,51 +363,58 @@ func (d *bodyDecoder) object() string {
 			}
 		case string(key) == "schemaVersion" && !sawVersion:
 			sawVersion = true
-			start := d.i
-			if bad := d.skip(); bad != "" {
+			v, bad := d.value()
+			if bad != "" {
 				return bad
 			}
-			v, _ := d.ic.parser.ParseBytes(data[start:d.i]) // valid: skip parsed it
 			b, err := v.StringBytes()
 			d.badVersion = err != nil || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1.")))
 		default:
-			if bad := d.skip(); bad != "" {
+			if _, bad := d.value(); bad != "" {
 				return bad
 			}
 		}
-		d.i = jsonscan.SkipSpace(data, d.i)
-		if d.i >= len(data) {
-			return d.malformed(nil)
-		}
-		switch data[d.i] {
-		case ',':
-			d.i = jsonscan.SkipSpace(data, d.i+1)
-		case '}':
-			d.i++
-			if !sawEvents && d.msg == "" {
+		if more, bad := d.next('}'); bad != "" || !more {
+			if bad == "" && !sawEvents && d.msg == "" {
 				d.msg = `missing "events" array`
 			}
-			return ""
-		default:
-			return d.malformed(nil)
+			return bad
 		}
 	}
 }
 
-// skip checks the value at d.i with fastjson and moves past it.
-func (d *bodyDecoder) skip() string {
+// next moves past what follows a member or an element: a comma (more is
+// true) or the closing bracket.
+func (d *bodyDecoder) next(closer byte) (more bool, bad string) {
+	d.i = jsonscan.SkipSpace(d.data, d.i)
+	switch {
+	case d.i >= len(d.data):
+		return false, d.malformed(nil)
+	case d.data[d.i] == ',':
+		d.i = jsonscan.SkipSpace(d.data, d.i+1)
+		return true, ""
+	case d.data[d.i] == closer:
+		d.i++
+		return false, ""
+	}
+	return false, d.malformed(nil)
+}
+
+// value finds the end of the value at d.i, parses it with fastjson and
+// moves past it. The value is valid until the parser's next use.
+func (d *bodyDecoder) value() (*fastjson.Value, string) {
 	end := jsonscan.SkipValue(d.data, d.i)
 	if end < 0 {
-		if _, err := d.ic.parser.ParseBytes(d.data[d.i:]); err != nil {
-			return d.malformed(err)
-		}
-		return d.malformed(nil)
+		// Unterminated: fastjson names the error, if it finds one.
+		_, err := d.ic.parser.ParseBytes(d.data[d.i:])
+		return nil, d.malformed(err)
 	}
-	if _, err := d.ic.parser.ParseBytes(d.data[d.i:end]); err != nil {
-		return d.malformed(err)
+	v, err := d.ic.parser.ParseBytes(d.data[d.i:end])
+	if err != nil {
+		return nil, d.malformed(err)
 	}
 	d.i = end
-	return ""
+	return v, ""
 }
 
 // events reads the events array at d.i, parsing and processing each event
@@ -423,17 +430,9 @@ func (d *bodyDecoder) events() string {
 		return ""
 	}
 	for {
-		start := d.i
-		end := jsonscan.SkipValue(data, start)
-		if end < 0 {
-			if _, err := d.ic.parser.ParseBytes(data[start:]); err != nil {
-				return d.malformed(err)
-			}
-			return d.malformed(nil)
-		}
-		v, err := d.ic.parser.ParseBytes(data[start:end])
-		if err != nil {
-			return d.malformed(err)
+		v, bad := d.value()
+		if bad != "" {
+			return bad
 		}
 		d.n++
 		if d.n > MaxBatchEvents && d.msg == "" {
@@ -442,18 +441,8 @@ func (d *bodyDecoder) events() string {
 		if d.msg == "" && !d.badVersion {
 			d.s.addEvent(d.ic, d.n-1, v)
 		}
-		d.i = jsonscan.SkipSpace(data, end)
-		if d.i >= len(data) {
-			return d.malformed(nil)
-		}
-		switch data[d.i] {
-		case ',':
-			d.i = jsonscan.SkipSpace(data, d.i+1)
-		case ']':
-			d.i++
-			return ""
-		default:
-			return d.malformed(nil)
+		if more, bad := d.next(']'); bad != "" || !more {
+			return bad
 		}
 	}
 }
