@@ -3,7 +3,6 @@ package plugins
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/valyala/fastjson"
@@ -18,20 +17,7 @@ import (
 // rewritten (and re-validated) or passed through, still has them located,
 // and each located value is exactly the member of its canonical JSON.
 func TestChainKeepsCapturedFields(t *testing.T) {
-	wasm, err := os.ReadFile("examples/pii-redact/pii-redact.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newTestHost(t, Options{})
-	mod, err := h.Compile(context.Background(), wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := h.NewPlugin(context.Background(), "pii-redact", 1, mod, nil, PolicyQuarantine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := piiRedactAS(t)
 	capture := storage.Capture()
 	f := NewFilter(testStore(t).Quarantine(), nil)
 	f.SetCapture(capture)

@@ -33,10 +33,10 @@ func batchOf(t testing.TB, events ...string) *core.Batch {
 	return b
 }
 
-// TestPIIRedactAssemblyScriptUnderTheHost runs the committed AssemblyScript
-// example through the host: planted PII is redacted, clean events pass
-// untouched, and the output re-validates.
-func TestPIIRedactAssemblyScriptUnderTheHost(t *testing.T) {
+// piiRedactAS runs the committed AssemblyScript pii-redact example as a
+// plugin of a new test host (closed when the test ends).
+func piiRedactAS(t *testing.T) *Plugin {
+	t.Helper()
 	wasm, err := os.ReadFile("examples/pii-redact/pii-redact.wasm")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,15 @@ func TestPIIRedactAssemblyScriptUnderTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestPIIRedactAssemblyScriptUnderTheHost runs the committed AssemblyScript
+// example through the host: planted PII is redacted, clean events pass
+// untouched, and the output re-validates.
+func TestPIIRedactAssemblyScriptUnderTheHost(t *testing.T) {
+	p := piiRedactAS(t)
 	f := NewFilter(testStore(t).Quarantine(), nil)
 	f.SetChain(7, &Chain{Plugins: []*Plugin{p}})
 	head := `"projectId":"proj","sessionId":"s1","sdkVersion":"0.5.0"`
