@@ -175,6 +175,19 @@ func checkNumber(tok []byte, n *number) numStatus {
 	return numInfinite
 }
 
+// ParseNumber returns the float64 a JSON number token denotes, rounded to
+// nearest even, as strconv.ParseFloat would; ok is false when tok is not a
+// JSON number or rounds to an infinity. Plain decimals of up to 15 digits,
+// most numbers an event carries, take a fast path that does not reach
+// strconv; nothing allocates for tokens of up to 32 bytes.
+func ParseNumber(tok []byte) (f float64, ok bool) {
+	var n number
+	if checkNumber(tok, &n) != numOK {
+		return 0, false
+	}
+	return n.value(), true
+}
+
 // safeInteger returns the exact value of a token that denotes an integer in
 // [0, 2^53] (1e3 and 1.0 do; -0 is 0); ok is false for a fraction, a negative
 // number or a larger one. n must be grammatical.

@@ -172,3 +172,53 @@ func TestNumberValueDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestParseNumber: the exported parser takes JSON numbers only, refuses the
+// ones that round to an infinity, and agrees bit for bit with strconv on
+// the rest.
+func TestParseNumber(t *testing.T) {
+	for _, tok := range []string{"01", "1.", ".5", "+1", "NaN", "-Inf", "1e309", "-" + maxFloatHalfULP, " 1", ""} {
+		if f, ok := ParseNumber([]byte(tok)); ok {
+			t.Errorf("ParseNumber(%q) = %v, want a refusal", tok, f)
+		}
+	}
+	rng := rand.New(rand.NewSource(3))
+	for i := 0; i < 100000; i++ {
+		tok := randomToken(rng)
+		want, err := strconv.ParseFloat(tok, 64)
+		got, ok := ParseNumber([]byte(tok))
+		if finite := err == nil; ok != finite || ok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("ParseNumber(%q) = %v %v, strconv %v %v", tok, got, ok, want, err)
+		}
+	}
+}
+
+// BenchmarkParseNumber: six tokens of the shapes events carry per op, by
+// ParseNumber and by strconv.ParseFloat.
+func BenchmarkParseNumber(b *testing.B) {
+	toks := []string{"0.4523", "-12.75", "1733900000000", "16.7", "523000000", "-0.0312"}
+	raw := make([][]byte, len(toks))
+	for i, s := range toks {
+		raw[i] = []byte(s)
+	}
+	b.Run("ParseNumber", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, tok := range raw {
+				if _, ok := ParseNumber(tok); !ok {
+					b.Fatal(string(tok))
+				}
+			}
+		}
+	})
+	b.Run("strconv", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, tok := range toks {
+				if _, err := strconv.ParseFloat(tok, 64); err != nil {
+					b.Fatal(tok)
+				}
+			}
+		}
+	})
+}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
-	"strconv"
-	"unsafe"
 
+	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonscan"
 )
 
@@ -130,60 +128,7 @@ func tokVec(v []byte, dst []float64) bool {
 	return true
 }
 
-// parseNum parses a number token as strconv.ParseFloat does, rejecting
-// NaN and infinities.
-func parseNum(b []byte) (float64, bool) {
-	if len(b) == 0 || !(b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
-		return 0, false
-	}
-	if f, ok := parseShortDecimal(b); ok {
-		return f, true
-	}
-	// The string does not outlive the call (a parse error, which would keep
-	// it, is dropped).
-	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
-	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
-}
+// parseNum parses a JSON number token (core.ParseNumber): the log holds
+// the validator's tokens, which follow the JSON grammar.
+func parseNum(b []byte) (float64, bool) { return core.ParseNumber(b) }
 
-// exactPow10 holds the powers of ten that a float64 holds exactly.
-var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// parseShortDecimal parses a token of the form -?digits(.digits)? with at
-// most 15 digits, the form of nearly every number a fold reads
-// (coordinates, durations, byte counts). Its digits make an integer that a
-// float64 holds exactly, and so does the power of ten that scales it, so
-// one division, correctly rounded, gives the same float64 as
-// strconv.ParseFloat (Clinger's fast path, which strconv takes too, after a
-// general scan that costs a fold more than the division). ok is false for
-// any other token; the caller then parses it with strconv.
-func parseShortDecimal(b []byte) (f float64, ok bool) {
-	i := 0
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		i++
-	}
-	var m uint64
-	digits, frac, dot := 0, 0, false
-	for ; i < len(b); i++ {
-		switch c := b[i]; {
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			digits++
-			if dot {
-				frac++
-			}
-		case c == '.' && !dot && digits > 0:
-			dot = true
-		default:
-			return 0, false
-		}
-	}
-	if digits == 0 || digits > 15 || dot && frac == 0 {
-		return 0, false
-	}
-	f = float64(m) / exactPow10[frac]
-	if neg {
-		f = -f
-	}
-	return f, true
-}
