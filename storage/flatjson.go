@@ -131,4 +131,3 @@ func tokVec(v []byte, dst []float64) bool {
 // parseNum parses a JSON number token (core.ParseNumber): the log holds
 // the validator's tokens, which follow the JSON grammar.
 func parseNum(b []byte) (float64, bool) { return core.ParseNumber(b) }
-

@@ -123,4 +123,3 @@ func FuzzMembers(f *testing.F) {
 		}
 	})
 }
-
