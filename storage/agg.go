@@ -495,8 +495,8 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			}
 			// The record is copied out before it is folded: Badger holds a
 			// read lock on its value-log file while Item.Value's callback
-			// runs, and closing the file being written (every file-size of
-			// log) waits for that lock inside Badger's single write path.
+			// runs, and closing the file being written, each time one fills
+			// up, waits for that lock inside Badger's single write path.
 			// Folding a 200-event record takes about 50 µs on a thread at
 			// the lowest priority (BenchmarkAggregatorFold); copying it, 1 µs.
 			var skipped int
