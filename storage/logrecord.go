@@ -118,13 +118,7 @@ type logEvent struct {
 // events that were validated without Capture; scratch is reused for the
 // uncompressed body when compressing and is returned grown.
 func encodeLogRecord(dst, scratch []byte, b *core.Batch, m *members, compress bool) (out, scratchOut []byte) {
-	if !compress {
-		dst = append(dst, logRecordVersion, 0)
-		return appendLogBody(dst, b, m), scratch
-	}
-	scratch = appendLogBody(scratch[:0], b, m)
-	dst = append(dst, logRecordVersion, flagCompressedS)
-	return appendS2(dst, scratch), scratch
+	return frameRecord(dst, scratch, logRecordVersion, compress, func(d []byte) []byte { return appendLogBody(d, b, m) })
 }
 
 // appendS2 appends the S2 block encoding of src to dst.

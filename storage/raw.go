@@ -151,9 +151,9 @@ type chunkCursor struct {
 	seq  uint64
 	part uint16
 
-	buf  []byte // decompressed body (owned, reused)
-	rd   []byte // the rest of the body
-	left uint64 // events not yet read
+	buf  []byte       // decompressed body (owned, reused)
+	rd   recordReader // the rest of the body
+	left uint64       // events not yet read
 
 	// current event
 	ts   int64
@@ -181,12 +181,12 @@ func (c *chunkCursor) open(val []byte) error {
 	} else {
 		c.buf = append(c.buf[:0], body...)
 	}
-	c.rd = c.buf
-	if _, ok := c.uvarint(); !ok { // receivedAt
+	c.rd = recordReader{c.buf}
+	if _, ok := c.rd.uvarint(); !ok { // receivedAt
 		return ErrCorruptRecord
 	}
-	n, ok := c.uvarint()
-	if !ok || n > uint64(len(c.rd)) {
+	n, ok := c.rd.uvarint()
+	if !ok || n > uint64(len(c.rd.b)) {
 		return ErrCorruptRecord
 	}
 	c.left = n
@@ -196,48 +196,29 @@ func (c *chunkCursor) open(val []byte) error {
 // next moves to the chunk's next event; false at the end.
 func (c *chunkCursor) next() (bool, error) {
 	if c.left == 0 {
-		if len(c.rd) != 0 {
+		if len(c.rd.b) != 0 {
 			return false, ErrCorruptRecord
 		}
 		return false, nil
 	}
 	c.left--
-	if len(c.rd) == 0 {
+	if len(c.rd.b) == 0 {
 		return false, ErrCorruptRecord
 	}
-	c.rd = c.rd[1:] // type
-	ts, ok := c.uvarint()
+	c.rd.b = c.rd.b[1:] // type
+	ts, ok := c.rd.uvarint()
 	if !ok || ts > 1<<62 {
 		return false, ErrCorruptRecord
 	}
-	if _, ok := c.bytes(); !ok { // sessionId: the key already names it
+	if _, ok := c.rd.bytes(); !ok { // sessionId: the key already names it
 		return false, ErrCorruptRecord
 	}
-	js, ok := c.bytes()
+	js, ok := c.rd.bytes()
 	if !ok {
 		return false, ErrCorruptRecord
 	}
 	c.ts, c.json = int64(ts), js
 	return true, nil
-}
-
-func (c *chunkCursor) uvarint() (uint64, bool) {
-	v, n := binary.Uvarint(c.rd)
-	if n <= 0 {
-		return 0, false
-	}
-	c.rd = c.rd[n:]
-	return v, true
-}
-
-func (c *chunkCursor) bytes() ([]byte, bool) {
-	l, ok := c.uvarint()
-	if !ok || l > uint64(len(c.rd)) {
-		return nil, false
-	}
-	b := c.rd[:l:l]
-	c.rd = c.rd[l:]
-	return b, true
 }
 
 // cursorHeap orders open chunks by their current event: ts, then log

@@ -51,12 +51,20 @@ func appendRecordBody(dst []byte, b *core.Batch, idx []int32) []byte {
 // encodeRecord appends a complete record to dst. scratch is reused for the
 // uncompressed body when compressing and is returned grown.
 func encodeRecord(dst, scratch []byte, b *core.Batch, idx []int32, compress bool) (out, scratchOut []byte) {
+	return frameRecord(dst, scratch, recordVersion, compress, func(d []byte) []byte { return appendRecordBody(d, b, idx) })
+}
+
+// frameRecord appends a record of the given version to dst: the version and
+// flags bytes, then the body appendBody writes, S2-compressed when compress
+// is set. scratch is reused for the uncompressed body when compressing and
+// is returned grown.
+func frameRecord(dst, scratch []byte, version byte, compress bool, appendBody func([]byte) []byte) (out, scratchOut []byte) {
 	if !compress {
-		dst = append(dst, recordVersion, 0)
-		return appendRecordBody(dst, b, idx), scratch
+		dst = append(dst, version, 0)
+		return appendBody(dst), scratch
 	}
-	scratch = appendRecordBody(scratch[:0], b, idx)
-	dst = append(dst, recordVersion, flagCompressedS)
+	scratch = appendBody(scratch[:0])
+	dst = append(dst, version, flagCompressedS)
 	return appendS2(dst, scratch), scratch
 }
 
