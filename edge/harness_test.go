@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -269,23 +270,14 @@ func (h *harness) storedEvents(project string) []storedEvent {
 // logRecords counts the project's records in the ingest log.
 func (h *harness) logRecords(project string) int {
 	p := h.store.Registry().Project(project)
-	n := 0
-	h.store.LogDB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: storage.LogPrefix(p.Num)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	return n
+	return len(h.store.ProjectLog(p.Num))
 }
 
 func (h *harness) rawChunkCount(project string) int {
 	p := h.store.Registry().Project(project)
 	n := 0
 	h.store.DB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: append([]byte{'r'}, storage.LogPrefix(p.Num)[1:]...)})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: binary.BigEndian.AppendUint32([]byte{'r'}, p.Num)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++

@@ -61,9 +61,11 @@ type Aggregator struct {
 	event     logEvent     // the event being folded
 	cellBuf   []byte       // merged cells of a fold (commitFold)
 	recBuf    []byte       // the log record being folded
+	ents      []logEntry   // the records of a fold
 	keyBuf    []string     // a cell's sorted items (commitFold)
 
 	records, events, errors atomic.Uint64
+	stale                   atomic.Uint64 // records found already folded (dropped unfolded)
 	committed               atomic.Uint64 // log records committed since open
 	backlog                 uint64        // log records waiting at open
 }
@@ -78,14 +80,7 @@ type AggStats struct {
 
 func newAggregator(s *Store) *Aggregator {
 	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{}), dirty: map[uint32]struct{}{}, allDirty: true}
-	_ = s.ldb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			a.backlog++
-		}
-		return nil
-	})
+	a.backlog = uint64(s.ilog.records())
 	return a
 }
 
@@ -228,8 +223,8 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 // Stats returns the aggregator's counters. It takes no lock.
 func (a *Aggregator) Stats() AggStats {
 	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load()}
-	if pending := a.backlog + a.committed.Load(); pending > st.Records {
-		st.Lag = pending - st.Records
+	if pending, done := a.backlog+a.committed.Load(), st.Records+a.stale.Load(); pending > done {
+		st.Lag = pending - done
 	}
 	return st
 }
@@ -441,15 +436,97 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	if a.s.closed.Load() {
 		return 0, badger.ErrDBClosed
 	}
-	cpKey := binary.BigEndian.AppendUint32([]byte{nsCheckpoint}, pnum)
-	var next uint64
-	var logKeys [][]byte
+	cpKey := checkpointKey(pnum)
 	st := &a.st
 	st.reset()
 	events := 0
 	var scratch []byte
-	err := a.s.adb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(cpKey)
+	next, err := a.s.checkpoint(pnum)
+	if err != nil {
+		return 0, err
+	}
+	// Records below the checkpoint were folded by a pass that ended before
+	// it let go of them (a crash between the two steps): they are dropped
+	// now, never folded again.
+	stale := a.s.ilog.drop(pnum, next)
+	a.ents = a.s.ilog.pending(a.ents[:0], pnum, next, max)
+	folded := 0
+	for _, e := range a.ents {
+		if stop != nil && folded%checkBehindEvery == checkBehindEvery-1 && stop() {
+			break
+		}
+		if e.seq != next {
+			// Sequence numbers are gapless as written; a gap means records
+			// were lost to a corrupt segment (the log said so at open).
+			a.s.log.Warn("ingest log records missing", "project_num", pnum, "from_seq", next, "to_seq", e.seq-1)
+			next = e.seq
+		}
+		// The record is read into a buffer of the aggregator's (the segment is
+		// in the page cache: about a microsecond for 200 events).
+		rec, err := a.s.ilog.read(a.recBuf[:0], pnum, e)
+		var skipped int
+		if err == nil {
+			a.recBuf = rec[:0]
+			scratch, skipped, err = decodeLogRecordInto(rec, scratch, &a.members, &a.event, func(e *logEvent) error {
+				events++
+				a.foldEvent(st, e)
+				return nil
+			})
+		}
+		if err != nil {
+			return 0, fmt.Errorf("log record %d of project %d: %w", e.seq, pnum, err)
+		}
+		// A pass can fold for tens of milliseconds on end; between records
+		// it steps aside, so that requests waiting for a CPU (their commit
+		// acknowledgements above all) are not held up behind it.
+		runtime.Gosched()
+		if skipped > 0 {
+			a.s.log.Warn("events not folded: not JSON objects", "project_num", pnum, "seq", e.seq, "events", skipped)
+		}
+		folded++
+		next++
+	}
+	a.stale.Add(uint64(stale))
+	if folded > 0 {
+		st.deriveScenes()
+	}
+	// The writes run at normal priority, never on the niced thread: Badger
+	// marks a commit begun under a lock and every new transaction of that
+	// database waits for it to be done, so a commit preempted on a niced
+	// thread would stall the committer's (and every request's) commits
+	// behind it for as long as the kernel leaves that thread waiting.
+	if folded > 0 {
+		err = atNormalPriority(func() error {
+			if err := a.commitFold(pnum, st, cpKey, next); err != nil {
+				return err
+			}
+			// Folded and checkpointed: the records go, and with them every
+			// segment left with nothing to fold.
+			a.s.ilog.drop(pnum, next)
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	a.records.Add(uint64(folded))
+	a.events.Add(uint64(events))
+	return folded, nil
+}
+
+func checkpointKey(pnum uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{nsCheckpoint}, pnum)
+}
+
+// checkpoint returns the aggregator's checkpoint of project pnum: the next
+// log sequence number to fold.
+func (s *Store) checkpoint(pnum uint32) (uint64, error) {
+	if s.adb == nil {
+		return 0, nil
+	}
+	var next uint64
+	err := s.adb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(checkpointKey(pnum))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
 		} else if err != nil {
@@ -463,97 +540,7 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			return nil
 		})
 	})
-	if err != nil {
-		return 0, err
-	}
-	var stale [][]byte
-	err = a.s.ldb.View(func(txn *badger.Txn) error {
-		// No prefetch: Item.Value then reads a record in place, from the value
-		// log's mapping, where prefetching would copy every one.
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum)})
-		defer it.Close()
-		// Records below the checkpoint were folded by a pass whose deletion
-		// of them did not happen (a crash between the two commits): delete
-		// them now, never fold them again.
-		for it.Seek(LogKey(pnum, 0)); it.Valid() && len(stale) < max; it.Next() {
-			k := it.Item().Key()
-			if binary.BigEndian.Uint64(k[5:]) >= next {
-				break
-			}
-			stale = append(stale, it.Item().KeyCopy(nil))
-		}
-		for it.Seek(LogKey(pnum, next)); it.Valid() && len(logKeys) < max; it.Next() {
-			if stop != nil && len(logKeys)%checkBehindEvery == checkBehindEvery-1 && stop() {
-				break
-			}
-			k := it.Item().KeyCopy(nil)
-			seq := binary.BigEndian.Uint64(k[5:])
-			if seq != next {
-				// Sequence numbers are gapless; a gap means a record is not
-				// visible yet: stop here and fold it next time.
-				break
-			}
-			// The record is copied out before it is folded: Badger holds a
-			// read lock on its value-log file while Item.Value's callback
-			// runs, and closing the file being written, each time one fills
-			// up, waits for that lock inside Badger's single write path.
-			// Folding a 200-event record takes about 50 µs on a thread at
-			// the lowest priority (BenchmarkAggregatorFold); copying it, 1 µs.
-			var skipped int
-			rec, err := it.Item().ValueCopy(a.recBuf[:0])
-			if err == nil {
-				a.recBuf = rec
-				scratch, skipped, err = decodeLogRecordInto(rec, scratch, &a.members, &a.event, func(e *logEvent) error {
-					events++
-					a.foldEvent(st, e)
-					return nil
-				})
-			}
-			if err != nil {
-				return fmt.Errorf("log record %d of project %d: %w", seq, pnum, err)
-			}
-			// A pass can fold for tens of milliseconds on end; between records
-			// it steps aside, so that requests waiting for a CPU (their commit
-			// acknowledgements above all) are not held up behind it.
-			runtime.Gosched()
-			if skipped > 0 {
-				a.s.log.Warn("events not folded: not JSON objects", "project_num", pnum, "seq", seq, "events", skipped)
-			}
-			logKeys = append(logKeys, k)
-			next++
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if len(logKeys) > 0 {
-		st.deriveScenes()
-	}
-	// The writes run at normal priority, never on the niced thread: Badger
-	// marks a commit begun under a lock and every new transaction of that
-	// database waits for it to be done, so a commit preempted on a niced
-	// thread would stall the committer's (and every request's) commits
-	// behind it for as long as the kernel leaves that thread waiting.
-	err = atNormalPriority(func() error {
-		if len(logKeys) > 0 {
-			if err := a.commitFold(pnum, st, cpKey, next); err != nil {
-				return err
-			}
-		}
-		if err := a.deleteLog(append(stale, logKeys...)); err != nil {
-			// Folded and checkpointed: the records are only waiting to be
-			// deleted, which the next pass does.
-			a.s.log.Warn("folded log records not deleted yet", "project_num", pnum, "err", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	a.records.Add(uint64(len(logKeys)))
-	a.events.Add(uint64(events))
-	return len(logKeys), nil
+	return next, err
 }
 
 // atNormalPriority runs f on a goroutine of its own (so on an OS thread of
@@ -562,21 +549,6 @@ func atNormalPriority(f func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
 	return <-done
-}
-
-// deleteLog deletes folded log records from the log database.
-func (a *Aggregator) deleteLog(keys [][]byte) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	wb := a.s.ldb.NewWriteBatch()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			wb.Cancel()
-			return err
-		}
-	}
-	return wb.Flush()
 }
 
 // commitFold merges the delta into the stored aggregates and commits it with

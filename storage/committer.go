@@ -37,6 +37,7 @@ type Committer struct {
 	round map[uint32]uint64 // project → next seq while building a round
 	arena []byte            // keys of the round being built
 	seqs  []uint64          // the round's sequence number of each request
+	apps  []logAppend       // the round's log records
 
 	// OnCommit, if set before the first Commit, observes each group commit.
 	OnCommit func(d time.Duration, requests, events int, err error)
@@ -97,12 +98,12 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
 	r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
-	if limit := c.s.opts.logFileSize() - 1<<19; int64(len(r.log)) > limit {
+	if len(r.log) > maxLogRecord {
 		// Cannot happen within the body limit; refused alone rather than
-		// failing the whole group in Badger.
+		// failing the whole group.
 		n := len(r.log)
 		reqPool.Put(r)
-		return fmt.Errorf("storage: batch record of %d bytes exceeds the log's limit of %d", n, limit)
+		return fmt.Errorf("storage: batch record of %d bytes exceeds the log's limit of %d", n, maxLogRecord)
 	}
 	r.chunks = r.chunks[:0]
 	r.buf = r.buf[:0]
@@ -302,30 +303,12 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	if err := c.commitRaw(group, seqs); err != nil {
 		return err
 	}
-	txn := c.s.ldb.NewTransaction(true)
-	defer txn.Discard()
+	apps := c.apps[:0]
 	for i, r := range group {
-		k0 := len(c.arena)
-		c.arena = append(c.arena, nsLog)
-		c.arena = binary.BigEndian.AppendUint32(c.arena, r.pnum)
-		c.arena = binary.BigEndian.AppendUint64(c.arena, seqs[i])
-		k := c.arena[k0:len(c.arena):len(c.arena)]
-		if err := txn.Set(k, r.log); err != nil {
-			return err
-		}
+		apps = append(apps, logAppend{pnum: r.pnum, seq: seqs[i], rec: r.log})
 	}
-	for pnum, next := range c.round {
-		k0 := len(c.arena)
-		c.arena = append(c.arena, nsLogSeq)
-		c.arena = binary.BigEndian.AppendUint32(c.arena, pnum)
-		k := c.arena[k0:len(c.arena):len(c.arena)]
-		v0 := len(c.arena)
-		c.arena = binary.BigEndian.AppendUint64(c.arena, next)
-		if err := txn.Set(k, c.arena[v0:len(c.arena):len(c.arena)]); err != nil {
-			return err
-		}
-	}
-	if err := txn.Commit(); err != nil {
+	c.apps = apps
+	if err := c.s.ilog.append(apps); err != nil {
 		return err
 	}
 	n := len(c.arena)
@@ -381,42 +364,19 @@ func (c *Committer) nextSeq(pnum uint32) (uint64, error) {
 	if n, ok := c.next[pnum]; ok {
 		return n, nil
 	}
-	var n uint64
-	err := c.s.ldb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(logSeqKey(pnum))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return ErrCorruptRecord
-			}
-			n = binary.BigEndian.Uint64(v)
-			return nil
-		})
-	})
+	// One past the highest record in the log, or the aggregator's
+	// checkpoint when it is higher: every record below it has been folded,
+	// and a segment is deleted only once all of its records have been.
+	n, err := c.s.checkpoint(pnum)
 	if err != nil {
 		return 0, err
+	}
+	if last, ok := c.s.ilog.lastSeq(pnum); ok && last+1 > n {
+		n = last + 1
 	}
 	c.next[pnum] = n
 	return n, nil
 }
-
-func logSeqKey(pnum uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{nsLogSeq}, pnum)
-}
-
-// LogKey returns the ingest-log key of a project's record seq.
-func LogKey(pnum uint32, seq uint64) []byte {
-	k := binary.BigEndian.AppendUint32([]byte{nsLog}, pnum)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
-// LogPrefix returns the key prefix of a project's ingest log.
-func LogPrefix(pnum uint32) []byte { return binary.BigEndian.AppendUint32([]byte{nsLog}, pnum) }
 
 // RawPrefix returns the key prefix of one session's raw chunks.
 func RawPrefix(pnum uint32, session []byte) []byte {

@@ -9,7 +9,7 @@ import (
 )
 
 // Value-log garbage collection. Badger keeps values over the value threshold
-// (ingest-log records, large raw chunks) in append-only value-log files;
+// (large raw chunks, plugin modules) in append-only value-log files;
 // deleting or expiring a key (raw chunks carry the RAW_RETENTION_DAYS TTL)
 // does not shrink them. Compactions drop expired keys from the LSM tree and
 // count the bytes they leave dead in each value-log file; RunValueLogGC then
@@ -37,20 +37,11 @@ func (o *Options) gcInterval() time.Duration {
 	return o.ValueLogGCInterval
 }
 
-// logGCInterval is how often the log database's value log is collected.
-// Nearly every byte there is dead a fraction of a second after it is
-// written (records are deleted once folded), so a pass mostly deletes a
-// whole file, rewriting only the few records not folded yet.
-const logGCInterval = time.Second
-
-// startValueLogGC starts the GC goroutines (stopped by Close through s.stop).
-// The log database's runs whatever ValueLogGCInterval says: without it the
-// log would grow by the ingest rate.
+// startValueLogGC starts the GC goroutine (stopped by Close through s.stop).
 func (s *Store) startValueLogGC() {
 	if s.opts.ReadOnly {
 		return
 	}
-	s.every(logGCInterval, func() { s.valueLogGC(s.ldb) })
 	if every := s.opts.gcInterval(); every > 0 {
 		s.every(every, func() { s.valueLogGC(s.db) })
 	}

@@ -213,12 +213,7 @@ func TestAggregatesDoNotDependOnTheRecordPath(t *testing.T) {
 	}
 	for i, b := range validatedFixtures(t, pnums[2], true) {
 		rec, _ := encodeRecord(nil, nil, b, nil, true)
-		if err := s.LogDB().Update(func(txn *badger.Txn) error {
-			if err := txn.Set(LogKey(pnums[2], uint64(i)), rec); err != nil {
-				return err
-			}
-			return txn.Set(logSeqKey(pnums[2]), binary.BigEndian.AppendUint64(nil, uint64(i+1)))
-		}); err != nil {
+		if err := s.ilog.append([]logAppend{{pnum: pnums[2], seq: uint64(i), rec: rec}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,8 +8,8 @@
 //	p <projectID>                         project record (JSON)
 //	k <sha256(key)>                       API key record (JSON)
 //	m <name>                              metadata (project number counter, …)
-//	q <projectNum:4> ...                  per-project log high-water mark
-//	l <projectNum:4> <seq:8>              ingest log record (one per accepted request)
+//	q <projectNum:4> ...                  per-project log high-water mark (older versions; moved at open)
+//	l <projectNum:4> <seq:8>              ingest log record (older versions; moved at open)
 //	r <projectNum:4> <len:2> <sessionID> <minTs:8> <seq:8> <part:2>
 //	                                      raw session chunk (retention on; TTL)
 //	g <projectNum:4> <sceneID> 0x00       scene representation summary (listing row, JSON)
@@ -30,6 +30,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,18 +89,17 @@ type Options struct {
 	DisableAggregation bool
 	// ValueLogGCInterval is how often value-log GC reclaims the space of
 	// expired and deleted values in the main database (gc.go). Default 5
-	// minutes; negative disables it. The ingest log's database is collected
-	// every second regardless.
+	// minutes; negative disables it. (The ingest log is not in Badger: its
+	// segments are deleted whole once folded.)
 	ValueLogGCInterval time.Duration
 	// MaxBatchBytes is the largest decompressed request body the server
-	// takes (its COLLECTOR_BODY_LIMIT); the log database's value-log files
-	// are sized so that the record of such a batch fits. Default 1 MiB.
+	// takes (its COLLECTOR_BODY_LIMIT). Default 1 MiB.
 	MaxBatchBytes int
 	// ReadOnly opens the database without taking writes (CLI listings).
 	ReadOnly bool
 	Logger   *slog.Logger
 
-	logFileBytes int64 // tests: the log database's value-log file size
+	logFileBytes int64 // tests: the ingest log's segment size
 }
 
 // Store is the open database.
@@ -115,13 +115,9 @@ type Store struct {
 	// them. Nil in read-only mode when it does not exist yet.
 	adb *badger.DB
 
-	// ldb holds the ingest log (records and sequence counters), apart from
-	// db: log records live a fraction of a second (until folded), so their
-	// database is tuned to reclaim them within seconds (small memtable and
-	// value-log files, frequent value-log GC) without rewriting long-lived
-	// values (raw chunks, modules) over and over. Nil in read-only mode when
-	// it does not exist yet.
-	ldb *badger.DB
+	// ilog is the ingest log (ingestlog.go): segment files in
+	// DATA_DIR/ingest, deleted whole once folded.
+	ilog *ingestLog
 
 	reg *Registry
 	com *Committer
@@ -188,14 +184,16 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if s.ldb, err = openLog(opts); err != nil {
-		s.adb.Close()
+	if s.ilog, err = openIngestLog(filepath.Join(opts.Dir, ingestLogDir), opts.segmentSize(), opts.SyncWrites, opts.ReadOnly, s.log); err != nil {
+		if s.adb != nil {
+			s.adb.Close()
+		}
 		db.Close()
 		return nil, err
 	}
 	if !opts.ReadOnly {
 		if err := s.migrate(); err != nil {
-			s.ldb.Close()
+			s.ilog.close()
 			s.adb.Close()
 			db.Close()
 			return nil, err
@@ -207,7 +205,7 @@ func Open(opts Options) (*Store, error) {
 		s.checkDisk()
 		s.every(diskCheckInterval, s.checkDisk)
 		s.startValueLogGC()
-		wb := newWriteback(dbDir, filepath.Join(opts.Dir, "agg"), filepath.Join(opts.Dir, "log"))
+		wb := newWriteback(dbDir, filepath.Join(opts.Dir, "agg"))
 		s.every(writebackInterval, wb.push)
 		s.onClose = append(s.onClose, wb.close)
 		s.agg = newAggregator(s)
@@ -223,9 +221,19 @@ func Open(opts Options) (*Store, error) {
 // (aggregation, retention) within this module.
 func (s *Store) DB() *badger.DB { return s.db }
 
-// LogDB exposes the ingest log's database (tests and tools that inspect
-// the log; nil in read-only mode when it does not exist yet).
-func (s *Store) LogDB() *badger.DB { return s.ldb }
+// LogRecords returns how many records the ingest log holds (folded ones
+// are gone).
+func (s *Store) LogRecords() int { return s.ilog.records() }
+
+// ProjectLog returns the sequence numbers of the records of project pnum in
+// the ingest log, in order (tests and tools that inspect the log).
+func (s *Store) ProjectLog(pnum uint32) []uint64 {
+	var seqs []uint64
+	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
+		seqs = append(seqs, e.seq)
+	}
+	return seqs
+}
 
 // Registry returns the projects-and-keys registry.
 func (s *Store) Registry() *Registry { return s.reg }
@@ -280,11 +288,12 @@ func (s *Store) Close() error {
 		for _, f := range s.onClose {
 			f()
 		}
-		for _, d := range []*badger.DB{s.ldb, s.adb} {
-			if d != nil {
-				if cerr := d.Close(); err == nil {
-					err = cerr
-				}
+		if s.ilog != nil {
+			s.ilog.close()
+		}
+		if s.adb != nil {
+			if cerr := s.adb.Close(); err == nil {
+				err = cerr
 			}
 		}
 		if derr := s.db.Close(); err == nil {
@@ -381,43 +390,13 @@ func openAggregates(opts Options) (*badger.DB, error) {
 		WithValueLogFileSize(64<<20), opts.Dir)
 }
 
-// openLog opens the ingest log's database, DATA_DIR/log. Records go to the
-// value log (one sequential append per group commit) and are deleted once
-// folded, a fraction of a second later. Badger reclaims a value-log file
-// only after compactions have counted its dead bytes, and compactions
-// follow memtable flushes: with a 256 KiB memtable (keys and pointers
-// only, so it fills about once a second at 1,500 requests/s, or after
-// about a thousand records at any rate), a single level-0 table before
-// compaction, 16 MiB files and GC every second (gc.go), a file is
-// reclaimed seconds after it fills, so the log's disk and mapped memory
-// stay at tens of megabytes however long the node runs.
-func openLog(opts Options) (*badger.DB, error) {
-	dir, ok, err := subDir(opts, "log")
-	if !ok {
-		return nil, err
-	}
-	return openBadger(badgerOptions(dir, opts).
-		WithValueThreshold(64). // every record: the LSM tree holds only keys and pointers
-		WithMemTableSize(256<<10).
-		WithNumLevelZeroTables(1).
-		WithBlockCacheSize(1<<20).
-		WithIndexCacheSize(1<<20).
-		WithCompression(options.None). // keys and pointers; records are compressed already
-		WithValueLogFileSize(opts.logFileSize()), opts.Dir)
-}
-
-// logFileSize is the log database's value-log file size: 16 MiB, or more
-// when the body limit allows records that would not fit (a record is the
-// batch's canonical JSON, at most about the body's size, plus framing).
-func (o *Options) logFileSize() int64 {
+// segmentSize is the ingest log's segment size: a new segment is started
+// once the one written passes it (a record never spans two).
+func (o *Options) segmentSize() int64 {
 	if o.logFileBytes > 0 {
 		return o.logFileBytes
 	}
-	maxBatch := int64(o.MaxBatchBytes)
-	if maxBatch <= 0 {
-		maxBatch = 1 << 20
-	}
-	return max(16<<20, 2*maxBatch+1<<20)
+	return defaultSegmentMax
 }
 
 // badgerOptions are the settings all three databases share.
@@ -450,9 +429,10 @@ func openBadger(bo badger.Options, dataDir string) (*badger.DB, error) {
 	return db, nil
 }
 
-// migrate moves what an earlier version kept in the main database to the
-// database it has now: aggregates to DATA_DIR/agg, the ingest log and its
-// sequence counters to DATA_DIR/log.
+// migrate moves what an earlier version kept elsewhere to where it is kept
+// now: aggregates from the main database to DATA_DIR/agg; the ingest log
+// (records and sequence counters) from the main database, or from the
+// Badger database DATA_DIR/log, to the segments of DATA_DIR/ingest.
 func (s *Store) migrate() error {
 	n, err := moveKeys(s.db, s.adb, []byte{nsCheckpoint, nsAgg, nsSession, nsSessionIdx})
 	if err != nil {
@@ -461,13 +441,112 @@ func (s *Store) migrate() error {
 	if n > 0 {
 		s.log.Info("moved aggregates to their own database", "keys", n)
 	}
-	// Counters first: were the move cut short, a counter must never be
-	// left behind the records already moved.
-	if n, err = moveKeys(s.db, s.ldb, []byte{nsLogSeq, nsLog}); err != nil {
-		return fmt.Errorf("storage: move the ingest log to %s: %w", filepath.Join(s.opts.Dir, "log"), err)
+	if n, err = s.importLog(s.db); err != nil {
+		return fmt.Errorf("storage: move the ingest log out of the main database: %w", err)
 	}
 	if n > 0 {
-		s.log.Info("moved the ingest log to its own database", "keys", n)
+		s.log.Info("moved the ingest log out of the main database", "records", n)
+	}
+	old := filepath.Join(s.opts.Dir, "log")
+	if _, err := os.Stat(filepath.Join(old, "MANIFEST")); err == nil {
+		ldb, err := openBadger(badgerOptions(old, s.opts).WithValueThreshold(64).WithMemTableSize(256<<10), s.opts.Dir)
+		if err != nil {
+			return err
+		}
+		n, err := s.importLog(ldb)
+		if cerr := ldb.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("storage: move the ingest log out of %s: %w", old, err)
+		}
+		if err := os.RemoveAll(old); err != nil {
+			return fmt.Errorf("storage: remove %s: %w", old, err)
+		}
+		s.log.Info("moved the ingest log to its segment files", "from", old, "records", n)
+	}
+	return nil
+}
+
+// importLog appends the ingest-log records kept in db (as an earlier version
+// did) to the log, makes them durable, then deletes them and the sequence
+// counters from db. A crash half-way imports again at the next open; the
+// records already in the log are left out (ingestLog.index), so none is
+// folded twice.
+func (s *Store) importLog(db *badger.DB) (int, error) {
+	var group []logAppend
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		err := s.ilog.append(group)
+		group = group[:0]
+		return err
+	}
+	imported := 0
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 13 {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			group = append(group, logAppend{pnum: binary.BigEndian.Uint32(k[1:]), seq: binary.BigEndian.Uint64(k[5:]), rec: v})
+			imported++
+			if len(group) == maxGroupRequests {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
+	})
+	if err != nil {
+		return 0, err
+	}
+	if imported > 0 {
+		if err := s.ilog.syncWritten(); err != nil {
+			return 0, err
+		}
+	}
+	if err := dropPrefixes(db, []byte{nsLog}, []byte{nsLogSeq}); err != nil {
+		return 0, err
+	}
+	return imported, nil
+}
+
+// dropPrefixes deletes every key with one of the prefixes.
+func dropPrefixes(db *badger.DB, prefixes ...[]byte) error {
+	for _, p := range prefixes {
+		var keys [][]byte
+		if err := db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		wb := db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

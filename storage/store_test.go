@@ -122,25 +122,19 @@ func testBatch(pnum uint32, n int, sessions ...string) *core.Batch {
 
 func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []string) {
 	t.Helper()
-	err := s.LogDB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: LogPrefix(pnum)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().KeyCopy(nil)
-			seqs = append(seqs, beUint64(k[5:]))
-			v, _ := it.Item().ValueCopy(nil)
-			var m members
-			if _, _, err := decodeLogRecord(v, nil, &m, func(e *logEvent) error {
-				events = append(events, fmt.Sprintf("%s %s %d", e.Session, e.Type, e.TS))
-				return nil
-			}); err != nil {
-				return err
-			}
+	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
+		seqs = append(seqs, e.seq)
+		v, err := s.ilog.read(nil, pnum, e)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		var m members
+		if _, _, err := decodeLogRecord(v, nil, &m, func(e *logEvent) error {
+			events = append(events, fmt.Sprintf("%s %s %d", e.Session, e.Type, e.TS))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return
 }

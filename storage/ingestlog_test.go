@@ -1,0 +1,345 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// segmentBytes returns the bytes of the segment files in dir.
+func segmentBytes(t *testing.T, dir string) (n int64, files int) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), segmentSuffix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+			files++
+		}
+	}
+	return n, files
+}
+
+// segmentFiles returns the segment file names of dir, in order.
+func segmentFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), segmentSuffix) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestIngestLogSegmentsAreReclaimed: folded records leave their segments
+// with nothing to fold, and the segments are deleted while traffic goes on:
+// the log's disk does not grow with the traffic a node has taken.
+func TestIngestLogSegmentsAreReclaimed(t *testing.T) {
+	dir := t.TempDir()
+	off := false
+	s := openTest(t, Options{Dir: dir, LogCompression: &off, logFileBytes: 1 << 20})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	logDir := filepath.Join(dir, ingestLogDir)
+	written, peak, peakFiles := 0, int64(0), 0
+	deadline := time.Now().Add(60 * time.Second)
+	for written < 64<<20 {
+		b := testBatch(pnum, 20, "a", "b", "c")
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		for j := range b.Events {
+			written += len(b.JSON(j))
+		}
+		n, files := segmentBytes(t, logDir)
+		peak, peakFiles = max(peak, n), max(peakFiles, files)
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d bytes written in 60 s", written)
+		}
+	}
+	if err := s.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	n, files := segmentBytes(t, logDir)
+	if files != 1 || n > 1<<20+64<<10 {
+		t.Fatalf("after folding everything: %d segments, %d bytes; want only the one being written", files, n)
+	}
+	if peakFiles < 2 || peak > 32<<20 {
+		t.Fatalf("segments peaked at %d files, %d bytes for %d bytes of events: want several 1 MiB segments, far less than written", peakFiles, peak, written)
+	}
+	if lag := s.Aggregator().Stats().Lag; lag != 0 {
+		t.Fatalf("lag %d after Sync", lag)
+	}
+}
+
+// TestIngestLogTornTail: a segment that ends in part of a frame (a crash
+// in the middle of a write) is cut back to its last whole frame at open;
+// the records before it are folded, the sequence goes on from the last
+// one kept, and the next open finds nothing to cut.
+func TestIngestLogTornTail(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	for i := 0; i < 3; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	segs := segmentFiles(t, filepath.Join(dir, ingestLogDir))
+	last := segs[len(segs)-1]
+	b, err := os.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut the third record in half.
+	ents := framesOf(t, b)
+	if len(ents) != 3 {
+		t.Fatalf("%d frames in the segment, want 3", len(ents))
+	}
+	cut := ents[2] + (len(b)-ents[2])/2
+	if err := os.WriteFile(last, b[:cut], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	lg := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true, Logger: lg})
+	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 1}) {
+		t.Fatalf("log after the torn write: %v, want 0 1", seqs)
+	}
+	mu.Lock()
+	if !strings.Contains(logged.String(), "torn or corrupt frame") {
+		t.Errorf("the cut was not logged: %s", logged.String())
+	}
+	mu.Unlock()
+	if info, err := os.Stat(last); err != nil || info.Size() != int64(ents[2]) {
+		t.Fatalf("segment not cut back to its last whole frame: %v %v (want %d bytes)", info.Size(), err, ents[2])
+	}
+	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 5, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 1, 2}) {
+		t.Fatalf("log after a new commit: %v, want 0 1 2", seqs)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s2, pnum); n != 25 {
+		t.Fatalf("%d events folded, want 25 (two whole records and the new one)", n)
+	}
+	s2.Close()
+	logged.Reset()
+	s3 := openTest(t, Options{Dir: dir, Logger: lg})
+	defer s3.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logged.String(), "torn") {
+		t.Fatalf("a clean log was cut again: %s", logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// framesOf returns the offsets of the frames of segment b.
+func framesOf(t *testing.T, b []byte) []int {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte(segmentMagic)) {
+		t.Fatal("segment without its magic")
+	}
+	var offs []int
+	for off := len(segmentMagic); off < len(b); {
+		_, _, rec, ok := parseFrame(b[off:])
+		if !ok {
+			t.Fatalf("bad frame at %d", off)
+		}
+		offs = append(offs, off)
+		off += frameHeader + len(rec)
+	}
+	return offs
+}
+
+// TestIngestLogCorruptSegment: a frame whose checksum fails (a damaged
+// disk) ends its segment; the records in later segments are still folded,
+// past the gap, which the aggregator logs.
+func TestIngestLogCorruptSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true, logFileBytes: 1})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	for i := 0; i < 4; i++ { // a segment per record
+		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	segs := segmentFiles(t, filepath.Join(dir, ingestLogDir))
+	if len(segs) < 4 {
+		t.Fatalf("%d segments, want one per record", len(segs))
+	}
+	// Damage record 1: one byte of its body.
+	b, err := os.ReadFile(segs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-3] ^= 0x55
+	if err := os.WriteFile(segs[1], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	lg := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true, Logger: lg})
+	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 2, 3}) {
+		t.Fatalf("log after the damage: %v, want 0 2 3", seqs)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s2, pnum); n != 30 {
+		t.Fatalf("%d events folded, want 30 (the three good records)", n)
+	}
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	for _, want := range []string{"torn or corrupt frame", "ingest log records missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q: %s", want, out)
+		}
+	}
+	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 1, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{4}) {
+		t.Fatalf("log after a new commit: %v, want 4", seqs)
+	}
+}
+
+// TestIngestLogReopenKeepsUnfolded: records not folded before a clean close
+// are there after the next open, from several projects, in order, and the
+// sequence of each project goes on from its last record; once folded and
+// closed, the next open still goes on from the checkpoint.
+func TestIngestLogReopenKeepsUnfolded(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true, logFileBytes: 4 << 10})
+	var pnums []uint32
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprint("p", i)
+		s.Registry().CreateProject(name)
+		pnums = append(pnums, s.Registry().Project(name).Num)
+	}
+	for i := 0; i < 30; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(pnums[i%3], 5, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s2 := openTest(t, Options{Dir: dir, logFileBytes: 4 << 10})
+	for _, p := range pnums {
+		seqs, events := readLog(t, s2, p)
+		if len(seqs) != 10 || seqs[0] != 0 || seqs[9] != 9 || len(events) != 50 {
+			t.Fatalf("project %d after reopen: seqs %v, %d events", p, seqs, len(events))
+		}
+	}
+	if lag := s2.Aggregator().Stats().Lag; lag != 30 {
+		t.Fatalf("lag %d at open, want the 30 records", lag)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s2.LogRecords(); n != 0 {
+		t.Fatalf("%d records left after folding", n)
+	}
+	s2.Close()
+	s3 := openTest(t, Options{Dir: dir})
+	defer s3.Close()
+	if err := s3.Sink().Commit(t.Context(), testBatch(pnums[1], 2, "z")); err != nil {
+		t.Fatal(err)
+	}
+	if seqs := s3.ProjectLog(pnums[1]); !slices.Equal(seqs, []uint64{10}) {
+		t.Fatalf("seq after everything was folded: %v, want 10", seqs)
+	}
+	if err := s3.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, s3, pnums[1]); n != 52 {
+		t.Fatalf("%d events of project %d, want 52", n, pnums[1])
+	}
+}
+
+// FuzzIngestLogSegment: any bytes in a segment file open without a panic;
+// what is indexed reads back whole, and the file is cut back to it.
+func FuzzIngestLogSegment(f *testing.F) {
+	f.Add([]byte(segmentMagic))
+	f.Add(appendFrame([]byte(segmentMagic), 1, 0, []byte("record")))
+	two := appendFrame(appendFrame([]byte(segmentMagic), 1, 0, []byte("a")), 2, 7, bytes.Repeat([]byte("b"), 300))
+	f.Add(two)
+	f.Add(two[:len(two)-1])
+	f.Add(append(bytes.Clone(two), 0xff, 0xff, 0xff, 0xff))
+	f.Add([]byte("UEILOG1\n\xff\xff\xff\xff\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := openIngestLog(dir, 1<<20, false, false, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.close()
+		for pnum, p := range l.projs {
+			for _, e := range p.pending() {
+				if _, err := l.read(nil, pnum, e); err != nil {
+					t.Fatalf("indexed record %d of %d does not read back: %v", e.seq, pnum, err)
+				}
+			}
+		}
+		if l.records() > 0 {
+			if info, err := os.Stat(filepath.Join(dir, segmentName(1))); err != nil || info.Size() > int64(len(data)) {
+				t.Fatalf("segment after open: %v %v", info, err)
+			}
+		}
+		want := uint64(0)
+		if last, ok := l.lastSeq(9); ok {
+			if last == math.MaxUint64 {
+				return
+			}
+			want = last + 1
+		}
+		if err := l.append([]logAppend{{pnum: 9, seq: want, rec: []byte("after")}}); err != nil {
+			t.Fatal(err)
+		}
+		if seq, ok := l.lastSeq(9); !ok || seq != want {
+			t.Fatalf("appended record not indexed: %d %v, want %d", seq, ok, want)
+		}
+	})
+}
