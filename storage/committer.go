@@ -307,8 +307,10 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	for i, r := range group {
 		apps = append(apps, logAppend{pnum: r.pnum, seq: seqs[i], rec: r.log})
 	}
-	c.apps = apps
-	if err := c.s.ilog.append(apps); err != nil {
+	err := c.s.ilog.append(apps)
+	clear(apps) // let go of the requests' buffers
+	c.apps = apps[:0]
+	if err != nil {
 		return err
 	}
 	n := len(c.arena)
