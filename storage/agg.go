@@ -509,6 +509,9 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			return 0, err
 		}
 	}
+	// Segments left with nothing to fold are deleted here, on the folding
+	// thread, where the system time it takes competes least with requests.
+	a.s.ilog.removeDead()
 	a.records.Add(uint64(folded))
 	a.events.Add(uint64(events))
 	return folded, nil

@@ -98,6 +98,7 @@ type ingestLog struct {
 
 	mu    sync.Mutex
 	segs  []*segment // oldest first
+	dead  []*segment // folded, to be deleted by removeDead
 	cur   *segment   // the one written (the last of segs); nil when read-only
 	projs map[uint32]*projectLog
 	n     int // indexed records
@@ -150,6 +151,7 @@ func openIngestLog(dir string, segMax int64, sync, readOnly bool, log *slog.Logg
 	l.mu.Lock()
 	l.reclaimLocked()
 	l.mu.Unlock()
+	l.removeDead()
 	if !readOnly {
 		var next uint64 = 1
 		if len(l.segs) > 0 {
@@ -454,15 +456,35 @@ func (l *ingestLog) drop(pnum uint32, below uint64) int {
 	return n
 }
 
-// reclaimLocked deletes the segments with no live record, except the one
-// being written.
+// reclaimLocked sets aside the segments with no live record, except the
+// one being written, for removeDead: deleting a segment frees its pages
+// from the page cache, milliseconds of system time for 16 MiB, which must
+// not be spent holding the lock the committer indexes under, nor on the
+// committer at all.
 func (l *ingestLog) reclaimLocked() {
+	if l.readOnly {
+		return
+	}
 	keep := l.segs[:0]
 	for _, s := range l.segs {
-		if s.live > 0 || s == l.cur || l.readOnly {
+		if s.live > 0 || s == l.cur {
 			keep = append(keep, s)
 			continue
 		}
+		l.dead = append(l.dead, s)
+	}
+	clear(l.segs[len(keep):])
+	l.segs = keep
+}
+
+// removeDead deletes the segments reclaimLocked set aside. The aggregator
+// calls it on its folding thread after each fold.
+func (l *ingestLog) removeDead() {
+	l.mu.Lock()
+	dead := l.dead
+	l.dead = nil
+	l.mu.Unlock()
+	for _, s := range dead {
 		if s.f != nil {
 			s.f.Close()
 		}
@@ -470,8 +492,6 @@ func (l *ingestLog) reclaimLocked() {
 			l.log.Warn("ingest log: cannot delete a folded segment", "segment", s.path, "err", err)
 		}
 	}
-	clear(l.segs[len(keep):])
-	l.segs = keep
 }
 
 // records returns how many records the log holds.
@@ -482,6 +502,7 @@ func (l *ingestLog) records() int {
 }
 
 func (l *ingestLog) close() {
+	l.removeDead()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, s := range l.segs {
