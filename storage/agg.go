@@ -463,10 +463,10 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 		}
 		// The record is read into a buffer of the aggregator's (the segment is
 		// in the page cache: about a microsecond for 200 events).
-		rec, err := a.s.ilog.read(a.recBuf[:0], pnum, e)
+		rec, buf, err := a.s.ilog.read(a.recBuf, pnum, e)
+		a.recBuf = buf
 		var skipped int
 		if err == nil {
-			a.recBuf = rec[:0]
 			scratch, skipped, err = decodeLogRecordInto(rec, scratch, &a.members, &a.event, func(e *logEvent) error {
 				events++
 				a.foldEvent(st, e)

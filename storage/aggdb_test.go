@@ -152,7 +152,7 @@ func legacyLog(t *testing.T, s *Store, pnum uint32) (keys, vals [][]byte) {
 	t.Helper()
 	var next uint64
 	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
-		rec, err := s.ilog.read(nil, pnum, e)
+		rec, _, err := s.ilog.read(nil, pnum, e)
 		if err != nil {
 			t.Fatal(err)
 		}

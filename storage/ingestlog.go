@@ -407,21 +407,22 @@ func (l *ingestLog) pending(dst []logEntry, pnum uint32, from uint64, max int) [
 	return append(dst, ents[:min(len(ents), max)]...)
 }
 
-// read returns the record e (into buf), checking its frame.
-func (l *ingestLog) read(buf []byte, pnum uint32, e logEntry) ([]byte, error) {
+// read returns the record e, read into buf (grown if need be, and
+// returned for the next read), checking its frame.
+func (l *ingestLog) read(buf []byte, pnum uint32, e logEntry) (rec, grown []byte, err error) {
 	n := frameHeader + e.n
 	if cap(buf) < n {
 		buf = make([]byte, n, n+n/4)
 	}
 	buf = buf[:n]
 	if _, err := e.seg.f.ReadAt(buf, e.off); err != nil && !errors.Is(err, io.EOF) {
-		return buf, fmt.Errorf("storage: read ingest log: %w", err)
+		return nil, buf, fmt.Errorf("storage: read ingest log: %w", err)
 	}
 	p, seq, rec, ok := parseFrame(buf)
 	if !ok || p != pnum || seq != e.seq {
-		return buf, fmt.Errorf("%w: ingest log frame at %s:%d", ErrCorruptRecord, e.seg.path, e.off)
+		return nil, buf, fmt.Errorf("%w: ingest log frame at %s:%d", ErrCorruptRecord, e.seg.path, e.off)
 	}
-	return rec, nil
+	return rec, buf, nil
 }
 
 // drop forgets pnum's records below seq below (folded) and deletes every

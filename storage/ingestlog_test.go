@@ -318,7 +318,7 @@ func FuzzIngestLogSegment(f *testing.F) {
 		defer l.close()
 		for pnum, p := range l.projs {
 			for _, e := range p.pending() {
-				if _, err := l.read(nil, pnum, e); err != nil {
+				if _, _, err := l.read(nil, pnum, e); err != nil {
 					t.Fatalf("indexed record %d of %d does not read back: %v", e.seq, pnum, err)
 				}
 			}

@@ -124,7 +124,7 @@ func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []strin
 	t.Helper()
 	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
 		seqs = append(seqs, e.seq)
-		v, err := s.ilog.read(nil, pnum, e)
+		v, _, err := s.ilog.read(nil, pnum, e)
 		if err != nil {
 			t.Fatal(err)
 		}
