@@ -141,8 +141,7 @@ func allocsPerRun(run func()) float64 {
 
 // TestWritePathAllocs asserts that the per-event path allocates nothing in
 // steady state: decoding, validation, hashing and gating of a 200-event
-// batch make zero allocations, and a group commit makes a fixed number per
-// request, not per event.
+// batch make zero allocations, and so does a group commit.
 func TestWritePathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
@@ -181,7 +180,11 @@ func TestWritePathAllocs(t *testing.T) {
 	}
 	a50, a200 := per(small), per(raw)
 	t.Logf("allocations per committed request: 50 events %.1f, 200 events %.1f", a50, a200)
-	if a200 > a50+2 || a200 > 64 {
-		t.Errorf("commit allocations grow with events: 50 → %.1f, 200 → %.1f", a50, a200)
+	// The group commit (the log record's encoding, one write to the ingest
+	// log, its index) allocates nothing either in steady state; the bound
+	// leaves room for the store's background goroutines, which the count
+	// includes (allocsPerRun keeps the least of three rounds).
+	if a200 > a50+1 || a200 > 2 {
+		t.Errorf("commit allocations: 50 events %.1f, 200 events %.1f; want none per request, not growing with events", a50, a200)
 	}
 }
