@@ -343,3 +343,111 @@ func FuzzIngestLogSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestIngestLogFailedWrite: a group whose write fails is not indexed, the
+// caller gets the error, and the log goes on: when the failed write cannot
+// be cut back either, the next group starts a new segment, and everything
+// acknowledged before and after reads back, also after a reopen.
+func TestIngestLogFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	lg := slog.New(slog.DiscardHandler)
+	l, err := openIngestLog(dir, 1<<20, false, false, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte("r"), 100)
+	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	// Swap the segment's file for a read-only handle on it: the next write
+	// fails, and so does cutting it back.
+	good := l.cur.f
+	ro, err := os.Open(l.cur.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cur.f = ro
+	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}, {pnum: 2, seq: 0, rec: rec}}); err == nil {
+		t.Fatal("a write through a read-only file did not fail")
+	}
+	good.Close()
+	if seq, _ := l.lastSeq(1); seq != 0 {
+		t.Fatalf("a failed group was indexed: last seq of project 1 is %d", seq)
+	}
+	if _, ok := l.lastSeq(2); ok {
+		t.Fatal("a failed group was indexed for project 2")
+	}
+	if !l.broken {
+		t.Fatal("the log did not note that the failed write could not be cut back")
+	}
+	first := l.cur.id
+	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if l.cur.id == first {
+		t.Fatal("the log went on writing the segment whose write failed")
+	}
+	l.close()
+	l2, err := openIngestLog(dir, 1<<20, false, false, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.close()
+	var seqs []uint64
+	for _, e := range l2.pending(nil, 1, 0, 10) {
+		if _, _, err := l2.read(nil, 1, e); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, e.seq)
+	}
+	if !slices.Equal(seqs, []uint64{0, 1}) {
+		t.Fatalf("project 1 after reopen: %v, want 0 1", seqs)
+	}
+	if _, ok := l2.lastSeq(2); ok {
+		t.Fatal("the failed group came back at reopen")
+	}
+}
+
+// TestIngestLogReadOnly: a read-only open (the CLI's listings) indexes the
+// log without changing it: no segment is created, cut back or deleted.
+func TestIngestLogReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	lg := slog.New(slog.DiscardHandler)
+	l, err := openIngestLog(dir, 1<<20, false, false, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: []byte("a")}, {pnum: 1, seq: 1, rec: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	path := l.cur.path
+	l.close()
+	b, _ := os.ReadFile(path)
+	torn := append(bytes.Clone(b), 1, 2, 3) // a torn frame
+	if err := os.WriteFile(path, torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := segmentFiles(t, dir)
+	ro, err := openIngestLog(dir, 1<<20, false, true, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ro.records(); n != 2 {
+		t.Fatalf("read-only open indexed %d records, want 2", n)
+	}
+	ro.drop(1, 2)
+	ro.removeDead()
+	if err := ro.append([]logAppend{{pnum: 1, seq: 2, rec: []byte("c")}}); err == nil {
+		t.Fatal("a read-only log took an append")
+	}
+	ro.close()
+	if after := segmentFiles(t, dir); !slices.Equal(after, before) {
+		t.Fatalf("segments %v after a read-only open, want %v", after, before)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, torn) {
+		t.Fatal("a read-only open changed a segment")
+	}
+	if _, err := openIngestLog(filepath.Join(dir, "missing"), 1<<20, false, true, lg); err != nil {
+		t.Fatalf("read-only open of a data dir without a log: %v", err)
+	}
+}
