@@ -441,7 +441,10 @@ func (s *Store) migrate() error {
 	if n > 0 {
 		s.log.Info("moved aggregates to their own database", "keys", n)
 	}
-	if n, err = s.importLog(s.db); err != nil {
+	if n, err = s.importLog(s.db); err == nil {
+		err = dropLegacyLog(s.db)
+	}
+	if err != nil {
 		return fmt.Errorf("storage: move the ingest log out of the main database: %w", err)
 	}
 	if n > 0 {
@@ -469,10 +472,10 @@ func (s *Store) migrate() error {
 }
 
 // importLog appends the ingest-log records kept in db (as an earlier version
-// did) to the log, makes them durable, then deletes them and the sequence
-// counters from db. A crash half-way imports again at the next open; the
-// records already in the log are left out (ingestLog.index), so none is
-// folded twice.
+// did) to the log and makes them durable; the caller then deletes them
+// (dropLegacyLog, or the whole old database). A crash half-way imports
+// again at the next open; the records already in the log are left out
+// (ingestLog.index), so none is folded twice.
 func (s *Store) importLog(db *badger.DB) (int, error) {
 	var group []logAppend
 	flush := func() error {
@@ -514,41 +517,26 @@ func (s *Store) importLog(db *badger.DB) (int, error) {
 			return 0, err
 		}
 	}
-	if err := dropPrefixes(db, []byte{nsLog}, []byte{nsLogSeq}); err != nil {
-		return 0, err
-	}
 	return imported, nil
 }
 
-// dropPrefixes deletes every key with one of the prefixes.
-func dropPrefixes(db *badger.DB, prefixes ...[]byte) error {
-	for _, p := range prefixes {
-		var keys [][]byte
-		if err := db.View(func(txn *badger.Txn) error {
+// dropLegacyLog deletes the ingest-log keys an earlier version kept in db
+// (Badger's DropPrefix, which flushes and compacts: only when there are some).
+func dropLegacyLog(db *badger.DB) error {
+	prefixes := [][]byte{{nsLog}, {nsLogSeq}}
+	found := false
+	if err := db.View(func(txn *badger.Txn) error {
+		for _, p := range prefixes {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			return nil
-		}); err != nil {
-			return err
+			it.Rewind()
+			found = found || it.Valid()
+			it.Close()
 		}
-		if len(keys) == 0 {
-			continue
-		}
-		wb := db.NewWriteBatch()
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				wb.Cancel()
-				return err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return err
-		}
+		return nil
+	}); err != nil || !found {
+		return err
 	}
-	return nil
+	return db.DropPrefix(prefixes...)
 }
 
 // moveKeys moves every key of the namespaces nss from one database to
