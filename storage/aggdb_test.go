@@ -36,14 +36,7 @@ func countEvents(t *testing.T, s *Store, pnum uint32) int64 {
 // pass drops them without counting them again.
 func TestFoldedRecordLeftInTheLogIsNotFoldedAgain(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
-	s.Registry().CreateProject("p")
-	pnum := s.Registry().Project("p").Num
-	for i := 0; i < 3; i++ {
-		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a", "b")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, pnum := storeWithLog(t, dir, Options{}, 3, "a")
 	// Keep the log's segments as the crash would have left them.
 	logDir := filepath.Join(dir, ingestLogDir)
 	saved := t.TempDir()
@@ -190,14 +183,7 @@ func TestLogMovesToSegments(t *testing.T) {
 	for _, from := range []string{"main", "logdb", "logdb-twice"} {
 		t.Run(from, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openTest(t, Options{Dir: dir, DisableAggregation: true})
-			s.Registry().CreateProject("p")
-			pnum := s.Registry().Project("p").Num
-			for i := 0; i < 3; i++ {
-				if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s, pnum := storeWithLog(t, dir, Options{}, 3, "a")
 			keys, vals := legacyLog(t, s, pnum)
 			if len(keys) != 4 { // three records and the counter
 				t.Fatalf("%d legacy keys, want 4", len(keys))

@@ -50,6 +50,34 @@ func segmentFiles(t *testing.T, dir string) []string {
 	return out
 }
 
+// storeWithLog opens a store in dir (aggregation off) with project "p" and
+// commits records 10-event batches of session sess to its log.
+func storeWithLog(t *testing.T, dir string, opts Options, records int, sess string) (*Store, uint32) {
+	t.Helper()
+	opts.Dir, opts.DisableAggregation = dir, true
+	s := openTest(t, opts)
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	for i := 0; i < records; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, sess)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, pnum
+}
+
+// captureLog returns a logger and what it has written so far.
+func captureLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var b bytes.Buffer
+	lg := slog.New(slog.NewTextHandler(lockedWriter{&mu, &b}, nil))
+	return lg, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return b.String()
+	}
+}
+
 // TestIngestLogSegmentsAreReclaimed: folded records leave their segments
 // with nothing to fold, and the segments are deleted while traffic goes on:
 // the log's disk does not grow with the traffic a node has taken.
@@ -97,14 +125,7 @@ func TestIngestLogSegmentsAreReclaimed(t *testing.T) {
 // one kept, and the next open finds nothing to cut.
 func TestIngestLogTornTail(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
-	s.Registry().CreateProject("p")
-	pnum := s.Registry().Project("p").Num
-	for i := 0; i < 3; i++ {
-		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, pnum := storeWithLog(t, dir, Options{}, 3, "a")
 	s.Close()
 	segs := segmentFiles(t, filepath.Join(dir, ingestLogDir))
 	last := segs[len(segs)-1]
@@ -121,18 +142,14 @@ func TestIngestLogTornTail(t *testing.T) {
 	if err := os.WriteFile(last, b[:cut], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	var mu sync.Mutex
-	lg := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	lg, logged := captureLog()
 	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true, Logger: lg})
 	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 1}) {
 		t.Fatalf("log after the torn write: %v, want 0 1", seqs)
 	}
-	mu.Lock()
-	if !strings.Contains(logged.String(), "torn or corrupt frame") {
-		t.Errorf("the cut was not logged: %s", logged.String())
+	if !strings.Contains(logged(), "torn or corrupt frame") {
+		t.Errorf("the cut was not logged: %s", logged())
 	}
-	mu.Unlock()
 	if info, err := os.Stat(last); err != nil || info.Size() != int64(ents[2]) {
 		t.Fatalf("segment not cut back to its last whole frame: %v %v (want %d bytes)", info.Size(), err, ents[2])
 	}
@@ -149,13 +166,11 @@ func TestIngestLogTornTail(t *testing.T) {
 		t.Fatalf("%d events folded, want 25 (two whole records and the new one)", n)
 	}
 	s2.Close()
-	logged.Reset()
-	s3 := openTest(t, Options{Dir: dir, Logger: lg})
+	lg3, logged3 := captureLog()
+	s3 := openTest(t, Options{Dir: dir, Logger: lg3})
 	defer s3.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if strings.Contains(logged.String(), "torn") {
-		t.Fatalf("a clean log was cut again: %s", logged.String())
+	if strings.Contains(logged3(), "torn") {
+		t.Fatalf("a clean log was cut again: %s", logged3())
 	}
 }
 
@@ -193,14 +208,7 @@ func framesOf(t *testing.T, b []byte) []int {
 // past the gap, which the aggregator logs.
 func TestIngestLogCorruptSegment(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, Options{Dir: dir, DisableAggregation: true, logFileBytes: 1})
-	s.Registry().CreateProject("p")
-	pnum := s.Registry().Project("p").Num
-	for i := 0; i < 4; i++ { // a segment per record
-		if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, pnum := storeWithLog(t, dir, Options{logFileBytes: 1}, 4, "a") // a segment per record
 	s.Close()
 	segs := segmentFiles(t, filepath.Join(dir, ingestLogDir))
 	if len(segs) < 4 {
@@ -215,9 +223,7 @@ func TestIngestLogCorruptSegment(t *testing.T) {
 	if err := os.WriteFile(segs[1], b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	var mu sync.Mutex
-	lg := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	lg, logged := captureLog()
 	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true, Logger: lg})
 	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 2, 3}) {
 		t.Fatalf("log after the damage: %v, want 0 2 3", seqs)
@@ -228,9 +234,7 @@ func TestIngestLogCorruptSegment(t *testing.T) {
 	if n := countEvents(t, s2, pnum); n != 30 {
 		t.Fatalf("%d events folded, want 30 (the three good records)", n)
 	}
-	mu.Lock()
-	out := logged.String()
-	mu.Unlock()
+	out := logged()
 	for _, want := range []string{"torn or corrupt frame", "ingest log records missing"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q: %s", want, out)
