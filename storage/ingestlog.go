@@ -53,11 +53,6 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// errLogBroken is returned by appends after a failed write could not be
-// undone: the segment being written may end in a partial frame, so the log
-// moves on to a new segment before it writes again.
-var errLogBroken = errors.New("storage: ingest log write failed")
-
 type segment struct {
 	id   uint64
 	path string
