@@ -20,7 +20,7 @@ type Config struct {
 
 	CORSOrigins []string // COLLECTOR_CORS_ORIGINS (comma list; "*" = any origin)
 
-	VisitorHashSecret string // VISITOR_HASH_SECRET (required outside dev mode)
+	VisitorHashSecret string // VISITOR_HASH_SECRET: root of the visitor-salt ratchet (the migration path; optional once the data dir holds a seed)
 	DevMode           bool   // set by the command line, never by the environment
 
 	RawRetention     bool // ENABLE_RAW_SESSION_RETENTION
@@ -50,6 +50,11 @@ type Config struct {
 	PprofAddr       string        // COLLECTOR_PPROF_ADDR: serve net/http/pprof on this loopback address ("" = off)
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
+
+	// ClockStart, when set, makes the node's clock start at this instant and
+	// run at real speed (COLLECTOR_CLOCK_START, RFC 3339): a testing aid for
+	// day turns; never set in production.
+	ClockStart time.Time
 }
 
 // DefaultConfig returns the documented defaults.
@@ -171,6 +176,14 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
+	if v := getenv("COLLECTOR_CLOCK_START"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("COLLECTOR_CLOCK_START=%q: want an RFC 3339 time", v))
+		} else {
+			c.ClockStart = t
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -184,8 +197,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("COLLECTOR_DATA_DIR: empty")
 	}
-	if !c.DevMode && len(c.VisitorHashSecret) < 16 {
-		bad("VISITOR_HASH_SECRET: required outside dev mode, at least 16 characters (e.g. openssl rand -hex 32)")
+	if c.VisitorHashSecret != "" && len(c.VisitorHashSecret) < MinVisitorSecretLen {
+		bad("VISITOR_HASH_SECRET: at least 16 characters (e.g. openssl rand -hex 32), or unset it and use the data dir's visitor seed (uptimizr-edge salt init / salt import)")
 	}
 	if c.RawRetentionDays < 1 || c.RawRetentionDays > 3650 {
 		bad("RAW_RETENTION_DAYS %d: want 1–3650", c.RawRetentionDays)
@@ -259,7 +272,7 @@ var Settings = []Setting{
 	{"COLLECTOR_HOST", "host", "listen host"},
 	{"COLLECTOR_PORT", "port", "listen port"},
 	{"COLLECTOR_DATA_DIR", "data-dir", "data directory"},
-	{"VISITOR_HASH_SECRET", "visitor-hash-secret", "secret of the daily visitor hash (≥ 16 characters; required outside dev mode)"},
+	{"VISITOR_HASH_SECRET", "visitor-hash-secret", "root secret of the visitor-salt ratchet (≥ 16 characters; the migration path: not needed once the data dir holds a seed)"},
 	{"COLLECTOR_CORS_ORIGINS", "cors-origins", "allowed browser origins, comma separated (* = any)"},
 	{"ENABLE_RAW_SESSION_RETENTION", "enable-raw-session-retention", "keep the raw per-session stream (true/false)"},
 	{"RAW_RETENTION_DAYS", "raw-retention-days", "days raw streams are kept"},

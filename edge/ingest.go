@@ -182,7 +182,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	ic.info.ProjectID = ic.batch.ProjectID
 	ic.info.Channels = project.Channels()
 	ic.info.Browser, ic.info.OS = core.ClassifyUA(ua)
-	s.d.Hasher.Hash(&ic.info.VisitorID, ip, ua, now)
+	s.d.Hasher.Hash(&ic.info.VisitorID, ic.batch.ProjectID, ip, ua, now)
 	ic.proc.Begin(&ic.batch, &ic.info)
 	ic.batch.Info = &ic.info
 

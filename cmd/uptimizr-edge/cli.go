@@ -205,7 +205,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	plConfigCmd.Flags().StringVar(&plPolicy, "policy", "", "failure policy (default: unchanged)")
 	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove, plConfigCmd, plOrder)
 
-	root.AddCommand(serve, project, key, channels, plugin)
+	root.AddCommand(serve, project, key, channels, plugin, c.saltCommands())
 	return root
 }
 
@@ -274,6 +274,14 @@ func (c *cli) do(o *op) error {
 		host = h
 		return mgr, err
 	}}
+	if strings.HasPrefix(o.Name, "salt.") {
+		se, err := cliSaltEnv(&cfg)
+		if err != nil {
+			s.Close()
+			return err
+		}
+		env.salt = se
+	}
 	v, runErr := o.run(env)
 	if host != nil {
 		host.Close(context.Background())
@@ -285,6 +293,25 @@ func (c *cli) do(o *op) error {
 		return runErr
 	}
 	return c.printJSON(v)
+}
+
+// cliSaltEnv is the salt operations' environment on a data dir no server
+// holds: a hasher on its seed file, if it has one.
+func cliSaltEnv(cfg *core.Config) (*saltEnv, error) {
+	se := &saltEnv{dir: cfg.DataDir, now: clock(cfg)}
+	cur, pending, err := storage.LoadVisitorSeed(cfg.DataDir)
+	switch {
+	case errors.Is(err, storage.ErrNoVisitorSeed):
+		return se, nil
+	case err != nil:
+		return nil, err
+	}
+	se.hasher = newPersistedHasher(cfg.DataDir, &cur, pending, nil)
+	cur.Wipe()
+	if pending != nil {
+		pending.Wipe()
+	}
+	return se, nil
 }
 
 func (c *cli) printJSON(v any) error {

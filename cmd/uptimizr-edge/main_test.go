@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage"
 )
 
 var binPath string
@@ -125,8 +126,8 @@ func TestDevModeBannerCurlAndCleanShutdown(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"accepted":3`) {
 		t.Fatalf("sample batch: %d %s", code, body)
 	}
-	if _, err := os.Stat(filepath.Join(dir, devSecretFile)); err != nil {
-		t.Fatal("dev secret not kept in the data dir")
+	if _, err := os.Stat(filepath.Join(dir, storage.VisitorSeedFile)); err != nil {
+		t.Fatal("dev visitor seed not kept in the data dir")
 	}
 	// SIGTERM: clean stop, exit 0.
 	s.cmd.Process.Signal(syscall.SIGTERM)

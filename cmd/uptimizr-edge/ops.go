@@ -37,6 +37,10 @@ type op struct {
 	Config  string   `json:"config,omitempty"`
 	Policy  string   `json:"policy,omitempty"`
 	Version int      `json:"version,omitempty"`
+
+	Day   string `json:"day,omitempty"`  // salt: a UTC day YYYY-MM-DD
+	Seed  string `json:"seed,omitempty"` // salt import: the seed's hex digits
+	Force bool   `json:"force,omitempty"`
 }
 
 // opEnv is what an operation runs against: the registry, and the plugin
@@ -44,6 +48,7 @@ type op struct {
 type opEnv struct {
 	reg     *storage.Registry
 	plugins func() (*plugins.Manager, error)
+	salt    *saltEnv
 }
 
 type projectCreated struct {
@@ -158,6 +163,9 @@ func (o *op) run(env *opEnv) (any, error) {
 			return nil, err
 		}
 		return ch, nil
+	}
+	if strings.HasPrefix(o.Name, "salt.") {
+		return o.runSalt(env)
 	}
 	if len(o.Name) > 7 && o.Name[:7] == "plugin." {
 		return o.runPlugin(env)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
@@ -36,19 +32,31 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		if dirEmpty(cfg.DataDir) {
 			freshDev = true
 			cfg.DevMode = true
-		} else if _, err := os.Stat(devSecretPath(cfg.DataDir)); err == nil {
+		} else if fileExists(devMarkerPath(cfg.DataDir)) || fileExists(devSecretPath(cfg.DataDir)) {
 			cfg.DevMode = true
 		}
 	}
-	if cfg.DevMode {
-		secret, err := devSecret(cfg.DataDir, freshDev)
-		if err != nil {
-			return err
-		}
-		cfg.VisitorHashSecret = secret
+	// Dev mode prints working keys: it listens on loopback only, unless the
+	// address was given.
+	hostGiven := c.addr != "" || os.Getenv("COLLECTOR_HOST") != "" ||
+		(c.settings["COLLECTOR_HOST"] != nil && *c.settings["COLLECTOR_HOST"] != "")
+	if cfg.DevMode && !hostGiven {
+		cfg.Host = "127.0.0.1"
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if !cfg.DevMode && cfg.VisitorHashSecret == "" && !fileExists(storage.VisitorSeedPath(cfg.DataDir)) &&
+		!fileExists(storage.VisitorSeedPath(cfg.DataDir)+".new") {
+		return errNoSeedToServe
+	}
+	if freshDev {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(devMarkerPath(cfg.DataDir), []byte("this data dir was made by dev mode\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	log := newLogger(&cfg, c.errOut)
 
@@ -94,10 +102,14 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	defer stopShrink()
 	go pluginMgr.RunShrinker(shrinkCtx, 30*time.Second, time.Minute)
 
-	hasher, err := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
+	now := clock(&cfg)
+	hasher, err := openVisitorHasher(&cfg, now, freshDev, log)
 	if err != nil {
 		return err
 	}
+	stopRatchet := make(chan struct{})
+	defer close(stopRatchet)
+	go runRatchet(hasher, now, log, stopRatchet)
 	srv, err := edge.New(&cfg, edge.Deps{
 		Keys: store.Registry(),
 		Sink: store.Sink(),
@@ -106,6 +118,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Ready:   store.Writable,
 		Hasher:  hasher,
 		Logger:  log,
+		Now:     now,
 
 		Aggregates: store.Reader(),
 		Scenes:     store.Scenes(),
@@ -125,7 +138,8 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
 	}
 	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(),
-		plugins: func() (*plugins.Manager, error) { return pluginMgr, nil }}, log)
+		plugins: func() (*plugins.Manager, error) { return pluginMgr, nil },
+		salt:    &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}, log)
 	if err != nil {
 		// Serving matters more than the CLI's shortcut (a unix socket path
 		// is limited to about 100 bytes): the CLI then says the node holds
@@ -142,7 +156,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	if devKeys != nil {
 		printDevBanner(c.out, &cfg, ln.Addr().String(), devKeys)
 	} else if cfg.DevMode {
-		fmt.Fprintf(c.out, "Uptimizr Edge in dev mode (data in %s); the dev project's keys were printed on its first start.\n", cfg.DataDir)
+		fmt.Fprintf(c.out, "Uptimizr Edge in dev mode (data in %s), listening on %s%s; the dev project's keys were printed on its first start.\n", cfg.DataDir, ln.Addr().String(), loopbackNote(ln.Addr().String()))
 	}
 	log.Info("uptimizr-edge listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
 		"dev_mode", cfg.DevMode, "raw_retention", cfg.RawRetention, "sync_writes", cfg.SyncWrites)
@@ -179,31 +193,9 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	return nil
 }
 
-// devSecret reads the dev visitor-hash secret kept in the data dir, creating
-// it on a fresh start.
-func devSecret(dir string, create bool) (string, error) {
-	p := devSecretPath(dir)
-	if b, err := os.ReadFile(p); err == nil {
-		s := strings.TrimSpace(string(b))
-		if len(s) < 16 {
-			return "", fmt.Errorf("%s: secret too short", p)
-		}
-		return s, nil
-	} else if !errors.Is(err, os.ErrNotExist) || !create {
-		return "", err
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	s := hex.EncodeToString(raw[:])
-	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return s, nil
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func newLogger(cfg *core.Config, w io.Writer) *slog.Logger {
@@ -230,7 +222,8 @@ func printDevBanner(w io.Writer, cfg *core.Config, addr string, k *storage.NewKe
 	now := time.Now().UnixMilli()
 	body := fmt.Sprintf(sampleBatch, now, now+100, now+200)
 	fmt.Fprintf(w, `Uptimizr Edge — dev mode
-Data dir: %s (visitor-hash secret generated in %s)
+Data dir: %s (visitor seed generated in %s)
+Listening on %s%s
 Project "dev" created. Its API keys are shown only now:
   ingest: %s
   query:  %s
@@ -239,7 +232,16 @@ Project "dev" created. Its API keys are shown only now:
 Send a sample batch:
 curl -sS -X POST '%s/api/v1/collect' -H 'x-api-key: %s' -H 'content-type: application/json' -d '%s'
 
-`, cfg.DataDir, devSecretFile, k.Ingest, k.Query, k.Admin, base, k.Ingest, body)
+`, cfg.DataDir, storage.VisitorSeedFile, addr, loopbackNote(addr), k.Ingest, k.Query, k.Admin, base, k.Ingest, body)
+}
+
+// loopbackNote says how to listen beyond loopback, for an address on it.
+func loopbackNote(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return " (loopback only; --addr 0.0.0.0:" + port + " listens on every interface)"
+	}
+	return ""
 }
 
 // gcInterval maps the config (≤ 0 = never) to the store's option (negative =
