@@ -115,6 +115,7 @@ func NewSeededVisitorHasher(cur, pending *DaySeed, persist func(cur, pending *Da
 		h.pending = &p
 	}
 	h.seed.salt(&h.salt)
+	scrubStack()
 	h.states.New = func() any { return &hashState{h: sha256.New()} }
 	return h
 }
@@ -134,6 +135,9 @@ func (h *VisitorHasher) OnError(f func(error)) { h.onErr = f }
 // wiped before it returns.
 func (h *VisitorHasher) Hash(dst *[32]byte, projectID string, ip netip.Addr, userAgent []byte, now time.Time) {
 	day := utcDay(now)
+	// Grow the stack now, if it must grow, before any copy of the salt is on
+	// it: a stack that grows is copied and the old one freed unwiped.
+	scrubStack()
 	h.mu.RLock()
 	if day > h.day {
 		h.mu.RUnlock()
