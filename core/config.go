@@ -18,7 +18,8 @@ type Config struct {
 	Port    int    // COLLECTOR_PORT
 	DataDir string // COLLECTOR_DATA_DIR
 
-	CORSOrigins []string // COLLECTOR_CORS_ORIGINS (comma list; "*" = any origin)
+	CORSOrigins   []string // COLLECTOR_CORS_ORIGINS (comma list; "*" = any origin)
+	RequireOrigin bool     // COLLECTOR_REQUIRE_ORIGIN: refuse API requests without an Origin header
 
 	VisitorHashSecret string // VISITOR_HASH_SECRET: root of the visitor-salt ratchet (the migration path; optional once the data dir holds a seed)
 	DevMode           bool   // set by the command line, never by the environment
@@ -147,6 +148,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 			}
 		}
 	}
+	boolean("COLLECTOR_REQUIRE_ORIGIN", &c.RequireOrigin)
 	str("VISITOR_HASH_SECRET", &c.VisitorHashSecret)
 	boolean("ENABLE_RAW_SESSION_RETENTION", &c.RawRetention)
 	num("RAW_RETENTION_DAYS", &c.RawRetentionDays)
@@ -273,7 +275,8 @@ var Settings = []Setting{
 	{"COLLECTOR_PORT", "port", "listen port"},
 	{"COLLECTOR_DATA_DIR", "data-dir", "data directory"},
 	{"VISITOR_HASH_SECRET", "visitor-hash-secret", "root secret of the visitor-salt ratchet (≥ 16 characters; the migration path: not needed once the data dir holds a seed)"},
-	{"COLLECTOR_CORS_ORIGINS", "cors-origins", "allowed browser origins, comma separated (* = any)"},
+	{"COLLECTOR_CORS_ORIGINS", "cors-origins", "allowed browser origins, comma separated (* = any); a request from another origin gets 403"},
+	{"COLLECTOR_REQUIRE_ORIGIN", "require-origin", "refuse API requests that carry no Origin header (true/false)"},
 	{"ENABLE_RAW_SESSION_RETENTION", "enable-raw-session-retention", "keep the raw per-session stream (true/false)"},
 	{"RAW_RETENTION_DAYS", "raw-retention-days", "days raw streams are kept"},
 	{"COLLECTOR_BODY_LIMIT", "body-limit", "max decompressed body bytes"},

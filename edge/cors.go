@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"strconv"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,6 +34,49 @@ func (p corsPolicy) allows(origin []byte) bool {
 	_, ok := p.origins[string(origin)]
 	return ok
 }
+
+// checkOrigin enforces COLLECTOR_CORS_ORIGINS on the API (SPEC §11): a
+// request whose Origin is present and not allowed is refused with 403 before
+// anything is read from it or stored, and so is a request without Origin when
+// COLLECTOR_REQUIRE_ORIGIN is set. It reports whether the request may go on;
+// if not, it has written the response.
+func (s *Server) checkOrigin(ctx *fasthttp.RequestCtx, origin []byte, allowed bool) bool {
+	switch {
+	case allowed:
+		s.m.origins[originAllowed].Inc()
+		return true
+	case len(origin) > 0:
+		s.m.origins[originRefused].Inc()
+		o := origin
+		if len(o) > 200 {
+			o = o[:200]
+		}
+		s.fail(ctx, fasthttp.StatusForbidden, "origin "+strconvQuote(o)+" is not allowed: add it to COLLECTOR_CORS_ORIGINS")
+		return false
+	case s.cfg.RequireOrigin:
+		s.m.origins[originAbsentDenied].Inc()
+		s.fail(ctx, fasthttp.StatusForbidden, "requests without an Origin header are refused on this node (COLLECTOR_REQUIRE_ORIGIN=true)")
+		return false
+	}
+	s.m.origins[originAbsent].Inc()
+	return true
+}
+
+// isAPIPath is true for the routes the origin allow-list guards: the API and
+// the /k/<key>/ ingest base; not the probes (/health, /ready, /metrics).
+func isAPIPath(path []byte) bool {
+	return hasPathPrefix(path, "/api") || len(path) > 3 && string(path[:3]) == "/k/"
+}
+
+func isCollectPath(path []byte) bool {
+	if string(path) == "/api/v1/collect" {
+		return true
+	}
+	return len(path) > 3 && string(path[:3]) == "/k/" && len(path) > len("/api/v1/collect") &&
+		string(path[len(path)-len("/api/v1/collect"):]) == "/api/v1/collect"
+}
+
+func strconvQuote(b []byte) string { return strconv.Quote(string(b)) }
 
 const (
 	corsMethods = "GET, POST, PUT, DELETE, OPTIONS"

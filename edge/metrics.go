@@ -51,7 +51,21 @@ type serverMetrics struct {
 	commitErrs *metrics.Counter
 	busy       *metrics.Counter
 	quarantine *metrics.Counter
+	origins    [numOriginOutcomes]*metrics.Counter
 }
+
+// originOutcome labels uptimizr_origin_checks_total.
+type originOutcome uint8
+
+const (
+	originAllowed     originOutcome = iota // Origin present and allowed
+	originRefused                          // Origin present, not allowed: 403
+	originAbsent                           // no Origin (server to server): allowed
+	originAbsentDenied                     // no Origin, COLLECTOR_REQUIRE_ORIGIN: 403
+	numOriginOutcomes
+)
+
+var originOutcomeNames = [numOriginOutcomes]string{"allowed", "refused", "absent", "absent_refused"}
 
 var knownStatusesArr = [13]int{200, 201, 204, 400, 401, 403, 404, 405, 413, 415, 429, 500, 503}
 
@@ -86,6 +100,9 @@ func newServerMetrics() *serverMetrics {
 	m.commitErrs = m.set.NewCounter(`uptimizr_storage_commit_errors_total`)
 	m.busy = m.set.NewCounter(`uptimizr_ingest_busy_total`)
 	m.quarantine = m.set.NewCounter(`uptimizr_events_quarantined_total`)
+	for o := originOutcome(0); o < numOriginOutcomes; o++ {
+		m.origins[o] = m.set.NewCounter(fmt.Sprintf(`uptimizr_origin_checks_total{outcome=%q}`, originOutcomeNames[o]))
+	}
 	return m
 }
 

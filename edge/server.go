@@ -201,6 +201,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.m.request(routePreflight, ctx.Response.StatusCode())
 		return
 	}
+	if isAPIPath(path) && !s.checkOrigin(ctx, origin, allowedOrigin) {
+		r := routeOther
+		if isCollectPath(path) {
+			r = routeCollect
+		}
+		s.m.request(r, ctx.Response.StatusCode())
+		return
+	}
 	var r route
 	switch {
 	case string(path) == "/api/v1/collect":

@@ -43,6 +43,10 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	if cfg.DevMode && !hostGiven {
 		cfg.Host = "127.0.0.1"
 	}
+	// Dev mode takes any browser origin, unless origins were given.
+	if cfg.DevMode && len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = []string{"*"}
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
