@@ -48,6 +48,7 @@ type Config struct {
 	QuarantineTTL   time.Duration // COLLECTOR_QUARANTINE_TTL: how long batches whose plugin failed are kept
 
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
+	ShutdownGrace   time.Duration // COLLECTOR_SHUTDOWN_GRACE: how long the listener stays open answering 503 after SIGTERM
 	PprofAddr       string        // COLLECTOR_PPROF_ADDR: serve net/http/pprof on this loopback address ("" = off)
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
@@ -170,6 +171,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 		}
 	}
 	dur("COLLECTOR_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("COLLECTOR_SHUTDOWN_GRACE", &c.ShutdownGrace)
 	dur("COLLECTOR_VLOG_GC_INTERVAL", &c.ValueLogGCInterval)
 	dur("COLLECTOR_PLUGIN_TIMEOUT", &c.PluginTimeout)
 	num("COLLECTOR_PLUGIN_MEMORY_MB", &c.PluginMemoryMiB)
@@ -246,6 +248,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("COLLECTOR_SHUTDOWN_TIMEOUT must be positive")
 	}
+	if c.ShutdownGrace < 0 || c.ShutdownGrace >= c.ShutdownTimeout {
+		bad("COLLECTOR_SHUTDOWN_GRACE %s: want 0 up to less than COLLECTOR_SHUTDOWN_TIMEOUT (%s)", c.ShutdownGrace, c.ShutdownTimeout)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -290,6 +295,7 @@ var Settings = []Setting{
 	{"COLLECTOR_SYNC_WRITES", "sync-writes", "fsync every group commit (true/false)"},
 	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes (negative = never)"},
 	{"COLLECTOR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long SIGTERM waits for in-flight requests"},
+	{"COLLECTOR_SHUTDOWN_GRACE", "shutdown-grace", "after SIGTERM, keep the listener open this long answering new requests 503 (for load balancers to notice)"},
 	{"COLLECTOR_PLUGIN_TIMEOUT", "plugin-timeout", "deadline of one plugin call"},
 	{"COLLECTOR_PLUGIN_MEMORY_MB", "plugin-memory-mb", "linear memory cap of one plugin instance, MiB"},
 	{"COLLECTOR_PLUGIN_MAX_MODULE_MB", "plugin-max-module-mb", "largest plugin module accepted at upload, MiB"},

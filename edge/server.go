@@ -6,7 +6,6 @@
 package edge
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -73,7 +72,9 @@ type Server struct {
 	keyLim *Limiter // ingest requests per API key
 	apiLim *Limiter // other requests per client IP
 
-	draining atomic.Bool
+	draining   atomic.Bool
+	drainStart atomic.Int64 // Unix nanoseconds
+	tracker    connTracker
 	// pool holds idle ingest contexts. It is a bounded free list, not a
 	// sync.Pool: a sync.Pool is emptied by every garbage collection, and a
 	// context's worth is its warm buffers (the JSON parser's value cache,
@@ -120,6 +121,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
 		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
 	}
+	s.tracker.conns = map[*trackedConn]struct{}{}
 	s.pool = make(chan *ingestCtx, ingestPoolSize)
 	slots := cfg.MaxConcurrentIngest
 	if slots == 0 {
@@ -138,6 +140,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		IdleTimeout:                  90 * time.Second,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
+		ConnState:                    s.tracker.connState,
 		NoDefaultContentType:         true,
 		Logger:                       fasthttpLogger{d.Logger},
 	}
@@ -161,16 +164,13 @@ func (s *Server) bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxWireBody()}
 }
 
-// Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
-
-// Shutdown stops accepting connections, turns /ready to 503, and waits for
-// in-flight requests to finish (their commits included) or for ctx to end.
-// Requests still arriving on open connections are served and their
-// connections closed.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	return s.srv.ShutdownWithContext(ctx)
+// Serve answers requests on ln until Shutdown (shutdown.go).
+func (s *Server) Serve(ln net.Listener) error {
+	tl := &trackingListener{Listener: ln, t: &s.tracker}
+	s.tracker.mu.Lock()
+	s.tracker.ln = tl
+	s.tracker.mu.Unlock()
+	return s.srv.Serve(tl)
 }
 
 // writeMetrics answers GET /metrics in the Prometheus text format.
@@ -201,13 +201,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.m.request(routePreflight, ctx.Response.StatusCode())
 		return
 	}
-	if isAPIPath(path) && !s.checkOrigin(ctx, origin, allowedOrigin) {
+	if isAPIPath(path) && (!s.checkOrigin(ctx, origin, allowedOrigin) || s.drainRefuse(ctx, path)) {
 		r := routeOther
 		if isCollectPath(path) {
 			r = routeCollect
 		}
 		s.m.request(r, ctx.Response.StatusCode())
 		return
+	}
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
 	}
 	var r route
 	switch {

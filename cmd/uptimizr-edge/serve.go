@@ -86,7 +86,12 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	storeClosing := false
+	defer func() {
+		if !storeClosing {
+			store.Close()
+		}
+	}()
 
 	var devKeys *storage.NewKeys
 	if freshDev {
@@ -184,14 +189,40 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	case sig := <-sigs:
 		log.Info("shutting down: finishing in-flight requests", "signal", sig.String())
 	}
+	// Whatever is stuck (a disk gone, a data dir removed under the node), the
+	// process ends: a second signal ends it at once, and so does twice the
+	// shutdown timeout.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTimer(2*cfg.ShutdownTimeout + time.Second)
+		defer t.Stop()
+		select {
+		case sig := <-sigs:
+			log.Error("second signal: exiting at once, without closing storage cleanly", "signal", sig.String())
+		case <-t.C:
+			log.Error("shutdown is stuck: exiting without closing storage cleanly")
+		case <-done:
+			return
+		}
+		os.Exit(2)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown did not finish in time", "err", err)
 	}
 	stopControl()
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("close storage: %w", err)
+	storeClosing = true
+	closed := make(chan error, 1)
+	go func() { closed <- store.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("close storage: %w", err)
+		}
+	case <-time.After(cfg.ShutdownTimeout):
+		return fmt.Errorf("storage did not close within %s (COLLECTOR_SHUTDOWN_TIMEOUT): is the data dir %s still there and its disk writable? Exiting without a clean close; the next start recovers what was committed", cfg.ShutdownTimeout, cfg.DataDir)
 	}
 	log.Info("stopped cleanly")
 	return nil
