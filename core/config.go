@@ -304,4 +304,5 @@ var Settings = []Setting{
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
 }

@@ -58,10 +58,10 @@ type serverMetrics struct {
 type originOutcome uint8
 
 const (
-	originAllowed     originOutcome = iota // Origin present and allowed
-	originRefused                          // Origin present, not allowed: 403
-	originAbsent                           // no Origin (server to server): allowed
-	originAbsentDenied                     // no Origin, COLLECTOR_REQUIRE_ORIGIN: 403
+	originAllowed      originOutcome = iota // Origin present and allowed
+	originRefused                           // Origin present, not allowed: 403
+	originAbsent                            // no Origin (server to server): allowed
+	originAbsentDenied                      // no Origin, COLLECTOR_REQUIRE_ORIGIN: 403
 	numOriginOutcomes
 )
 

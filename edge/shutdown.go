@@ -65,7 +65,6 @@ type trackingListener struct {
 	t *connTracker
 }
 
-
 func (l *trackingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
