@@ -78,8 +78,14 @@ func (s *syncBuf) Bytes() []byte {
 // startLogged is start with stdout and stderr kept.
 func startLogged(t *testing.T, env []string, args ...string) (*server, *syncBuf) {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(binPath, append(args, "--addr", fmt.Sprintf("127.0.0.1:%d", port))...)
+	return startLoggedAddr(t, env, fmt.Sprintf("127.0.0.1:%d", freePort(t)), args...)
+}
+
+// startLoggedAddr is startLogged on addr.
+func startLoggedAddr(t *testing.T, env []string, addr string, args ...string) (*server, *syncBuf) {
+	t.Helper()
+	_, port, _ := strings.Cut(addr, ":")
+	cmd := exec.Command(binPath, append(args, "--addr", addr)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuf{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -87,7 +93,7 @@ func startLogged(t *testing.T, env []string, args ...string) (*server, *syncBuf)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, base: "http://127.0.0.1:" + port}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if res, err := http.Get(s.base + "/ready"); err == nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -75,5 +77,46 @@ func TestSecondSignalEndsAtOnce(t *testing.T) {
 	}
 	if !bytes.Contains(logs.Bytes(), []byte("second signal")) {
 		t.Fatalf("no line about the second signal:\n%s", logs.Bytes())
+	}
+}
+
+// TestDevModeListensOnLoopback: dev mode prints working keys, so without an
+// address it listens on 127.0.0.1 only, and says so; an address given wins.
+func TestDevModeListensOnLoopback(t *testing.T) {
+	port := freePort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	cmd := exec.Command(binPath, "--data-dir", dir)
+	cmd.Env = append(os.Environ(), "VISITOR_HASH_SECRET=", "COLLECTOR_HOST=", fmt.Sprintf("COLLECTOR_PORT=%d", port))
+	logs := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	want := fmt.Sprintf("Listening on 127.0.0.1:%d (loopback only;", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for !bytes.Contains(logs.Bytes(), []byte(want)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("banner lacks %q:\n%s", want, logs.Bytes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The socket is bound to loopback, not to every interface.
+	tcp, _ := os.ReadFile("/proc/net/tcp")
+	tcp6, _ := os.ReadFile("/proc/net/tcp6")
+	hexPort := fmt.Sprintf(":%04X ", port)
+	if !bytes.Contains(tcp, []byte("0100007F"+hexPort)) {
+		t.Fatalf("no listener on 127.0.0.1:%d in /proc/net/tcp", port)
+	}
+	if bytes.Contains(tcp, []byte("00000000"+hexPort)) || bytes.Contains(tcp6, []byte("00000000000000000000000000000000"+hexPort)) {
+		t.Fatal("dev mode listens on every interface")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	// An address given wins (here, explicitly every interface).
+	s, l2 := startLoggedAddr(t, []string{"VISITOR_HASH_SECRET="}, fmt.Sprintf("0.0.0.0:%d", freePort(t)), "--data-dir", dir)
+	_ = s
+	if b := l2.Bytes(); bytes.Contains(b, []byte("loopback only")) || !(bytes.Contains(b, []byte("listening on 0.0.0.0:")) || bytes.Contains(b, []byte("listening on [::]:"))) {
+		t.Fatalf("--addr 0.0.0.0 not honoured:\n%s", l2.Bytes())
 	}
 }
