@@ -140,8 +140,10 @@ func (h *VisitorHasher) Hash(dst *[32]byte, projectID string, ip netip.Addr, use
 	scrubStack()
 	h.mu.RLock()
 	if day > h.day {
+		// Step in memory; the disk is the ticker's (Advance), so a request
+		// never waits for an fsync.
 		h.mu.RUnlock()
-		h.advance(day)
+		h.step(day)
 		h.mu.RLock()
 	}
 	ip = ip.Unmap().WithZone("")
@@ -203,6 +205,18 @@ func (h *VisitorHasher) Advance(now time.Time) error {
 }
 
 func (h *VisitorHasher) advance(day int64) error {
+	h.step(day)
+	h.mu.RLock()
+	due := h.unsaved && h.persist != nil
+	h.mu.RUnlock()
+	if !due {
+		return nil
+	}
+	return h.save()
+}
+
+// step moves the hasher to day in memory, wiping the earlier seed and salt.
+func (h *VisitorHasher) step(day int64) {
 	h.mu.Lock()
 	if day > h.day {
 		if h.pending != nil && day >= h.pending.Day {
@@ -216,13 +230,8 @@ func (h *VisitorHasher) advance(day int64) error {
 		h.day = day
 		h.unsaved = true
 	}
-	due := h.unsaved && h.persist != nil
 	h.mu.Unlock()
 	scrubStack()
-	if !due {
-		return nil
-	}
-	return h.save()
 }
 
 // save persists the hasher's newest state. It runs outside h.mu, so requests

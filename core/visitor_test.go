@@ -336,6 +336,13 @@ func TestVisitorRekeyFromALaterDay(t *testing.T) {
 	if got, want := visitorID(h, "shop", "192.0.2.1", "ua", at(20004)), refIDFromSeed(refRatchet(next.Seed, 1), "shop", "192.0.2.1", "ua"); got != want {
 		t.Fatalf("after the re-key's day: %s, want the new chain's %s", got, want)
 	}
+	// Requests step the hasher in memory only; the node's ticker persists.
+	if last := saved[len(saved)-1]; last.Day != 20000 {
+		t.Fatalf("a request persisted day %d: requests must not wait on the disk", last.Day)
+	}
+	if err := h.Advance(at(20004)); err != nil {
+		t.Fatal(err)
+	}
 	if last := saved[len(saved)-1]; last.Day != 20004 || last.Seed != refRatchet(next.Seed, 1) {
 		t.Fatalf("last state persisted: day %d (want 20004 on the new chain)", last.Day)
 	}
