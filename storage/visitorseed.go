@@ -74,16 +74,7 @@ func LoadVisitorSeed(dir string) (cur core.DaySeed, pending *core.DaySeed, err e
 // SaveVisitorSeed replaces the ratchet's state in dir with cur (and pending,
 // if not nil), wiping the state it replaces.
 func SaveVisitorSeed(dir string, cur, pending *core.DaySeed) error {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, seedHeader...)
-	buf = append(buf, "current "...)
-	buf = cur.AppendText(buf)
-	buf = append(buf, '\n')
-	if pending != nil {
-		buf = append(buf, "pending "...)
-		buf = pending.AppendText(buf)
-		buf = append(buf, '\n')
-	}
+	buf := encodeSeedFile(cur, pending)
 	defer core.Wipe(buf)
 	newer := filepath.Join(dir, seedNewName)
 	f, err := os.OpenFile(newer, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -113,6 +104,21 @@ func SaveVisitorSeed(dir string, cur, pending *core.DaySeed) error {
 	return syncDir(dir)
 }
 
+// encodeSeedFile is a state file's content.
+func encodeSeedFile(cur, pending *core.DaySeed) []byte {
+	buf := make([]byte, 0, 256)
+	buf = append(buf, seedHeader...)
+	buf = append(buf, "current "...)
+	buf = cur.AppendText(buf)
+	buf = append(buf, '\n')
+	if pending != nil {
+		buf = append(buf, "pending "...)
+		buf = pending.AppendText(buf)
+		buf = append(buf, '\n')
+	}
+	return buf
+}
+
 // readSeedFile parses one state file, wiping every buffer that held the
 // seeds' text.
 func readSeedFile(path string) (cur core.DaySeed, pending *core.DaySeed, err error) {
@@ -121,7 +127,16 @@ func readSeedFile(path string) (cur core.DaySeed, pending *core.DaySeed, err err
 		return cur, nil, err
 	}
 	defer core.Wipe(b)
-	bad := func(why string) error { return fmt.Errorf("%s: %s", path, why) }
+	cur, pending, err = parseSeedFile(b)
+	if err != nil {
+		return cur, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cur, pending, nil
+}
+
+// parseSeedFile parses a state file's content.
+func parseSeedFile(b []byte) (cur core.DaySeed, pending *core.DaySeed, err error) {
+	bad := func(why string) error { return errors.New(why) }
 	if !bytes.HasPrefix(b, []byte(seedHeader)) {
 		if len(bytes.Trim(b, "\x00")) == 0 {
 			return cur, nil, bad("wiped (all zeros)")
@@ -154,8 +169,8 @@ func readSeedFile(path string) (cur core.DaySeed, pending *core.DaySeed, err err
 			seen = true
 			dst = &cur
 		case "pending":
-			if pending != nil {
-				return core.DaySeed{}, nil, bad("two pending seeds")
+			if pending != nil || !seen {
+				return core.DaySeed{}, nil, bad("a pending seed must follow the one current seed")
 			}
 			pending = new(core.DaySeed)
 			dst = pending

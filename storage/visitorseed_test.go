@@ -154,3 +154,28 @@ func TestVisitorSeedBadFiles(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVisitorSeedFile: any content either fails to parse with an error or
+// parses to a state that encodes back to the same content.
+func FuzzVisitorSeedFile(f *testing.F) {
+	a, b := testSeed(20000, 1), testSeed(20005, 2)
+	f.Add(encodeSeedFile(&a, nil))
+	f.Add(encodeSeedFile(&a, &b))
+	f.Add([]byte(seedHeader + "current 2026-12-06 " + strings.Repeat("ab", 32)))
+	f.Add(make([]byte, 100))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cur, pend, err := parseSeedFile(data)
+		if err != nil {
+			return
+		}
+		if cur.IsZero() {
+			t.Fatal("accepted a zero seed")
+		}
+		if again := encodeSeedFile(&cur, pend); !bytes.Equal(again, data) {
+			// Accepted forms are canonical but for letter case of the hex.
+			if !bytes.EqualFold(again, data) {
+				t.Fatalf("parsed %q, encodes back as %q", data, again)
+			}
+		}
+	})
+}
