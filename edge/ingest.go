@@ -128,7 +128,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	}
 	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
 	if !ok {
-		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Encoding: use identity, gzip, deflate, zstd or br")
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, unsupportedEncodingMsg(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding)))
 		return
 	}
 	format, ok := parseContentType(ctx.Request.Header.ContentType())
@@ -172,7 +172,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 			return fasthttp.StatusRequestEntityTooLarge,
 				"decompressed body exceeds " + strconv.Itoa(s.cfg.BodyLimit) + " bytes (COLLECTOR_BODY_LIMIT): send smaller batches"
 		}
-		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: the stream is corrupt or truncated"
+		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: " + StreamErrorReason(err)
 	}
 	s.m.bytesDec.Add(len(data))
 

@@ -115,7 +115,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 	}
 	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
 	if !ok {
-		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Encoding: use identity, gzip, deflate, zstd or br")
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, unsupportedEncodingMsg(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding)))
 		return
 	}
 	if f, ok := parseContentType(ctx.Request.Header.ContentType()); !ok || f != formatJSON {
@@ -143,7 +143,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 				"decompressed body exceeds "+strconv.Itoa(dec.Limit())+" bytes, the scene representation limit")
 			return
 		}
-		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: the stream is corrupt or truncated")
+		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: "+StreamErrorReason(err))
 		return
 	}
 	var parser fastjson.Parser
