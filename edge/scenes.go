@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
 // SceneStore keeps one representation document per scene per project, with a
@@ -146,10 +147,15 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: "+StreamErrorReason(err))
 		return
 	}
-	var parser fastjson.Parser
+	var parser jsonvalue.Parser
 	v, err := parser.ParseBytes(data)
 	if err != nil {
-		s.fail(ctx, fasthttp.StatusBadRequest, "malformed JSON body: send the scene representation as a JSON object")
+		msg := "malformed JSON body: send the scene representation as a JSON object"
+		var ee *jsonvalue.EscapeError
+		if errors.As(err, &ee) {
+			msg = "malformed JSON body: invalid escape " + strconv.Quote(ee.Seq) + " in a string at offset " + strconv.Itoa(ee.Offset)
+		}
+		s.fail(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
 	var rep sceneRep
@@ -532,7 +538,7 @@ func sceneString(at string, v *fastjson.Value, lo, hi int) ([]byte, string) {
 	n, ok := jsLength(s)
 	switch {
 	case !ok:
-		return nil, at + ": not valid UTF-8"
+		return nil, at + ": " + core.InvalidText(s)
 	case n < lo || n > hi:
 		if lo == 0 {
 			return nil, at + ": at most " + strconv.Itoa(hi) + " characters"
