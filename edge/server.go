@@ -184,7 +184,7 @@ func (f fasthttpLogger) Printf(format string, _ ...any) {
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	path := ctx.Path()
+	path := routePath(ctx) // ctx.Path(), but raw for routes with an id (pathid.go)
 	method := ctx.Method()
 	origin := ctx.Request.Header.Peek("Origin")
 	allowedOrigin := len(origin) > 0 && s.cors.allows(origin)
