@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzProcessor feeds arbitrary JSON documents (as the standard library parses
@@ -34,11 +35,18 @@ func FuzzProcessor(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"custom","projectId":"p","sessionId":"s","ts":1e3,"sdkVersion":"v","name":"n","props":{"a":1,"a":2}}`))
 	f.Add([]byte(`{"type":"session_start","projectId":"p","sessionId":"s","ts":0,"sdkVersion":"v","device":{"x":{"y":{"z":[1,"\u2028"]}}}}`))
+	// Surrogate escapes, paired and not, and their raw encoded forms, in
+	// every kind of place a string reaches the canonical form.
+	for _, s := range []string{`\ud800`, `\udc00`, `\udbff\u0041`, `a\ud83d`, `\ude00b`, `\ud83d\ude00`, `\uD83D\uDE00`, `\ud800\ud800`, "\xed\xa0\x80", "\xed\xa0\xbd\xed\xb8\x80", `\\ud800`} {
+		f.Add([]byte(`{"type":"custom","projectId":"p","sessionId":"` + s + `","ts":1,"sdkVersion":"v","name":"n"}`))
+		f.Add([]byte(`{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"v","name":"n","props":{"` + s + `":1,"k":"` + s + `"}}`))
+		f.Add([]byte(`{"type":"session_start","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"v","pageMeta":{"title":"t","x` + s + `":"` + s + `","a":["` + s + `"],"o":{"p":"` + s + `"}},"user":{"id":"u","traits":{"t":"` + s + `"}}}`))
+	}
 
 	def := testInfo(DefaultChannels())
 	capture := testCapture(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := parseValue(data)
+		v, err := parseAsEdge(data)
 		if err != nil {
 			return
 		}
@@ -63,8 +71,8 @@ func FuzzProcessor(f *testing.F) {
 			return
 		}
 		got := b.JSON(0)
-		if !json.Valid(got) {
-			t.Fatalf("invalid JSON: %s", got)
+		if !json.Valid(got) || !utf8.Valid(got) {
+			t.Fatalf("invalid JSON or text: %q", got)
 		}
 		if b.Events[0].Type != ty || ty == TypeInvalid {
 			t.Fatalf("event type %v, Add said %v", b.Events[0].Type, ty)

@@ -86,7 +86,7 @@ const (
 	msgRequired    = "required"
 	msgDuplicate   = "duplicate field"
 	msgDuplicateK  = "duplicate key"
-	msgUTF8        = "invalid UTF-8"
+	msgUTF8        = "invalid text: not valid UTF-8" // see InvalidText
 	msgBadNumber   = "invalid number"
 	msgNotFinite   = "must be finite"
 	msgObject      = "must be an object"

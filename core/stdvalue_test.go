@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // node is a test-only Value over the standard library's tokenizer. It keeps
@@ -31,10 +32,22 @@ func (n *node) At(i int) Value                 { return n.elems[i] }
 func (n *node) Fields(dst []Field) []Field     { return append(dst, n.fields...) }
 
 // parseValue parses one JSON document into a node tree.
-func parseValue(data []byte) (*node, error) {
+func parseValue(data []byte) (*node, error) { return parseWith(data, false) }
+
+// parseAsEdge parses one JSON document into a node tree whose strings are
+// what the edge's parser hands the Processor: raw bytes as sent (invalid
+// UTF-8 included), and an unpaired surrogate escape as the surrogate's
+// three-byte encoded form, where encoding/json would make U+FFFD of both.
+func parseAsEdge(data []byte) (*node, error) { return parseWith(data, true) }
+
+func parseWith(data []byte, asEdge bool) (*node, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	n, err := parseNode(dec)
+	var src []byte
+	if asEdge {
+		src = data
+	}
+	n, err := parseNode(dec, src)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +57,61 @@ func parseValue(data []byte) (*node, error) {
 	return n, nil
 }
 
-func parseNode(dec *json.Decoder) (*node, error) {
+// edgeString re-reads the string token that ends at data[end-1] (the
+// closing quote) and starts after offset from: the raw token unescaped as
+// the edge unescapes it.
+func edgeString(data []byte, from, end int) ([]byte, error) {
+	i := from
+	for i < end && data[i] != '"' {
+		i++ // whitespace, ',' and ':' between tokens
+	}
+	raw := data[i+1 : end-1]
+	var out []byte
+	for j := 0; j < len(raw); j++ {
+		if raw[j] != '\\' {
+			out = append(out, raw[j])
+			continue
+		}
+		j++
+		switch c := raw[j]; c {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			var u rune
+			if _, err := fmt.Sscanf(string(raw[j+1:j+5]), "%04x", &u); err != nil {
+				return nil, err
+			}
+			j += 4
+			if u >= 0xD800 && u < 0xDC00 && j+6 < len(raw) && raw[j+1] == '\\' && raw[j+2] == 'u' {
+				var lo rune
+				if _, err := fmt.Sscanf(string(raw[j+3:j+7]), "%04x", &lo); err == nil && lo >= 0xDC00 && lo <= 0xDFFF {
+					out = utf8.AppendRune(out, 0x10000+(u-0xD800)<<10+(lo-0xDC00))
+					j += 6
+					continue
+				}
+			}
+			if u >= 0xD800 && u <= 0xDFFF {
+				out = append(out, 0xE0|byte(u>>12), 0x80|byte(u>>6)&0x3F, 0x80|byte(u)&0x3F)
+				continue
+			}
+			out = utf8.AppendRune(out, u)
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func parseNode(dec *json.Decoder, src []byte) (*node, error) {
+	from := int(dec.InputOffset())
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -60,13 +127,17 @@ func parseNode(dec *json.Decoder) (*node, error) {
 	case json.Number:
 		return &node{kind: KindNumber, raw: []byte(t)}, nil
 	case string:
+		if src != nil {
+			b, err := edgeString(src, from, int(dec.InputOffset()))
+			return &node{kind: KindString, raw: b}, err
+		}
 		return &node{kind: KindString, raw: []byte(t)}, nil
 	case json.Delim:
 		switch t {
 		case '[':
 			n := &node{kind: KindArray}
 			for dec.More() {
-				e, err := parseNode(dec)
+				e, err := parseNode(dec, src)
 				if err != nil {
 					return nil, err
 				}
@@ -79,6 +150,7 @@ func parseNode(dec *json.Decoder) (*node, error) {
 		case '{':
 			n := &node{kind: KindObject}
 			for dec.More() {
+				from := int(dec.InputOffset())
 				kt, err := dec.Token()
 				if err != nil {
 					return nil, err
@@ -87,7 +159,14 @@ func parseNode(dec *json.Decoder) (*node, error) {
 				if !ok {
 					return nil, fmt.Errorf("object key %v is not a string", kt)
 				}
-				v, err := parseNode(dec)
+				if src != nil {
+					b, err := edgeString(src, from, int(dec.InputOffset()))
+					if err != nil {
+						return nil, err
+					}
+					k = string(b)
+				}
+				v, err := parseNode(dec, src)
 				if err != nil {
 					return nil, err
 				}

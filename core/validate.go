@@ -28,6 +28,8 @@ type Processor struct {
 
 	num []byte // scratch for the ts token
 
+	badText string // why the string scalar last found scalarUTF8 is refused
+
 	fields [maxDepth + 1][]Field
 	slots  [maxDepth + 1][maxSlots]Value
 }
@@ -341,7 +343,7 @@ func (p *Processor) checkString(f *fieldSpec, v Value) ([]byte, Reason, bool) {
 	s := v.Str()
 	n, valid := utf16Len(s)
 	if !valid {
-		return nil, Reason{f.path, msgUTF8}, false
+		return nil, Reason{f.path, InvalidText(s)}, false
 	}
 	if n < f.min || n > f.max {
 		return nil, Reason{f.path, f.msg}, false
@@ -538,7 +540,9 @@ func (p *Processor) object(f *fieldSpec, v Value) (Reason, bool) {
 		comma = comma || wrote
 	}
 	if o.open {
-		p.extras(o, fields, d, comma)
+		if _, bad := p.extras(o, fields, d, comma); bad != "" {
+			return Reason{f.path, bad}, false
+		}
 	}
 	p.out = append(p.out, '}')
 	return Reason{}, true
@@ -578,6 +582,7 @@ func (p *Processor) scalar(v Value) scalarVerdict {
 		s := v.Str()
 		n, ok := utf16Len(s)
 		if !ok {
+			p.badText = InvalidText(s)
 			return scalarUTF8
 		}
 		if n > maxScalarString {
@@ -606,7 +611,7 @@ func (p *Processor) bag(f *fieldSpec, v Value, d int) (Reason, bool) {
 		k := fields[i].Key
 		n, valid := utf16Len(k)
 		if !valid {
-			return Reason{f.path, msgUTF8}, false
+			return Reason{f.path, InvalidText(k)}, false
 		}
 		if n < 1 || n > maxMapKey {
 			return Reason{f.path, msgMapKey}, false
@@ -625,7 +630,7 @@ func (p *Processor) bag(f *fieldSpec, v Value, d int) (Reason, bool) {
 		case scalarShape:
 			return Reason{f.path, msgMapValue}, false
 		case scalarUTF8:
-			return Reason{f.path, msgUTF8}, false
+			return Reason{f.path, p.badText}, false
 		case scalarSyntax:
 			return Reason{f.path, msgBadNumber}, false
 		case scalarInf:
@@ -640,8 +645,10 @@ func (p *Processor) bag(f *fieldSpec, v Value, d int) (Reason, bool) {
 // an extra object, all of whose members are unknown). Only the first 32
 // unknown keys are considered; one is kept when its key has 1–128 characters
 // and appears once in the object, and its value follows the rules of extra.
-// Others are dropped silently. It returns whether a member precedes the next.
-func (p *Processor) extras(o *objectSpec, fields []Field, d int, comma bool) bool {
+// Others are dropped silently. It returns whether a member precedes the next
+// or, when a considered key or a string of a kept value is not valid text,
+// why the event is rejected (bad).
+func (p *Processor) extras(o *objectSpec, fields []Field, d int, comma bool) (_ bool, bad string) {
 	considered := 0
 	for i := range fields {
 		k := fields[i].Key
@@ -652,7 +659,11 @@ func (p *Processor) extras(o *objectSpec, fields []Field, d int, comma bool) boo
 			break
 		}
 		considered++
-		if n, valid := utf16Len(k); !valid || n < 1 || n > maxMapKey || repeated(fields, i) {
+		n, valid := utf16Len(k)
+		if !valid {
+			return comma, InvalidText(k)
+		}
+		if n < 1 || n > maxMapKey || repeated(fields, i) {
 			continue
 		}
 		mark := len(p.out)
@@ -661,13 +672,17 @@ func (p *Processor) extras(o *objectSpec, fields []Field, d int, comma bool) boo
 		}
 		p.out = appendQuoted(p.out, k)
 		p.out = append(p.out, ':')
-		if !p.extra(fields[i].Val, d) {
+		kept, bad := p.extra(fields[i].Val, d)
+		if bad != "" {
+			return comma, bad
+		}
+		if !kept {
 			p.out = p.out[:mark]
 			continue
 		}
 		comma = true
 	}
-	return comma
+	return comma, ""
 }
 
 // repeated reports whether the key of fields[i] appears elsewhere in fields.
@@ -684,35 +699,48 @@ func repeated(fields []Field, i int) bool {
 // extra appends the value of an extra member of an object of depth d: a
 // scalar, an array of at most 64 scalars, or an object of depth at most
 // maxDepth whose members follow the same rules. It returns false (and the
-// caller drops the member) for anything else.
-func (p *Processor) extra(v Value, d int) bool {
+// caller drops the member) for anything else, and bad (the event is
+// rejected) when a string in it is not valid text.
+func (p *Processor) extra(v Value, d int) (kept bool, bad string) {
 	switch v.Kind() {
 	case KindArray:
 		n := v.Len()
 		if n > maxExtraArray {
-			return false
+			return false, ""
 		}
 		p.out = append(p.out, '[')
 		for i := 0; i < n; i++ {
 			if i > 0 {
 				p.out = append(p.out, ',')
 			}
-			if p.scalar(v.At(i)) != scalarOK {
-				return false
+			switch p.scalar(v.At(i)) {
+			case scalarOK:
+			case scalarUTF8:
+				return false, p.badText
+			default:
+				return false, ""
 			}
 		}
 		p.out = append(p.out, ']')
-		return true
+		return true, ""
 	case KindObject:
 		if d+1 > maxDepth {
-			return false
+			return false, ""
 		}
 		fields := v.Fields(p.fields[d+1][:0])
 		p.fields[d+1] = fields
 		p.out = append(p.out, '{')
-		p.extras(nil, fields, d+1, false)
+		if _, bad := p.extras(nil, fields, d+1, false); bad != "" {
+			return false, bad
+		}
 		p.out = append(p.out, '}')
-		return true
+		return true, ""
 	}
-	return p.scalar(v) == scalarOK
+	switch p.scalar(v) {
+	case scalarOK:
+		return true, ""
+	case scalarUTF8:
+		return false, p.badText
+	}
+	return false, ""
 }

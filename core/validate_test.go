@@ -567,8 +567,9 @@ func boundCases(r rule) []boundCase {
 		add("max three-byte", strNode(strings.Repeat("€", r.max)), true, "")
 		add("empty", strNode(""), r.min == 0, "")
 		add("number", numNode("5"), false, "")
-		add("invalid UTF-8", strNode("ab\xffcd"), false, "invalid UTF-8")
-		add("surrogate in UTF-8", strNode("a\xed\xa0\x80"), false, "invalid UTF-8")
+		add("invalid UTF-8", strNode("ab\xffcd"), false, "invalid text: not valid UTF-8")
+		add("surrogate in UTF-8", strNode("a\xed\xa0\x80"), false, `invalid text: unpaired UTF-16 surrogate \ud800`)
+		add("low surrogate in UTF-8", strNode("\xed\xbf\xbfz"), false, `invalid text: unpaired UTF-16 surrogate \udfff`)
 	case "num":
 		numCases(numNode, r.num)
 		add("string", strNode("1"), false, "")
@@ -898,10 +899,28 @@ func TestOpenObjectExtras(t *testing.T) {
 			t.Errorf("token %s: %v %s", tok, res.out, res.json)
 		}
 	}
-	// Invalid UTF-8 in an extra key or value drops the member.
-	dev := mustParse(t, `{}`).appendMember("k\xff", numNode("1")).appendMember("v", strNode("\xfe")).appendMember("w", strNode("ok"))
-	if res := process(t, info, base.with("device", dev)); !bytes.Contains(res.json, []byte(`"device":{"browser":"Firefox","os":"Linux","w":"ok"}`)) {
-		t.Errorf("invalid UTF-8 extra: %s", res.json)
+	// Invalid text in an extra key or value, at any depth, rejects the
+	// event: it is not dropped quietly, nor stored changed.
+	for name, dev := range map[string]*node{
+		"key":          mustParse(t, `{"w":"ok"}`).appendMember("k\xff", numNode("1")),
+		"value":        mustParse(t, `{"w":"ok"}`).appendMember("v", strNode("\xfe")),
+		"surrogate":    mustParse(t, `{"w":"ok"}`).appendMember("v", strNode("a\xed\xa0\x80")),
+		"array":        mustParse(t, `{"w":"ok"}`).appendMember("v", &node{kind: KindArray, elems: []*node{numNode("1"), strNode("\xed\xb0\x80")}}),
+		"nested key":   mustParse(t, `{"w":"ok"}`).appendMember("o", mustParse(t, `{"a":1}`).appendMember("\xed\xa0\xbd", numNode("1"))),
+		"nested value": mustParse(t, `{"w":"ok"}`).appendMember("o", mustParse(t, `{}`).appendMember("p", mustParse(t, `{}`).appendMember("q", strNode("\xff")))),
+	} {
+		res := process(t, info, base.with("device", dev))
+		if res.out != Rejected || res.reason.Field != "device" || !strings.HasPrefix(res.reason.Msg, "invalid text: ") {
+			t.Errorf("invalid text in an extra %s: %v %v %s", name, res.out, res.reason, res.json)
+		}
+	}
+	if res := process(t, info, base.with("device", mustParse(t, `{}`).appendMember("v", strNode("\xed\xa0\x80")))); res.reason.Msg != `invalid text: unpaired UTF-16 surrogate \ud800` {
+		t.Errorf("surrogate in an extra value: %v", res.reason)
+	}
+	// An extra the validator drops for its shape is not looked into.
+	deep := mustParse(t, `{}`).appendMember("a", mustParse(t, `{}`).appendMember("b", mustParse(t, `{}`).appendMember("c", mustParse(t, `{}`).appendMember("d", strNode("\xff")))))
+	if res := process(t, info, base.with("device", mustParse(t, `{"w":"ok"}`).appendMember("x", deep))); res.out != Accepted {
+		t.Errorf("too deep an extra: %v %v", res.out, res.reason)
 	}
 
 	// Only the first 32 unknown keys are considered; keys must have 1–128
@@ -1017,11 +1036,17 @@ func TestBags(t *testing.T) {
 				t.Errorf("%s token %s: %v", name, tok, res.reason)
 			}
 		}
-		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("x", strNode("\xff")))); res.reason != (Reason{name, "invalid UTF-8"}) {
+		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("x", strNode("\xff")))); res.reason != (Reason{name, "invalid text: not valid UTF-8"}) {
 			t.Errorf("%s invalid UTF-8 value: %v", name, res.reason)
 		}
-		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("\xff", numNode("1")))); res.reason != (Reason{name, "invalid UTF-8"}) {
+		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("\xff", numNode("1")))); res.reason != (Reason{name, "invalid text: not valid UTF-8"}) {
 			t.Errorf("%s invalid UTF-8 key: %v", name, res.reason)
+		}
+		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("x", strNode("\xed\xb3\x80")))); res.reason != (Reason{name, `invalid text: unpaired UTF-16 surrogate \udcc0`}) {
+			t.Errorf("%s surrogate value: %v", name, res.reason)
+		}
+		if res := process(t, info, wrap(mustParse(t, `{}`).appendMember("k\xed\xa0\x80", numNode("1")))); res.reason != (Reason{name, `invalid text: unpaired UTF-16 surrogate \ud800`}) {
+			t.Errorf("%s surrogate key: %v", name, res.reason)
 		}
 	}
 }
@@ -1289,6 +1314,8 @@ func TestZeroAllocations(t *testing.T) {
 		base.with("fps", numNode("-1."+strings.Repeat("0", 40)+"1")), base.with("ts", numNode("1.5")),
 		base.with("sessionId", strNode("\xff")), base.appendMember("fps", numNode("1")),
 		baseEvent(t, "nope"), mustParse(t, `[]`),
+		base.with("sessionId", strNode("s\xed\xa0\x80")),
+		base.with("pageMeta", mustParse(t, `{}`).appendMember("k", strNode("\xed\xbf\xbf"))),
 	} {
 		events = append(events, ev)
 	}
@@ -1306,7 +1333,7 @@ func TestZeroAllocations(t *testing.T) {
 	if allocs := testing.AllocsPerRun(20, run); allocs != 0 {
 		t.Errorf("%v allocations per batch of %d events", allocs, len(events))
 	}
-	if b.Len() != len(events)-9 {
+	if b.Len() != len(events)-11 {
 		t.Errorf("%d accepted", b.Len())
 	}
 }

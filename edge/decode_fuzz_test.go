@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // FuzzDecodeBody drives the whole body decoder — capped decompression, JSON
@@ -32,6 +34,12 @@ func FuzzDecodeBody(f *testing.F) {
 	}
 	f.Add([]byte(`{"events":[{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","name":"n","props":{"a":NaN}}]}`), uint8(EncIdentity), uint8(formatJSON))
 	f.Add([]byte(`[{"type":"scene_change","projectId":"p","sessionId":"s","ts":1e3,"sdkVersion":"1"}]`), uint8(EncIdentity), uint8(formatJSON))
+	for _, b := range surrogateBodies {
+		f.Add([]byte(b), uint8(EncIdentity), uint8(formatJSON))
+		if i, j := strings.Index(b, "["), strings.LastIndex(b, "]"); i >= 0 && j > i && strings.HasPrefix(b, `{"events":[`) {
+			f.Add([]byte(strings.ReplaceAll(b[i+1:j], `},{"type"`, "}\n{\"type\"")), uint8(EncIdentity), uint8(formatNDJSON))
+		}
+	}
 	rig := newPathRig(f, true, false)
 	ic := new(ingestCtx)
 	now := time.Unix(1795892750, 0)
@@ -56,11 +64,28 @@ func FuzzDecodeBody(f *testing.F) {
 		if ic.accepted != len(ic.batch.Events) {
 			t.Fatalf("accepted %d but batch holds %d", ic.accepted, len(ic.batch.Events))
 		}
+		plain := data
+		if e != EncIdentity {
+			plain, _ = NewDecompressor(rig.srv.dec.Limit()).Decompress(nil, data, e)
+		}
+		// Text is stored as sent: a backslash only where the client escaped
+		// one, U+FFFD only where it sent one.
+		sentBackslash := bytes.Contains(plain, []byte(`\\`))
+		sentFFFD := bytes.Contains(plain, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(plain), []byte(`\ufffd`))
 		for i := range ic.batch.Events {
 			js := ic.batch.JSON(i)
 			var m map[string]any
 			if err := json.Unmarshal(js, &m); err != nil {
 				t.Fatalf("stored event is not JSON: %v: %q", err, js)
+			}
+			if !utf8.Valid(js) {
+				t.Fatalf("stored event is not valid UTF-8: %q", js)
+			}
+			if !sentBackslash && bytes.Contains(js, []byte(`\\`)) {
+				t.Fatalf("stored event holds a backslash the client did not send: %q", js)
+			}
+			if !sentFFFD && bytes.Contains(js, []byte("\uFFFD")) {
+				t.Fatalf("stored event holds U+FFFD the client did not send: %q", js)
 			}
 			if m["projectId"] != "bench" || m["sessionId"] != string(ic.batch.Session(i)) {
 				t.Fatalf("stored event escapes its project or session: %s", js)

@@ -11,12 +11,13 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
 // decodeWhole is the body decoder as a single parse of the whole body: the
 // reference that decodeJSON, which parses event by event, must agree with.
 func decodeWhole(s *Server, ic *ingestCtx, data []byte) string {
-	var p fastjson.Parser
+	var p jsonvalue.Parser
 	v, err := p.ParseBytes(data)
 	if err != nil {
 		return "malformed JSON body: " + err.Error()
@@ -123,6 +124,7 @@ func TestDecodeJSONAgreesWithASingleParse(t *testing.T) {
 		`{"events":[{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","name":"n","props":{"a":NaN}}]}`,
 		`{"events":[{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","name":"n"}]}` + "\x00",
 	}
+	cases = append(cases, surrogateBodies...)
 	paths, _ := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -156,8 +158,84 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Add([]byte(`{"schemaVersion":"1","events":[{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}],"meta":{"a":[1,"]"]}}`))
 	f.Add([]byte(`[{"type":"scene_change","projectId":"p","sessionId":"s","ts":1e3,"sdkVersion":"1"},{}]`))
+	for _, b := range surrogateBodies {
+		f.Add([]byte(b))
+	}
 	s := newPathRig(f, true, false).srv
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeBoth(t, s, data)
 	})
+}
+
+// surrogateBodies hold surrogate escapes, paired and not, raw encoded
+// surrogates and escapes that are not JSON's, in each place where a string
+// reaches the stored form, in keys too, and in members the decoder skips.
+var surrogateBodies = func() []string {
+	var out []string
+	for _, s := range []string{`\ud800`, `\udc00`, `\udbff\u0041`, `a\ud83d`, `\ude00b`, `\ud83d\ude00`, `\uD83D\uDE00`,
+		`\ud800\ud800`, `\ud800\\`, `\\ud800`, "\xed\xa0\x80", "\xed\xa0\xbd\xed\xb8\x80", `\x`, `\u12`, `\u12G4`, `\U0041`} {
+		ev := `{"type":"custom","projectId":"p","sessionId":"s` + s + `","ts":1,"sdkVersion":"1","name":"n"}`
+		props := `{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","name":"n","props":{"` + s + `":1,"k":"` + s + `"}}`
+		meta := `{"type":"session_start","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","pageMeta":{"title":"t","x` + s + `":"v","y":"` + s + `","a":["` + s + `"]},"user":{"id":"u","traits":{"t":"` + s + `"}}}`
+		ok := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}`
+		out = append(out,
+			`{"events":[`+ev+`,`+props+`,`+meta+`,`+ok+`]}`,
+			`{"meta":{"k":"`+s+`"},"events":[`+ok+`]}`,
+			`{"events":[`+ok+`],"`+s+`":1}`,
+			`{"schemaVersion":"1`+s+`","events":[`+ok+`]}`,
+		)
+	}
+	return out
+}()
+
+// TestDecodeNDJSONChecksEveryLine: the NDJSON decoder finds the lines with
+// escapes from one scan of the body; each line must still be decoded as if
+// it were checked on its own, wherever its escapes are (first line, last
+// line, a line after many without, several in a row, lines ending in \r).
+func TestDecodeNDJSONChecksEveryLine(t *testing.T) {
+	s := newPathRig(t, true, false).srv
+	plain := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}`
+	lone := `{"type":"scene_change","projectId":"p","sessionId":"s\ud800","ts":1,"sdkVersion":"1"}`
+	pair := `{"type":"scene_change","projectId":"p","sessionId":"s\ud83d\ude00","ts":1,"sdkVersion":"1"}`
+	lit := `{"type":"scene_change","projectId":"p","sessionId":"s\\ud800","ts":1,"sdkVersion":"1"}`
+	kinds := []string{plain, lone, pair, lit}
+	info := &core.RequestInfo{ProjectID: "p", Channels: core.AllChannels()}
+	rng := uint32(1)
+	for round := 0; round < 300; round++ {
+		var lines []string
+		wantRejected, wantKept := 0, []string{}
+		for i := 0; i < 1+round%9; i++ {
+			rng = rng*1664525 + 1013904223
+			k := kinds[rng>>30]
+			sep := "\n"
+			if rng&(1<<20) != 0 {
+				sep = "\r\n"
+			}
+			lines = append(lines, k+sep)
+			var ic ingestCtx
+			ic.proc.Begin(&ic.batch, info)
+			v, err := ic.parser.ParseBytes([]byte(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.addEvent(&ic, 0, v)
+			wantRejected += ic.rejected
+			if len(ic.batch.Events) == 1 {
+				wantKept = append(wantKept, string(ic.batch.Session(0)))
+			}
+		}
+		var ic ingestCtx
+		ic.proc.Begin(&ic.batch, info)
+		body := strings.Join(lines, "")
+		if msg := s.decodeNDJSON(&ic, []byte(body)); msg != "" {
+			t.Fatalf("%q: %s", body, msg)
+		}
+		var kept []string
+		for i := range ic.batch.Events {
+			kept = append(kept, string(ic.batch.Session(i)))
+		}
+		if ic.rejected != wantRejected || strings.Join(kept, "|") != strings.Join(wantKept, "|") {
+			t.Fatalf("%q: rejected %d kept %q; line by line: rejected %d kept %q", body, ic.rejected, kept, wantRejected, wantKept)
+		}
+	}
 }

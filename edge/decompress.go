@@ -102,9 +102,44 @@ var (
 	errTrailingData = errors.New("data after the end of the compressed stream")
 )
 
-// zstdMaxWindow bounds the history a zstd frame may ask the decoder to keep.
-// Frames declaring a larger window are rejected as corrupt.
+// zstdMaxWindow bounds the history a zstd frame may ask the decoder to keep:
+// 8 MiB, the limit RFC 9659 sets for the "zstd" content coding (encoders
+// must not need more, decoders need not support more). Frames declaring a
+// larger window are refused (a StreamError naming the window).
 const zstdMaxWindow = 8 << 20
+
+// StreamError is a compressed body the Decompressor refuses: Reason tells
+// the client what is wrong with it, in words that name the format's rule or
+// the collector's limit it breaks ("the zstd frame declares a 16 MiB window,
+// over the 8 MiB limit …"). It wraps ErrCorrupt and the codec's own error.
+type StreamError struct {
+	Enc    Encoding
+	Reason string
+	Err    error // the codec's error; may be nil
+}
+
+func (e *StreamError) Error() string {
+	return ErrCorrupt.Error() + ": " + e.Enc.String() + ": " + e.Reason
+}
+
+// Unwrap returns ErrCorrupt and the codec's error.
+func (e *StreamError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrCorrupt}
+	}
+	return []error{ErrCorrupt, e.Err}
+}
+
+// StreamErrorReason returns what to tell a client about a body Decompress
+// refused with an error wrapping ErrCorrupt: the StreamError's reason, or a
+// generic one.
+func StreamErrorReason(err error) string {
+	var se *StreamError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return "the stream is corrupt or truncated"
+}
 
 // Decompressor decodes request bodies under a fixed decompressed-size limit,
 // reusing codec state between calls. It is safe for concurrent use.
@@ -147,9 +182,12 @@ func (d *Decompressor) Limit() int { return d.limit }
 //
 // Decoding stops as soon as the output would exceed the limit: at most
 // limit+1 bytes are ever produced, whatever sizes the stream declares, and
-// ErrTooLarge is returned. An empty, truncated or otherwise invalid stream, a
-// stream followed by extra bytes, or (for zstd) a frame whose window exceeds
-// 8 MiB yields an error wrapping ErrCorrupt. Concatenated gzip members and
+// ErrTooLarge is returned; so it is when a zstd frame declares a content size
+// over the limit. An empty, truncated or otherwise invalid stream, a stream
+// followed by extra bytes, a stream that needs a preset dictionary, or one
+// whose window exceeds what is decoded here (8 MiB for zstd, brotli's
+// large-window extension) yields a *StreamError, which wraps ErrCorrupt and
+// says which of these it is. Concatenated gzip members and
 // zstd frames are decoded as one body. "deflate" accepts the zlib format of
 // RFC 9110 and, when the body does not start with a zlib header, raw DEFLATE.
 //
@@ -167,7 +205,7 @@ func (d *Decompressor) Decompress(dst, src []byte, enc Encoding) ([]byte, error)
 		return dst[:0], fmt.Errorf("edge: content encoding %d: %w", enc, errors.ErrUnsupported)
 	}
 	if len(src) == 0 {
-		return dst[:0], corruptErr(enc, errEmptyBody)
+		return dst[:0], &StreamError{Enc: enc, Reason: "empty body with Content-Encoding " + enc.String() + ": send the compressed stream, or no Content-Encoding", Err: errEmptyBody}
 	}
 	var out []byte
 	var err error
@@ -183,15 +221,11 @@ func (d *Decompressor) Decompress(dst, src []byte, enc Encoding) ([]byte, error)
 	}
 	if err != nil {
 		if err != ErrTooLarge {
-			err = corruptErr(enc, err)
+			err = d.streamError(enc, src, err)
 		}
 		return out[:0], err
 	}
 	return out, nil
-}
-
-func corruptErr(enc Encoding, err error) error {
-	return fmt.Errorf("%w: %s: %w", ErrCorrupt, enc, err)
 }
 
 type gzipState struct {
@@ -210,11 +244,20 @@ func (d *Decompressor) gunzip(dst, src []byte) ([]byte, error) {
 	err := s.zr.Reset(&s.in)
 	if err == nil {
 		dst, err = d.readAll(dst, &s.zr, &s.in)
+	} else {
+		err = firstHeaderError{err}
 	}
 	s.in.Reset(nil)
 	d.gzipPool.Put(s)
 	return dst, err
 }
+
+// firstHeaderError is an error reading the header of a body's first gzip
+// member, as opposed to a later member's (which means trailing data).
+type firstHeaderError struct{ err error }
+
+func (e firstHeaderError) Error() string { return e.err.Error() }
+func (e firstHeaderError) Unwrap() error { return e.err }
 
 type deflateState struct {
 	in bytes.Reader

@@ -21,7 +21,7 @@ import (
 // buffers, batch and processor are reused, so a request in steady state
 // allocates nothing per event.
 type ingestCtx struct {
-	parser  fastjson.Parser
+	parser  jsonvalue.Parser
 	slotted bool // holds one of the server's ingestSlots
 	body    []byte
 	batch   core.Batch
@@ -128,7 +128,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	}
 	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
 	if !ok {
-		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Encoding: use identity, gzip, deflate, zstd or br")
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, unsupportedEncodingMsg(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding)))
 		return
 	}
 	format, ok := parseContentType(ctx.Request.Header.ContentType())
@@ -172,7 +172,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 			return fasthttp.StatusRequestEntityTooLarge,
 				"decompressed body exceeds " + strconv.Itoa(s.cfg.BodyLimit) + " bytes (COLLECTOR_BODY_LIMIT): send smaller batches"
 		}
-		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: the stream is corrupt or truncated"
+		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: " + StreamErrorReason(err)
 	}
 	s.m.bytesDec.Add(len(data))
 
@@ -267,9 +267,13 @@ type bodyDecoder struct {
 	badVersion bool
 }
 
-// malformed is the message of a syntax error at d.i (err from fastjson, or
-// nil for a structural error found by the splitter).
+// malformed is the message of a syntax error at d.i (err from the parser,
+// or nil for a structural error found by the splitter).
 func (d *bodyDecoder) malformed(err error) string {
+	var ee *jsonvalue.EscapeError
+	if errors.As(err, &ee) {
+		return "malformed JSON body: invalid escape " + strconv.Quote(ee.Seq) + " in a string at offset " + strconv.Itoa(d.i+ee.Offset)
+	}
 	if err != nil {
 		return "malformed JSON body: " + truncate(err.Error(), 200)
 	}
@@ -403,13 +407,13 @@ func (d *bodyDecoder) next(closer byte) (more bool, bad string) {
 // value finds the end of the value at d.i, parses it with fastjson and
 // moves past it. The value is valid until the parser's next use.
 func (d *bodyDecoder) value() (*fastjson.Value, string) {
-	end := jsonscan.SkipValue(d.data, d.i)
+	end, escaped := jsonscan.SkipValueEscaped(d.data, d.i)
 	if end < 0 {
 		// Unterminated: fastjson names the error, if it finds one.
 		_, err := d.ic.parser.ParseBytes(d.data[d.i:])
 		return nil, d.malformed(err)
 	}
-	v, err := d.ic.parser.ParseBytes(d.data[d.i:end])
+	v, err := d.ic.parser.Parse(d.data[d.i:end], escaped)
 	if err != nil {
 		return nil, d.malformed(err)
 	}
@@ -451,12 +455,22 @@ func (d *bodyDecoder) events() string {
 // the whole body malformed.
 func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
 	n := 0
+	// esc is the distance from data to its first backslash (-1: none): one
+	// scan of the body finds out which lines need their escapes checked.
+	esc := bytes.IndexByte(data, '\\')
 	for line := 1; len(data) > 0; line++ {
 		var l []byte
+		next := len(data)
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			l, data = data[:i], data[i+1:]
+			l, next = data[:i], i+1
 		} else {
-			l, data = data, nil
+			l = data
+		}
+		escaped := esc >= 0 && esc < len(l)
+		if data = data[next:]; esc >= 0 {
+			if esc -= next; esc < 0 {
+				esc = bytes.IndexByte(data, '\\')
+			}
 		}
 		l = bytes.TrimSpace(l)
 		if len(l) == 0 {
@@ -465,7 +479,7 @@ func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
 		if n == MaxBatchEvents {
 			return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
 		}
-		v, err := ic.parser.ParseBytes(l)
+		v, err := ic.parser.Parse(l, escaped)
 		if err != nil {
 			return "malformed JSON on line " + strconv.Itoa(line) + ": " + truncate(err.Error(), 200)
 		}

@@ -23,7 +23,8 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 	if !ok {
 		return
 	}
-	id := strings.TrimPrefix(string(rest), "/")
+	kid, tail, hasTail, _ := routeID(ctx, "/api/v1/keys/", rest, "/")
+	id := string(kid)
 	switch {
 	case ctx.IsGet() && id == "":
 		b, _ := json.Marshal(s.d.Keys.KeyInfos(p.ProjectID()))
@@ -52,7 +53,7 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 		ctx.SetStatusCode(fasthttp.StatusCreated)
 		ctx.SetContentType("application/json")
 		ctx.SetBody(b)
-	case ctx.IsDelete() && id != "" && !strings.Contains(id, "/"):
+	case ctx.IsDelete() && id != "" && !hasTail && len(tail) == 0:
 		kid, err := s.d.Keys.RevokeKey(p.ProjectID(), id)
 		if err != nil {
 			if strings.Contains(err.Error(), "not found") {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -78,7 +77,8 @@ func (s *Server) plugins(ctx *fasthttp.RequestCtx, rest string) {
 		s.notImplemented(ctx)
 		return
 	}
-	name, action, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	n, a, _, _ := routeID(ctx, "/api/v1/plugins/", []byte(rest), "/")
+	name, action := string(n), string(a)
 	pnum := p.ProjectNum()
 	switch {
 	case name == "" && ctx.IsGet():
@@ -167,7 +167,8 @@ func (s *Server) quarantine(ctx *fasthttp.RequestCtx, rest string) {
 		s.notImplemented(ctx)
 		return
 	}
-	id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	i, a, _, _ := routeID(ctx, "/api/v1/quarantine/", []byte(rest), "/")
+	id, action := string(i), string(a)
 	switch {
 	case id == "" && ctx.IsGet():
 		limit, err := intParam(ctx.QueryArgs(), "limit", defaultLimit, 1, maxLimit)

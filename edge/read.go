@@ -75,7 +75,7 @@ func parseQuery(args *fasthttp.Args) (core.Query, error) {
 		q.Scene = string(v)
 	}
 	if v := args.Peek("session"); v != nil {
-		if len(v) == 0 || len(v) > 512 {
+		if len(v) == 0 || len(v) > maxSessionIDBytes {
 			return q, paramError{"session must be 1–128 characters"}
 		}
 		q.Session = string(v)

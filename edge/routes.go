@@ -1,8 +1,6 @@
 package edge
 
 import (
-	"bytes"
-
 	"github.com/valyala/fasthttp"
 )
 
@@ -13,23 +11,30 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 		s.tooMany(ctx, retry, "client address")
 		return routeRead
 	}
-	switch {
-	case bytes.HasPrefix(rest, []byte("sessions/")):
-		id, tail, ok := bytes.Cut(rest[len("sessions/"):], []byte("/"))
+	// Routes with an id read it from the raw path (pathid.go): an id may
+	// hold an encoded "/" or dot segment that the decoded path has split
+	// or resolved.
+	if id, tail, hasTail, ok := routeID(ctx, "/api/v1/sessions/", rest, "sessions/"); ok {
 		switch {
-		case ok && len(id) > 0 && string(tail) == "events":
+		case hasTail && len(id) > 0 && string(tail) == "events":
 			s.sessionEvents(ctx, id)
 			return routeSessionRaw
-		case ok && len(id) > 0 && string(tail) == "meta":
+		case hasTail && len(id) > 0 && string(tail) == "meta":
 			s.sessionMeta(ctx, id)
 			return routeSessionMeta
 		}
-	case bytes.HasPrefix(rest, []byte("scenes/")):
-		id, tail, ok := bytes.Cut(rest[len("scenes/"):], []byte("/"))
-		if ok && len(id) > 0 && string(tail) == "representation" {
+		s.fail(ctx, fasthttp.StatusNotFound, "not found")
+		return routeOther
+	}
+	if id, tail, hasTail, ok := routeID(ctx, "/api/v1/scenes/", rest, "scenes/"); ok {
+		if hasTail && len(id) > 0 && string(tail) == "representation" {
 			s.sceneRepresentation(ctx, id)
 			return routeScenes
 		}
+		s.fail(ctx, fasthttp.StatusNotFound, "not found")
+		return routeOther
+	}
+	switch {
 	case string(rest) == "scene-representations":
 		s.sceneRepresentations(ctx)
 		return routeScenes

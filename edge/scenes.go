@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
 // SceneStore keeps one representation document per scene per project, with a
@@ -115,7 +116,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 	}
 	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
 	if !ok {
-		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Encoding: use identity, gzip, deflate, zstd or br")
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, unsupportedEncodingMsg(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding)))
 		return
 	}
 	if f, ok := parseContentType(ctx.Request.Header.ContentType()); !ok || f != formatJSON {
@@ -143,13 +144,18 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 				"decompressed body exceeds "+strconv.Itoa(dec.Limit())+" bytes, the scene representation limit")
 			return
 		}
-		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: the stream is corrupt or truncated")
+		s.fail(ctx, fasthttp.StatusBadRequest, "cannot decode "+enc.String()+" body: "+StreamErrorReason(err))
 		return
 	}
-	var parser fastjson.Parser
+	var parser jsonvalue.Parser
 	v, err := parser.ParseBytes(data)
 	if err != nil {
-		s.fail(ctx, fasthttp.StatusBadRequest, "malformed JSON body: send the scene representation as a JSON object")
+		msg := "malformed JSON body: send the scene representation as a JSON object"
+		var ee *jsonvalue.EscapeError
+		if errors.As(err, &ee) {
+			msg = "malformed JSON body: invalid escape " + strconv.Quote(ee.Seq) + " in a string at offset " + strconv.Itoa(ee.Offset)
+		}
+		s.fail(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
 	var rep sceneRep
@@ -532,7 +538,7 @@ func sceneString(at string, v *fastjson.Value, lo, hi int) ([]byte, string) {
 	n, ok := jsLength(s)
 	switch {
 	case !ok:
-		return nil, at + ": not valid UTF-8"
+		return nil, at + ": " + core.InvalidText(s)
 	case n < lo || n > hi:
 		if lo == 0 {
 			return nil, at + ": at most " + strconv.Itoa(hi) + " characters"

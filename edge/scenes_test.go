@@ -278,11 +278,16 @@ func TestSceneRepresentationValidation(t *testing.T) {
 		{"duplicate field", strings.Replace(valid, `"version":1`, `"version":1,"version":1`, 1), "version: duplicate field"},
 		{"duplicate mesh field", strings.Replace(valid, `"name":"mesh-00000"`, `"name":"a","name":"b"`, 1), "meshes[0].name: duplicate field"},
 		{"null meshCount", strings.Replace(valid, `"meshCount":1`, `"meshCount":null`, 1), "meshCount: required"},
-		{"invalid UTF-8", strings.Replace(valid, `"mesh-00000"`, "\"m\xff\"", 1), "meshes[0].name: not valid UTF-8"},
+		{"invalid UTF-8", strings.Replace(valid, `"mesh-00000"`, "\"m\xff\"", 1), "meshes[0].name: invalid text: not valid UTF-8"},
+		{"lone surrogate", strings.Replace(valid, `"mesh-00000"`, `"m\ud800"`, 1), `meshes[0].name: invalid text: unpaired UTF-16 surrogate \ud800`},
+		{"lone low surrogate", strings.Replace(valid, `"mesh-00000"`, `"m\udfff\u0041"`, 1), `meshes[0].name: invalid text: unpaired UTF-16 surrogate \udfff`},
+		{"invalid escape", strings.Replace(valid, `"mesh-00000"`, `"m\q"`, 1), `malformed JSON body: invalid escape "\\q"`},
 		{"malformed", `{"version":1,`, "malformed JSON"},
 		{"trailing garbage", valid + "x", "malformed JSON"},
 		{"array body", `[` + valid + `]`, "body must be a JSON object"},
 		{"empty body", ``, "empty body"},
+		// Last: it changes the stored scene.
+		{"surrogate pair", strings.Replace(valid, `"mesh-00000"`, `"m\ud83d\ude00"`, 1), ""},
 	}
 	for _, c := range raw {
 		t.Run(c.name, func(t *testing.T) {
@@ -300,6 +305,10 @@ func TestSceneRepresentationValidation(t *testing.T) {
 				t.Fatalf("a rejected PUT changed the stored scene: %s", g.body)
 			}
 		})
+	}
+
+	if g := h.getScene(h.a.Admin, "s"); !strings.Contains(string(g.body), `"name":"m😀"`) {
+		t.Fatalf("a surrogate pair is not stored as its character: %s", g.body)
 	}
 
 	// The id in the path must be a valid scene id.

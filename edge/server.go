@@ -85,6 +85,8 @@ type Server struct {
 	// for their whole processing (decode, validate, filter, commit); a
 	// request takes its context only once admitted (collect).
 	ingestSlots chan struct{}
+
+	chunked chunkedCaps // the caps of chunked bodies being read (bodylimit.go)
 }
 
 // MaxBatchEvents is the most events one request may carry (SPEC §2).
@@ -144,6 +146,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		NoDefaultContentType:         true,
 		Logger:                       fasthttpLogger{d.Logger},
 	}
+	s.chunked.maxAge = 2 * s.srv.ReadTimeout // no body read lasts longer
 	return s, nil
 }
 
@@ -151,17 +154,9 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 // read: plugin uploads and scene representations may be larger than event
 // batches; everything else gets the ingest cap.
 func (s *Server) bodyLimit(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	path := h.RequestURI()
-	if i := indexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	switch {
-	case hasPathPrefix(path, "/api/v1/plugins"):
-		return fasthttp.RequestConfig{MaxRequestBodySize: s.maxPluginUpload()}
-	case hasPathPrefix(path, "/api/v1/scenes"):
-		return fasthttp.RequestConfig{MaxRequestBodySize: max(s.cfg.MaxWireBody(), SceneBodyLimit)}
-	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxWireBody()}
+	c := wireCapOf(requestPath(h))
+	s.chunked.note(h, c)
+	return fasthttp.RequestConfig{MaxRequestBodySize: s.capBytes(c)}
 }
 
 // Serve answers requests on ln until Shutdown (shutdown.go).
@@ -189,7 +184,7 @@ func (f fasthttpLogger) Printf(format string, _ ...any) {
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	path := ctx.Path()
+	path := routePath(ctx) // ctx.Path(), but raw for routes with an id (pathid.go)
 	method := ctx.Method()
 	origin := ctx.Request.Header.Peek("Origin")
 	allowedOrigin := len(origin) > 0 && s.cors.allows(origin)
@@ -293,12 +288,12 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 // body (413) or a malformed request (400), in the same JSON shape as the rest.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) || strings.Contains(err.Error(), "body size exceeds") {
-		limit := s.bodyLimit(&ctx.Request.Header).MaxRequestBodySize
-		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body exceeds %d bytes on the wire, the limit of this endpoint", limit))
-		s.m.request(routeCollect, fasthttp.StatusRequestEntityTooLarge)
+		c := s.refusedCap(ctx)
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, s.tooLargeMsg(c))
+		s.m.request(capRoute(c), fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
+	s.chunked.take(&ctx.Request.Header)
 	var nerr net.Error
 	if errors.As(err, &nerr) && nerr.Timeout() {
 		s.fail(ctx, fasthttp.StatusRequestTimeout, "timed out reading the request")

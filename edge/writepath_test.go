@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -120,6 +121,44 @@ func BenchmarkWritePath(b *testing.B) {
 				b.ReportMetric(float64(b.N)*200/b.Elapsed().Seconds(), "events/s")
 			})
 		}
+	}
+}
+
+// BenchmarkDecodeFormats is the path below storage (decode, validate,
+// hash, gate; nothing committed) for the 200-event fixture as one JSON body
+// and as NDJSON, uncompressed: the per-event cost of each decoder.
+func BenchmarkDecodeFormats(b *testing.B) {
+	raw := fixture(b, "batch200_00_session-start.json")
+	var doc struct{ Events []json.RawMessage }
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		b.Fatal(err)
+	}
+	nd := bytes.Join(func() (ls [][]byte) {
+		for _, e := range doc.Events {
+			ls = append(ls, e)
+		}
+		return ls
+	}(), []byte("\n"))
+	for _, c := range []struct {
+		name   string
+		format bodyFormat
+		body   []byte
+	}{{"json", formatJSON, raw}, {"ndjson", formatNDJSON, nd}} {
+		b.Run(c.name, func(b *testing.B) {
+			rig := newPathRig(b, true, false)
+			ic := new(ingestCtx)
+			now := time.Now()
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				status, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, c.format, c.body, now)
+				if status != 200 || ic.accepted != len(doc.Events) {
+					b.Fatalf("%d %s accepted=%d", status, msg, ic.accepted)
+				}
+				ic.reset()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(doc.Events)), "ns/event")
+		})
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonvalue"
 )
@@ -84,7 +82,7 @@ type runState struct {
 	orig    core.Batch // the batch as it entered the chain (for quarantine)
 	next    core.Batch
 	proc    core.Processor
-	parser  fastjson.Parser
+	parser  jsonvalue.Parser // reads string escapes strictly, as the edge does
 }
 
 // Apply runs the project's chain over b in place. A plugin failure is

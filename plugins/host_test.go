@@ -494,3 +494,47 @@ func TestGarbageCollectionDuringSpin(t *testing.T) {
 		t.Fatalf("a collection waited %s for a spinning guest (deadline %s)", gc, deadline)
 	}
 }
+
+// TestReplacementTextIsChecked: a replacement event is read with the edge's
+// strict string escapes. An unpaired surrogate escape or an escape that is
+// not JSON's is bad output (the policy applies); a surrogate pair is stored
+// as the character it encodes.
+func TestReplacementTextIsChecked(t *testing.T) {
+	h := newTestHost(t, Options{})
+	for _, c := range []struct {
+		mode, want string // want: the stored name, "" = bad output
+	}{
+		{"name-surrogate-pair", "check😀out"},
+		{"name-lone-surrogate", ""},
+		{"name-bad-escape", ""},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			f := NewFilter(nil, nil)
+			f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, c.mode, PolicyDrop)}})
+			b := sampleBatch("proj")
+			b.ProjectNum = 7
+			n := len(b.Events)
+			if err := f.Apply(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			if c.want == "" {
+				if len(b.Events) != 0 || b.Filtered != n {
+					t.Fatalf("%d events kept, %d filtered: the bad output was not refused", len(b.Events), b.Filtered)
+				}
+				return
+			}
+			found := false
+			for i := range b.Events {
+				if b.Events[i].Type == core.TypeCustom {
+					found = bytes.Contains(b.JSON(i), []byte(`"name":"`+c.want+`"`))
+					if !found {
+						t.Fatalf("stored %s", b.JSON(i))
+					}
+				}
+			}
+			if !found || len(b.Events) != n {
+				t.Fatalf("%d of %d events kept; custom event found: %v", len(b.Events), n, found)
+			}
+		})
+	}
+}

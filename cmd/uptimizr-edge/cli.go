@@ -268,7 +268,7 @@ func (c *cli) do(o *op) error {
 		return err
 	}
 	var host *plugins.Host
-	env := &opEnv{reg: s.Registry(), plugins: func() (*plugins.Manager, error) {
+	env := &opEnv{reg: s.Registry(), moduleMiB: cfg.PluginModuleMiB, where: " for this command (--plugin-max-module-mb or the environment)", plugins: func() (*plugins.Manager, error) {
 		// Changes made here go live when the node next starts.
 		h, mgr, err := newPluginManager(context.Background(), &cfg, s, slog.New(slog.DiscardHandler))
 		host = h

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +52,22 @@ type opEnv struct {
 	reg     *storage.Registry
 	plugins func() (*plugins.Manager, error)
 	salt    *saltEnv
+	// moduleMiB is COLLECTOR_PLUGIN_MAX_MODULE_MB of the process that runs
+	// the operation (the server's, or this command's).
+	moduleMiB int
+	// where says whose setting it is, for messages ("on the running server").
+	where string
 }
+
+// moduleTooLarge is the error of a plugin module over env's limit.
+func (env *opEnv) moduleTooLarge(n int) error {
+	limit := env.moduleMiB << 20
+	return fmt.Errorf("plugin module of %d bytes (%s) exceeds %d bytes (%d MiB), the limit set by COLLECTOR_PLUGIN_MAX_MODULE_MB=%d%s: send a smaller module, or raise the limit (1–256 MiB)",
+		n, mibText(n), limit, env.moduleMiB, env.moduleMiB, env.where)
+}
+
+// mibText writes n bytes in MiB with one decimal.
+func mibText(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 type projectCreated struct {
 	Project string          `json:"project"`
@@ -186,6 +204,9 @@ func (o *op) runPlugin(env *opEnv) (any, error) {
 	var rec *core.PluginRecord
 	switch o.Name {
 	case "plugin.upload":
+		if env.moduleMiB > 0 && len(o.Module) > env.moduleMiB<<20 {
+			return nil, env.moduleTooLarge(len(o.Module))
+		}
 		rec, err = mgr.Upload(ctx, p.Num, p.ID, o.Plugin, o.Module, []byte(o.Config), o.Policy)
 	case "plugin.activate":
 		rec, err = mgr.Activate(ctx, p.Num, o.Plugin, o.Version)
@@ -237,20 +258,40 @@ func serveControl(dataDir string, env *opEnv, log *slog.Logger) (func(), error) 
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	mux := http.NewServeMux()
+	// The largest request: a module at the limit, base64 in JSON, and room
+	// for the rest of the operation (a plugin config is at most 64 KiB).
+	maxRequest := int64(base64.StdEncoding.EncodedLen(env.moduleMiB<<20)) + 1<<20
 	mux.HandleFunc("POST /op", func(w http.ResponseWriter, r *http.Request) {
-		var o op
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&o); err != nil {
-			http.Error(w, "bad request", http.StatusBadRequest)
+		fail := func(status int, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(map[string]string{"error": msg})
+		}
+		// The CLI says how large a module it sends, and asks to go on
+		// (Expect: 100-continue): a module over the limit is refused
+		// before it is sent.
+		if n, err := strconv.Atoi(r.Header.Get(moduleSizeHeader)); err == nil && n > env.moduleMiB<<20 {
+			fail(http.StatusRequestEntityTooLarge, env.moduleTooLarge(n).Error())
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
+		var o op
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&o); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("operator command exceeds %d bytes: it can carry a plugin module of at most %d bytes (%d MiB), the limit set by COLLECTOR_PLUGIN_MAX_MODULE_MB=%d%s",
+					maxRequest, env.moduleMiB<<20, env.moduleMiB, env.moduleMiB, env.where))
+				return
+			}
+			fail(http.StatusBadRequest, "malformed operator command: "+err.Error())
+			return
+		}
 		v, err := o.run(env)
 		if err != nil {
-			w.WriteHeader(http.StatusUnprocessableEntity)
-			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			fail(http.StatusUnprocessableEntity, err.Error())
 			return
 		}
 		log.Info("operator command", "op", o.Name, "project", o.Project)
+		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -263,17 +304,38 @@ func serveControl(dataDir string, env *opEnv, log *slog.Logger) (func(), error) 
 	}, nil
 }
 
+// moduleSizeHeader carries the size of the plugin module an operator
+// command holds, so that the server can refuse it before it is sent.
+const moduleSizeHeader = "X-Uptimizr-Module-Bytes"
+
 // sendControl runs o on the server that holds dataDir.
 func sendControl(dataDir string, o *op) (json.RawMessage, error) {
 	path := controlPath(dataDir)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	timeout := 10 * time.Second
+	if len(o.Module) > 0 || o.Name == "plugin.config" {
+		timeout = 2 * time.Minute // the server compiles and self-tests the module
+	}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
+		ExpectContinueTimeout: 5 * time.Second,
 	}}
-	body, _ := json.Marshal(o)
-	res, err := hc.Post("http://control/op", "application/json", strings.NewReader(string(body)))
+	body, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest("POST", "http://control/op", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if len(o.Module) > 0 {
+		req.Header.Set(moduleSizeHeader, strconv.Itoa(len(o.Module)))
+		req.Header.Set("Expect", "100-continue")
+	}
+	res, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s is in use by a running uptimizr-edge, and its control socket does not answer: %v", dataDir, err)
 	}
@@ -287,7 +349,11 @@ func sendControl(dataDir string, o *op) (json.RawMessage, error) {
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			return nil, errors.New(e.Error)
 		}
-		return nil, fmt.Errorf("control socket: %s", res.Status)
+		msg := "control socket: " + res.Status
+		if text := strings.TrimSpace(string(b)); text != "" {
+			msg += ": " + text
+		}
+		return nil, errors.New(msg)
 	}
 	return json.RawMessage(strings.TrimSpace(string(b))), nil
 }

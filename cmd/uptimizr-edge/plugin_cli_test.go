@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,4 +93,73 @@ func TestPluginCLIOfflineAndLive(t *testing.T) {
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
+}
+
+// TestPluginUploadOverTheLimit: a module over COLLECTOR_PLUGIN_MAX_MODULE_MB
+// is refused by the CLI with the limit in bytes and MiB and the variable,
+// whether the CLI opens the data dir itself (its own setting) or hands the
+// upload to the running server (the server's setting, refused before the
+// module is sent). The control socket answers every refusal in JSON, which
+// the CLI prints: never a bare "400 Bad Request".
+func TestPluginUploadOverTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"VISITOR_HASH_SECRET=plugin-cli-secret-0123456789"}
+	if _, stderr, code := run(t, env, "project", "create", "shop", "--data-dir", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	small := filepath.Join(t.TempDir(), "small.wasm")
+	if err := os.WriteFile(small, bytes.Repeat([]byte{0x5a}, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// No server: the command's own limit.
+	_, stderr, code := run(t, append(env, "COLLECTOR_PLUGIN_MAX_MODULE_MB=1"), "plugin", "upload", "--project", "shop", "--name", "big", "--file", small, "--data-dir", dir)
+	for _, want := range []string{"3145728 bytes (3.0 MiB) exceeds 1048576 bytes (1 MiB)", "COLLECTOR_PLUGIN_MAX_MODULE_MB=1 for this command"} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("offline upload over the limit: %d %q, want it to say %q", code, stderr, want)
+		}
+	}
+
+	// A running server with its own limit; the CLI's environment has none.
+	s := start(t, append(env, "COLLECTOR_PLUGIN_MAX_MODULE_MB=2"), "serve", "--data-dir", dir)
+	defer func() { s.cmd.Process.Signal(syscall.SIGTERM); s.cmd.Wait() }()
+	huge := filepath.Join(t.TempDir(), "huge.wasm")
+	if err := os.WriteFile(huge, bytes.Repeat([]byte{0x5a}, 60_000_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{small, huge} {
+		_, stderr, code := run(t, env, "plugin", "upload", "--project", "shop", "--name", "big", "--file", f, "--data-dir", dir)
+		for _, want := range []string{" exceeds 2097152 bytes (2 MiB)", "COLLECTOR_PLUGIN_MAX_MODULE_MB=2 on the running server"} {
+			if code == 0 || !strings.Contains(stderr, want) {
+				t.Errorf("live upload of %s over the limit: %d %q, want it to say %q", filepath.Base(f), code, stderr, want)
+			}
+		}
+	}
+
+	// The socket itself, without the size header the CLI sends: a command
+	// too large to hold a module under the limit, and one that is not JSON.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(dir, "control.sock"))
+	}}}
+	module, _ := os.ReadFile(small)
+	big, _ := json.Marshal(map[string]any{"op": "plugin.upload", "project": "shop", "plugin": "big", "module": module})
+	for _, c := range []struct {
+		body   []byte
+		status int
+		want   string
+	}{
+		{big, 413, "COLLECTOR_PLUGIN_MAX_MODULE_MB=2 on the running server"},
+		{[]byte("not json"), 400, "malformed operator command"},
+	} {
+		res, err := hc.Post("http://control/op", "application/json", bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var e struct{ Error string }
+		if res.StatusCode != c.status || json.Unmarshal(b, &e) != nil || !strings.Contains(e.Error, c.want) {
+			t.Errorf("control socket, %d-byte body: %d %s; want %d saying %q", len(c.body), res.StatusCode, b, c.status, c.want)
+		}
+	}
 }

@@ -147,8 +147,9 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
 	}
 	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(),
-		plugins: func() (*plugins.Manager, error) { return pluginMgr, nil },
-		salt:    &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}, log)
+		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
+		moduleMiB: cfg.PluginModuleMiB, where: " on the running server",
+		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}, log)
 	if err != nil {
 		// Serving matters more than the CLI's shortcut (a unix socket path
 		// is limited to about 100 bytes): the CLI then says the node holds

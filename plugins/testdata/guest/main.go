@@ -89,12 +89,19 @@ func filter(p, n int32) int64 {
 		for i := range events {
 			o = append(o, byte(i%2))
 		}
-	case mode == "rename-custom", mode == "change-project", mode == "change-session", mode == "change-ts", mode == "invalid":
+	case mode == "rename-custom", mode == "change-project", mode == "change-session", mode == "change-ts", mode == "invalid",
+		mode == "name-lone-surrogate", mode == "name-surrogate-pair", mode == "name-bad-escape":
 		for _, e := range events {
 			var repl []byte
 			switch {
 			case mode == "rename-custom" && bytes.Contains(e, []byte(`"type":"custom"`)):
 				repl = replaceValue(e, `"name":"`, "redacted")
+			case mode == "name-lone-surrogate" && bytes.Contains(e, []byte(`"type":"custom"`)):
+				repl = replaceValue(e, `"name":"`, `check\udc00out`)
+			case mode == "name-surrogate-pair" && bytes.Contains(e, []byte(`"type":"custom"`)):
+				repl = replaceValue(e, `"name":"`, `check\ud83d\ude00out`)
+			case mode == "name-bad-escape" && bytes.Contains(e, []byte(`"type":"custom"`)):
+				repl = replaceValue(e, `"name":"`, `check\xout`)
 			case mode == "change-project":
 				repl = replaceValue(e, `"projectId":"`, "other")
 			case mode == "change-session":
