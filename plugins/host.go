@@ -231,28 +231,12 @@ type instance struct {
 	filter api.Function
 	mem    api.Memory
 	fuel   api.MutableGlobal
-	ctx    callCtx
-	stack  [2]uint64
-}
-
-// callCtx is the context of an instance's calls: the caller's context with
-// the call's deadline, which the yield function (meter.InstantiateYield)
-// checks at every slice. It is reused for every call of the instance, so a
-// call allocates no context or timer. Its Done channel is nil: the deadline
-// is enforced by the yield function, and cancellation of the caller does
-// not stop a call that is at most one deadline long.
-type callCtx struct {
-	parent   context.Context
-	deadline time.Time
-}
-
-func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *callCtx) Done() <-chan struct{}       { return nil }
-func (c *callCtx) Err() error                  { return nil }
-func (c *callCtx) Value(key any) any           { return c.parent.Value(key) }
-func (c *callCtx) set(parent context.Context, timeout time.Duration) context.Context {
-	c.parent, c.deadline = parent, time.Now().Add(timeout)
-	return c
+	// cut is the context of the instance's calls: it carries the call's
+	// deadline and zeroes the fuel when it passes (meter.Cutter), so a
+	// call is cut at the guest's next check, not at the end of its slice.
+	// It is reused for every call, so a call allocates no context or timer.
+	cut   *meter.Cutter
+	stack [2]uint64
 }
 
 // newInstance instantiates m in the sandbox and initialises it with config.
@@ -280,6 +264,7 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 	if in.fuel == nil {
 		return fail(fmt.Errorf("%w: the module was not metered", ErrInvalid))
 	}
+	in.cut = meter.NewCutter(in.fuel, slice)
 	in.fuel.Set(slice)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); err != nil {
@@ -327,19 +312,21 @@ func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
 }
 
 // call runs uptimizr_filter on an encoded batch and appends the output to
-// dst, ending it with ErrTimeout at the first check of its deadline after
-// timeout (wall-clock, within one slice). Any error means the instance must
-// not be used again.
+// dst, ending it with ErrTimeout at the guest's first check after timeout
+// (wall-clock; see meter.Cutter). Any error means the instance must not be
+// used again.
 func (in *instance) call(ctx context.Context, batch, dst []byte, timeout time.Duration) ([]byte, error) {
-	cctx := in.ctx.set(ctx, timeout)
-	in.fuel.Set(slice)
+	cctx := in.cut.Arm(ctx, timeout)
 	ptr, err := in.write(cctx, batch)
+	if err == nil {
+		in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
+		if err = in.filter.CallWithStack(cctx, in.stack[:]); err != nil {
+			err = callErr(cctx, "uptimizr_filter", err)
+		}
+	}
+	in.cut.Disarm()
 	if err != nil {
 		return dst, err
-	}
-	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
-	if err := in.filter.CallWithStack(cctx, in.stack[:]); err != nil {
-		return dst, callErr(cctx, "uptimizr_filter", err)
 	}
 	return in.result(dst)
 }
@@ -358,7 +345,12 @@ func (in *instance) result(dst []byte) ([]byte, error) {
 	return append(dst, out...), nil
 }
 
-func (in *instance) close() { in.mod.Close(context.Background()) }
+func (in *instance) close() {
+	if in.cut != nil {
+		in.cut.Disarm()
+	}
+	in.mod.Close(context.Background())
+}
 
 func callErr(ctx context.Context, fn string, err error) error {
 	if errors.Is(err, meter.ErrInterrupted) || ctx.Err() != nil {
