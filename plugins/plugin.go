@@ -52,9 +52,10 @@ type Plugin struct {
 	Config  []byte
 	Module  *Module
 
-	host *Host
-	idle chan *instance
-	used atomic.Int64 // unix nanos of the last call
+	host   *Host
+	idle   chan *instance
+	used   atomic.Int64 // unix nanos of the last call
+	closed atomic.Bool
 }
 
 // IdleFor reports how long the plugin has not been called.
@@ -66,10 +67,12 @@ func (p *Plugin) IdleFor(now time.Time) time.Duration {
 // instance now, so a config the plugin refuses fails here, not on traffic.
 func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
 	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
-	in, err := h.newInstance(ctx, m, config)
+	p.used.Store(time.Now().UnixNano())
+	in, err := h.newInstance(ctx, p, m, config)
 	if err != nil {
 		return nil, err
 	}
+	h.budget.register(p)
 	p.put(in)
 	return p, nil
 }
@@ -79,15 +82,35 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 	case in := <-p.idle:
 		return in, nil
 	default:
-		return p.host.newInstance(ctx, p.Module, p.Config)
+		return p.host.newInstance(ctx, p, p.Module, p.Config)
 	}
 }
 
 func (p *Plugin) put(in *instance) {
+	if p.closed.Load() {
+		in.close()
+		return
+	}
 	select {
 	case p.idle <- in:
+		if p.closed.Load() { // Close ran meanwhile
+			p.Shrink(0)
+		}
+		p.host.budget.idled()
 	default:
 		in.close() // the pool is full
+	}
+}
+
+// evictOne closes one idle instance to make room in the budget; false if
+// the pool was empty.
+func (p *Plugin) evictOne() bool {
+	select {
+	case in := <-p.idle:
+		in.close()
+		return true
+	default:
+		return false
 	}
 }
 
@@ -121,5 +144,9 @@ func (p *Plugin) Shrink(keep int) {
 	}
 }
 
-// Close closes every idle instance.
-func (p *Plugin) Close() { p.Shrink(0) }
+// Close closes every idle instance, and those in use as they come back.
+func (p *Plugin) Close() {
+	p.closed.Store(true)
+	p.host.budget.unregister(p)
+	p.Shrink(0)
+}
