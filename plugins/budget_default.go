@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -70,3 +71,9 @@ func DefaultMemoryBudget() int64 {
 func DefaultMaxInstances(budget int64) int {
 	return int(min(max(budget/(2<<20), 16), 1<<16))
 }
+
+// DefaultProjectConcurrency is how many batches of one project may run its
+// plugins at once by default: half the cores, at least one, so that a
+// project whose plugins spin to their deadline always leaves cores to the
+// others.
+func DefaultProjectConcurrency() int { return max(1, runtime.NumCPU()/2) }
