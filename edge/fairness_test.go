@@ -1,13 +1,20 @@
 package edge_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/edge"
+	"github.com/uptimizr/edge/plugins"
+	"github.com/uptimizr/edge/storage"
 )
 
 // TestFairAdmissionBesideSpinningProject: project a's plugin spins on every
@@ -92,4 +99,82 @@ func projectNum(t *testing.T, h *harness, id string) uint32 {
 	}
 	t.Fatalf("no project %s", id)
 	return 0
+}
+
+// TestPluginBusyIs503: a batch that cannot get its project's plugin turn
+// in time (another batch of the project spins in its plugin) is answered
+// 503 with Retry-After and a message of its own; it is neither stored nor
+// quarantined, and the same batch sent again later is accepted.
+func TestPluginBusyIs503(t *testing.T) {
+	cfg := core.DefaultConfig()
+	cfg.VisitorHashSecret = "test-secret-0123456789abcdef"
+	cfg.DataDir = t.TempDir()
+	cfg.RateLimitMax, cfg.IngestRateLimitMax = 0, 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1, DisableAggregation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.Registry().CreateProject("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pnum := st.Registry().Projects()[0].Num
+	host, err := plugins.NewHost(context.Background(), plugins.Options{CallTimeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	filter := plugins.NewFilter(st.Quarantine(), nil)
+	filter.SetProjectConcurrency(1, 20*time.Millisecond)
+	mgr := plugins.NewManager(host, st.Plugins(), filter, nil)
+	if _, err := mgr.Upload(context.Background(), pnum, "a", "spinner", testGuest(t), []byte(`{"mode":"spin-on-marker"}`), "drop"); err != nil {
+		t.Fatal(err)
+	}
+	hasher, _ := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
+	sink := &recordingSink{inner: st.Sink(), byNum: map[uint32][]storedEvent{}}
+	base := serveLoopback(t, &cfg, st, edge.Deps{Keys: st.Registry(), Sink: sink, Hasher: hasher, Filter: filter})
+	post := func(name string) (int, string, string) {
+		body := `{"events":[{"type":"custom","projectId":"a","sessionId":"s","ts":1,"sdkVersion":"1","name":"` + name + `"}]}`
+		req, _ := http.NewRequest("POST", base+"/api/v1/collect", strings.NewReader(body))
+		req.Header.Set("x-api-key", keys.Ingest)
+		req.Header.Set("content-type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Retry-After"), string(b)
+	}
+	spun := make(chan int)
+	go func() { code, _, _ := post("spin-now"); spun <- code }()
+	accepted := 0
+	for filter.Stats().Refusals == 0 {
+		code, retry, msg := post("calm")
+		if code == 200 {
+			accepted++ // before the spinner got its turn
+			continue
+		}
+		if code != 503 || retry != "1" || !strings.Contains(msg, "plugin capacity busy") || !strings.Contains(msg, "nothing of this batch was stored or quarantined") {
+			t.Fatalf("a batch behind its project's spinning plugin: %d, Retry-After %q, %s", code, retry, msg)
+		}
+	}
+	if code := <-spun; code != 200 {
+		t.Fatalf("the spinning batch (policy drop): %d", code)
+	}
+	if code, _, msg := post("calm"); code != 200 {
+		t.Fatalf("sent again once the spinner is done: %d %s", code, msg)
+	}
+	sink.mu.Lock()
+	got := len(sink.byNum[pnum])
+	sink.mu.Unlock()
+	if got != accepted+1 {
+		t.Fatalf("%d events stored, want %d (the batches answered 200)", got, accepted+1)
+	}
+	if _, total, err := st.Quarantine().List(pnum, 10); err != nil || total != 0 {
+		t.Fatalf("%d batches quarantined (%v)", total, err)
+	}
 }
