@@ -3,8 +3,10 @@ package edge_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,10 +40,10 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 				cfg.MaxConcurrentIngest = 4
 				cfg.MaxProjectIngest = c.perProject
 			})
-			if r := h.upload("spinner", `{"mode":"spin-on-marker"}`, "drop", testGuest(t)); r.status != 201 && r.status != 200 {
+			if r := h.upload("spinner", "", "drop", spinGuest(t)); r.status != 201 && r.status != 200 {
 				t.Fatalf("upload: %d %s", r.status, r.body)
 			}
-			spin := []byte(`{"events":[{"type":"custom","projectId":"a","sessionId":"s","ts":1,"sdkVersion":"1","name":"spin-now"}]}`)
+			spin := spinBody("a")
 			calm := []byte(`{"events":[{"type":"custom","projectId":"b","sessionId":"s","ts":1,"sdkVersion":"1","name":"calm"}]}`)
 			hdr := func(key string) map[string]string {
 				return map[string]string{"x-api-key": key, "content-type": "application/json"}
@@ -90,6 +92,31 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 	}
 }
 
+// spinGuest is the committed plugin that spins on any batch of more than
+// 16 events (plugins/testdata/spin).
+func spinGuest(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../plugins/testdata/spin/spin.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// spinBody is a batch of 20 events of project id: spin's plugin spins on it.
+func spinBody(id string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"events":[`)
+	for i := 0; i < 20; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"type":"custom","projectId":%q,"sessionId":"s","ts":%d,"sdkVersion":"1","name":"spin"}`, id, i+1)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
 func projectNum(t *testing.T, h *harness, id string) uint32 {
 	t.Helper()
 	for _, p := range h.store.Registry().Projects() {
@@ -130,7 +157,7 @@ func TestPluginBusyIs503(t *testing.T) {
 	filter := plugins.NewFilter(st.Quarantine(), nil)
 	filter.SetProjectConcurrency(1, 20*time.Millisecond)
 	mgr := plugins.NewManager(host, st.Plugins(), filter, nil)
-	if _, err := mgr.Upload(context.Background(), pnum, "a", "spinner", testGuest(t), []byte(`{"mode":"spin-on-marker"}`), "drop"); err != nil {
+	if _, err := mgr.Upload(context.Background(), pnum, "a", "spinner", spinGuest(t), nil, "drop"); err != nil {
 		t.Fatal(err)
 	}
 	hasher, _ := core.NewVisitorHasher([]byte(cfg.VisitorHashSecret))
@@ -138,6 +165,9 @@ func TestPluginBusyIs503(t *testing.T) {
 	base := serveLoopback(t, &cfg, st, edge.Deps{Keys: st.Registry(), Sink: sink, Hasher: hasher, Filter: filter})
 	post := func(name string) (int, string, string) {
 		body := `{"events":[{"type":"custom","projectId":"a","sessionId":"s","ts":1,"sdkVersion":"1","name":"` + name + `"}]}`
+		if name == "spin" {
+			body = string(spinBody("a"))
+		}
 		req, _ := http.NewRequest("POST", base+"/api/v1/collect", strings.NewReader(body))
 		req.Header.Set("x-api-key", keys.Ingest)
 		req.Header.Set("content-type", "application/json")
@@ -150,7 +180,7 @@ func TestPluginBusyIs503(t *testing.T) {
 		return res.StatusCode, res.Header.Get("Retry-After"), string(b)
 	}
 	spun := make(chan int)
-	go func() { code, _, _ := post("spin-now"); spun <- code }()
+	go func() { code, _, _ := post("spin"); spun <- code }()
 	accepted := 0
 	for filter.Stats().Refusals == 0 {
 		code, retry, msg := post("calm")
