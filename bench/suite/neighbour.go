@@ -76,7 +76,8 @@ type NeighbourPhase struct {
 type NeighbourResult struct {
 	Phases              []NeighbourPhase
 	AloneP99, BesideP99 time.Duration
-	Ratio               float64
+	Ratio               float64 // BesideP99 / AloneP99
+	AloneP50, BesideP50 time.Duration
 }
 
 // RunNeighbour runs the noisy-neighbour scenario.
@@ -143,9 +144,10 @@ func RunNeighbour(ctx context.Context, o NeighbourOptions) (NeighbourResult, err
 	if _, err := load.Run(ctx, load.Target{URL: url, Keys: []string{b.Ingest}}, bodies, load.Options{Rate: o.Rate, Duration: time.Second}); err != nil {
 		return fail(fmt.Errorf("warmup: %w", err))
 	}
-	var alone, beside []time.Duration
+	var alone, beside, alone50, beside50 []time.Duration
 	for round := 1; round <= o.Rounds; round++ {
 		for _, withA := range []bool{false, true} {
+			time.Sleep(time.Second) // the previous phase's requests are all answered: settle
 			var aDone chan *load.Result
 			if withA {
 				aDone = make(chan *load.Result, 1)
@@ -165,9 +167,9 @@ func RunNeighbour(ctx context.Context, o NeighbourOptions) (NeighbourResult, err
 				if ar := <-aDone; ar != nil {
 					ph.SpinnerReqs = ar.Requests
 				}
-				beside = append(beside, ph.P99)
+				beside, beside50 = append(beside, ph.P99), append(beside50, ph.P50)
 			} else {
-				alone = append(alone, ph.P99)
+				alone, alone50 = append(alone, ph.P99), append(alone50, ph.P50)
 			}
 			res.Phases = append(res.Phases, ph)
 			if o.Progress != nil {
@@ -181,6 +183,7 @@ func RunNeighbour(ctx context.Context, o NeighbourOptions) (NeighbourResult, err
 		}
 	}
 	res.AloneP99, res.BesideP99 = median(alone), median(beside)
+	res.AloneP50, res.BesideP50 = median(alone50), median(beside50)
 	if res.AloneP99 > 0 {
 		res.Ratio = float64(res.BesideP99) / float64(res.AloneP99)
 	}

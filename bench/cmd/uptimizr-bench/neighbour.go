@@ -57,5 +57,6 @@ func runNeighbour(args []string) error {
 	}
 	fmt.Printf("B's p99, median of %d rounds: alone %.2f ms, beside A's spinning plugin %.2f ms: %.2f×\n",
 		*rounds, float64(res.AloneP99)/1e6, float64(res.BesideP99)/1e6, res.Ratio)
+	fmt.Printf("B's p50, median of %d rounds: alone %.2f ms, beside %.2f ms\n", *rounds, float64(res.AloneP50)/1e6, float64(res.BesideP50)/1e6)
 	return nil
 }
