@@ -292,3 +292,51 @@ func TestProjectConcurrency(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// TestLoadWhenBudgetFull: a checked version that is loaded (at start, on
+// activation) while the budget has no room goes live with an empty pool;
+// it is never left out of its chain, which would let its project's
+// batches pass unfiltered.
+func TestLoadWhenBudgetFull(t *testing.T) {
+	h := newTestHost(t, Options{MaxInstances: 2, Wait: time.Millisecond})
+	db := testStore(t)
+	m := NewManager(h, db.Plugins(), NewFilter(db.Quarantine(), nil), nil)
+	ctx := context.Background()
+	hog := readWasm(t, "testdata/hog/hog.wasm")
+	for p := uint32(1); p <= 2; p++ {
+		if _, err := m.Upload(ctx, p, "proj", "hog", hog, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both instances the budget allows are busy.
+	var held []*instance
+	for p := uint32(1); p <= 2; p++ {
+		in, err := m.Filter().Chain(p).Plugins[0].get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, in)
+	}
+	m2 := NewManager(h, db.Plugins(), NewFilter(db.Quarantine(), nil), nil)
+	m2.Load(ctx, []uint32{2})
+	c := m2.Filter().Chain(2)
+	if c == nil || len(c.Plugins) != 1 {
+		t.Fatal("a plugin loaded while the budget was full was left out of its chain")
+	}
+	b := fixtureBatch(t, "batch50_00_session-start.json")
+	b.ProjectNum = 2
+	if err := m2.Filter().Apply(ctx, b); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a batch while the budget is still full: %v, want ErrBusy", err)
+	}
+	for _, in := range held {
+		in.close()
+	}
+	b = fixtureBatch(t, "batch50_00_session-start.json")
+	b.ProjectNum = 2
+	if err := m2.Filter().Apply(ctx, b); err != nil || len(b.Events) != 50 {
+		t.Fatalf("once there is room: %v, %d events", err, len(b.Events))
+	}
+	if st := h.budget.Stats(); st.PeakInstances > 2 {
+		t.Fatalf("%+v", st)
+	}
+}

@@ -163,7 +163,7 @@ func (m *Manager) load(ctx context.Context, name string, v *core.PluginVersion) 
 	if err != nil {
 		return nil, err
 	}
-	return m.host.NewPlugin(ctx, name, v.Version, mod, v.Config, pol)
+	return m.host.loadPlugin(ctx, name, v.Version, mod, v.Config, pol)
 }
 
 // Upload checks a module — size, compilation, imports, the ABI, init with

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -66,8 +67,7 @@ func (p *Plugin) IdleFor(now time.Time) time.Duration {
 // NewPlugin prepares a plugin version: it instantiates and initialises one
 // instance now, so a config the plugin refuses fails here, not on traffic.
 func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
-	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
-	p.used.Store(time.Now().UnixNano())
+	p := h.plugin(name, version, m, config, policy)
 	in, err := h.newInstance(ctx, p, m, config)
 	if err != nil {
 		return nil, err
@@ -75,6 +75,29 @@ func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Modul
 	h.budget.register(p)
 	p.put(in)
 	return p, nil
+}
+
+// plugin makes a plugin version with an empty pool, not yet registered.
+func (h *Host) plugin(name string, version int, m *Module, config []byte, policy Policy) *Plugin {
+	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
+	p.used.Store(time.Now().UnixNano())
+	return p
+}
+
+// loadPlugin is NewPlugin for a version that passed its checks at upload
+// (loading at start, activation, rollback): when the budget has no room
+// for its first instance now, the plugin goes live with an empty pool and
+// makes its instance with its first batch, instead of leaving the chain
+// (its project's batches would then pass unfiltered).
+func (h *Host) loadPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
+	p, err := h.NewPlugin(ctx, name, version, m, config, policy)
+	if errors.Is(err, ErrBusy) {
+		p = h.plugin(name, version, m, config, policy)
+		h.budget.register(p)
+		h.opts.Logger.Warn("plugin goes live without an instance: the plugin budget is full", "plugin", name, "version", version)
+		return p, nil
+	}
+	return p, err
 }
 
 func (p *Plugin) get(ctx context.Context) (*instance, error) {

@@ -6,7 +6,9 @@
 //
 // ModeFuel adds a mutable i64 global, exported as FuelExport. Each check
 // subtracts a static cost from it and traps (unreachable) once it goes
-// negative. The host sets the budget before a call and can read what is
+// negative. Bulk memory and table instructions are charged their length
+// besides (see BulkShift), before they run, through a second global that
+// is not exported. The host sets the budget before a call and can read what is
 // left after it. Consumption depends only on the path the guest takes, so
 // it is deterministic, but the budget is in abstract units, not time.
 //
