@@ -54,8 +54,8 @@ func accounted(t *testing.T, h *Host) {
 // instances. Beside them, one project with a small plugin and one with
 // none. The budget is never exceeded, neither in bytes nor in instances;
 // every hog batch is either filtered whole or refused with ErrBusy (never
-// quarantined, never half kept); idle pools are evicted; the small and the
-// plugin-free projects are served every time.
+// quarantined, never half kept); idle pools are evicted; the plugin-free
+// project is served every time, and the small plugin's nearly every time.
 func TestBudgetThousandHogs(t *testing.T) {
 	const (
 		projects = 1000
@@ -108,7 +108,7 @@ func TestBudgetThousandHogs(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
-	var ok, busy, smallOK, noneOK atomic.Int64
+	var ok, busy, smallOK, smallBusy, noneOK atomic.Int64
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	for range workers {
@@ -141,7 +141,14 @@ func TestBudgetThousandHogs(t *testing.T) {
 		for !stop.Load() {
 			for _, pn := range []uint32{small, none} {
 				nb := batch(pn)
-				if err := m.Filter().Apply(ctx, nb); err != nil || len(nb.Events) == 0 || nb.Quarantined != 0 {
+				err := m.Filter().Apply(ctx, nb)
+				if pn == small && errors.Is(err, ErrBusy) {
+					// Its instance may be evicted like any idle one, and it
+					// then waits in line with the hogs.
+					smallBusy.Add(1)
+					continue
+				}
+				if err != nil || len(nb.Events) == 0 || nb.Quarantined != 0 {
 					t.Errorf("project %d beside the hogs: %v (%d events)", pn, err, len(nb.Events))
 					return
 				}
@@ -158,7 +165,7 @@ func TestBudgetThousandHogs(t *testing.T) {
 	watch.Wait()
 
 	st := h.budget.Stats()
-	t.Logf("%d hog batches filtered, %d refused busy; small plugin %d, none %d; budget %+v", ok.Load(), busy.Load(), smallOK.Load(), noneOK.Load(), st)
+	t.Logf("%d hog batches filtered, %d refused busy; small plugin %d (%d refused), none %d; budget %+v", ok.Load(), busy.Load(), smallOK.Load(), smallBusy.Load(), noneOK.Load(), st)
 	if n := overBytes.Load(); n != 0 || st.PeakBytes > budget {
 		t.Errorf("accounted memory reached %d (peak %d), budget %d", n, st.PeakBytes, budget)
 	}
@@ -171,11 +178,13 @@ func TestBudgetThousandHogs(t *testing.T) {
 	if ok.Load() == 0 || st.Evictions < projects {
 		t.Errorf("%d batches filtered, %d evictions: the pools did not make room for each other", ok.Load(), st.Evictions)
 	}
-	if smallOK.Load() == 0 || smallOK.Load() != noneOK.Load() {
-		t.Errorf("neighbours served: small %d, none %d", smallOK.Load(), noneOK.Load())
+	// The project without plugins is always served; the one with a small
+	// plugin nearly always (it waits in line for room like every project).
+	if smallOK.Load() == 0 || smallOK.Load()+smallBusy.Load() != noneOK.Load() || smallBusy.Load()*20 > noneOK.Load() {
+		t.Errorf("neighbours served: small %d (%d refused), none %d", smallOK.Load(), smallBusy.Load(), noneOK.Load())
 	}
-	if st.Refusals != busy.Load() {
-		t.Errorf("%d refusals counted, %d batches refused", st.Refusals, busy.Load())
+	if st.Refusals != busy.Load()+smallBusy.Load() {
+		t.Errorf("%d refusals counted, %d batches refused", st.Refusals, busy.Load()+smallBusy.Load())
 	}
 	for _, pn := range []uint32{1, projects / 2, projects} {
 		if _, total, err := db.Quarantine().List(pn, 1); err != nil || total != 0 {
