@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,9 +46,6 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 			}
 			spin := spinBody("a")
 			calm := []byte(`{"events":[{"type":"custom","projectId":"b","sessionId":"s","ts":1,"sdkVersion":"1","name":"calm"}]}`)
-			hdr := func(key string) map[string]string {
-				return map[string]string{"x-api-key": key, "content-type": "application/json"}
-			}
 			var stop atomic.Bool
 			var aSent, aOK atomic.Int64
 			var wg sync.WaitGroup
@@ -56,12 +54,18 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for !stop.Load() {
-						r := h.do("POST", "/api/v1/collect", spin, hdr(h.a.Ingest))
+						// Not h.do: it ends the test, which a goroutine
+						// other than the test's must not.
+						code, body, err := postCollect(h.base, h.a.Ingest, spin)
 						aSent.Add(1)
-						if r.status == 200 {
+						switch {
+						case err != nil:
+							t.Errorf("a: %v", err)
+							return
+						case code == 200:
 							aOK.Add(1)
-						} else if r.status != 503 {
-							t.Errorf("a: %d %s", r.status, r.body)
+						case code != 503:
+							t.Errorf("a: %d %s", code, body)
 						}
 					}
 				}()
@@ -69,20 +73,27 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 			aNum, bNum := projectNum(t, h, "a"), projectNum(t, h, "b")
 			for edge.AdmissionWaits(h.srv, aNum) == 0 { // a saturates its share
 				if t.Failed() {
+					stop.Store(true)
+					wg.Wait()
 					return
 				}
+				time.Sleep(time.Millisecond)
 			}
 			n := c.n
 			for i := 0; i < n; i++ {
-				r := h.do("POST", "/api/v1/collect", calm, hdr(h.b.Ingest))
+				code, body, err := postCollect(h.base, h.b.Ingest, calm)
 				var out struct{ Accepted int }
-				if r.status != 200 || json.Unmarshal(r.body, &out) != nil || out.Accepted != 1 {
-					t.Fatalf("b's request %d beside the spinner: %d %s", i, r.status, r.body)
+				if err != nil || code != 200 || json.Unmarshal(body, &out) != nil || out.Accepted != 1 {
+					t.Errorf("b's request %d beside the spinner: %d %s %v", i, code, body, err)
+					break
 				}
 			}
 			bWaits := edge.AdmissionWaits(h.srv, bNum)
 			stop.Store(true)
 			wg.Wait()
+			if t.Failed() {
+				return
+			}
 			t.Logf("b: %d requests, %d waited for a slot; a: %d sent, %d answered 200, %d admissions waited",
 				n, bWaits, aSent.Load(), aOK.Load(), edge.AdmissionWaits(h.srv, aNum))
 			if (bWaits > 0) != c.bWaits {
@@ -90,6 +101,24 @@ func TestFairAdmissionBesideSpinningProject(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postCollect sends one batch with an ingest key; it does not end the
+// test, so goroutines may call it.
+func postCollect(base, key string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest("POST", base+"/api/v1/collect", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("x-api-key", key)
+	req.Header.Set("content-type", "application/json")
+	res, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
 }
 
 // spinGuest is the committed plugin that spins on any batch of more than
