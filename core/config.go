@@ -47,6 +47,13 @@ type Config struct {
 	PluginModuleMiB int           // COLLECTOR_PLUGIN_MAX_MODULE_MB: largest plugin module accepted at upload
 	QuarantineTTL   time.Duration // COLLECTOR_QUARANTINE_TTL: how long batches whose plugin failed are kept
 
+	// Plugins sharing the node, and ingest slots sharing it between projects.
+	PluginMemoryBudget       int64         // COLLECTOR_PLUGIN_MEMORY_BUDGET: linear memory of every plugin instance together, bytes (0 = a quarter of the memory limit)
+	PluginMaxInstances       int           // COLLECTOR_PLUGIN_MAX_INSTANCES: live plugin instances on the node (0 = one per 2 MiB of the budget)
+	PluginProjectConcurrency int           // COLLECTOR_PLUGIN_PROJECT_CONCURRENCY: batches of one project in its plugins at once (0 = half the cores, at least 1)
+	PluginWait               time.Duration // COLLECTOR_PLUGIN_WAIT: how long a batch waits for plugin room before 503 (0 = 10 × the plugin timeout)
+	MaxProjectIngest         int           // COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT: ingest slots one project may hold (0 = half the slots, at least 1)
+
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
 	ShutdownGrace   time.Duration // COLLECTOR_SHUTDOWN_GRACE: how long the listener stays open answering 503 after SIGTERM
 	PprofAddr       string        // COLLECTOR_PPROF_ADDR: serve net/http/pprof on this loopback address ("" = off)
@@ -177,6 +184,17 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	num("COLLECTOR_PLUGIN_MEMORY_MB", &c.PluginMemoryMiB)
 	num("COLLECTOR_PLUGIN_MAX_MODULE_MB", &c.PluginModuleMiB)
 	dur("COLLECTOR_QUARANTINE_TTL", &c.QuarantineTTL)
+	if v := getenv("COLLECTOR_PLUGIN_MEMORY_BUDGET"); v != "" {
+		if n, err := ParseBytes(v); err != nil {
+			errs = append(errs, fmt.Errorf("COLLECTOR_PLUGIN_MEMORY_BUDGET=%q: %v", v, err))
+		} else {
+			c.PluginMemoryBudget = n
+		}
+	}
+	num("COLLECTOR_PLUGIN_MAX_INSTANCES", &c.PluginMaxInstances)
+	num("COLLECTOR_PLUGIN_PROJECT_CONCURRENCY", &c.PluginProjectConcurrency)
+	dur("COLLECTOR_PLUGIN_WAIT", &c.PluginWait)
+	num("COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT", &c.MaxProjectIngest)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
@@ -242,6 +260,21 @@ func (c *Config) Validate() error {
 	if c.PluginModuleMiB < 1 || c.PluginModuleMiB > 256 {
 		bad("COLLECTOR_PLUGIN_MAX_MODULE_MB %d: want 1–256", c.PluginModuleMiB)
 	}
+	if c.PluginMemoryBudget != 0 && c.PluginMemoryBudget < 1<<20 {
+		bad("COLLECTOR_PLUGIN_MEMORY_BUDGET %d: want 0 (a quarter of the memory limit) or at least 1MiB", c.PluginMemoryBudget)
+	}
+	if c.PluginMaxInstances < 0 || c.PluginMaxInstances > 1<<20 {
+		bad("COLLECTOR_PLUGIN_MAX_INSTANCES %d: want 0 (one per 2 MiB of the budget) up to 1048576", c.PluginMaxInstances)
+	}
+	if c.PluginProjectConcurrency < 0 || c.PluginProjectConcurrency > 4096 {
+		bad("COLLECTOR_PLUGIN_PROJECT_CONCURRENCY %d: want 0 (half the cores) up to 4096", c.PluginProjectConcurrency)
+	}
+	if c.PluginWait < 0 || c.PluginWait > time.Minute {
+		bad("COLLECTOR_PLUGIN_WAIT %s: want 0 (10 × the plugin timeout) up to 1m", c.PluginWait)
+	}
+	if c.MaxProjectIngest < 0 || c.MaxProjectIngest > 4096 {
+		bad("COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT %d: want 0 (half the slots) up to 4096", c.MaxProjectIngest)
+	}
 	if c.QuarantineTTL < time.Minute {
 		bad("COLLECTOR_QUARANTINE_TTL %s: want at least 1m", c.QuarantineTTL)
 	}
@@ -300,9 +333,39 @@ var Settings = []Setting{
 	{"COLLECTOR_PLUGIN_MEMORY_MB", "plugin-memory-mb", "linear memory cap of one plugin instance, MiB"},
 	{"COLLECTOR_PLUGIN_MAX_MODULE_MB", "plugin-max-module-mb", "largest plugin module accepted at upload, MiB"},
 	{"COLLECTOR_QUARANTINE_TTL", "quarantine-ttl", "how long batches whose plugin failed are kept"},
+	{"COLLECTOR_PLUGIN_MEMORY_BUDGET", "plugin-memory-budget", "linear memory of all plugin instances together: bytes, or with KiB/MiB/GiB/TiB (0 = a quarter of the memory limit)"},
+	{"COLLECTOR_PLUGIN_MAX_INSTANCES", "plugin-max-instances", "live plugin instances on the node (0 = one per 2 MiB of the budget)"},
+	{"COLLECTOR_PLUGIN_PROJECT_CONCURRENCY", "plugin-project-concurrency", "batches of one project in its plugins at once (0 = half the cores)"},
+	{"COLLECTOR_PLUGIN_WAIT", "plugin-wait", "how long a batch waits for plugin room before 503 (0 = 10 × plugin timeout)"},
+	{"COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT", "max-concurrent-ingest-per-project", "ingest slots one project may hold (0 = half the slots)"},
 	{"COLLECTOR_VLOG_GC_INTERVAL", "vlog-gc-interval", "how often the value log is garbage-collected (0 = never)"},
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
 	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
+}
+
+// ParseBytes reads a size: a number of bytes, or a number with a unit
+// suffix K, M, G or T (optionally followed by "iB" or "B"; every unit is a
+// power of 1024, as in COLLECTOR_PLUGIN_MEMORY_MB): 512MiB, 2G, 1.5GiB.
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		i++
+	}
+	num, unit := s[:i], strings.ToUpper(strings.TrimSpace(s[i:]))
+	f, err := strconv.ParseFloat(num, 64)
+	if num == "" || err != nil || f < 0 {
+		return 0, errors.New("want a size such as 536870912, 512MiB or 2GiB")
+	}
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "B"), "I")
+	mult := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q (want KiB, MiB, GiB or TiB)", s[i:])
+	}
+	if f*mult > 1<<62 {
+		return 0, errors.New("too large")
+	}
+	return int64(f * mult), nil
 }

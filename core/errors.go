@@ -11,4 +11,9 @@ var (
 	// ErrRejected: the caller's input was checked and refused; the message
 	// says why. → 400
 	ErrRejected = errors.New("rejected")
+	// ErrBusy: a resource the node shares between projects (plugin
+	// instances and their memory) stayed taken for longer than a request
+	// may wait; nothing of the request was done, and it may be sent again
+	// later. → 503 with Retry-After
+	ErrBusy = errors.New("busy")
 )

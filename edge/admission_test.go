@@ -43,6 +43,7 @@ func TestIngestAdmission(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.RateLimitMax, cfg.IngestRateLimitMax = 0, 0
 	cfg.MaxConcurrentIngest = 2
+	cfg.MaxProjectIngest = 2 // one project may take both
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,7 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 	}
 	filter := plugins.NewFilter(st.Quarantine(), log)
 	filter.SetCapture(storage.Capture())
+	filter.SetProjectConcurrency(plugins.DefaultProjectConcurrency(), 10*time.Second)
 	h.plugins = plugins.NewManager(h.host, st.Plugins(), filter, log)
 	h.sink = &recordingSink{inner: st.Sink(), byNum: map[uint32][]storedEvent{}}
 	h.srv, err = edge.New(&cfg, edge.Deps{Keys: st.Registry(), Sink: h.sink, Capture: storage.Capture(), Ready: st.Writable, Hasher: hasher, Logger: log,

@@ -22,12 +22,12 @@ import (
 // allocates nothing per event.
 type ingestCtx struct {
 	parser  jsonvalue.Parser
-	slotted bool // holds one of the server's ingestSlots
+	slotted bool   // holds one of the server's ingest slots (admission)
+	pnum    uint32 // the project the slot is held for
 	body    []byte
 	batch   core.Batch
 	proc    core.Processor
 	info    core.RequestInfo
-	key     [32]byte
 	errs    []eventError
 
 	accepted, rejected, filtered int
@@ -98,22 +98,14 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	start := time.Now()
 	defer s.m.requestDur.UpdateDuration(start)
 	defer rtrace.StartRegion(context.Background(), "ingest").End()
-	// Admission first: requests that pile up in a burst or a stall wait in
-	// arrival order holding no context and no buffers.
-	admitted := s.admit()
-	s.m.admitDur.UpdateDuration(start)
-	if !admitted {
-		s.m.busy.Inc()
-		ctx.Response.Header.Set("Retry-After", "1")
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, "server busy: too many ingest requests waiting; retry")
-		return
-	}
-	ic := s.getCtx()
-	ic.slotted = true
-	defer s.putCtx(ic)
-	defer s.release(ic)
+	// Authentication (a SHA-256 and a map lookup) and the rate limits come
+	// before admission, so the slot is taken for a known project, and a
+	// request refused outright never waits for one.
 	now := s.now()
-	project, ok := s.authenticate(ctx, core.CapIngest, pathKey, true, &ic.key)
+	key := s.keyBufs.Get().(*[32]byte)
+	project, ok := s.authenticate(ctx, core.CapIngest, pathKey, true, key)
+	kh := keyHash64(key)
+	s.keyBufs.Put(key)
 	if !ok {
 		return
 	}
@@ -122,10 +114,29 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		s.tooMany(ctx, retry, "client address")
 		return
 	}
-	if ok, retry := s.keyLim.Allow(keyHash64(&ic.key), now); !ok {
+	if ok, retry := s.keyLim.Allow(kh, now); !ok {
 		s.tooMany(ctx, retry, "API key")
 		return
 	}
+	// Admission: requests that pile up in a burst or a stall wait in
+	// arrival order holding no context and no buffers, and no project
+	// holds more than its share of the slots (admission.go).
+	pnum := project.ProjectNum()
+	admitted, waited := s.adm.acquire(pnum, maxAdmissionWait)
+	s.m.admitDur.UpdateDuration(start)
+	if waited {
+		s.m.admitWaits.Inc()
+	}
+	if !admitted {
+		s.m.busy.Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "server busy: too many ingest requests waiting; retry")
+		return
+	}
+	ic := s.getCtx()
+	ic.slotted, ic.pnum = true, pnum
+	defer s.putCtx(ic)
+	defer s.release(ic)
 	enc, ok := ParseEncoding(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding))
 	if !ok {
 		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, unsupportedEncodingMsg(ctx.Request.Header.Peek(fasthttp.HeaderContentEncoding)))
@@ -145,12 +156,18 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	switch status {
 	case fasthttp.StatusOK:
 		s.writeIngestResponse(ctx, ic)
+	case statusPluginBusy:
+		s.unavailable(ctx, msg, 1)
 	case fasthttp.StatusServiceUnavailable:
 		s.unavailable(ctx, msg, 5)
 	default:
 		s.fail(ctx, status, msg)
 	}
 }
+
+// statusPluginBusy is ingest's status for a batch refused with
+// core.ErrBusy: 503, answered with a shorter Retry-After than storage's.
+const statusPluginBusy = 1503
 
 // ingest runs the write path for one request body: decompress under the cap,
 // decode, validate, stamp the visitor hash, gate, filter, and commit. It
@@ -209,7 +226,13 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	if s.d.Filter != nil && len(ic.batch.Events) > 0 {
 		if err := s.d.Filter.Apply(context.Background(), &ic.batch); err != nil {
 			// A plugin failure is handled by its policy inside Apply; an
-			// error here means the quarantine could not be written.
+			// error here means the batch could not run its plugins for
+			// want of room (ErrBusy), or the quarantine could not be
+			// written. Either way nothing of it is kept.
+			if errors.Is(err, core.ErrBusy) {
+				s.m.pluginBusy.Inc()
+				return statusPluginBusy, "plugin capacity busy: this project's plugins or the node's plugin budget stayed in use; nothing of this batch was stored or quarantined; retry"
+			}
 			s.log.Error("filter chain failed", "project", ic.batch.ProjectID, "err", err)
 			return fasthttp.StatusServiceUnavailable, "could not set the batch apart after its plugin failed; nothing of this batch was stored"
 		}
@@ -574,29 +597,11 @@ const ingestPoolSize = 32
 // long is overloaded, and the SDK's retry is better than a growing queue.
 const maxAdmissionWait = 10 * time.Second
 
-// admit takes an ingest slot, waiting in arrival order (a channel's blocked
-// senders are served first in, first out) for at most maxAdmissionWait.
-func (s *Server) admit() bool {
-	select {
-	case s.ingestSlots <- struct{}{}:
-		return true
-	default:
-	}
-	t := time.NewTimer(maxAdmissionWait)
-	defer t.Stop()
-	select {
-	case s.ingestSlots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
 // release gives back ic's ingest slot, if it holds one.
 func (s *Server) release(ic *ingestCtx) {
 	if ic.slotted {
 		ic.slotted = false
-		<-s.ingestSlots
+		s.adm.release(ic.pnum)
 	}
 }
 

@@ -50,6 +50,8 @@ type serverMetrics struct {
 	groupReqs  *metrics.PrometheusHistogram
 	commitErrs *metrics.Counter
 	busy       *metrics.Counter
+	pluginBusy *metrics.Counter
+	admitWaits *metrics.Counter
 	quarantine *metrics.Counter
 	origins    [numOriginOutcomes]*metrics.Counter
 }
@@ -99,6 +101,8 @@ func newServerMetrics() *serverMetrics {
 	m.groupReqs = m.set.NewPrometheusHistogramExt(`uptimizr_storage_group_commit_requests`, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256})
 	m.commitErrs = m.set.NewCounter(`uptimizr_storage_commit_errors_total`)
 	m.busy = m.set.NewCounter(`uptimizr_ingest_busy_total`)
+	m.pluginBusy = m.set.NewCounter(`uptimizr_ingest_plugin_busy_total`)
+	m.admitWaits = m.set.NewCounter(`uptimizr_ingest_admission_waits_total`)
 	m.quarantine = m.set.NewCounter(`uptimizr_events_quarantined_total`)
 	for o := originOutcome(0); o < numOriginOutcomes; o++ {
 		m.origins[o] = m.set.NewCounter(fmt.Sprintf(`uptimizr_origin_checks_total{outcome=%q}`, originOutcomeNames[o]))

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,10 +82,13 @@ type Server struct {
 	// the batch arena), which would then be grown again from nothing.
 	pool chan *ingestCtx
 
-	// ingestSlots admits ingest requests a few at a time, in arrival order,
-	// for their whole processing (decode, validate, filter, commit); a
-	// request takes its context only once admitted (collect).
-	ingestSlots chan struct{}
+	// adm admits ingest requests a few at a time, in arrival order, for
+	// their whole processing (decode, validate, filter, commit), at most
+	// a share of the slots per project; a request takes its context only
+	// once admitted (collect).
+	adm *admission
+	// keys holds the API key hashes of requests being authenticated.
+	keyBufs sync.Pool
 
 	chunked chunkedCaps // the caps of chunked bodies being read (bodylimit.go)
 }
@@ -129,7 +133,12 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 	if slots == 0 {
 		slots = 2 * runtime.NumCPU()
 	}
-	s.ingestSlots = make(chan struct{}, slots)
+	perProject := cfg.MaxProjectIngest
+	if perProject == 0 {
+		perProject = max(1, slots/2)
+	}
+	s.adm = newAdmission(slots, min(perProject, slots))
+	s.keyBufs.New = func() any { return new([32]byte) }
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,

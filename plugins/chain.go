@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonvalue"
@@ -33,6 +34,66 @@ type Filter struct {
 	mu     sync.Mutex // serialises chain swaps
 	pool   sync.Pool  // *runState
 	cap    *core.Capture
+
+	// Per-project concurrency: at most conc chains of one project run at
+	// once (gates, by project number), so that a project whose plugins
+	// spin takes at most conc cores, and holds at most conc busy
+	// instances of the budget; a batch waits up to wait for its turn, then
+	// fails with ErrBusy.
+	conc                int
+	wait                time.Duration
+	gates               sync.Map // uint32 → chan struct{}
+	gateWaits, gateBusy atomic.Int64
+	budgetBusy          atomic.Int64
+}
+
+// FilterStats are the per-project concurrency figures of a Filter.
+type FilterStats struct {
+	Waits    int64 // batches that waited for their project's turn
+	Refusals int64 // batches refused (ErrBusy) after waiting
+	Busy     int64 // batches refused because the budget stayed full
+}
+
+// SetProjectConcurrency bounds how many batches of one project run their
+// chain at once (k ≤ 0: no bound) and how long a batch waits for its turn.
+// Call it before use.
+func (f *Filter) SetProjectConcurrency(k int, wait time.Duration) {
+	f.conc, f.wait = k, wait
+}
+
+// Stats returns the filter's figures.
+func (f *Filter) Stats() FilterStats {
+	return FilterStats{Waits: f.gateWaits.Load(), Refusals: f.gateBusy.Load(), Busy: f.budgetBusy.Load()}
+}
+
+func (f *Filter) gate(pnum uint32) chan struct{} {
+	if f.conc <= 0 {
+		return nil
+	}
+	if g, ok := f.gates.Load(pnum); ok {
+		return g.(chan struct{})
+	}
+	g, _ := f.gates.LoadOrStore(pnum, make(chan struct{}, f.conc))
+	return g.(chan struct{})
+}
+
+// enter takes one of the project's turns, waiting up to f.wait.
+func (f *Filter) enter(g chan struct{}) error {
+	select {
+	case g <- struct{}{}:
+		return nil
+	default:
+	}
+	f.gateWaits.Add(1)
+	t := time.NewTimer(f.wait)
+	defer t.Stop()
+	select {
+	case g <- struct{}{}:
+		return nil
+	case <-t.C:
+		f.gateBusy.Add(1)
+		return fmt.Errorf("%w: this project already runs %d batches through its plugins, and none finished within %s", ErrBusy, cap(g), f.wait)
+	}
 }
 
 // SetCapture makes re-validated events carry the fields c names (see
@@ -86,12 +147,21 @@ type runState struct {
 }
 
 // Apply runs the project's chain over b in place. A plugin failure is
-// handled by that plugin's policy; Apply returns an error only when a
-// quarantine cannot be stored (the request then fails as a whole).
+// handled by that plugin's policy. Apply returns an error when a
+// quarantine cannot be stored, and one wrapping ErrBusy when the batch
+// could not run for want of room (its project's turn, or the node's
+// budget): the request then fails as a whole, and nothing of the batch is
+// kept or quarantined.
 func (f *Filter) Apply(ctx context.Context, b *core.Batch) error {
 	chain := f.Chain(b.ProjectNum)
 	if chain == nil || len(b.Events) == 0 {
 		return nil
+	}
+	if g := f.gate(b.ProjectNum); g != nil {
+		if err := f.enter(g); err != nil {
+			return err
+		}
+		defer func() { <-g }()
 	}
 	st := f.pool.Get().(*runState)
 	defer f.pool.Put(st)
@@ -100,6 +170,10 @@ func (f *Filter) Apply(ctx context.Context, b *core.Batch) error {
 		err := f.runOne(ctx, st, p, b)
 		if err == nil {
 			continue
+		}
+		if errors.Is(err, ErrBusy) {
+			f.budgetBusy.Add(1)
+			return fmt.Errorf("plugin %s: %w", p.Name, err)
 		}
 		f.log.Warn("plugin failed", "project_num", b.ProjectNum, "plugin", p.Name, "version", p.Version, "policy", p.Policy.String(), "err", err)
 		switch p.Policy {

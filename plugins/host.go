@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/uptimizr/edge/plugins/meter"
@@ -44,7 +45,16 @@ type Options struct {
 	MaxModuleSize int
 	// PoolSize bounds the idle instances kept per plugin version; default 4.
 	PoolSize int
-	Logger   *slog.Logger
+	// MemoryBudget bounds the linear memory of every instance of the node
+	// together, in bytes (see Budget); default DefaultMemoryBudget().
+	MemoryBudget int64
+	// MaxInstances bounds the live instances of the node; default
+	// DefaultMaxInstances(MemoryBudget).
+	MaxInstances int
+	// Wait is how long a call waits for room in the budget before it fails
+	// with ErrBusy; default 10 × CallTimeout.
+	Wait   time.Duration
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -60,6 +70,15 @@ func (o *Options) defaults() {
 	if o.PoolSize <= 0 {
 		o.PoolSize = 4
 	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget()
+	}
+	if o.MaxInstances <= 0 {
+		o.MaxInstances = DefaultMaxInstances(o.MemoryBudget)
+	}
+	if o.Wait <= 0 {
+		o.Wait = 10 * o.CallTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -67,9 +86,10 @@ func (o *Options) defaults() {
 
 // Host owns the wazero runtime shared by every plugin.
 type Host struct {
-	opts  Options
-	rt    wazero.Runtime
-	cache wazero.CompilationCache
+	opts   Options
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	budget *Budget
 
 	mu      sync.Mutex
 	modules map[string]*Module // by content hash
@@ -110,8 +130,12 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	return &Host{opts: opts, rt: rt, cache: cache, modules: map[string]*Module{}}, nil
+	return &Host{opts: opts, rt: rt, cache: cache, modules: map[string]*Module{},
+		budget: newBudget(opts.MemoryBudget, opts.MaxInstances, opts.Wait)}, nil
 }
+
+// Budget returns the node's plugin budget.
+func (h *Host) Budget() *Budget { return h.budget }
 
 // Close releases the runtime and every instance.
 func (h *Host) Close(ctx context.Context) error {
@@ -128,6 +152,7 @@ type Module struct {
 	Hash     string // hex SHA-256 of the uploaded bytes
 	Size     int
 	compiled wazero.CompiledModule
+	minMem   int64 // bytes of linear memory an instance starts with
 }
 
 // Compile checks and compiles a module: size, imports (WASI and env.abort
@@ -156,7 +181,8 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		compiled.Close(ctx)
 		return nil, err
 	}
-	m = &Module{Hash: hash, Size: len(wasm), compiled: compiled}
+	m = &Module{Hash: hash, Size: len(wasm), compiled: compiled,
+		minMem: int64(compiled.ExportedMemories()["memory"].Min()) << 16}
 	h.mu.Lock()
 	if old := h.modules[hash]; old != nil {
 		h.mu.Unlock()
@@ -231,32 +257,43 @@ type instance struct {
 	filter api.Function
 	mem    api.Memory
 	fuel   api.MutableGlobal
-	ctx    callCtx
-	stack  [2]uint64
+	// cut is the context of the instance's calls: it carries the call's
+	// deadline and zeroes the fuel when it passes (meter.Cutter), so a
+	// call is cut at the guest's next check, not at the end of its slice.
+	// It is reused for every call, so a call allocates no context or timer.
+	cut   *meter.Cutter
+	lin   *linearMemory // its memory, charged to the budget
+	b     *Budget
+	stack [2]uint64
 }
 
-// callCtx is the context of an instance's calls: the caller's context with
-// the call's deadline, which the yield function (meter.InstantiateYield)
-// checks at every slice. It is reused for every call of the instance, so a
-// call allocates no context or timer. Its Done channel is nil: the deadline
-// is enforced by the yield function, and cancellation of the caller does
-// not stop a call that is at most one deadline long.
-type callCtx struct {
-	parent   context.Context
-	deadline time.Time
+// newInstance instantiates m in the sandbox for p (nil: outside any
+// plugin's pool) and initialises it with config. It first takes room in
+// the budget, waiting for it if need be (ErrBusy when it does not come).
+func (h *Host) newInstance(ctx context.Context, p *Plugin, m *Module, config []byte) (*instance, error) {
+	if err := h.budget.reserve(m.minMem, p); err != nil {
+		return nil, err
+	}
+	alloc := &memAllocator{b: h.budget, owner: p, reserved: m.minMem}
+	in, err := h.instantiate(experimental.WithMemoryAllocator(ctx, alloc), m, config)
+	if err != nil {
+		// The module is closed (its memory freed) or was never made.
+		if alloc.mem != nil {
+			alloc.mem.Free()
+		} else {
+			h.budget.release(alloc.reserved, false)
+		}
+		h.budget.release(0, true)
+		if alloc.mem != nil && alloc.mem.refused.Load() {
+			return nil, fmt.Errorf("%w: setting up an instance: %v", ErrBusy, err)
+		}
+		return nil, err
+	}
+	in.lin, in.b = alloc.mem, h.budget
+	return in, nil
 }
 
-func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *callCtx) Done() <-chan struct{}       { return nil }
-func (c *callCtx) Err() error                  { return nil }
-func (c *callCtx) Value(key any) any           { return c.parent.Value(key) }
-func (c *callCtx) set(parent context.Context, timeout time.Duration) context.Context {
-	c.parent, c.deadline = parent, time.Now().Add(timeout)
-	return c
-}
-
-// newInstance instantiates m in the sandbox and initialises it with config.
-func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*instance, error) {
+func (h *Host) instantiate(ctx context.Context, m *Module, config []byte) (*instance, error) {
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // _initialize is called below, under the deadline
@@ -280,6 +317,7 @@ func (h *Host) newInstance(ctx context.Context, m *Module, config []byte) (*inst
 	if in.fuel == nil {
 		return fail(fmt.Errorf("%w: the module was not metered", ErrInvalid))
 	}
+	in.cut = meter.NewCutter(in.fuel, slice)
 	in.fuel.Set(slice)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
 		if _, err := f.Call(ctx); err != nil {
@@ -327,19 +365,29 @@ func (in *instance) write(ctx context.Context, b []byte) (uint32, error) {
 }
 
 // call runs uptimizr_filter on an encoded batch and appends the output to
-// dst, ending it with ErrTimeout at the first check of its deadline after
-// timeout (wall-clock, within one slice). Any error means the instance must
-// not be used again.
+// dst, ending it with ErrTimeout at the guest's first check after timeout
+// (wall-clock; see meter.Cutter). Any error means the instance must not be
+// used again.
 func (in *instance) call(ctx context.Context, batch, dst []byte, timeout time.Duration) ([]byte, error) {
-	cctx := in.ctx.set(ctx, timeout)
-	in.fuel.Set(slice)
-	ptr, err := in.write(cctx, batch)
-	if err != nil {
-		return dst, err
+	if in.lin != nil {
+		in.lin.refused.Store(false)
 	}
-	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
-	if err := in.filter.CallWithStack(cctx, in.stack[:]); err != nil {
-		return dst, callErr(cctx, "uptimizr_filter", err)
+	cctx := in.cut.Arm(ctx, timeout)
+	ptr, err := in.write(cctx, batch)
+	if err == nil {
+		in.stack[0], in.stack[1] = uint64(ptr), uint64(len(batch))
+		if err = in.filter.CallWithStack(cctx, in.stack[:]); err != nil {
+			err = callErr(cctx, "uptimizr_filter", err)
+		}
+	}
+	in.cut.Disarm()
+	if err != nil {
+		if in.lin != nil && in.lin.refused.Load() {
+			// Its memory could not grow for want of room in the node's
+			// budget: not the plugin's fault.
+			return dst, fmt.Errorf("%w: %v", ErrBusy, err)
+		}
+		return dst, err
 	}
 	return in.result(dst)
 }
@@ -358,7 +406,16 @@ func (in *instance) result(dst []byte) ([]byte, error) {
 	return append(dst, out...), nil
 }
 
-func (in *instance) close() { in.mod.Close(context.Background()) }
+func (in *instance) close() {
+	if in.cut != nil {
+		in.cut.Disarm()
+	}
+	in.mod.Close(context.Background())
+	if in.lin != nil {
+		in.lin.Free() // wazero has; this is in case it did not
+		in.b.release(0, true)
+	}
+}
 
 func callErr(ctx context.Context, fn string, err error) error {
 	if errors.Is(err, meter.ErrInterrupted) || ctx.Err() != nil {

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -162,7 +163,7 @@ func (m *Manager) load(ctx context.Context, name string, v *core.PluginVersion) 
 	if err != nil {
 		return nil, err
 	}
-	return m.host.NewPlugin(ctx, name, v.Version, mod, v.Config, pol)
+	return m.host.loadPlugin(ctx, name, v.Version, mod, v.Config, pol)
 }
 
 // Upload checks a module — size, compilation, imports, the ABI, init with
@@ -298,6 +299,9 @@ func normConfig(config []byte) ([]byte, error) {
 // batch; the output must be well-formed and valid.
 func (m *Manager) check(ctx context.Context, name string, mod *Module, config []byte, pol Policy, projectID string) (*Plugin, error) {
 	p, err := m.host.NewPlugin(ctx, name, 0, mod, config, pol)
+	if errors.Is(err, ErrBusy) {
+		return nil, err // the node is full now, the module may be fine
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
@@ -307,6 +311,10 @@ func (m *Manager) check(ctx context.Context, name string, mod *Module, config []
 	out, err := p.Run(ctx, st.in, nil)
 	if err == nil {
 		_, err = applyOutput(st, b, out)
+	}
+	if errors.Is(err, ErrBusy) {
+		p.Close()
+		return nil, err
 	}
 	if err != nil {
 		p.Close()

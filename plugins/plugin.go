@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -52,9 +53,10 @@ type Plugin struct {
 	Config  []byte
 	Module  *Module
 
-	host *Host
-	idle chan *instance
-	used atomic.Int64 // unix nanos of the last call
+	host   *Host
+	idle   chan *instance
+	used   atomic.Int64 // unix nanos of the last call
+	closed atomic.Bool
 }
 
 // IdleFor reports how long the plugin has not been called.
@@ -65,13 +67,37 @@ func (p *Plugin) IdleFor(now time.Time) time.Duration {
 // NewPlugin prepares a plugin version: it instantiates and initialises one
 // instance now, so a config the plugin refuses fails here, not on traffic.
 func (h *Host) NewPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
-	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
-	in, err := h.newInstance(ctx, m, config)
+	p := h.plugin(name, version, m, config, policy)
+	in, err := h.newInstance(ctx, p, m, config)
 	if err != nil {
 		return nil, err
 	}
+	h.budget.register(p)
 	p.put(in)
 	return p, nil
+}
+
+// plugin makes a plugin version with an empty pool, not yet registered.
+func (h *Host) plugin(name string, version int, m *Module, config []byte, policy Policy) *Plugin {
+	p := &Plugin{Name: name, Version: version, Policy: policy, Config: config, Module: m, host: h, idle: make(chan *instance, h.opts.PoolSize)}
+	p.used.Store(time.Now().UnixNano())
+	return p
+}
+
+// loadPlugin is NewPlugin for a version that passed its checks at upload
+// (loading at start, activation, rollback): when the budget has no room
+// for its first instance now, the plugin goes live with an empty pool and
+// makes its instance with its first batch, instead of leaving the chain
+// (its project's batches would then pass unfiltered).
+func (h *Host) loadPlugin(ctx context.Context, name string, version int, m *Module, config []byte, policy Policy) (*Plugin, error) {
+	p, err := h.NewPlugin(ctx, name, version, m, config, policy)
+	if errors.Is(err, ErrBusy) {
+		p = h.plugin(name, version, m, config, policy)
+		h.budget.register(p)
+		h.opts.Logger.Warn("plugin goes live without an instance: the plugin budget is full", "plugin", name, "version", version)
+		return p, nil
+	}
+	return p, err
 }
 
 func (p *Plugin) get(ctx context.Context) (*instance, error) {
@@ -79,15 +105,35 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 	case in := <-p.idle:
 		return in, nil
 	default:
-		return p.host.newInstance(ctx, p.Module, p.Config)
+		return p.host.newInstance(ctx, p, p.Module, p.Config)
 	}
 }
 
 func (p *Plugin) put(in *instance) {
+	if p.closed.Load() {
+		in.close()
+		return
+	}
 	select {
 	case p.idle <- in:
+		if p.closed.Load() { // Close ran meanwhile
+			p.Shrink(0)
+		}
+		p.host.budget.idled()
 	default:
 		in.close() // the pool is full
+	}
+}
+
+// evictOne closes one idle instance to make room in the budget; false if
+// the pool was empty.
+func (p *Plugin) evictOne() bool {
+	select {
+	case in := <-p.idle:
+		in.close()
+		return true
+	default:
+		return false
 	}
 }
 
@@ -121,5 +167,9 @@ func (p *Plugin) Shrink(keep int) {
 	}
 }
 
-// Close closes every idle instance.
-func (p *Plugin) Close() { p.Shrink(0) }
+// Close closes every idle instance, and those in use as they come back.
+func (p *Plugin) Close() {
+	p.closed.Store(true)
+	p.host.budget.unregister(p)
+	p.Shrink(0)
+}

@@ -20,13 +20,27 @@ func newPluginManager(ctx context.Context, cfg *core.Config, store *storage.Stor
 		MemoryLimitPages: uint32(cfg.PluginMemoryMiB) * 16,
 		MaxModuleSize:    cfg.PluginModuleMiB << 20,
 		CallTimeout:      cfg.PluginTimeout,
+		MemoryBudget:     cfg.PluginMemoryBudget,
+		MaxInstances:     cfg.PluginMaxInstances,
+		Wait:             cfg.PluginWait,
 		Logger:           log,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	st := host.Budget().Stats()
+	log.Info("plugin budget", "memory_bytes", st.MaxBytes, "max_instances", st.MaxInstances, "memory_limit_bytes", plugins.MemoryLimit())
 	filter := plugins.NewFilter(store.Quarantine(), log)
 	filter.SetCapture(storage.Capture())
+	conc := cfg.PluginProjectConcurrency
+	if conc == 0 {
+		conc = plugins.DefaultProjectConcurrency()
+	}
+	wait := cfg.PluginWait
+	if wait == 0 {
+		wait = 10 * cfg.PluginTimeout
+	}
+	filter.SetProjectConcurrency(conc, wait)
 	mgr := plugins.NewManager(host, store.Plugins(), filter, log)
 	var nums []uint32
 	for _, p := range store.Registry().Projects() {
@@ -53,4 +67,25 @@ func (a quarantineAdmin) Replay(ctx context.Context, p core.Project, id string) 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return a.mgr.Replay(ctx, a.q, a.sink, p, id)
+}
+
+// pluginGauges exposes the plugin budget's and the per-project gates'
+// figures on /metrics.
+func pluginGauges(add func(string, func() float64), host *plugins.Host, f *plugins.Filter) {
+	b := host.Budget()
+	for name, get := range map[string]func(plugins.BudgetStats) int64{
+		"uptimizr_plugin_instances":            func(s plugins.BudgetStats) int64 { return s.Instances },
+		"uptimizr_plugin_instances_max":        func(s plugins.BudgetStats) int64 { return s.MaxInstances },
+		"uptimizr_plugin_memory_bytes":         func(s plugins.BudgetStats) int64 { return s.Bytes },
+		"uptimizr_plugin_memory_budget_bytes":  func(s plugins.BudgetStats) int64 { return s.MaxBytes },
+		"uptimizr_plugin_memory_peak_bytes":    func(s plugins.BudgetStats) int64 { return s.PeakBytes },
+		"uptimizr_plugin_budget_waits":         func(s plugins.BudgetStats) int64 { return s.Waits },
+		"uptimizr_plugin_budget_refusals":      func(s plugins.BudgetStats) int64 { return s.Refusals },
+		"uptimizr_plugin_evictions":            func(s plugins.BudgetStats) int64 { return s.Evictions },
+		"uptimizr_plugin_memory_grow_refusals": func(s plugins.BudgetStats) int64 { return s.GrowRefusals },
+	} {
+		add(name, func() float64 { return float64(get(b.Stats())) })
+	}
+	add("uptimizr_plugin_project_waits", func() float64 { return float64(f.Stats().Waits) })
+	add("uptimizr_plugin_project_refusals", func() float64 { return float64(f.Stats().Refusals) })
 }

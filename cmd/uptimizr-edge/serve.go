@@ -141,6 +141,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		return err
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
+	pluginGauges(srv.AddGauge, pluginHost, pluginMgr.Filter())
 	if agg := store.Aggregator(); agg != nil {
 		srv.AddGauge("uptimizr_aggregator_lag_records", func() float64 { return float64(agg.Stats().Lag) })
 		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })

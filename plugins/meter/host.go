@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -111,6 +112,12 @@ func InstantiateYield(ctx context.Context, rt wazero.Runtime, slice int64) (api.
 	return rt.NewHostModuleBuilder(YieldModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, _ []uint64) {
+			if c, ok := ctx.(*Cutter); ok {
+				if !c.refill() {
+					panic(fmt.Errorf("%w: %w", ErrInterrupted, context.DeadlineExceeded))
+				}
+				return
+			}
 			if err := ctx.Err(); err != nil {
 				panic(fmt.Errorf("%w: %w", ErrInterrupted, err))
 			}
@@ -126,3 +133,117 @@ func InstantiateYield(ctx context.Context, rt wazero.Runtime, slice int64) (api.
 		Export(YieldFunc).
 		Instantiate(ctx)
 }
+
+// recut is how long a Cutter waits before it zeroes the fuel again, while
+// the call it cut has not yet yielded (see Cutter).
+const recut = 100 * time.Microsecond
+
+// Cutter ends the calls of one ModeYield instance promptly at their
+// deadline, instead of at the end of the slice of fuel in which the
+// deadline passes (a slice lasts up to a millisecond of Go code, and far
+// longer if it is spent in bulk memory instructions, which cost one unit
+// each whatever their length). It is the context of the instance's calls
+// (see Arm): a timer set at the deadline zeroes the instance's fuel, so
+// the guest yields at its next check, and the yield function, seeing the
+// deadline passed, traps. The yield function also compares the clock with
+// the deadline at every refill, so a timer that cannot run (every
+// goroutine is stopped while a garbage collection waits for the guest)
+// costs at most one slice, as without a Cutter.
+//
+// The guest updates its fuel with a read, a subtraction and a write; a
+// zero stored between its read and its write is lost. The timer therefore
+// zeroes the fuel again every 100 µs until the call ends. Every Go write
+// of the fuel (the refill, the timer, Arm) happens under the Cutter's lock;
+// the guest's own reads and writes are compiled code, which the race
+// detector does not see (see ModeFlag's memory model in the package doc).
+//
+// A Cutter serves one call at a time, like its instance. Arm and Disarm
+// allocate nothing.
+type Cutter struct {
+	fuel  api.MutableGlobal
+	slice uint64
+	timer *time.Timer
+
+	mu       sync.Mutex
+	parent   context.Context
+	deadline time.Time
+	armed    bool
+	cut      bool
+}
+
+// NewCutter returns a disarmed Cutter for the fuel global of one instance
+// (see FuelGlobal), refilled with slice units (0: DefaultSlice) at each
+// yield. The runtime's yield function (InstantiateYield) recognises it as
+// the context of a call.
+func NewCutter(fuel api.MutableGlobal, slice int64) *Cutter {
+	if slice <= 0 {
+		slice = DefaultSlice
+	}
+	c := &Cutter{fuel: fuel, slice: uint64(slice), parent: context.Background()}
+	c.timer = time.AfterFunc(time.Hour, c.ring)
+	c.timer.Stop()
+	return c
+}
+
+// Arm starts a call of at most d: it gives the instance a slice of fuel and
+// sets the timer, and returns the context to call the instance with.
+// Values are looked up in parent; its cancellation is not watched.
+func (c *Cutter) Arm(parent context.Context, d time.Duration) context.Context {
+	c.mu.Lock()
+	c.parent, c.deadline = parent, time.Now().Add(d)
+	c.armed, c.cut = true, false
+	c.fuel.Set(c.slice)
+	c.timer.Reset(d)
+	c.mu.Unlock()
+	return c
+}
+
+// Disarm ends the call: the timer stops, and a timer callback that is
+// already running finds the Cutter disarmed. It reports whether the call
+// was cut (its fuel zeroed or a refill refused).
+func (c *Cutter) Disarm() (cut bool) {
+	c.mu.Lock()
+	c.armed = false
+	c.timer.Stop()
+	cut = c.cut
+	c.mu.Unlock()
+	return cut
+}
+
+// ring is the timer's callback.
+func (c *Cutter) ring() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.armed {
+		return
+	}
+	if left := time.Until(c.deadline); left > 0 {
+		// A callback of an earlier call's timer, running late.
+		c.timer.Reset(left)
+		return
+	}
+	c.cut = true
+	c.fuel.Set(0)
+	c.timer.Reset(recut)
+}
+
+// refill is the yield function's work: false when the call must end.
+func (c *Cutter) refill() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut || !time.Now().Before(c.deadline) {
+		c.cut = true
+		return false
+	}
+	c.fuel.Set(c.slice)
+	return true
+}
+
+// Deadline, Done, Err and Value make a Cutter the context of its calls.
+// Done is nil and Err nil: the deadline is enforced through the fuel, and
+// the parent's cancellation does not stop a call at most one deadline
+// long.
+func (c *Cutter) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *Cutter) Done() <-chan struct{}       { return nil }
+func (c *Cutter) Err() error                  { return nil }
+func (c *Cutter) Value(key any) any           { return c.parent.Value(key) }

@@ -8,6 +8,8 @@
 //	    drives one collector (local or remote) and prints the figures.
 //	uptimizr-bench floor [-addr HOST:PORT]
 //	    serves the floor handler (read the body, answer 200).
+//	uptimizr-bench neighbour [-rounds 3] [-phase 5s] [-rate 200] …
+//	    the noisy-neighbour scenario (bench/suite/neighbour.go).
 package main
 
 import (
@@ -44,6 +46,8 @@ func main() {
 		err = runLoad(os.Args[2:])
 	case "floor":
 		err = floor(os.Args[2:])
+	case "neighbour":
+		err = runNeighbour(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -62,6 +66,7 @@ func usage() {
   uptimizr-bench suite [flags]   run the scenarios and write a report (see -h)
   uptimizr-bench load  [flags]   load one collector and print the figures (see -h)
   uptimizr-bench floor [flags]   serve the floor handler
+  uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
 `)
 }
 
