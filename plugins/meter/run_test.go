@@ -140,8 +140,12 @@ func TestFlagInterruptsSpin(t *testing.T) {
 				}
 				slices.Sort(lat)
 				t.Logf("flag set → spin returned: median %v, max %v (%d runs)", lat[len(lat)/2], lat[len(lat)-1], len(lat))
-				if lat[len(lat)-1] > 20*time.Millisecond {
-					t.Fatalf("latency %v > 20ms", lat[len(lat)-1])
+				// A working interrupt ends the spin within a slice: the median
+				// must be short. A loaded machine (or a concurrent GC) can
+				// keep the thread off a core for a while, so the slowest run
+				// gets a wide bound; a broken interrupt spins far beyond it.
+				if med, worst := lat[len(lat)/2], lat[len(lat)-1]; med > 20*time.Millisecond || worst > 500*time.Millisecond {
+					t.Fatalf("latency median %v (want ≤ 20ms), max %v (want ≤ 500ms)", med, worst)
 				}
 			})
 		}
@@ -343,8 +347,12 @@ func TestYieldInterruptsSpin(t *testing.T) {
 				slices.Sort(lat)
 				t.Logf("deadline → spin returned: median %v, max %v (%d runs; %d concurrent GCs, longest %v)",
 					lat[len(lat)/2], lat[len(lat)-1], len(lat), gcs.Load(), time.Duration(gcMax.Load()))
-				if lat[len(lat)-1] > 20*time.Millisecond {
-					t.Fatalf("latency %v > 20ms", lat[len(lat)-1])
+				// A working interrupt ends the spin within a slice: the median
+				// must be short. A loaded machine (or a concurrent GC) can
+				// keep the thread off a core for a while, so the slowest run
+				// gets a wide bound; a broken interrupt spins far beyond it.
+				if med, worst := lat[len(lat)/2], lat[len(lat)-1]; med > 20*time.Millisecond || worst > 500*time.Millisecond {
+					t.Fatalf("latency median %v (want ≤ 20ms), max %v (want ≤ 500ms)", med, worst)
 				}
 			})
 		}
