@@ -38,6 +38,17 @@ type Committer struct {
 	arena []byte            // keys of the round being built
 	seqs  []uint64          // the round's sequence number of each request
 	apps  []logAppend       // the round's log records
+	mark  []byte            // the round's intent marker value (intent.go)
+	// prevMark is the marker of the last group whose records made it to the
+	// log, deleted with the next group's chunks (or at close); stuck holds
+	// the markers of failed groups whose chunks could not be deleted yet.
+	prevMark []byte
+	stuck    []intent
+
+	// afterRaw, if set (tests), runs between a group's chunk commit and its
+	// log append; an error it returns stands for a crash there: the group
+	// fails and its chunks are left as a crash would leave them.
+	afterRaw func() error
 
 	// OnCommit, if set before the first Commit, observes each group commit.
 	OnCommit func(d time.Duration, requests, events int, err error)
@@ -192,6 +203,26 @@ func (c *Committer) close() {
 	}
 	c.mu.Unlock()
 	<-c.done
+	// The last marker of a committed group; and one more try for failed
+	// groups' chunks (the next open deletes them otherwise).
+	if c.prevMark != nil {
+		_ = c.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(c.prevMark) })
+	}
+	c.retryStuck()
+}
+
+// retryStuck deletes the chunks of failed groups that an earlier attempt
+// could not; it reports whether none is left.
+func (c *Committer) retryStuck() bool {
+	for len(c.stuck) > 0 {
+		if err := c.stuck[0].undo(c.s.db); err != nil {
+			return false
+		}
+		c.stuck = c.stuck[1:]
+		c.s.log.Info("raw chunks of a failed commit deleted")
+	}
+	c.stuck = nil
+	return true
 }
 
 func (c *Committer) loop() {
@@ -282,6 +313,10 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	if c.s.lowOnDisk() {
 		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
 	}
+	if !c.retryStuck() {
+		// The sequence numbers those chunks carry are the next ones to use.
+		return fmt.Errorf("%w: the raw chunks of a failed commit are not deleted yet", core.ErrUnavailable)
+	}
 	clear(c.round)
 	c.arena = c.arena[:0]
 	seqs := c.seqs[:0]
@@ -294,24 +329,37 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 		seqs = append(seqs, seq)
 	}
 	c.seqs = seqs
-	// Raw chunks first, in the main database, then the log: a crash between
-	// the two leaves chunks of a batch that was never acknowledged (the
-	// client sends it again), never a counted batch without its chunks.
-	// Chunk keys carry the log sequence number, which is only used once the
-	// log commit succeeds: a retry of the same group (after ErrTxnTooBig, or
-	// after a crash) writes the same keys again.
-	if err := c.commitRaw(group, seqs); err != nil {
+	// Raw chunks first, in the main database with an intent marker, then
+	// the log; when the log append fails the chunks are deleted, and a crash
+	// between the two leaves a marker that the next open resolves
+	// (intent.go): a request answered 503 leaves nothing, and a counted
+	// request never lacks its chunks. Chunk keys carry the log sequence
+	// number, which is only used once the log commit succeeds: a retry of
+	// the same group (after ErrTxnTooBig) writes the same keys again.
+	mark, err := c.commitRaw(group, seqs)
+	if err != nil {
 		return err
+	}
+	if c.afterRaw != nil {
+		if err := c.afterRaw(); err != nil {
+			return err
+		}
 	}
 	apps := c.apps[:0]
 	for i, r := range group {
 		apps = append(apps, logAppend{pnum: r.pnum, seq: seqs[i], rec: r.log})
 	}
-	err := c.s.ilog.append(apps)
+	err = c.s.ilog.append(apps)
 	clear(apps) // let go of the requests' buffers
 	c.apps = apps[:0]
 	if err != nil {
+		if mark != nil {
+			c.undoRaw(mark)
+		}
 		return err
+	}
+	if mark != nil {
+		c.prevMark = mark.key
 	}
 	n := len(c.arena)
 	for _, r := range group {
@@ -325,21 +373,24 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 }
 
 // commitRaw commits the group's raw chunks (retention) to the main
-// database in one transaction.
-func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) error {
-	any := false
-	for _, r := range group {
+// database in one transaction, with the group's intent marker and the
+// deletion of the previous group's. It returns the marker (nil when the
+// group has no chunks).
+func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (*intent, error) {
+	first := -1
+	for i, r := range group {
 		if len(r.chunks) > 0 {
-			any = true
+			first = i
 			break
 		}
 	}
-	if !any {
-		return nil
+	if first < 0 {
+		return nil, nil
 	}
 	txn := c.s.db.NewTransaction(true)
 	defer txn.Discard()
 	expires := expiresAt(time.Now(), c.s.opts.RetentionTTL)
+	c.mark = c.mark[:0]
 	for i, r := range group {
 		for part, ch := range r.chunks {
 			k0 := len(c.arena)
@@ -347,14 +398,41 @@ func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) error {
 			c.arena = binary.BigEndian.AppendUint64(c.arena, seqs[i])
 			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
 			k := c.arena[k0:len(c.arena):len(c.arena)]
+			c.mark = binary.AppendUvarint(c.mark, uint64(len(k)))
+			c.mark = append(c.mark, k...)
 			e := badger.NewEntry(k, ch.val)
 			e.ExpiresAt = expires
 			if err := txn.SetEntry(e); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return txn.Commit()
+	mark := &intent{key: intentKey(group[first].pnum, seqs[first]), val: c.mark}
+	if err := txn.Set(mark.key, mark.val); err != nil {
+		return nil, err
+	}
+	if c.prevMark != nil && !bytes.Equal(c.prevMark, mark.key) {
+		if err := txn.Delete(c.prevMark); err != nil {
+			return nil, err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, err
+	}
+	c.prevMark = nil // deleted with this group's chunks
+	return mark, nil
+}
+
+// undoRaw deletes the chunks of a group whose log append failed, and its
+// marker; when that fails too, the committer holds every later group
+// until a retry succeeds (retryStuck).
+func (c *Committer) undoRaw(mark *intent) {
+	err := mark.undo(c.s.db)
+	if err == nil {
+		return
+	}
+	c.s.log.Error("cannot delete the raw chunks of a failed commit; refusing writes until they are", "err", err)
+	c.stuck = append(c.stuck, intent{key: mark.key, val: bytes.Clone(mark.val)})
 }
 
 // nextSeq returns the next sequence number of a project's log within the

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -101,6 +102,9 @@ type ingestLog struct {
 	// committer only
 	buf    []byte
 	broken bool // the last append failed and could not be undone
+	// failWrite, if set (tests), is asked before each write; an error it
+	// returns fails the write as the kernel's would.
+	failWrite func() error
 }
 
 // logAppend is one record to append.
@@ -347,6 +351,11 @@ func (l *ingestLog) append(group []logAppend) error {
 }
 
 func (l *ingestLog) write(cur *segment, buf []byte) error {
+	if l.failWrite != nil {
+		if err := l.failWrite(); err != nil {
+			return fmt.Errorf("storage: write ingest log: %w", err)
+		}
+	}
 	if _, err := cur.f.WriteAt(buf, cur.size); err != nil {
 		return fmt.Errorf("storage: write ingest log: %w", err)
 	}
@@ -378,6 +387,18 @@ func (l *ingestLog) lastSeq(pnum uint32) (uint64, bool) {
 		return p.last()
 	}
 	return 0, false
+}
+
+// has reports whether the log holds record seq of pnum (not dropped yet).
+func (l *ingestLog) has(pnum uint32, seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.projs[pnum]
+	if p == nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(p.pending(), seq, func(e logEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	return found
 }
 
 // pending returns up to max of pnum's records from seq from on (into dst).

@@ -25,6 +25,8 @@
 //	u <projectNum:4> <name>               plugin record: versions, active, rollback history (JSON)
 //	o <projectNum:4>                      plugin chain order (JSON list of names)
 //	z <projectNum:4> <id:8>               quarantined batch (TTL)
+//	i <projectNum:4> <seq:8>              intent marker: the raw chunks of a group
+//	                                      whose log append may not have happened (intent.go)
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
 package storage
@@ -192,7 +194,14 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		if err := s.migrate(); err != nil {
+		err := s.migrate()
+		if err == nil {
+			var n int
+			if n, err = s.resolveIntents(); n > 0 {
+				s.log.Info("deleted the raw chunks of batches whose ingest-log records were never written (a crash between the two writes)", "chunks", n)
+			}
+		}
+		if err != nil {
 			s.ilog.close()
 			s.adb.Close()
 			db.Close()
