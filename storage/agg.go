@@ -66,14 +66,22 @@ type Aggregator struct {
 
 	records, events, errors atomic.Uint64
 	stale                   atomic.Uint64 // records found already folded (dropped unfolded)
-	committed               atomic.Uint64 // log records committed since open
-	backlog                 uint64        // log records waiting at open
+	orphaned                atomic.Uint64 // records of projects not in the registry, dropped
+	// orphans holds when each project with log records but no registry
+	// entry was first seen so (the run goroutine's).
+	orphans     map[uint32]time.Time
+	orphanCheck time.Time     // the last look for them
+	committed   atomic.Uint64 // log records committed since open
+	backlog     uint64        // log records waiting at open
 }
 
 // AggStats counts what the aggregator has folded since the store opened.
 type AggStats struct {
 	Records, Events uint64
 	Errors          uint64
+	// Orphaned counts the log records dropped unfolded because their
+	// project is not in the registry (dropOrphans).
+	Orphaned uint64
 	// Lag is the number of committed log records not folded yet.
 	Lag uint64
 }
@@ -210,6 +218,10 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 			a.allDirty = true
 			a.dirtyMu.Unlock()
 		}
+		if start.Sub(a.orphanCheck) >= a.s.opts.orphanCheckEvery() {
+			a.orphanCheck = start
+			a.dropOrphans(start)
+		}
 		if wait := foldInterval - time.Since(start); wait > 0 {
 			select {
 			case <-stop:
@@ -222,8 +234,8 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 
 // Stats returns the aggregator's counters. It takes no lock.
 func (a *Aggregator) Stats() AggStats {
-	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load()}
-	if pending, done := a.backlog+a.committed.Load(), st.Records+a.stale.Load(); pending > done {
+	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load(), Orphaned: a.orphaned.Load()}
+	if pending, done := a.backlog+a.committed.Load(), st.Records+a.stale.Load()+st.Orphaned; pending > done {
 		st.Lag = pending - done
 	}
 	return st

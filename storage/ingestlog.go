@@ -511,6 +511,28 @@ func (l *ingestLog) removeDead() {
 	}
 }
 
+// count returns how many records of pnum the log holds.
+func (l *ingestLog) count(pnum uint32) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.projs[pnum]; p != nil {
+		return len(p.pending())
+	}
+	return 0
+}
+
+// projects returns the project numbers with records in the log (into dst).
+func (l *ingestLog) projects(dst []uint32) []uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for pnum, p := range l.projs {
+		if len(p.pending()) > 0 {
+			dst = append(dst, pnum)
+		}
+	}
+	return dst
+}
+
 // records returns how many records the log holds.
 func (l *ingestLog) records() int {
 	l.mu.Lock()

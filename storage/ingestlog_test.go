@@ -455,3 +455,97 @@ func TestIngestLogReadOnly(t *testing.T) {
 		t.Fatalf("read-only open of a data dir without a log: %v", err)
 	}
 }
+
+// TestOrphanProjectRecordsAreReclaimed: records of a project that is not in
+// the registry (here the registry is lost: the main database is deleted)
+// are never folded; once the grace period has passed they are dropped,
+// their segments deleted, the drop logged with the project number and the
+// count, and counted in the aggregator's statistics. Records of registered
+// projects are folded as always, the lag goes back to zero, and a project
+// created meanwhile does not take the lost project's number.
+func TestOrphanProjectRecordsAreReclaimed(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true, logFileBytes: 4 << 10})
+	s.Registry().CreateProject("lost")
+	lost := s.Registry().Project("lost").Num
+	for i := 0; i < 20; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(lost, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "db")); err != nil {
+		t.Fatal(err)
+	}
+
+	lg, logged := captureLog()
+	s2 := openTest(t, Options{Dir: dir, Logger: lg, logFileBytes: 4 << 10, orphanGrace: 300 * time.Millisecond})
+	s2.Registry().CreateProject("p")
+	pnum := s2.Registry().Project("p").Num
+	if pnum == lost {
+		t.Fatalf("a new project took number %d, whose records are still in the log", lost)
+	}
+	for i := 0; i < 10; i++ {
+		if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 10, "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s2.Aggregator().Stats().Orphaned == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan records never dropped; log holds %d records", s2.LogRecords())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.Aggregator().Stats()
+	if st.Orphaned != 20 || st.Lag != 0 {
+		t.Fatalf("stats %+v: want 20 orphan records dropped and no lag", st)
+	}
+	if n := s2.LogRecords(); n != 0 {
+		t.Fatalf("%d records left in the log", n)
+	}
+	if n := countEvents(t, s2, pnum); n != 100 {
+		t.Fatalf("%d events of the registered project folded, want 100", n)
+	}
+	if n := countEvents(t, s2, lost); n != 0 {
+		t.Fatalf("%d events of the lost project folded", n)
+	}
+	if _, files := segmentBytes(t, filepath.Join(dir, ingestLogDir)); files != 1 {
+		t.Fatalf("%d segments left, want only the one being written", files)
+	}
+	out := logged()
+	want := fmt.Sprintf("project_num=%d records=20", lost)
+	if !strings.Contains(out, want) || !strings.Contains(out, "dropped the ingest log records of a project not in the registry") {
+		t.Fatalf("the drop was not logged with %q: %s", want, out)
+	}
+}
+
+// TestOrphanRecordsKeptWithinGrace: within the grace period the records of
+// an unknown project stay in the log (a registry put back in time finds
+// them), across a reopen too.
+func TestOrphanRecordsKeptWithinGrace(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	for i := 0; i < 5; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(77, 3, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for i := 0; i < 2; i++ {
+		s2 := openTest(t, Options{Dir: dir, orphanGrace: time.Hour})
+		for j := 0; j < 3; j++ {
+			if err := s2.Aggregator().Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n, st := s2.LogRecords(), s2.Aggregator().Stats(); n != 5 || st.Orphaned != 0 {
+			t.Fatalf("within the grace: %d records, stats %+v; want the 5 kept", n, st)
+		}
+		s2.Close()
+	}
+}

@@ -101,7 +101,25 @@ type Options struct {
 	ReadOnly bool
 	Logger   *slog.Logger
 
-	logFileBytes int64 // tests: the ingest log's segment size
+	logFileBytes int64         // tests: the ingest log's segment size
+	orphanGrace  time.Duration // tests: how long records of unknown projects are kept
+}
+
+// defaultOrphanGrace is how long the ingest-log records of a project that
+// is not in the registry are kept before they are dropped (agg.go,
+// dropOrphans).
+const defaultOrphanGrace = 24 * time.Hour
+
+func (o *Options) orphanGraceOrDefault() time.Duration {
+	if o.orphanGrace > 0 {
+		return o.orphanGrace
+	}
+	return defaultOrphanGrace
+}
+
+// orphanCheckEvery is how often the aggregator looks for such records.
+func (o *Options) orphanCheckEvery() time.Duration {
+	return min(time.Minute, max(o.orphanGraceOrDefault()/4, 10*time.Millisecond))
 }
 
 // Store is the open database.
@@ -199,6 +217,13 @@ func Open(opts Options) (*Store, error) {
 			var n int
 			if n, err = s.resolveIntents(); n > 0 {
 				s.log.Info("deleted the raw chunks of batches whose ingest-log records were never written (a crash between the two writes)", "chunks", n)
+			}
+		}
+		if err == nil {
+			var held uint32
+			var raised bool
+			if held, raised, err = s.raiseProjectCounter(); raised {
+				s.log.Warn("the project counter was behind the project numbers the ingest log or the aggregates hold (a lost registry?); raised so that no new project takes one of them", "counter", held)
 			}
 		}
 		if err != nil {
