@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -300,6 +301,9 @@ func (c *Committer) commitSplit(group []*commitReq) error {
 		}
 		return c.commitSplit(group[h:])
 	}
+	if errors.Is(err, core.ErrUnavailable) {
+		return err // refused (the disk guard says so, once per change)
+	}
 	if err != nil {
 		c.s.log.Error("group commit failed", "err", err, "requests", len(group))
 		return fmt.Errorf("%w: commit failed: %v", core.ErrUnavailable, err)
@@ -309,10 +313,14 @@ func (c *Committer) commitSplit(group []*commitReq) error {
 
 func (c *Committer) commitOnce(group []*commitReq) error {
 	// A closing store still commits what was queued before it closed; only a
-	// disk running full stops a group here.
-	if c.s.lowOnDisk() {
-		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
+	// disk running full stops a group here: its chunks' room in the main
+	// database's mapped files is allocated first, and free space measured
+	// (space.go).
+	release, err := c.admit(group)
+	if err != nil {
+		return err
 	}
+	defer release()
 	if !c.retryStuck() {
 		// The sequence numbers those chunks carry are the next ones to use.
 		return fmt.Errorf("%w: the raw chunks of a failed commit are not deleted yet", core.ErrUnavailable)
@@ -356,20 +364,44 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 		if mark != nil {
 			c.undoRaw(mark)
 		}
+		if errors.Is(err, syscall.ENOSPC) {
+			c.s.space.trip("the ingest log found the disk full")
+		}
 		return err
 	}
 	if mark != nil {
 		c.prevMark = mark.key
 	}
-	n := len(c.arena)
-	for _, r := range group {
-		n += len(r.log) + len(r.buf)
-	}
-	c.s.wrote(2 * n)
 	for pnum, next := range c.round {
 		c.next[pnum] = next
 	}
 	return nil
+}
+
+// admit measures free space before a group, and readies the main
+// database's mapped files for the group's chunks, its intent marker and the
+// deletion of the previous one.
+func (c *Committer) admit(group []*commitReq) (func(), error) {
+	m := c.s.mdb
+	var mem, vlog int64
+	if m != nil {
+		mark := 0
+		for _, r := range group {
+			for _, ch := range r.chunks {
+				k := len(ch.prefix) + 10
+				mem += m.walBytes(k, len(ch.val))
+				vlog += m.vlogBytes(k, len(ch.val))
+				mark += binary.MaxVarintLen16 + k
+			}
+		}
+		if mark == 0 {
+			m = nil // nothing for the main database
+		} else {
+			mem += m.walBytes(13, mark) + m.walBytes(13, 0)
+			vlog += m.vlogBytes(13, mark)
+		}
+	}
+	return c.s.space.admit(m, forWrite, mem, vlog)
 }
 
 // commitRaw commits the group's raw chunks (retention) to the main

@@ -11,9 +11,9 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// failNextLogWrite makes the ingest log's next write fail with ENOSPC, as
-// a full disk would.
-func failNextLogWrite(t *testing.T, s *Store) {
+// failNextLogWrite makes the ingest log's next write fail with errno (ENOSPC
+// as on a full disk, EIO as on a failing one).
+func failNextLogWrite(t *testing.T, s *Store, errno syscall.Errno) {
 	t.Helper()
 	failed := false
 	s.ilog.failWrite = func() error {
@@ -21,7 +21,7 @@ func failNextLogWrite(t *testing.T, s *Store) {
 			return nil
 		}
 		failed = true
-		return syscall.ENOSPC
+		return errno
 	}
 }
 
@@ -44,7 +44,7 @@ func TestFailedLogAppendStoresNoRawChunks(t *testing.T) {
 	if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
 		t.Fatal(err)
 	}
-	failNextLogWrite(t, s)
+	failNextLogWrite(t, s, syscall.ENOSPC)
 	retry := testBatch(pnum, 20, "b1", "b2")
 	if err := s.Sink().Commit(t.Context(), retry); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("commit with a failing log: %v, want ErrUnavailable", err)
@@ -90,7 +90,7 @@ func TestFailedLogAppendRetryInSameProcess(t *testing.T) {
 	s := openTest(t, Options{Retention: true, DisableAggregation: true})
 	s.Registry().CreateProject("p")
 	pnum := s.Registry().Project("p").Num
-	failNextLogWrite(t, s)
+	failNextLogWrite(t, s, syscall.EIO)
 	b := testBatch(pnum, 12, "c")
 	if err := s.Sink().Commit(t.Context(), b); !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("commit with a failing log: %v, want ErrUnavailable", err)

@@ -41,7 +41,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -103,6 +102,9 @@ type Options struct {
 
 	logFileBytes int64         // tests: the ingest log's segment size
 	orphanGrace  time.Duration // tests: how long records of unknown projects are kept
+	// freeSpace, if set (tests), measures the data dir's free bytes in
+	// place of statfs.
+	freeSpace func() (int64, error)
 }
 
 // defaultOrphanGrace is how long the ingest-log records of a project that
@@ -146,19 +148,16 @@ type Store struct {
 	qOnce sync.Once
 	q     *QuarantineStore
 
-	diskLow atomic.Bool
-	// freeAtCheck is the free space the last check saw; written counts the
-	// bytes committed since, so a burst between two checks cannot run past
-	// the floor (Badger writes through mmap: a full disk would be SIGBUS,
-	// not an error).
-	freeAtCheck atomic.Int64
-	written     atomic.Int64
-	closed      atomic.Bool
-	gc          gcStats  // value-log GC (gc.go)
-	onClose     []func() // after the background goroutines stop
-	closeOnce   sync.Once
-	stop        chan struct{}
-	bg          sync.WaitGroup
+	// space guards the disk (space.go): nil when read-only. mdb and madb
+	// are its view of the main and aggregates databases' mapped files.
+	space     *spaceGuard
+	mdb, madb *mappedDB
+	closed    atomic.Bool
+	gc        gcStats  // value-log GC (gc.go)
+	onClose   []func() // after the background goroutines stop
+	closeOnce sync.Once
+	stop      chan struct{}
+	bg        sync.WaitGroup
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -191,23 +190,46 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20)
+	var space *spaceGuard
+	if !opts.ReadOnly {
+		space = newSpaceGuard(opts.Dir, opts.MinFreeDisk, opts.Logger)
+		if opts.freeSpace != nil {
+			space.statfs = opts.freeSpace
+		}
+		if err := space.prepareOpen(dbDir, filepath.Join(opts.Dir, "agg")); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBadger(bo, opts.Dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{}), space: space}
+	if space != nil {
+		if err := space.attach("db", dbDir, db, bo); err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.mdb = space.dbs[0]
+	}
 	if s.reg, err = loadRegistry(db); err != nil {
+		s.closeSpace()
 		db.Close()
 		return nil, err
 	}
-	if s.adb, err = openAggregates(opts); err != nil {
+	if s.adb, err = openAggregates(opts, space); err != nil {
+		s.closeSpace()
 		db.Close()
 		return nil, err
+	}
+	if space != nil && s.adb != nil {
+		s.madb = space.dbs[1]
 	}
 	if s.ilog, err = openIngestLog(filepath.Join(opts.Dir, ingestLogDir), opts.segmentSize(), opts.SyncWrites, opts.ReadOnly, s.log); err != nil {
 		if s.adb != nil {
 			s.adb.Close()
 		}
+		s.closeSpace()
 		db.Close()
 		return nil, err
 	}
@@ -229,15 +251,18 @@ func Open(opts Options) (*Store, error) {
 		if err != nil {
 			s.ilog.close()
 			s.adb.Close()
+			s.closeSpace()
 			db.Close()
 			return nil, err
 		}
 	}
 	if !opts.ReadOnly {
 		s.com = newCommitter(s)
-		s.freeAtCheck.Store(1 << 62)
-		s.checkDisk()
-		s.every(diskCheckInterval, s.checkDisk)
+		// The reserve is sized and its file made before the first write.
+		space.review()
+		_ = space.check(forWrite, 0)
+		s.every(spaceTick, space.tick)
+		s.every(time.Second, space.review)
 		s.startValueLogGC()
 		wb := newWriteback(dbDir, filepath.Join(opts.Dir, "agg"))
 		s.every(writebackInterval, wb.push)
@@ -289,24 +314,25 @@ func (s *Store) Writable() error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("%w: store is read-only", core.ErrUnavailable)
 	}
-	if s.lowOnDisk() {
-		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
-	}
-	return nil
+	return s.space.writable()
 }
 
-// lowOnDisk reports whether free space, as last measured less what was
-// committed since, is under the floor.
-func (s *Store) lowOnDisk() bool {
-	if s.opts.MinFreeDisk < 0 {
-		return false
+// admitWrite readies the main database for a write of about n bytes of keys
+// and values (space.go), or says why the store does not take it; release
+// must be called once the write is done.
+func (s *Store) admitWrite(n int) (release func(), err error) {
+	if err := s.Writable(); err != nil {
+		return nil, err
 	}
-	return s.diskLow.Load() || s.freeAtCheck.Load()-s.written.Load() < s.opts.MinFreeDisk
+	return s.space.admit(s.mdb, forWrite, int64(n)+4<<10, int64(n)+4<<10)
 }
 
-// wrote records bytes committed since the last free-space check. Badger may
-// write a value twice (log and value log), so callers pass a generous estimate.
-func (s *Store) wrote(n int) { s.written.Add(int64(n)) }
+// closeSpace closes the space guard's files (when Open fails).
+func (s *Store) closeSpace() {
+	if s.space != nil {
+		s.space.close()
+	}
+}
 
 // Close stops taking writes, waits for in-flight commits and closes Badger
 // cleanly. It is safe to call more than once.
@@ -325,6 +351,10 @@ func (s *Store) Close() error {
 		if s.ilog != nil {
 			s.ilog.close()
 		}
+		// Badger flushes its memtables as it closes: the reserve's room.
+		if s.space != nil {
+			s.space.releaseForClose()
+		}
 		if s.adb != nil {
 			if cerr := s.adb.Close(); err == nil {
 				err = cerr
@@ -333,6 +363,7 @@ func (s *Store) Close() error {
 		if derr := s.db.Close(); err == nil {
 			err = derr
 		}
+		s.closeSpace()
 	})
 	return err
 }
@@ -354,30 +385,6 @@ func (s *Store) every(d time.Duration, f func()) {
 		}
 	}()
 }
-
-func (s *Store) checkDisk() {
-	if s.opts.MinFreeDisk < 0 {
-		return
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.opts.Dir, &st); err != nil {
-		return
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	s.freeAtCheck.Store(free)
-	s.written.Store(0)
-	low := free < s.opts.MinFreeDisk
-	if s.diskLow.Swap(low) != low {
-		if low {
-			s.log.Error("free disk space below the minimum: refusing writes", "free_bytes", free, "min_free_bytes", s.opts.MinFreeDisk)
-		} else {
-			s.log.Info("free disk space recovered: taking writes again", "free_bytes", free)
-		}
-	}
-}
-
-// diskCheckInterval is how often free space is measured.
-const diskCheckInterval = time.Second
 
 type badgerLogger struct{ l *slog.Logger }
 
@@ -411,17 +418,26 @@ func subDir(opts Options, name string) (dir string, ok bool, err error) {
 // rewritten several times a second under load, so they are kept in the
 // LSM tree (value threshold 1 MiB), where compactions drop old versions,
 // rather than in a value log that would need collecting.
-func openAggregates(opts Options) (*badger.DB, error) {
+func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	dir, ok, err := subDir(opts, "agg")
 	if !ok {
 		return nil, err
 	}
-	return openBadger(badgerOptions(dir, opts).
-		WithValueThreshold(1<<20).
-		WithMemTableSize(8<<20).
-		WithBlockCacheSize(8<<20).
-		WithIndexCacheSize(4<<20).
-		WithValueLogFileSize(64<<20), opts.Dir)
+	bo := badgerOptions(dir, opts).
+		WithValueThreshold(1 << 20).
+		WithMemTableSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20)
+	db, err := openBadger(bo, opts.Dir)
+	if err != nil || space == nil {
+		return db, err
+	}
+	if err := space.attach("agg", dir, db, bo); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // segmentSize is the ingest log's segment size: a new segment is started
