@@ -217,7 +217,7 @@ func diskFullUnderLoad(t *testing.T, floor int64) {
 	if f, err := os.Create(spare); err != nil {
 		t.Fatal(err)
 	} else {
-		if err := unix.Fallocate(int(f.Fd()), 0, 0, 8<<20); err != nil {
+		if err := unix.Fallocate(int(f.Fd()), 0, 0, 16<<20); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
@@ -267,11 +267,13 @@ func diskFullUnderLoad(t *testing.T, floor int64) {
 		t.Fatalf("%d log lines for one recovery: %s", n, logged())
 	}
 
-	// 2. Filled by the store's own growth.
+	// 2. Filled by the store's own growth (at the edge, the aggregator's
+	// folds free ingest-log segments: writes may be taken again and refused
+	// again a few times, each change logged once).
 	before = l.refusedN.Load()
 	waitFor(t, 120*time.Second, "the store's growth fills the disk", func() bool { return l.refusedN.Load() > before+50 })
-	if n := refusals(); n != 2 {
-		t.Fatalf("%d refusals logged, want 2: %s", n, logged())
+	if n := refusals(); n < 2 {
+		t.Fatalf("%d refusals logged, want at least 2: %s", n, logged())
 	}
 	if err := os.Remove(spare); err != nil {
 		t.Fatal(err)
@@ -279,8 +281,20 @@ func diskFullUnderLoad(t *testing.T, floor int64) {
 	ok = l.okN.Load()
 	waitFor(t, 30*time.Second, "writes succeed once there is room", func() bool { return l.okN.Load() > ok+20 })
 	l.end()
-	if n, m := refusals(), recoveries(); n != 2 || m != 2 {
-		t.Fatalf("%d refusals and %d recoveries logged, want 2 and 2: %s", n, m, logged())
+	// One line per change: refusals and recoveries alternate.
+	var changes []string
+	for _, line := range strings.Split(logged(), "\n") {
+		switch {
+		case strings.Contains(line, "refusing writes"):
+			changes = append(changes, "refusing")
+		case strings.Contains(line, "taking writes again"):
+			changes = append(changes, "taking")
+		}
+	}
+	for i, c := range changes {
+		if want := [2]string{"refusing", "taking"}[i%2]; c != want || len(changes) < 4 || len(changes)%2 != 0 {
+			t.Fatalf("state changes logged %v: want refusing and taking writes alternating, at least twice each, ending taking: %s", changes, logged())
+		}
 	}
 	t.Logf("%d requests acknowledged, %d refused", l.okN.Load(), l.refusedN.Load())
 
@@ -327,5 +341,135 @@ func TestDiskGuardLogsEachStateChange(t *testing.T) {
 		if n := strings.Count(logged(), "taking writes again"); n != cycle {
 			t.Fatalf("cycle %d: %d recovery lines logged, want %d: %s", cycle, n, cycle, logged())
 		}
+	}
+}
+
+// fillAtOnce takes all the free space of path's filesystem in one
+// allocation (tmpfs allocates all of it or nothing), and then nothing more.
+func fillAtOnce(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 0; ; i++ {
+		free, err := freeBytes(filepath.Dir(path))
+		if err != nil || i == 100 {
+			t.Fatalf("cannot fill the disk: %v", err)
+		}
+		if free == 0 || unix.Fallocate(int(f.Fd()), 0, 0, free) == nil {
+			return
+		}
+	}
+}
+
+// TestCloseAndOpenOnAFullDisk: a store closed on a disk another file has
+// filled closes cleanly (Badger flushes its memtables into the reserve's
+// room, given back when the disk filled); an open on a full disk is refused
+// with an error saying so, not a fault in Badger's first write; once there
+// is room it opens with everything acknowledged.
+func TestCloseAndOpenOnAFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, 64<<20)
+	opts := Options{Dir: dir, Retention: true, MinFreeDisk: 8 << 20}
+	s, pnum, acked := openWithLoad(t, opts)
+	filler := filepath.Join(dir, "filler")
+	fillAtOnce(t, filler)
+	waitFor(t, 10*time.Second, "the full disk is seen", func() bool { return s.Writable() != nil })
+	if err := s.Close(); err != nil {
+		t.Fatalf("close on a full disk: %v", err)
+	}
+	fillDisk(t, filler+"2") // what the close left
+	if _, err := Open(opts); err == nil || !strings.Contains(err.Error(), "free some space") {
+		t.Fatalf("open on a full disk: %v, want an error asking for space", err)
+	}
+	os.Remove(filler)
+	os.Remove(filler + "2")
+	s2, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open once there is room: %v", err)
+	}
+	defer s2.Close()
+	checkStored(t, s2, pnum, acked, nil)
+}
+
+// TestCloseOnADiskKeptFull: when something takes every byte the store gives
+// back, Badger cannot flush its memtables as it closes (it retries every
+// second); Close gives up after a while and says so, nothing acknowledged
+// is lost, and the next open, once there is room, replays the memtable
+// logs.
+func TestCloseOnADiskKeptFull(t *testing.T) {
+	dir := mountTmpfs(t, 64<<20)
+	opts := Options{Dir: dir, Retention: true, MinFreeDisk: 8 << 20, closeWait: 2 * time.Second}
+	s, pnum, acked := openWithLoad(t, opts)
+	filler := filepath.Join(dir, "filler")
+	fillDisk(t, filler)
+	waitFor(t, 10*time.Second, "the full disk is seen", func() bool { return s.Writable() != nil })
+	fillDisk(t, filler+"2") // the reserve the store gave back
+	start := time.Now()
+	if err := s.Close(); !errors.Is(err, ErrClosedUnflushed) {
+		t.Fatalf("close on a disk kept full: %v, want ErrClosedUnflushed", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("close took %v", d)
+	}
+	os.Remove(filler)
+	os.Remove(filler + "2")
+	var s2 *Store
+	waitFor(t, 30*time.Second, "the store opens again", func() bool {
+		var err error
+		s2, err = Open(opts) // once the abandoned close has finished
+		return err == nil
+	})
+	defer s2.Close()
+	checkStored(t, s2, pnum, acked, nil)
+}
+
+// openWithLoad opens a store and commits 300 requests to it.
+func openWithLoad(t *testing.T, opts Options) (*Store, uint32, map[string]int) {
+	t.Helper()
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	r := rand.New(rand.NewPCG(1, 2))
+	acked := map[string]int{}
+	for i := 0; i < 300; i++ {
+		b, want := loadBatch(pnum, i, r)
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want {
+			acked[k] = v
+		}
+	}
+	return s, pnum, acked
+}
+
+// TestOpenAfterACrashLeftTheNextMemtableLog: the store makes Badger's next
+// memtable log ahead, empty; a crash leaves it, and Badger cannot open a
+// database with an empty one. The next open removes it first.
+func TestOpenAfterACrashLeftTheNextMemtableLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	if err := s.Sink().Commit(t.Context(), testBatch(pnum, 5, "a")); err != nil {
+		t.Fatal(err)
+	}
+	next := s.mdb.next.path
+	if info, err := os.Stat(next); err != nil || info.Size() != 0 {
+		t.Fatalf("the next memtable log is not made ahead: %v %v", info, err)
+	}
+	s.Close()
+	// What the crash leaves: the close removed it.
+	if err := os.WriteFile(next, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	if seqs := s2.ProjectLog(pnum); len(seqs) != 1 {
+		t.Fatalf("log after the reopen: %v", seqs)
 	}
 }

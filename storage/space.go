@@ -40,24 +40,34 @@ import (
 //     its first pages allocated beyond its end (FALLOC_FL_KEEP_SIZE):
 //     Badger opens it without O_EXCL and, finding it empty, grows it with
 //     ftruncate over those pages, so a memtable switch needs no new space.
-//   - What Badger writes in the background — the table of each memtable it
-//     flushes, the tables a compaction writes before it deletes its inputs
-//     — cannot be allocated ahead (Badger creates those files with O_EXCL).
-//     The store keeps that much (the reserve, estimated every second from
-//     the memtables' fill and the LSM's level sizes) allocated in a file of
-//     its own, DATA_DIR/disk-reserve, which nothing else can take. When free
-//     space falls under the floor, writes are refused and the reserve file
-//     is deleted at once, so the background work in flight completes; it is
-//     created again before writes are accepted.
+//   - Tables (a memtable's flush, a compaction's output) are written whole
+//     as soon as Badger creates them, in the background. They are
+//     allocated when they are created (allocateMapped, through a hook in a
+//     copy of ristretto's z.OpenMmapFile, third_party/ristretto): on a full
+//     disk their creation fails with ENOSPC, which Badger takes (a flush is
+//     retried every second, a compaction given up) instead of faulting.
+//   - So that the background work then succeeds rather than waits, the store
+//     keeps what it may still write (the reserve: the tables of the
+//     memtables not flushed yet, and the largest compactions the LSM's
+//     shape allows, estimated every second and as writes are admitted)
+//     allocated in a file of its own, DATA_DIR/disk-reserve, which nothing
+//     else can take. When free space falls under the floor, writes are
+//     refused and the reserve file is deleted at once; it is made again
+//     before writes are taken again. Close deletes it too: Badger flushes
+//     its memtables as it closes.
 //   - Free space is measured (statfs) before every group commit and every
 //     fold, and every 20 ms besides, so a disk filled from outside is seen
-//     within a commit under load.
+//     within a commit under load. Every change between taking and refusing
+//     writes is logged once, whichever of them sees it.
 //
-// What is left: a table that Badger starts writing in the few milliseconds
-// between another process taking the very last free byte and the store
-// seeing it (before the reserve is released) can still fault, and so can
-// the one page of a value-log file Badger creates (every ValueLogFileSize
-// bytes of large values). See docs/RATIONALE.md.
+// What is left to chance: a value-log file Badger starts (every
+// ValueLogFileSize bytes of large values) gets its first pages allocated
+// best-effort, and so does a memtable log Badger starts itself (at open, or
+// when the one made ahead could not be); a failed allocation there cannot
+// be reported to Badger, which has no way to take it. The guard refuses the
+// admitted writes that would follow, but a write Badger makes into such a
+// file in the instant another process takes the last free page would fault.
+// See docs/RATIONALE.md.
 
 // allocateMapped is ristretto's z.Preallocate for Badger's files (the copy
 // in third_party/ristretto): it runs when Badger creates a file it is about
@@ -204,38 +214,55 @@ func (g *spaceGuard) errDiskFull() error {
 	return fmt.Errorf("%w: %s", core.ErrUnavailable, why)
 }
 
-// prepareOpen runs before Badger opens the databases in dirs: it deletes
-// the memtable logs the store made ahead (Badger would take an empty one
-// for a crashed memtable) and the reserve file (its space is Badger's to
-// use while opening), then checks that Badger can open without running the
-// disk full: a page for each file it starts, and room for the tables of the
-// memtables it will replay and flush.
-func (g *spaceGuard) prepareOpen(dirs ...string) error {
-	need := int64(4 << 20)
+// removeEmptyMemLogs deletes the empty memtable logs in dirs, before Badger
+// opens them: the one the store made ahead and a crash left (Close deletes
+// it), or one Badger had just created when the process died. Badger cannot
+// open a database with one (it takes it for a memtable to replay). An
+// empty log holds nothing.
+func removeEmptyMemLogs(dirs ...string) error {
 	for _, dir := range dirs {
 		ents, err := os.ReadDir(dir)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
 			return fmt.Errorf("storage: read %s: %w", dir, err)
 		}
 		for _, e := range ents {
 			if !strings.HasSuffix(e.Name(), ".mem") {
 				continue
 			}
-			p := filepath.Join(dir, e.Name())
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			if info.Size() == 0 {
+			if info, err := e.Info(); err == nil && info.Size() == 0 {
+				p := filepath.Join(dir, e.Name())
 				if err := os.Remove(p); err != nil {
 					return fmt.Errorf("storage: remove %s: %w", p, err)
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// prepareOpen runs before Badger opens the databases in dirs (under the
+// data dir's lock, after removeEmptyMemLogs): it deletes the reserve file
+// (its space is Badger's to use while opening), then checks that Badger can
+// open without running the disk full: a page for each file it starts, and
+// room for the tables of the memtables it will replay and flush.
+func (g *spaceGuard) prepareOpen(dirs ...string) error {
+	need := int64(4 << 20)
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("storage: read %s: %w", dir, err)
+		}
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".mem") {
 				continue
 			}
-			need += tableFor(writtenBytes(p, info.Size()))
+			if info, err := e.Info(); err == nil {
+				need += tableFor(writtenBytes(filepath.Join(dir, e.Name()), info.Size()))
+			}
 		}
 	}
 	if err := os.Remove(filepath.Join(g.dir, reserveFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -443,13 +470,19 @@ func (m *mappedDB) followLocked() {
 		}
 		m.mem = f
 	}
-	if m.vlog.f != nil {
-		if pos, _ := m.written(&m.vlog); pos >= m.vlogSize {
-			if f, err := m.open(m.vlog.id+1, "vlog"); err == nil {
-				m.vlog.f.Close()
-				m.vlog = f
-			}
+	// The value log being written is mapped (and sized) at twice
+	// ValueLogFileSize; Badger cuts it to what it holds when it moves on to
+	// the next (when it is full, or holds ValueLogMaxEntries entries).
+	for m.vlog.f != nil {
+		if _, size := m.written(&m.vlog); size == 2*m.vlogSize {
+			break
 		}
+		f, err := m.open(m.vlog.id+1, "vlog")
+		if err != nil {
+			break
+		}
+		m.vlog.f.Close()
+		m.vlog = f
 	}
 }
 
@@ -502,6 +535,9 @@ func (m *mappedDB) ensureLocked(f *mappedFile, kind int, add int64) error {
 	}
 	end := min(size, need+allocStep)
 	from := max(f.alloc, pos)
+	if from >= end {
+		return nil
+	}
 	if err := unix.Fallocate(int(f.f.Fd()), 0, from, end-from); err != nil {
 		return err
 	}
@@ -826,6 +862,21 @@ func (g *spaceGuard) releaseForClose() {
 	defer g.mu.Unlock()
 	g.closed = true
 	g.releaseLocked()
+}
+
+// tooFullToFlush reports whether free space is short of a full memtable's
+// table for one of the databases (their flushes at close are failing).
+func (g *spaceGuard) tooFullToFlush() bool {
+	free, err := g.statfs()
+	if err != nil {
+		return false
+	}
+	for _, m := range g.dbs {
+		if free < m.memTable+m.memTable/16+64<<10 {
+			return true
+		}
+	}
+	return false
 }
 
 // close, after Badger has closed, removes the memtable logs made ahead and

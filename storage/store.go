@@ -45,6 +45,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -102,9 +103,20 @@ type Options struct {
 
 	logFileBytes int64         // tests: the ingest log's segment size
 	orphanGrace  time.Duration // tests: how long records of unknown projects are kept
+	closeWait    time.Duration // tests: how long Close waits for room to flush
+
 	// freeSpace, if set (tests), measures the data dir's free bytes in
 	// place of statfs.
 	freeSpace func() (int64, error)
+}
+
+// closeWaitOrDefault is how long Close waits for Badger's flushes on a disk
+// too full for them before it gives up on them.
+func (o *Options) closeWaitOrDefault() time.Duration {
+	if o.closeWait > 0 {
+		return o.closeWait
+	}
+	return 30 * time.Second
 }
 
 // defaultOrphanGrace is how long the ingest-log records of a project that
@@ -152,6 +164,7 @@ type Store struct {
 	// are its view of the main and aggregates databases' mapped files.
 	space     *spaceGuard
 	mdb, madb *mappedDB
+	lock      *os.File // DATA_DIR/store.lock, held while open
 	closed    atomic.Bool
 	gc        gcStats  // value-log GC (gc.go)
 	onClose   []func() // after the background goroutines stop
@@ -182,6 +195,21 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
+	// Held before anything in the data dir is touched (the memtable logs a
+	// crashed process made ahead are removed before Badger opens).
+	lock, err := lockDataDir(opts.Dir, !opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Close()
+		}
+	}()
+	if err := removeEmptyMemLogs(dbDir, filepath.Join(opts.Dir, "agg")); err != nil {
+		return nil, err
+	}
 	bo := badgerOptions(dbDir, opts).
 		// Raw chunks (KBs) and plugin modules go to the value log; the LSM
 		// tree holds keys, pointers and the small values (registry, chains).
@@ -204,7 +232,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{}), space: space}
+	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{}), space: space, lock: lock}
 	if space != nil {
 		if err := space.attach("db", dbDir, db, bo); err != nil {
 			db.Close()
@@ -273,7 +301,29 @@ func Open(opts Options) (*Store, error) {
 			go func() { defer s.bg.Done(); s.agg.run(s.stop) }()
 		}
 	}
+	opened = true
 	return s, nil
+}
+
+// lockDataDir takes the data dir's lock file, DATA_DIR/store.lock:
+// exclusive for a store that writes, shared for a read-only one.
+func lockDataDir(dir string, exclusive bool) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "store.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: lock the data dir: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, dir)
+		}
+		return nil, fmt.Errorf("storage: lock the data dir: %w", err)
+	}
+	return f, nil
 }
 
 // DB exposes the Badger handle to the packages that build on the store
@@ -355,18 +405,55 @@ func (s *Store) Close() error {
 		if s.space != nil {
 			s.space.releaseForClose()
 		}
+		// Both close at once: each may wait for room for its flush.
+		closing := make(chan error, 2)
+		n := 1
+		go func() { closing <- s.db.Close() }()
 		if s.adb != nil {
-			if cerr := s.adb.Close(); err == nil {
-				err = cerr
+			n++
+			go func() { closing <- s.adb.Close() }()
+		}
+		finish := func() {
+			s.closeSpace()
+			s.lock.Close()
+		}
+		start := time.Now()
+		for n > 0 {
+			select {
+			case cerr := <-closing:
+				n--
+				if err == nil {
+					err = cerr
+				}
+				continue
+			case <-time.After(time.Second):
 			}
+			if s.space == nil || time.Since(start) < s.opts.closeWaitOrDefault() || !s.space.tooFullToFlush() {
+				continue
+			}
+			// A flush Badger retries every second on a disk that something
+			// else keeps full: the memtable logs hold what it would have
+			// flushed, and the next open replays them. Badger finishes in
+			// the background if room comes back.
+			s.log.Error("closing without flushing the memtables: the disk is full; they are replayed at the next start")
+			go func(n int) {
+				for ; n > 0; n-- {
+					<-closing
+				}
+				finish()
+			}(n)
+			err = ErrClosedUnflushed
+			return
 		}
-		if derr := s.db.Close(); err == nil {
-			err = derr
-		}
-		s.closeSpace()
+		finish()
 	})
 	return err
 }
+
+// ErrClosedUnflushed is returned by Close when the disk stayed too full for
+// Badger to flush its memtables: nothing acknowledged is lost (the memtable
+// logs hold it and the next open replays them).
+var ErrClosedUnflushed = errors.New("storage: closed without flushing the memtables (disk full); they are replayed at the next open")
 
 // every runs f every d, in its own goroutine, until the store closes.
 func (s *Store) every(d time.Duration, f func()) {
