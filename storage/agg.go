@@ -667,11 +667,11 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	if err := set(cpKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {
 		return err
 	}
-	release, err := a.s.space.admit(m, forFold, memBytes, vlogBytes)
+	adm, err := a.s.space.admit(m, forFold, memBytes, vlogBytes)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer adm.done()
 	return txn.Commit()
 }
 

@@ -40,11 +40,12 @@ type Committer struct {
 	seqs  []uint64          // the round's sequence number of each request
 	apps  []logAppend       // the round's log records
 	mark  []byte            // the round's intent marker value (intent.go)
-	// prevMark is the marker of the last group whose records made it to the
+	// hasPrev says the marker holds the last group, whose records made it
+	// to the
 	// log, deleted with the next group's chunks (or at close); stuck holds
 	// the markers of failed groups whose chunks could not be deleted yet.
-	prevMark []byte
-	stuck    []intent
+	hasPrev bool
+	stuck   []intent
 
 	// afterRaw, if set (tests), runs between a group's chunk commit and its
 	// log append; an error it returns stands for a crash there: the group
@@ -206,8 +207,8 @@ func (c *Committer) close() {
 	<-c.done
 	// The last marker of a committed group; and one more try for failed
 	// groups' chunks (the next open deletes them otherwise).
-	if c.prevMark != nil {
-		_ = c.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(c.prevMark) })
+	if c.hasPrev {
+		_ = c.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(intentKey) })
 	}
 	c.retryStuck()
 }
@@ -316,11 +317,11 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	// disk running full stops a group here: its chunks' room in the main
 	// database's mapped files is allocated first, and free space measured
 	// (space.go).
-	release, err := c.admit(group)
+	adm, err := c.admit(group)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer adm.done()
 	if !c.retryStuck() {
 		// The sequence numbers those chunks carry are the next ones to use.
 		return fmt.Errorf("%w: the raw chunks of a failed commit are not deleted yet", core.ErrUnavailable)
@@ -344,7 +345,7 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	// request never lacks its chunks. Chunk keys carry the log sequence
 	// number, which is only used once the log commit succeeds: a retry of
 	// the same group (after ErrTxnTooBig) writes the same keys again.
-	mark, err := c.commitRaw(group, seqs)
+	mark, marked, err := c.commitRaw(group, seqs)
 	if err != nil {
 		return err
 	}
@@ -361,7 +362,7 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	clear(apps) // let go of the requests' buffers
 	c.apps = apps[:0]
 	if err != nil {
-		if mark != nil {
+		if marked {
 			c.undoRaw(mark)
 		}
 		if errors.Is(err, syscall.ENOSPC) {
@@ -369,8 +370,8 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 		}
 		return err
 	}
-	if mark != nil {
-		c.prevMark = mark.key
+	if marked {
+		c.hasPrev = true
 	}
 	for pnum, next := range c.round {
 		c.next[pnum] = next
@@ -381,7 +382,7 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 // admit measures free space before a group, and readies the main
 // database's mapped files for the group's chunks, its intent marker and the
 // deletion of the previous one.
-func (c *Committer) admit(group []*commitReq) (func(), error) {
+func (c *Committer) admit(group []*commitReq) (admission, error) {
 	m := c.s.mdb
 	var mem, vlog int64
 	if m != nil {
@@ -408,7 +409,7 @@ func (c *Committer) admit(group []*commitReq) (func(), error) {
 // database in one transaction, with the group's intent marker and the
 // deletion of the previous group's. It returns the marker (nil when the
 // group has no chunks).
-func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (*intent, error) {
+func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (intent, bool, error) {
 	first := -1
 	for i, r := range group {
 		if len(r.chunks) > 0 {
@@ -417,7 +418,7 @@ func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (*intent, error
 		}
 	}
 	if first < 0 {
-		return nil, nil
+		return intent{}, false, nil
 	}
 	txn := c.s.db.NewTransaction(true)
 	defer txn.Discard()
@@ -435,36 +436,34 @@ func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (*intent, error
 			e := badger.NewEntry(k, ch.val)
 			e.ExpiresAt = expires
 			if err := txn.SetEntry(e); err != nil {
-				return nil, err
+				return intent{}, false, err
 			}
 		}
 	}
-	mark := &intent{key: intentKey(group[first].pnum, seqs[first]), val: c.mark}
+	// The one marker key: this group's list replaces the last group's, which
+	// made it to the log (a failed group's is deleted, and no group follows
+	// one whose chunks could not be).
+	mark := intent{key: intentKey, val: c.mark}
 	if err := txn.Set(mark.key, mark.val); err != nil {
-		return nil, err
-	}
-	if c.prevMark != nil && !bytes.Equal(c.prevMark, mark.key) {
-		if err := txn.Delete(c.prevMark); err != nil {
-			return nil, err
-		}
+		return intent{}, false, err
 	}
 	if err := txn.Commit(); err != nil {
-		return nil, err
+		return intent{}, false, err
 	}
-	c.prevMark = nil // deleted with this group's chunks
-	return mark, nil
+	c.hasPrev = false // replaced
+	return mark, true, nil
 }
 
 // undoRaw deletes the chunks of a group whose log append failed, and its
 // marker; when that fails too, the committer holds every later group
 // until a retry succeeds (retryStuck).
-func (c *Committer) undoRaw(mark *intent) {
+func (c *Committer) undoRaw(mark intent) {
 	err := mark.undo(c.s.db)
 	if err == nil {
 		return
 	}
 	c.s.log.Error("cannot delete the raw chunks of a failed commit; refusing writes until they are", "err", err)
-	c.stuck = append(c.stuck, intent{key: mark.key, val: bytes.Clone(mark.val)})
+	c.stuck = append(c.stuck, intent{key: bytes.Clone(mark.key), val: bytes.Clone(mark.val)})
 }
 
 // nextSeq returns the next sequence number of a project's log within the

@@ -12,36 +12,35 @@ import (
 //
 // A group's raw chunks (retention on) go to the main database and its log
 // records to the segment files: two stores, no shared transaction. The
-// chunks are committed first, in one transaction with an intent marker
+// chunks are committed first, in one transaction with the intent marker
 //
-//	i <pnum:4> <seq:8>   (of the group's first request with chunks)
+//	i
 //
 // whose value lists the keys of the chunks written (each a uvarint length
 // and the key; a chunk key ends in the request's seq and part, and starts
-// with its project number). Then the log records are appended:
+// with its project number). The committer is the only writer and commits
+// one group at a time, so one marker serves: each group's replaces the
+// last group's, whose records made it to the log. Then the records are
+// appended:
 //
-//   - the append succeeds: the marker is deleted in the next group's chunk
-//     transaction (or at close), costing no transaction of its own;
+//   - the append succeeds: nothing more (the marker is replaced by the next
+//     group's, or deleted at close);
 //   - the append fails: the chunks and the marker are deleted before the
 //     requests are answered 503, so nothing of them is stored. If that
 //     delete fails too, the committer refuses every group (503) until a
 //     retry succeeds: the failed group's sequence numbers are used again by
 //     the next group, and they must not be while its chunks may still be
 //     there;
-//   - the process dies between the two writes: at the next open every
-//     marker left is resolved before the first commit. A request's record
-//     was committed if the log holds it, or if its project's checkpoint is
-//     past it (folded, and its segment deleted); the chunks of the others
-//     are deleted. Sequence numbers are never skipped, so the checkpoint
-//     passes only records that were written.
+//   - the process dies between the two writes: at the next open the marker
+//     left is resolved before the first commit. A request's record was
+//     committed if the log holds it, or if its project's checkpoint is past
+//     it (folded, and its segment deleted); the chunks of the others are
+//     deleted. Sequence numbers are never skipped, so the checkpoint passes
+//     only records that were written.
 const nsIntent = 'i'
 
-// intentKey is the marker of a group whose first request with chunks is
-// (pnum, seq).
-func intentKey(pnum uint32, seq uint64) []byte {
-	k := binary.BigEndian.AppendUint32([]byte{nsIntent}, pnum)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
+// intentKey is the marker's key.
+var intentKey = []byte{nsIntent}
 
 // rawChunkRequest returns the project number and log sequence number of the
 // request a raw chunk key belongs to.

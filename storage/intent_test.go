@@ -206,7 +206,7 @@ func TestCommittedMarkerLeftByACrash(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s.com.prevMark = nil // the crash: the close does not delete it
+		s.com.hasPrev = false // the crash: the close does not delete it
 		s.Close()
 		s2 := openTest(t, opts)
 		if n := rawEvents(t, s2, pnum, "e"); n != 8 {

@@ -68,11 +68,11 @@ func chainKey(pnum uint32) []byte { return binary.BigEndian.AppendUint32([]byte{
 func (p *PluginStore) PutModule(wasm []byte) (string, error) {
 	sum := sha256.Sum256(wasm)
 	k := append([]byte{nsModule}, sum[:]...)
-	release, err := p.s.admitWrite(len(wasm) + 64)
+	adm, err := p.s.admitWrite(len(wasm) + 64)
 	if err != nil {
 		return "", err
 	}
-	defer release()
+	defer adm.done()
 	err = p.s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(k); err == nil {
 			return nil

@@ -89,11 +89,11 @@ func (sc *Scenes) Put(projectNum uint32, sceneID string, summary, doc []byte) (c
 	if !validSceneID(sceneID) {
 		return false, ErrInvalidSceneID
 	}
-	release, err := sc.st.admitWrite(2 * (len(summary) + len(doc) + 64))
+	adm, err := sc.st.admitWrite(2 * (len(summary) + len(doc) + 64))
 	if err != nil {
 		return false, err
 	}
-	defer release()
+	defer adm.done()
 	mu := sceneLock(projectNum, sceneID)
 	mu.Lock()
 	defer mu.Unlock()

@@ -154,6 +154,7 @@ type spaceGuard struct {
 	closed   bool
 
 	statfs func() (int64, error) // tests may measure something else
+	dirf   *os.File              // the data dir, for statfs
 }
 
 // mappedDB is one Badger database's mapped files.
@@ -185,14 +186,31 @@ type mappedFile struct {
 	id    int
 	path  string
 	f     *os.File
+	size  int64 // as mapped
 	alloc int64 // [0, alloc) is allocated
+	// pos is where the written part ended when last measured (SEEK_HOLE,
+	// which costs a walk of the page cache on some filesystems); since is
+	// what was admitted since, written or not: pos+since bounds where
+	// admitted writes end, so a measure is needed only near alloc.
+	pos, since int64
 }
 
-func newSpaceGuard(dir string, minFree int64, log *slog.Logger) *spaceGuard {
+func newSpaceGuard(dir string, minFree int64, log *slog.Logger) (*spaceGuard, error) {
 	installAllocate.Do(func() { z.Preallocate = allocateMapped })
-	g := &spaceGuard{dir: dir, floor: max(minFree, 0), log: log}
-	g.statfs = func() (int64, error) { return freeBytes(dir) }
-	return g
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	g := &spaceGuard{dir: dir, floor: max(minFree, 0), log: log, dirf: d}
+	// fstatfs on the open dir: no path to copy for each commit's look.
+	g.statfs = func() (int64, error) {
+		var st unix.Statfs_t
+		if err := unix.Fstatfs(int(d.Fd()), &st); err != nil {
+			return 0, err
+		}
+		return int64(st.Bavail) * int64(st.Bsize), nil
+	}
+	return g, nil
 }
 
 func freeBytes(dir string) (int64, error) {
@@ -337,8 +355,8 @@ func (g *spaceGuard) attach(name, dir string, db *badger.DB, bo badger.Options) 
 	}
 	if m.seekHole {
 		// Best effort: what fails here is retried by the first admit.
-		_ = m.ensureLocked(&m.mem, 0, 0)
-		_ = m.ensureLocked(&m.vlog, 1, 0)
+		_ = m.ensureLocked(&m.mem, 0, 0, true)
+		_ = m.ensureLocked(&m.vlog, 1, 0, true)
 		_ = m.makeNextLocked()
 	}
 	g.dbs = append(g.dbs, m)
@@ -423,8 +441,16 @@ func (m *mappedDB) open(id int, ext string) (mappedFile, error) {
 		return mappedFile{}, err
 	}
 	mf := mappedFile{id: id, path: p, f: f}
-	mf.alloc, _ = m.written(&mf)
+	mf.pos, mf.size = m.written(&mf)
+	mf.alloc = mf.pos
 	return mf, nil
+}
+
+// measure finds f's write position again; what is admitted and not written
+// yet stays to come.
+func (m *mappedDB) measure(f *mappedFile, kind int) {
+	f.pos, f.size = m.written(f)
+	f.since = m.inflight[kind]
 }
 
 // written is where the written part of f ends, and f's size.
@@ -443,15 +469,24 @@ func (m *mappedDB) written(f *mappedFile) (pos, size int64) {
 	return n, st.Size
 }
 
+func fileSize(f *os.File) int64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return -1
+	}
+	return st.Size
+}
+
 // follow notices Badger's switches to a new memtable log (it took the one
 // made ahead) and a new value log.
-func (m *mappedDB) followLocked() {
+func (m *mappedDB) followLocked(vlog bool) {
 	if m.next.f != nil {
-		if info, err := m.next.f.Stat(); err == nil && info.Size() > 0 {
+		if fileSize(m.next.f) > 0 {
 			if m.mem.f != nil {
 				m.imm = append(m.imm, m.mem)
 			}
 			m.mem, m.next = m.next, mappedFile{}
+			m.measure(&m.mem, 0) // its size is Badger's now
 		}
 	}
 	// A second switch before this one was seen (only the store's own
@@ -472,9 +507,10 @@ func (m *mappedDB) followLocked() {
 	}
 	// The value log being written is mapped (and sized) at twice
 	// ValueLogFileSize; Badger cuts it to what it holds when it moves on to
-	// the next (when it is full, or holds ValueLogMaxEntries entries).
-	for m.vlog.f != nil {
-		if _, size := m.written(&m.vlog); size == 2*m.vlogSize {
+	// the next (when it is full, or holds ValueLogMaxEntries entries), which
+	// only a write to it does.
+	for vlog && m.vlog.f != nil {
+		if fileSize(m.vlog.f) == 2*m.vlogSize {
 			break
 		}
 		f, err := m.open(m.vlog.id+1, "vlog")
@@ -515,26 +551,31 @@ func (m *mappedDB) makeNextLocked() error {
 	return nil
 }
 
-// ensureLocked allocates f ahead of its write position: room for what is
-// admitted and not written yet, add more, and the standing room.
-func (m *mappedDB) ensureLocked(f *mappedFile, kind int, add int64) error {
+// ensureLocked allocates f ahead of where admitted writes may end: room for
+// add bytes more and the standing room.
+func (m *mappedDB) ensureLocked(f *mappedFile, kind int, add int64, exact bool) error {
 	if f.f == nil || !m.seekHole {
 		return nil
 	}
-	pos, size := m.written(f)
 	ahead := int64(standingAhead)
-	if kind == 1 && pos <= 4<<10 && add == 0 && m.inflight[1] == 0 {
-		// A value log nothing was written to but its header (the
-		// aggregates' always: their values stay in the LSM tree) needs
-		// nothing ahead until a large value comes.
-		ahead = 0
+	need := func() int64 {
+		if kind == 1 && f.pos <= 4<<10 && f.since+add == 0 {
+			// A value log nothing was written to but its header (the
+			// aggregates' always: their values stay in the LSM tree)
+			// needs nothing ahead until a large value comes.
+			return f.pos
+		}
+		return min(f.size, f.pos+f.since+add+ahead)
 	}
-	need := min(size, pos+m.inflight[kind]+add+ahead)
-	if need <= f.alloc {
+	if exact || need() > f.alloc {
+		m.measure(f, kind)
+	}
+	n := need()
+	if n <= f.alloc {
 		return nil
 	}
-	end := min(size, need+allocStep)
-	from := max(f.alloc, pos)
+	end := min(f.size, n+allocStep)
+	from := max(f.alloc, f.pos)
 	if from >= end {
 		return nil
 	}
@@ -545,43 +586,55 @@ func (m *mappedDB) ensureLocked(f *mappedFile, kind int, add int64) error {
 	return nil
 }
 
+// admission is a write let in (admit); done must be called once it is made.
+type admission struct {
+	m         *mappedDB
+	mem, vlog int64
+}
+
+func (a admission) done() {
+	if a.m == nil {
+		return
+	}
+	a.m.mu.Lock()
+	a.m.inflight[0] -= a.mem
+	a.m.inflight[1] -= a.vlog
+	a.m.mu.Unlock()
+}
+
 // admit readies db for a write of up to memBytes to its memtable log and
-// vlogBytes to its value log, and returns the function to call once the
-// write is done; or an error wrapping core.ErrUnavailable, and then the
-// write must not be made.
-func (g *spaceGuard) admit(m *mappedDB, class spaceClass, memBytes, vlogBytes int64) (func(), error) {
+// vlogBytes to its value log; or returns an error wrapping
+// core.ErrUnavailable, and then the write must not be made.
+func (g *spaceGuard) admit(m *mappedDB, class spaceClass, memBytes, vlogBytes int64) (admission, error) {
 	if err := g.check(class, memBytes+vlogBytes); err != nil {
-		return nil, err
+		return admission{}, err
 	}
 	if m == nil || !m.seekHole {
-		return func() {}, nil
+		return admission{}, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.followLocked()
+	m.followLocked(vlogBytes > 0)
 	err := m.makeNextLocked()
 	if err == nil {
-		err = m.ensureLocked(&m.mem, 0, memBytes)
+		err = m.ensureLocked(&m.mem, 0, memBytes, false)
 	}
-	if err == nil {
-		err = m.ensureLocked(&m.vlog, 1, vlogBytes)
+	if err == nil && vlogBytes > 0 {
+		err = m.ensureLocked(&m.vlog, 1, vlogBytes, false)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			g.trip(fmt.Sprintf("cannot allocate %s's files ahead of its writes", m.name))
-			return nil, g.errDiskFull()
+			return admission{}, g.errDiskFull()
 		}
-		return nil, fmt.Errorf("%w: allocate %s's files: %v", core.ErrUnavailable, m.name, err)
+		return admission{}, fmt.Errorf("%w: allocate %s's files: %v", core.ErrUnavailable, m.name, err)
 	}
 	m.inflight[0] += memBytes
 	m.inflight[1] += vlogBytes
-	m.need.Store(m.immNeed + m.activeLocked(0) + m.compact)
-	return func() {
-		m.mu.Lock()
-		m.inflight[0] -= memBytes
-		m.inflight[1] -= vlogBytes
-		m.mu.Unlock()
-	}, nil
+	m.mem.since += memBytes
+	m.vlog.since += vlogBytes
+	m.need.Store(m.immNeed + m.activeLocked() + m.compact)
+	return admission{m, memBytes, vlogBytes}, nil
 }
 
 // check measures free space and says whether a write of about n bytes of
@@ -660,10 +713,10 @@ func (g *spaceGuard) releaseLocked() {
 func (g *spaceGuard) tick() {
 	for _, m := range g.dbs {
 		m.mu.Lock()
-		m.followLocked()
+		m.followLocked(true)
 		_ = m.makeNextLocked()
-		_ = m.ensureLocked(&m.mem, 0, 0)
-		_ = m.ensureLocked(&m.vlog, 1, 0)
+		_ = m.ensureLocked(&m.mem, 0, 0, true)
+		_ = m.ensureLocked(&m.vlog, 1, 0, true)
 		m.mu.Unlock()
 	}
 	if !g.refusing.Load() {
@@ -760,19 +813,21 @@ func (m *mappedDB) review() {
 	clear(m.imm[len(keep):])
 	m.imm = keep
 	m.immNeed = imm
-	active := m.activeLocked(0)
+	if m.mem.f != nil {
+		m.measure(&m.mem, 0)
+	}
+	active := m.activeLocked()
 	m.compact = compactionNeed(m.db.Levels(), m.l0Tables, len(m.imm)+1, imm+active)
 	m.need.Store(m.immNeed + active + m.compact)
 }
 
-// activeLocked is the table of the memtable being written, with add bytes
-// more and what is admitted.
-func (m *mappedDB) activeLocked(add int64) int64 {
+// activeLocked is the table of the memtable being written, with what is
+// admitted to it.
+func (m *mappedDB) activeLocked() int64 {
 	if m.mem.f == nil {
 		return 0
 	}
-	pos, _ := m.written(&m.mem)
-	return tableFor(min(pos+m.inflight[0]+add, m.memTable+m.memBatch))
+	return tableFor(min(m.mem.pos+m.mem.since, m.memTable+m.memBatch))
 }
 
 // compactionNeed bounds what the compactions that may run write before they
@@ -882,6 +937,10 @@ func (g *spaceGuard) tooFullToFlush() bool {
 // close, after Badger has closed, removes the memtable logs made ahead and
 // closes the files.
 func (g *spaceGuard) close() {
+	if g.dirf != nil {
+		g.dirf.Close()
+		g.dirf = nil
+	}
 	for _, m := range g.dbs {
 		m.mu.Lock()
 		if m.next.f != nil {

@@ -25,7 +25,7 @@
 //	u <projectNum:4> <name>               plugin record: versions, active, rollback history (JSON)
 //	o <projectNum:4>                      plugin chain order (JSON list of names)
 //	z <projectNum:4> <id:8>               quarantined batch (TTL)
-//	i <projectNum:4> <seq:8>              intent marker: the raw chunks of a group
+//	i                                     intent marker: the raw chunks of the last group,
 //	                                      whose log append may not have happened (intent.go)
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
@@ -220,7 +220,9 @@ func Open(opts Options) (*Store, error) {
 		WithValueLogFileSize(256 << 20)
 	var space *spaceGuard
 	if !opts.ReadOnly {
-		space = newSpaceGuard(opts.Dir, opts.MinFreeDisk, opts.Logger)
+		if space, err = newSpaceGuard(opts.Dir, opts.MinFreeDisk, opts.Logger); err != nil {
+			return nil, err
+		}
 		if opts.freeSpace != nil {
 			space.statfs = opts.freeSpace
 		}
@@ -368,11 +370,11 @@ func (s *Store) Writable() error {
 }
 
 // admitWrite readies the main database for a write of about n bytes of keys
-// and values (space.go), or says why the store does not take it; release
-// must be called once the write is done.
-func (s *Store) admitWrite(n int) (release func(), err error) {
+// and values (space.go), or says why the store does not take it; its done
+// must be called once the write is made.
+func (s *Store) admitWrite(n int) (admission, error) {
 	if err := s.Writable(); err != nil {
-		return nil, err
+		return admission{}, err
 	}
 	return s.space.admit(s.mdb, forWrite, int64(n)+4<<10, int64(n)+4<<10)
 }
