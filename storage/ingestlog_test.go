@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -547,5 +549,55 @@ func TestOrphanRecordsKeptWithinGrace(t *testing.T) {
 			t.Fatalf("within the grace: %d records, stats %+v; want the 5 kept", n, st)
 		}
 		s2.Close()
+	}
+}
+
+// TestIngestLogFullDisk: on a real full filesystem the log's write gets
+// ENOSPC (the log is written with write(2), not through a mapping): the
+// group fails with nothing of it indexed, the segment is cut back to its
+// last whole frame, and with room the log goes on; a reopen finds exactly
+// the acknowledged records.
+func TestIngestLogFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, 2<<20)
+	l, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte("r"), 16<<10)
+	var seq uint64
+	var full error
+	for ; seq < 1000; seq++ {
+		if full = l.append([]logAppend{{pnum: 1, seq: seq, rec: rec}, {pnum: 2, seq: seq, rec: rec}}); full != nil {
+			break
+		}
+	}
+	if !errors.Is(full, syscall.ENOSPC) {
+		t.Fatalf("append on a full tmpfs: %v, want ENOSPC", full)
+	}
+	if last, _ := l.lastSeq(1); last != seq-1 {
+		t.Fatalf("last indexed seq %d, want %d: the failed group was indexed", last, seq-1)
+	}
+	if l.broken {
+		t.Fatal("the cut back after ENOSPC failed")
+	}
+	want := int64(len(segmentMagic)) + int64(seq)*2*int64(frameHeader+len(rec))
+	if info, err := os.Stat(l.cur.path); err != nil || info.Size() != want {
+		t.Fatalf("segment after the failed write: %v %v, want %d bytes", info.Size(), err, want)
+	}
+	// The cut back gave the failed write's pages back: a small record fits.
+	if err := l.append([]logAppend{{pnum: 1, seq: seq, rec: []byte("small")}}); err != nil {
+		t.Fatalf("append once there is room: %v", err)
+	}
+	l.close()
+	l2, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.close()
+	if n := len(l2.pending(nil, 1, 0, 1<<20)); uint64(n) != seq+1 {
+		t.Fatalf("project 1 after reopen: %d records, want %d", n, seq+1)
+	}
+	if n := len(l2.pending(nil, 2, 0, 1<<20)); uint64(n) != seq {
+		t.Fatalf("project 2 after reopen: %d records, want %d", n, seq)
 	}
 }
