@@ -38,7 +38,7 @@ type Config struct {
 	MaxConcurrentIngest   int           // COLLECTOR_MAX_CONCURRENT_INGEST: ingest requests processed at once (0 = twice the cores)
 
 	SyncWrites  bool  // COLLECTOR_SYNC_WRITES: fsync each group commit
-	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes
+	MinFreeDisk int64 // COLLECTOR_MIN_FREE_DISK: refuse writes (503) below this many free bytes besides the store's reserve (negative = no floor; the reserve stays)
 
 	ValueLogGCInterval time.Duration // COLLECTOR_VLOG_GC_INTERVAL: how often space is reclaimed (≤ 0 = never)
 
@@ -326,7 +326,7 @@ var Settings = []Setting{
 	{"COLLECTOR_RATE_LIMIT_MAX", "rate-limit-max", "other API requests per client address per window (0 = off)"},
 	{"COLLECTOR_MAX_CONCURRENT_INGEST", "max-concurrent-ingest", "ingest requests processed at once; the rest wait in arrival order (0 = twice the cores)"},
 	{"COLLECTOR_SYNC_WRITES", "sync-writes", "fsync every group commit (true/false)"},
-	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes (negative = never)"},
+	{"COLLECTOR_MIN_FREE_DISK", "min-free-disk", "refuse writes below this many free bytes besides the store's own reserve (negative = no floor; the reserve stays)"},
 	{"COLLECTOR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long SIGTERM waits for in-flight requests"},
 	{"COLLECTOR_SHUTDOWN_GRACE", "shutdown-grace", "after SIGTERM, keep the listener open this long answering new requests 503 (for load balancers to notice)"},
 	{"COLLECTOR_PLUGIN_TIMEOUT", "plugin-timeout", "deadline of one plugin call"},

@@ -66,14 +66,22 @@ type Aggregator struct {
 
 	records, events, errors atomic.Uint64
 	stale                   atomic.Uint64 // records found already folded (dropped unfolded)
-	committed               atomic.Uint64 // log records committed since open
-	backlog                 uint64        // log records waiting at open
+	orphaned                atomic.Uint64 // records of projects not in the registry, dropped
+	// orphans holds when each project with log records but no registry
+	// entry was first seen so (the run goroutine's).
+	orphans     map[uint32]time.Time
+	orphanCheck time.Time     // the last look for them
+	committed   atomic.Uint64 // log records committed since open
+	backlog     uint64        // log records waiting at open
 }
 
 // AggStats counts what the aggregator has folded since the store opened.
 type AggStats struct {
 	Records, Events uint64
 	Errors          uint64
+	// Orphaned counts the log records dropped unfolded because their
+	// project is not in the registry (dropOrphans).
+	Orphaned uint64
 	// Lag is the number of committed log records not folded yet.
 	Lag uint64
 }
@@ -203,12 +211,22 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 		} else {
 			err = a.foldProjects(stop, pnums)
 		}
-		if err != nil && !errors.Is(err, badger.ErrDBClosed) {
+		if errors.Is(err, core.ErrUnavailable) {
+			// The disk is full (the guard logged it): the log keeps the
+			// records, and folding goes on once there is room.
+			a.dirtyMu.Lock()
+			a.allDirty = true
+			a.dirtyMu.Unlock()
+		} else if err != nil && !errors.Is(err, badger.ErrDBClosed) {
 			a.s.log.Error("aggregation failed; will retry", "err", err)
 			a.errors.Add(1)
 			a.dirtyMu.Lock()
 			a.allDirty = true
 			a.dirtyMu.Unlock()
+		}
+		if start.Sub(a.orphanCheck) >= a.s.opts.orphanCheckEvery() {
+			a.orphanCheck = start
+			a.dropOrphans(start)
 		}
 		if wait := foldInterval - time.Since(start); wait > 0 {
 			select {
@@ -222,8 +240,8 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 
 // Stats returns the aggregator's counters. It takes no lock.
 func (a *Aggregator) Stats() AggStats {
-	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load()}
-	if pending, done := a.backlog+a.committed.Load(), st.Records+a.stale.Load(); pending > done {
+	st := AggStats{Records: a.records.Load(), Events: a.events.Load(), Errors: a.errors.Load(), Orphaned: a.orphaned.Load()}
+	if pending, done := a.backlog+a.committed.Load(), st.Records+a.stale.Load()+st.Orphaned; pending > done {
 		st.Lag = pending - done
 	}
 	return st
@@ -436,6 +454,9 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	if a.s.closed.Load() {
 		return 0, badger.ErrDBClosed
 	}
+	if err := a.s.space.check(forFold, 0); err != nil {
+		return 0, err // no fold that could not be committed
+	}
 	cpKey := checkpointKey(pnum)
 	st := &a.st
 	st.reset()
@@ -561,6 +582,16 @@ func atNormalPriority(f func() error) error {
 func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next uint64) error {
 	txn := a.s.adb.NewTransaction(true)
 	defer txn.Discard()
+	// What the transaction writes, for the room its commit asks for.
+	m := a.s.madb
+	var memBytes, vlogBytes int64
+	set := func(k, v []byte) error {
+		if m != nil {
+			memBytes += m.walBytes(len(k), len(v))
+			vlogBytes += m.vlogBytes(len(k), len(v))
+		}
+		return txn.Set(k, v)
+	}
 	// Merged cells are built in one buffer, reused by the next fold: Badger
 	// holds the values until Commit returns, and a slice handed to it stays
 	// valid even when the buffer grows (append moves on to a new array).
@@ -589,7 +620,7 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		default:
 			return err
 		}
-		if err := txn.Set(k, out[start:len(out):len(out)]); err != nil {
+		if err := set(k, out[start:len(out):len(out)]); err != nil {
 			return err
 		}
 	}
@@ -615,12 +646,13 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		oldStart, existed := rec.StartedAt, err == nil
 		rec.merge(d)
 		b, _ := json.Marshal(&rec)
-		if err := txn.Set(k, b); err != nil {
+		if err := set(k, b); err != nil {
 			return err
 		}
 		// The by-start index holds the summary without metadata, so a
 		// listing reads only the rows it returns.
 		if existed && oldStart != rec.StartedAt {
+			memBytes += 64 + int64(len(sess))
 			if err := txn.Delete(sessionIndexKey(pnum, oldStart, []byte(sess))); err != nil {
 				return err
 			}
@@ -628,13 +660,18 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		summary := rec
 		summary.Meta = nil
 		sb, _ := json.Marshal(&summary)
-		if err := txn.Set(sessionIndexKey(pnum, rec.StartedAt, []byte(sess)), sb); err != nil {
+		if err := set(sessionIndexKey(pnum, rec.StartedAt, []byte(sess)), sb); err != nil {
 			return err
 		}
 	}
-	if err := txn.Set(cpKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+	if err := set(cpKey, binary.BigEndian.AppendUint64(nil, next)); err != nil {
 		return err
 	}
+	adm, err := a.s.space.admit(m, forFold, memBytes, vlogBytes)
+	if err != nil {
+		return err
+	}
+	defer adm.done()
 	return txn.Commit()
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -38,6 +39,18 @@ type Committer struct {
 	arena []byte            // keys of the round being built
 	seqs  []uint64          // the round's sequence number of each request
 	apps  []logAppend       // the round's log records
+	mark  []byte            // the round's intent marker value (intent.go)
+	// hasPrev says the marker holds the last group, whose records made it
+	// to the
+	// log, deleted with the next group's chunks (or at close); stuck holds
+	// the markers of failed groups whose chunks could not be deleted yet.
+	hasPrev bool
+	stuck   []intent
+
+	// afterRaw, if set (tests), runs between a group's chunk commit and its
+	// log append; an error it returns stands for a crash there: the group
+	// fails and its chunks are left as a crash would leave them.
+	afterRaw func() error
 
 	// OnCommit, if set before the first Commit, observes each group commit.
 	OnCommit func(d time.Duration, requests, events int, err error)
@@ -192,6 +205,26 @@ func (c *Committer) close() {
 	}
 	c.mu.Unlock()
 	<-c.done
+	// The last marker of a committed group; and one more try for failed
+	// groups' chunks (the next open deletes them otherwise).
+	if c.hasPrev {
+		_ = c.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(intentKey) })
+	}
+	c.retryStuck()
+}
+
+// retryStuck deletes the chunks of failed groups that an earlier attempt
+// could not; it reports whether none is left.
+func (c *Committer) retryStuck() bool {
+	for len(c.stuck) > 0 {
+		if err := c.stuck[0].undo(c.s.db); err != nil {
+			return false
+		}
+		c.stuck = c.stuck[1:]
+		c.s.log.Info("raw chunks of a failed commit deleted")
+	}
+	c.stuck = nil
+	return true
 }
 
 func (c *Committer) loop() {
@@ -269,6 +302,9 @@ func (c *Committer) commitSplit(group []*commitReq) error {
 		}
 		return c.commitSplit(group[h:])
 	}
+	if errors.Is(err, core.ErrUnavailable) {
+		return err // refused (the disk guard says so, once per change)
+	}
 	if err != nil {
 		c.s.log.Error("group commit failed", "err", err, "requests", len(group))
 		return fmt.Errorf("%w: commit failed: %v", core.ErrUnavailable, err)
@@ -278,9 +314,17 @@ func (c *Committer) commitSplit(group []*commitReq) error {
 
 func (c *Committer) commitOnce(group []*commitReq) error {
 	// A closing store still commits what was queued before it closed; only a
-	// disk running full stops a group here.
-	if c.s.lowOnDisk() {
-		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
+	// disk running full stops a group here: its chunks' room in the main
+	// database's mapped files is allocated first, and free space measured
+	// (space.go).
+	adm, err := c.admit(group)
+	if err != nil {
+		return err
+	}
+	defer adm.done()
+	if !c.retryStuck() {
+		// The sequence numbers those chunks carry are the next ones to use.
+		return fmt.Errorf("%w: the raw chunks of a failed commit are not deleted yet", core.ErrUnavailable)
 	}
 	clear(c.round)
 	c.arena = c.arena[:0]
@@ -294,52 +338,92 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 		seqs = append(seqs, seq)
 	}
 	c.seqs = seqs
-	// Raw chunks first, in the main database, then the log: a crash between
-	// the two leaves chunks of a batch that was never acknowledged (the
-	// client sends it again), never a counted batch without its chunks.
-	// Chunk keys carry the log sequence number, which is only used once the
-	// log commit succeeds: a retry of the same group (after ErrTxnTooBig, or
-	// after a crash) writes the same keys again.
-	if err := c.commitRaw(group, seqs); err != nil {
+	// Raw chunks first, in the main database with an intent marker, then
+	// the log; when the log append fails the chunks are deleted, and a crash
+	// between the two leaves a marker that the next open resolves
+	// (intent.go): a request answered 503 leaves nothing, and a counted
+	// request never lacks its chunks. Chunk keys carry the log sequence
+	// number, which is only used once the log commit succeeds: a retry of
+	// the same group (after ErrTxnTooBig) writes the same keys again.
+	mark, marked, err := c.commitRaw(group, seqs)
+	if err != nil {
 		return err
+	}
+	if c.afterRaw != nil {
+		if err := c.afterRaw(); err != nil {
+			return err
+		}
 	}
 	apps := c.apps[:0]
 	for i, r := range group {
 		apps = append(apps, logAppend{pnum: r.pnum, seq: seqs[i], rec: r.log})
 	}
-	err := c.s.ilog.append(apps)
+	err = c.s.ilog.append(apps)
 	clear(apps) // let go of the requests' buffers
 	c.apps = apps[:0]
 	if err != nil {
+		if marked {
+			c.undoRaw(mark)
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			c.s.space.trip("the ingest log found the disk full")
+		}
 		return err
 	}
-	n := len(c.arena)
-	for _, r := range group {
-		n += len(r.log) + len(r.buf)
+	if marked {
+		c.hasPrev = true
 	}
-	c.s.wrote(2 * n)
 	for pnum, next := range c.round {
 		c.next[pnum] = next
 	}
 	return nil
 }
 
+// admit measures free space before a group, and readies the main
+// database's mapped files for the group's chunks, its intent marker and the
+// deletion of the previous one.
+func (c *Committer) admit(group []*commitReq) (admission, error) {
+	m := c.s.mdb
+	var mem, vlog int64
+	if m != nil {
+		mark := 0
+		for _, r := range group {
+			for _, ch := range r.chunks {
+				k := len(ch.prefix) + 10
+				mem += m.walBytes(k, len(ch.val))
+				vlog += m.vlogBytes(k, len(ch.val))
+				mark += binary.MaxVarintLen16 + k
+			}
+		}
+		if mark == 0 {
+			m = nil // nothing for the main database
+		} else {
+			mem += m.walBytes(13, mark) + m.walBytes(13, 0)
+			vlog += m.vlogBytes(13, mark)
+		}
+	}
+	return c.s.space.admit(m, forWrite, mem, vlog)
+}
+
 // commitRaw commits the group's raw chunks (retention) to the main
-// database in one transaction.
-func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) error {
-	any := false
-	for _, r := range group {
+// database in one transaction, with the group's intent marker and the
+// deletion of the previous group's. It returns the marker (nil when the
+// group has no chunks).
+func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) (intent, bool, error) {
+	first := -1
+	for i, r := range group {
 		if len(r.chunks) > 0 {
-			any = true
+			first = i
 			break
 		}
 	}
-	if !any {
-		return nil
+	if first < 0 {
+		return intent{}, false, nil
 	}
 	txn := c.s.db.NewTransaction(true)
 	defer txn.Discard()
 	expires := expiresAt(time.Now(), c.s.opts.RetentionTTL)
+	c.mark = c.mark[:0]
 	for i, r := range group {
 		for part, ch := range r.chunks {
 			k0 := len(c.arena)
@@ -347,14 +431,39 @@ func (c *Committer) commitRaw(group []*commitReq, seqs []uint64) error {
 			c.arena = binary.BigEndian.AppendUint64(c.arena, seqs[i])
 			c.arena = binary.BigEndian.AppendUint16(c.arena, uint16(part))
 			k := c.arena[k0:len(c.arena):len(c.arena)]
+			c.mark = binary.AppendUvarint(c.mark, uint64(len(k)))
+			c.mark = append(c.mark, k...)
 			e := badger.NewEntry(k, ch.val)
 			e.ExpiresAt = expires
 			if err := txn.SetEntry(e); err != nil {
-				return err
+				return intent{}, false, err
 			}
 		}
 	}
-	return txn.Commit()
+	// The one marker key: this group's list replaces the last group's, which
+	// made it to the log (a failed group's is deleted, and no group follows
+	// one whose chunks could not be).
+	mark := intent{key: intentKey, val: c.mark}
+	if err := txn.Set(mark.key, mark.val); err != nil {
+		return intent{}, false, err
+	}
+	if err := txn.Commit(); err != nil {
+		return intent{}, false, err
+	}
+	c.hasPrev = false // replaced
+	return mark, true, nil
+}
+
+// undoRaw deletes the chunks of a group whose log append failed, and its
+// marker; when that fails too, the committer holds every later group
+// until a retry succeeds (retryStuck).
+func (c *Committer) undoRaw(mark intent) {
+	err := mark.undo(c.s.db)
+	if err == nil {
+		return
+	}
+	c.s.log.Error("cannot delete the raw chunks of a failed commit; refusing writes until they are", "err", err)
+	c.stuck = append(c.stuck, intent{key: bytes.Clone(mark.key), val: bytes.Clone(mark.val)})
 }
 
 // nextSeq returns the next sequence number of a project's log within the

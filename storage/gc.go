@@ -57,6 +57,9 @@ func (s *Store) valueLogGC(db *badger.DB) int {
 			return n
 		default:
 		}
+		if db == s.db && !s.space.roomForGC(s.mdb) {
+			return n // not with the disk this full: its rewrite needs room first
+		}
 		s.gc.runs.Add(1)
 		err := db.RunValueLogGC(gcDiscardRatio)
 		switch {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -101,6 +102,9 @@ type ingestLog struct {
 	// committer only
 	buf    []byte
 	broken bool // the last append failed and could not be undone
+	// failWrite, if set (tests), is asked before each write; an error it
+	// returns fails the write as the kernel's would.
+	failWrite func() error
 }
 
 // logAppend is one record to append.
@@ -347,6 +351,11 @@ func (l *ingestLog) append(group []logAppend) error {
 }
 
 func (l *ingestLog) write(cur *segment, buf []byte) error {
+	if l.failWrite != nil {
+		if err := l.failWrite(); err != nil {
+			return fmt.Errorf("storage: write ingest log: %w", err)
+		}
+	}
 	if _, err := cur.f.WriteAt(buf, cur.size); err != nil {
 		return fmt.Errorf("storage: write ingest log: %w", err)
 	}
@@ -378,6 +387,18 @@ func (l *ingestLog) lastSeq(pnum uint32) (uint64, bool) {
 		return p.last()
 	}
 	return 0, false
+}
+
+// has reports whether the log holds record seq of pnum (not dropped yet).
+func (l *ingestLog) has(pnum uint32, seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.projs[pnum]
+	if p == nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(p.pending(), seq, func(e logEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	return found
 }
 
 // pending returns up to max of pnum's records from seq from on (into dst).
@@ -488,6 +509,28 @@ func (l *ingestLog) removeDead() {
 			l.log.Warn("ingest log: cannot delete a folded segment", "segment", s.path, "err", err)
 		}
 	}
+}
+
+// count returns how many records of pnum the log holds.
+func (l *ingestLog) count(pnum uint32) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.projs[pnum]; p != nil {
+		return len(p.pending())
+	}
+	return 0
+}
+
+// projects returns the project numbers with records in the log (into dst).
+func (l *ingestLog) projects(dst []uint32) []uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for pnum, p := range l.projs {
+		if len(p.pending()) > 0 {
+			dst = append(dst, pnum)
+		}
+	}
+	return dst
 }
 
 // records returns how many records the log holds.

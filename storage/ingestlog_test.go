@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -453,5 +455,149 @@ func TestIngestLogReadOnly(t *testing.T) {
 	}
 	if _, err := openIngestLog(filepath.Join(dir, "missing"), 1<<20, false, true, lg); err != nil {
 		t.Fatalf("read-only open of a data dir without a log: %v", err)
+	}
+}
+
+// TestOrphanProjectRecordsAreReclaimed: records of a project that is not in
+// the registry (here the registry is lost: the main database is deleted)
+// are never folded; once the grace period has passed they are dropped,
+// their segments deleted, the drop logged with the project number and the
+// count, and counted in the aggregator's statistics. Records of registered
+// projects are folded as always, the lag goes back to zero, and a project
+// created meanwhile does not take the lost project's number.
+func TestOrphanProjectRecordsAreReclaimed(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true, logFileBytes: 4 << 10})
+	s.Registry().CreateProject("lost")
+	lost := s.Registry().Project("lost").Num
+	for i := 0; i < 20; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(lost, 10, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "db")); err != nil {
+		t.Fatal(err)
+	}
+
+	lg, logged := captureLog()
+	s2 := openTest(t, Options{Dir: dir, Logger: lg, logFileBytes: 4 << 10, orphanGrace: 300 * time.Millisecond})
+	s2.Registry().CreateProject("p")
+	pnum := s2.Registry().Project("p").Num
+	if pnum == lost {
+		t.Fatalf("a new project took number %d, whose records are still in the log", lost)
+	}
+	for i := 0; i < 10; i++ {
+		if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 10, "b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s2.Aggregator().Stats().Orphaned == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan records never dropped; log holds %d records", s2.LogRecords())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s2.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.Aggregator().Stats()
+	if st.Orphaned != 20 || st.Lag != 0 {
+		t.Fatalf("stats %+v: want 20 orphan records dropped and no lag", st)
+	}
+	if n := s2.LogRecords(); n != 0 {
+		t.Fatalf("%d records left in the log", n)
+	}
+	if n := countEvents(t, s2, pnum); n != 100 {
+		t.Fatalf("%d events of the registered project folded, want 100", n)
+	}
+	if n := countEvents(t, s2, lost); n != 0 {
+		t.Fatalf("%d events of the lost project folded", n)
+	}
+	if _, files := segmentBytes(t, filepath.Join(dir, ingestLogDir)); files != 1 {
+		t.Fatalf("%d segments left, want only the one being written", files)
+	}
+	out := logged()
+	want := fmt.Sprintf("project_num=%d records=20", lost)
+	if !strings.Contains(out, want) || !strings.Contains(out, "dropped the ingest log records of a project not in the registry") {
+		t.Fatalf("the drop was not logged with %q: %s", want, out)
+	}
+}
+
+// TestOrphanRecordsKeptWithinGrace: within the grace period the records of
+// an unknown project stay in the log (a registry put back in time finds
+// them), across a reopen too.
+func TestOrphanRecordsKeptWithinGrace(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, DisableAggregation: true})
+	for i := 0; i < 5; i++ {
+		if err := s.Sink().Commit(t.Context(), testBatch(77, 3, "a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for i := 0; i < 2; i++ {
+		s2 := openTest(t, Options{Dir: dir, orphanGrace: time.Hour})
+		for j := 0; j < 3; j++ {
+			if err := s2.Aggregator().Sync(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n, st := s2.LogRecords(), s2.Aggregator().Stats(); n != 5 || st.Orphaned != 0 {
+			t.Fatalf("within the grace: %d records, stats %+v; want the 5 kept", n, st)
+		}
+		s2.Close()
+	}
+}
+
+// TestIngestLogFullDisk: on a real full filesystem the log's write gets
+// ENOSPC (the log is written with write(2), not through a mapping): the
+// group fails with nothing of it indexed, the segment is cut back to its
+// last whole frame, and with room the log goes on; a reopen finds exactly
+// the acknowledged records.
+func TestIngestLogFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, 2<<20)
+	l, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte("r"), 16<<10)
+	var seq uint64
+	var full error
+	for ; seq < 1000; seq++ {
+		if full = l.append([]logAppend{{pnum: 1, seq: seq, rec: rec}, {pnum: 2, seq: seq, rec: rec}}); full != nil {
+			break
+		}
+	}
+	if !errors.Is(full, syscall.ENOSPC) {
+		t.Fatalf("append on a full tmpfs: %v, want ENOSPC", full)
+	}
+	if last, _ := l.lastSeq(1); last != seq-1 {
+		t.Fatalf("last indexed seq %d, want %d: the failed group was indexed", last, seq-1)
+	}
+	if l.broken {
+		t.Fatal("the cut back after ENOSPC failed")
+	}
+	want := int64(len(segmentMagic)) + int64(seq)*2*int64(frameHeader+len(rec))
+	if info, err := os.Stat(l.cur.path); err != nil || info.Size() != want {
+		t.Fatalf("segment after the failed write: %v %v, want %d bytes", info.Size(), err, want)
+	}
+	// The cut back gave the failed write's pages back: a small record fits.
+	if err := l.append([]logAppend{{pnum: 1, seq: seq, rec: []byte("small")}}); err != nil {
+		t.Fatalf("append once there is room: %v", err)
+	}
+	l.close()
+	l2, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.close()
+	if n := len(l2.pending(nil, 1, 0, 1<<20)); uint64(n) != seq+1 {
+		t.Fatalf("project 1 after reopen: %d records, want %d", n, seq+1)
+	}
+	if n := len(l2.pending(nil, 2, 0, 1<<20)); uint64(n) != seq {
+		t.Fatalf("project 2 after reopen: %d records, want %d", n, seq)
 	}
 }

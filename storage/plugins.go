@@ -68,7 +68,12 @@ func chainKey(pnum uint32) []byte { return binary.BigEndian.AppendUint32([]byte{
 func (p *PluginStore) PutModule(wasm []byte) (string, error) {
 	sum := sha256.Sum256(wasm)
 	k := append([]byte{nsModule}, sum[:]...)
-	err := p.s.db.Update(func(txn *badger.Txn) error {
+	adm, err := p.s.admitWrite(len(wasm) + 64)
+	if err != nil {
+		return "", err
+	}
+	defer adm.done()
+	err = p.s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(k); err == nil {
 			return nil
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {

@@ -83,6 +83,11 @@ func (q *QuarantineStore) Put(_ context.Context, pnum uint32, plugin string, ver
 	if ttl <= 0 {
 		ttl = DefaultQuarantineTTL
 	}
+	adm, err := q.s.admitWrite(len(val) + 64)
+	if err != nil {
+		return err
+	}
+	defer adm.done()
 	return q.s.db.Update(func(txn *badger.Txn) error {
 		e := badger.NewEntry(quarantineKey(pnum, id), val)
 		e.ExpiresAt = expiresAt(time.Now(), ttl)

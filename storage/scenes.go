@@ -89,9 +89,11 @@ func (sc *Scenes) Put(projectNum uint32, sceneID string, summary, doc []byte) (c
 	if !validSceneID(sceneID) {
 		return false, ErrInvalidSceneID
 	}
-	if err := sc.st.Writable(); err != nil {
+	adm, err := sc.st.admitWrite(2 * (len(summary) + len(doc) + 64))
+	if err != nil {
 		return false, err
 	}
+	defer adm.done()
 	mu := sceneLock(projectNum, sceneID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -116,7 +118,6 @@ func (sc *Scenes) Put(projectNum uint32, sceneID string, summary, doc []byte) (c
 		}
 		return false, fmt.Errorf("storage: put scene: %w", err)
 	}
-	sc.st.wrote(2*(len(summary)+len(doc)) + 64)
 	return created, nil
 }
 

@@ -25,6 +25,8 @@
 //	u <projectNum:4> <name>               plugin record: versions, active, rollback history (JSON)
 //	o <projectNum:4>                      plugin chain order (JSON list of names)
 //	z <projectNum:4> <id:8>               quarantined batch (TTL)
+//	i                                     intent marker: the raw chunks of the last group,
+//	                                      whose log append may not have happened (intent.go)
 //
 // Integers in keys are big-endian so that Badger's byte order is numeric order.
 package storage
@@ -39,11 +41,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -99,7 +101,39 @@ type Options struct {
 	ReadOnly bool
 	Logger   *slog.Logger
 
-	logFileBytes int64 // tests: the ingest log's segment size
+	logFileBytes int64         // tests: the ingest log's segment size
+	orphanGrace  time.Duration // tests: how long records of unknown projects are kept
+	closeWait    time.Duration // tests: how long Close waits for room to flush
+
+	// freeSpace, if set (tests), measures the data dir's free bytes in
+	// place of statfs.
+	freeSpace func() (int64, error)
+}
+
+// closeWaitOrDefault is how long Close waits for Badger's flushes on a disk
+// too full for them before it gives up on them.
+func (o *Options) closeWaitOrDefault() time.Duration {
+	if o.closeWait > 0 {
+		return o.closeWait
+	}
+	return 30 * time.Second
+}
+
+// defaultOrphanGrace is how long the ingest-log records of a project that
+// is not in the registry are kept before they are dropped (agg.go,
+// dropOrphans).
+const defaultOrphanGrace = 24 * time.Hour
+
+func (o *Options) orphanGraceOrDefault() time.Duration {
+	if o.orphanGrace > 0 {
+		return o.orphanGrace
+	}
+	return defaultOrphanGrace
+}
+
+// orphanCheckEvery is how often the aggregator looks for such records.
+func (o *Options) orphanCheckEvery() time.Duration {
+	return min(time.Minute, max(o.orphanGraceOrDefault()/4, 10*time.Millisecond))
 }
 
 // Store is the open database.
@@ -126,19 +160,17 @@ type Store struct {
 	qOnce sync.Once
 	q     *QuarantineStore
 
-	diskLow atomic.Bool
-	// freeAtCheck is the free space the last check saw; written counts the
-	// bytes committed since, so a burst between two checks cannot run past
-	// the floor (Badger writes through mmap: a full disk would be SIGBUS,
-	// not an error).
-	freeAtCheck atomic.Int64
-	written     atomic.Int64
-	closed      atomic.Bool
-	gc          gcStats  // value-log GC (gc.go)
-	onClose     []func() // after the background goroutines stop
-	closeOnce   sync.Once
-	stop        chan struct{}
-	bg          sync.WaitGroup
+	// space guards the disk (space.go): nil when read-only. mdb and madb
+	// are its view of the main and aggregates databases' mapped files.
+	space     *spaceGuard
+	mdb, madb *mappedDB
+	lock      *os.File // DATA_DIR/store.lock, held while open
+	closed    atomic.Bool
+	gc        gcStats  // value-log GC (gc.go)
+	onClose   []func() // after the background goroutines stop
+	closeOnce sync.Once
+	stop      chan struct{}
+	bg        sync.WaitGroup
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -163,6 +195,21 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(dbDir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
+	// Held before anything in the data dir is touched (the memtable logs a
+	// crashed process made ahead are removed before Badger opens).
+	lock, err := lockDataDir(opts.Dir, !opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Close()
+		}
+	}()
+	if err := removeEmptyMemLogs(dbDir, filepath.Join(opts.Dir, "agg")); err != nil {
+		return nil, err
+	}
 	bo := badgerOptions(dbDir, opts).
 		// Raw chunks (KBs) and plugin modules go to the value log; the LSM
 		// tree holds keys, pointers and the small values (registry, chains).
@@ -171,39 +218,81 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20)
+	var space *spaceGuard
+	if !opts.ReadOnly {
+		if space, err = newSpaceGuard(opts.Dir, opts.MinFreeDisk, opts.Logger); err != nil {
+			return nil, err
+		}
+		if opts.freeSpace != nil {
+			space.statfs = opts.freeSpace
+		}
+		if err := space.prepareOpen(dbDir, filepath.Join(opts.Dir, "agg")); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBadger(bo, opts.Dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{})}
+	s := &Store{db: db, opts: opts, log: opts.Logger, stop: make(chan struct{}), space: space, lock: lock}
+	if space != nil {
+		if err := space.attach("db", dbDir, db, bo); err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.mdb = space.dbs[0]
+	}
 	if s.reg, err = loadRegistry(db); err != nil {
+		s.closeSpace()
 		db.Close()
 		return nil, err
 	}
-	if s.adb, err = openAggregates(opts); err != nil {
+	if s.adb, err = openAggregates(opts, space); err != nil {
+		s.closeSpace()
 		db.Close()
 		return nil, err
+	}
+	if space != nil && s.adb != nil {
+		s.madb = space.dbs[1]
 	}
 	if s.ilog, err = openIngestLog(filepath.Join(opts.Dir, ingestLogDir), opts.segmentSize(), opts.SyncWrites, opts.ReadOnly, s.log); err != nil {
 		if s.adb != nil {
 			s.adb.Close()
 		}
+		s.closeSpace()
 		db.Close()
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		if err := s.migrate(); err != nil {
+		err := s.migrate()
+		if err == nil {
+			var n int
+			if n, err = s.resolveIntents(); n > 0 {
+				s.log.Info("deleted the raw chunks of batches whose ingest-log records were never written (a crash between the two writes)", "chunks", n)
+			}
+		}
+		if err == nil {
+			var held uint32
+			var raised bool
+			if held, raised, err = s.raiseProjectCounter(); raised {
+				s.log.Warn("the project counter was behind the project numbers the ingest log or the aggregates hold (a lost registry?); raised so that no new project takes one of them", "counter", held)
+			}
+		}
+		if err != nil {
 			s.ilog.close()
 			s.adb.Close()
+			s.closeSpace()
 			db.Close()
 			return nil, err
 		}
 	}
 	if !opts.ReadOnly {
 		s.com = newCommitter(s)
-		s.freeAtCheck.Store(1 << 62)
-		s.checkDisk()
-		s.every(diskCheckInterval, s.checkDisk)
+		// The reserve is sized and its file made before the first write.
+		space.review()
+		_ = space.check(forWrite, 0)
+		s.every(spaceTick, space.tick)
+		s.every(time.Second, space.review)
 		s.startValueLogGC()
 		wb := newWriteback(dbDir, filepath.Join(opts.Dir, "agg"))
 		s.every(writebackInterval, wb.push)
@@ -214,7 +303,29 @@ func Open(opts Options) (*Store, error) {
 			go func() { defer s.bg.Done(); s.agg.run(s.stop) }()
 		}
 	}
+	opened = true
 	return s, nil
+}
+
+// lockDataDir takes the data dir's lock file, DATA_DIR/store.lock:
+// exclusive for a store that writes, shared for a read-only one.
+func lockDataDir(dir string, exclusive bool) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "store.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: lock the data dir: %w", err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s): stop the server or use its admin API", ErrDataDirInUse, dir)
+		}
+		return nil, fmt.Errorf("storage: lock the data dir: %w", err)
+	}
+	return f, nil
 }
 
 // DB exposes the Badger handle to the packages that build on the store
@@ -255,24 +366,25 @@ func (s *Store) Writable() error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("%w: store is read-only", core.ErrUnavailable)
 	}
-	if s.lowOnDisk() {
-		return fmt.Errorf("%w: disk almost full", core.ErrUnavailable)
-	}
-	return nil
+	return s.space.writable()
 }
 
-// lowOnDisk reports whether free space, as last measured less what was
-// committed since, is under the floor.
-func (s *Store) lowOnDisk() bool {
-	if s.opts.MinFreeDisk < 0 {
-		return false
+// admitWrite readies the main database for a write of about n bytes of keys
+// and values (space.go), or says why the store does not take it; its done
+// must be called once the write is made.
+func (s *Store) admitWrite(n int) (admission, error) {
+	if err := s.Writable(); err != nil {
+		return admission{}, err
 	}
-	return s.diskLow.Load() || s.freeAtCheck.Load()-s.written.Load() < s.opts.MinFreeDisk
+	return s.space.admit(s.mdb, forWrite, int64(n)+4<<10, int64(n)+4<<10)
 }
 
-// wrote records bytes committed since the last free-space check. Badger may
-// write a value twice (log and value log), so callers pass a generous estimate.
-func (s *Store) wrote(n int) { s.written.Add(int64(n)) }
+// closeSpace closes the space guard's files (when Open fails).
+func (s *Store) closeSpace() {
+	if s.space != nil {
+		s.space.close()
+	}
+}
 
 // Close stops taking writes, waits for in-flight commits and closes Badger
 // cleanly. It is safe to call more than once.
@@ -291,17 +403,59 @@ func (s *Store) Close() error {
 		if s.ilog != nil {
 			s.ilog.close()
 		}
+		// Badger flushes its memtables as it closes: the reserve's room.
+		if s.space != nil {
+			s.space.releaseForClose()
+		}
+		// Both close at once: each may wait for room for its flush.
+		closing := make(chan error, 2)
+		n := 1
+		go func() { closing <- s.db.Close() }()
 		if s.adb != nil {
-			if cerr := s.adb.Close(); err == nil {
-				err = cerr
+			n++
+			go func() { closing <- s.adb.Close() }()
+		}
+		finish := func() {
+			s.closeSpace()
+			s.lock.Close()
+		}
+		start := time.Now()
+		for n > 0 {
+			select {
+			case cerr := <-closing:
+				n--
+				if err == nil {
+					err = cerr
+				}
+				continue
+			case <-time.After(time.Second):
 			}
+			if s.space == nil || time.Since(start) < s.opts.closeWaitOrDefault() || !s.space.tooFullToFlush() {
+				continue
+			}
+			// A flush Badger retries every second on a disk that something
+			// else keeps full: the memtable logs hold what it would have
+			// flushed, and the next open replays them. Badger finishes in
+			// the background if room comes back.
+			s.log.Error("closing without flushing the memtables: the disk is full; they are replayed at the next start")
+			go func(n int) {
+				for ; n > 0; n-- {
+					<-closing
+				}
+				finish()
+			}(n)
+			err = ErrClosedUnflushed
+			return
 		}
-		if derr := s.db.Close(); err == nil {
-			err = derr
-		}
+		finish()
 	})
 	return err
 }
+
+// ErrClosedUnflushed is returned by Close when the disk stayed too full for
+// Badger to flush its memtables: nothing acknowledged is lost (the memtable
+// logs hold it and the next open replays them).
+var ErrClosedUnflushed = errors.New("storage: closed without flushing the memtables (disk full); they are replayed at the next open")
 
 // every runs f every d, in its own goroutine, until the store closes.
 func (s *Store) every(d time.Duration, f func()) {
@@ -320,30 +474,6 @@ func (s *Store) every(d time.Duration, f func()) {
 		}
 	}()
 }
-
-func (s *Store) checkDisk() {
-	if s.opts.MinFreeDisk < 0 {
-		return
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.opts.Dir, &st); err != nil {
-		return
-	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	s.freeAtCheck.Store(free)
-	s.written.Store(0)
-	low := free < s.opts.MinFreeDisk
-	if s.diskLow.Swap(low) != low {
-		if low {
-			s.log.Error("free disk space below the minimum: refusing writes", "free_bytes", free, "min_free_bytes", s.opts.MinFreeDisk)
-		} else {
-			s.log.Info("free disk space recovered: taking writes again", "free_bytes", free)
-		}
-	}
-}
-
-// diskCheckInterval is how often free space is measured.
-const diskCheckInterval = time.Second
 
 type badgerLogger struct{ l *slog.Logger }
 
@@ -377,17 +507,26 @@ func subDir(opts Options, name string) (dir string, ok bool, err error) {
 // rewritten several times a second under load, so they are kept in the
 // LSM tree (value threshold 1 MiB), where compactions drop old versions,
 // rather than in a value log that would need collecting.
-func openAggregates(opts Options) (*badger.DB, error) {
+func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	dir, ok, err := subDir(opts, "agg")
 	if !ok {
 		return nil, err
 	}
-	return openBadger(badgerOptions(dir, opts).
-		WithValueThreshold(1<<20).
-		WithMemTableSize(8<<20).
-		WithBlockCacheSize(8<<20).
-		WithIndexCacheSize(4<<20).
-		WithValueLogFileSize(64<<20), opts.Dir)
+	bo := badgerOptions(dir, opts).
+		WithValueThreshold(1 << 20).
+		WithMemTableSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20)
+	db, err := openBadger(bo, opts.Dir)
+	if err != nil || space == nil {
+		return db, err
+	}
+	if err := space.attach("agg", dir, db, bo); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // segmentSize is the ingest log's segment size: a new segment is started

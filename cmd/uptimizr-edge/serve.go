@@ -146,6 +146,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		srv.AddGauge("uptimizr_aggregator_lag_records", func() float64 { return float64(agg.Stats().Lag) })
 		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })
 		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
+		srv.AddGauge("uptimizr_aggregator_orphan_records_dropped", func() float64 { return float64(agg.Stats().Orphaned) })
 	}
 	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(),
 		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
