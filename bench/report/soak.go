@@ -25,8 +25,9 @@ type SoakSample struct {
 	Goroutines                     int64
 	// OpenFiles counts the collector's file descriptors; DataFiles those of
 	// files in the data dir, DeletedFiles those of files deleted while
-	// still open. The rest are sockets, pipes, the epoll and the like.
-	OpenFiles, DataFiles, DeletedFiles int64
+	// still open, Sockets its connections and listeners. The rest are
+	// pipes, the epoll and the like.
+	OpenFiles, DataFiles, DeletedFiles, Sockets int64
 	// DataDirBytes is the space the data dir's files take on disk
 	// (allocated blocks), DataDirFiles how many there are.
 	DataDirBytes, DataDirFiles int64
@@ -42,9 +43,15 @@ type SoakSample struct {
 	P50, P99, Max                 time.Duration
 }
 
-// OtherFiles is the number of descriptors that are not files of the data
-// dir (sockets, pipes, the epoll, deleted files).
-func (s SoakSample) OtherFiles() int64 { return s.OpenFiles - s.DataFiles }
+// OtherFiles is the number of descriptors that are neither files of the
+// data dir nor sockets: pipes, the epoll, deleted files still open, ….
+func (s SoakSample) OtherFiles() int64 { return s.OpenFiles - s.DataFiles - s.Sockets }
+
+// GoroutinesBeyondConns is the number of goroutines beyond one per socket: the
+// HTTP server serves each connection on a goroutine of its own, so the
+// goroutine count follows the connections the load opens (bursts of them
+// after a stall); the rest is the collector's own.
+func (s SoakSample) GoroutinesBeyondConns() int64 { return s.Goroutines - s.Sockets }
 
 // OthersCPU is the cores the machine's other processes used over the
 // window: neither the collector nor the load generator.
@@ -308,6 +315,7 @@ type jsonSoakSample struct {
 	OpenFiles     int64   `json:"open_files"`
 	DataFiles     int64   `json:"open_data_files"`
 	DeletedFiles  int64   `json:"open_deleted_files"`
+	Sockets       int64   `json:"open_sockets"`
 	DataDirBytes  int64   `json:"data_dir_bytes"`
 	DataDirFiles  int64   `json:"data_dir_files"`
 	AggregatorLag int64   `json:"aggregator_lag_records"`
@@ -442,7 +450,7 @@ func SoakJSON(w io.Writer, s *Soak) error {
 	for _, m := range s.Samples {
 		doc.Samples = append(doc.Samples, jsonSoakSample{AtSeconds: m.At.Seconds(), WindowSeconds: m.Window.Seconds(),
 			RSS: m.RSS, Anon: m.Anon, File: m.File, HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, HeapGoal: m.HeapGoal,
-			Goroutines: m.Goroutines, OpenFiles: m.OpenFiles, DataFiles: m.DataFiles, DeletedFiles: m.DeletedFiles,
+			Goroutines: m.Goroutines, OpenFiles: m.OpenFiles, DataFiles: m.DataFiles, DeletedFiles: m.DeletedFiles, Sockets: m.Sockets,
 			DataDirBytes: m.DataDirBytes, DataDirFiles: m.DataDirFiles, AggregatorLag: m.AggregatorLag,
 			CPU: finite(m.CPU), SelfCPU: finite(m.SelfCPU), MachineCPU: finite(m.MachineCPU),
 			Requests: m.Requests, OK: m.OK, Errors: m.Errors, Dropped: m.Dropped, Events: m.Events, Accepted: m.Accepted,

@@ -328,7 +328,7 @@ func (s *soakSampler) window(w *load.WindowStats) {
 		smp.MachineCPU = float64(busy-s.machine0) / float64(smp.Window)
 		s.machine0 = busy
 	}
-	smp.OpenFiles, smp.DataFiles, smp.DeletedFiles = openFiles(s.pid, s.dataDir)
+	smp.OpenFiles, smp.DataFiles, smp.DeletedFiles, smp.Sockets = openFiles(s.pid, s.dataDir)
 	smp.DataDirBytes, smp.DataDirFiles = dirUsage(s.dataDir)
 	if m, err := scrape(s.metricsURL); err == nil {
 		smp.HeapInuse = int64(m["go_memstats_heap_inuse_bytes"])
@@ -340,9 +340,9 @@ func (s *soakSampler) window(w *load.WindowStats) {
 	s.samples = append(s.samples, smp)
 	if s.progress != nil && at-s.lastProgress >= time.Minute {
 		s.lastProgress = at
-		fmt.Fprintf(s.progress, "%6s  %5.0f req/s  p99 %6.2f ms  rss %4d MiB (anon %4d)  heap %4d MiB  goroutines %4d  fds %4d  data %6.2f GiB\n",
+		fmt.Fprintf(s.progress, "%6s  %5.0f req/s  p99 %7.2f ms  rss %5d MiB (anon %4d)  heap %4d MiB  goroutines %4d  fds %4d (%d sockets)  data %6.2f GiB\n",
 			at.Round(time.Second), float64(w.Requests)/smp.Window.Seconds(), float64(smp.P99)/1e6,
-			smp.RSS>>20, smp.Anon>>20, smp.HeapInuse>>20, smp.Goroutines, smp.OpenFiles, float64(smp.DataDirBytes)/(1<<30))
+			smp.RSS>>20, smp.Anon>>20, smp.HeapInuse>>20, smp.Goroutines, smp.OpenFiles, smp.Sockets, float64(smp.DataDirBytes)/(1<<30))
 	}
 }
 
@@ -373,12 +373,13 @@ func machineBusy() (time.Duration, error) {
 }
 
 // openFiles counts a process's file descriptors: all of them, those of
-// files under dataDir, and those of files deleted while still open.
-func openFiles(pid int, dataDir string) (all, data, deleted int64) {
+// files under dataDir, those of files deleted while still open, and
+// sockets.
+func openFiles(pid int, dataDir string) (all, data, deleted, sockets int64) {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
 	ents, err := os.ReadDir(fdDir)
 	if err != nil {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	prefix := filepath.Clean(dataDir) + string(filepath.Separator)
 	for _, e := range ents {
@@ -387,13 +388,16 @@ func openFiles(pid int, dataDir string) (all, data, deleted int64) {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		if strings.HasSuffix(target, " (deleted)") {
+		switch {
+		case strings.HasPrefix(target, "socket:"):
+			sockets++
+		case strings.HasSuffix(target, " (deleted)"):
 			deleted++
-		} else if strings.HasPrefix(target, prefix) {
+		case strings.HasPrefix(target, prefix):
 			data++
 		}
 	}
-	return all, data, deleted
+	return all, data, deleted, sockets
 }
 
 // dirUsage is the disk space the files under dir take (allocated blocks,

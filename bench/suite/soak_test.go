@@ -1,6 +1,7 @@
 package suite
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func TestDirUsageCountsAllocatedBlocks(t *testing.T) {
 // file deleted while open.
 func TestOpenFilesSortsDescriptors(t *testing.T) {
 	dir := t.TempDir()
-	all0, data0, deleted0 := openFiles(os.Getpid(), dir)
+	all0, data0, deleted0, sockets0 := openFiles(os.Getpid(), dir)
 	if all0 == 0 || data0 != 0 {
 		t.Fatalf("before: %d open, %d in the dir", all0, data0)
 	}
@@ -79,9 +80,14 @@ func TestOpenFilesSortsDescriptors(t *testing.T) {
 	}
 	defer os.Remove(other.Name())
 	defer other.Close()
-	all, data, deleted := openFiles(os.Getpid(), dir)
-	if data != 2 || deleted-deleted0 != 1 || all-all0 < 4 {
-		t.Errorf("%d open (%d before), %d in the dir, %d deleted (%d before)", all, all0, data, deleted, deleted0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	all, data, deleted, sockets := openFiles(os.Getpid(), dir)
+	if data != 2 || deleted-deleted0 != 1 || sockets-sockets0 != 1 || all-all0 < 5 {
+		t.Errorf("%d open (%d before), %d in the dir, %d deleted (%d before), %d sockets (%d before)", all, all0, data, deleted, deleted0, sockets, sockets0)
 	}
 }
 

@@ -57,11 +57,15 @@ func SoakSeries() []soakSeries {
 			Value: func(s report.SoakSample) float64 { return float64(s.HeapInuse) / mib }},
 		{Key: "heap_goal", Name: "Go heap goal (next GC)", Unit: "MiB", Judged: true,
 			Value: func(s report.SoakSample) float64 { return float64(s.HeapGoal) / mib }},
-		{Key: "goroutines", Name: "goroutines", Unit: "count", Judged: true,
+		{Key: "goroutines", Name: "goroutines", Unit: "count", Note: "one per open connection, which follow the load's bursts: judged beyond them",
 			Value: func(s report.SoakSample) float64 { return float64(s.Goroutines) }},
-		{Key: "open_files", Name: "open files", Unit: "count", Note: "all descriptors: data files follow the data dir's file count",
+		{Key: "goroutines_own", Name: "goroutines beyond one per socket", Unit: "count", Judged: true,
+			Value: func(s report.SoakSample) float64 { return float64(s.GoroutinesBeyondConns()) }},
+		{Key: "open_files", Name: "open files", Unit: "count", Note: "all descriptors: data files follow the data dir's files, sockets the connections",
 			Value: func(s report.SoakSample) float64 { return float64(s.OpenFiles) }},
-		{Key: "open_other", Name: "open files other than data files", Unit: "count", Judged: true,
+		{Key: "sockets", Name: "open sockets", Unit: "count", Note: "the load generator's connections, more of them after a stall",
+			Value: func(s report.SoakSample) float64 { return float64(s.Sockets) }},
+		{Key: "open_other", Name: "open files other than data files and sockets", Unit: "count", Judged: true,
 			Value: func(s report.SoakSample) float64 { return float64(s.OtherFiles()) }},
 		{Key: "data_dir", Name: "data dir", Unit: "GiB", Note: "grows by design with retention on: judged per accepted event",
 			Value: func(s report.SoakSample) float64 { return float64(s.DataDirBytes) / (1 << 30) }},
@@ -217,7 +221,7 @@ func AnalyzeSoak(s *report.Soak) {
 	if len(bounds) > 0 {
 		got += " (" + strings.Join(bounds, "; ") + ")"
 	}
-	s.Checks = append(s.Checks, report.Check{Name: "no upward slope after the warm-up: anonymous RSS, Go heap in use and goal, goroutines, open files other than data files",
+	s.Checks = append(s.Checks, report.Check{Name: "no upward slope after the warm-up: anonymous RSS, Go heap in use and goal, goroutines beyond one per socket, open files other than data files and sockets",
 		Want: fmt.Sprintf("none rising: slope < %.0f%% of the mean per hour, or not told from zero (99%%)", SoakMaxSlope*100), Got: got,
 		OK: judged > 0 && counts[VerdictRising] == 0})
 
