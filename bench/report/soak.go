@@ -33,8 +33,10 @@ type SoakSample struct {
 	DataDirBytes, DataDirFiles int64
 	AggregatorLag              int64 // uptimizr_aggregator_lag_records
 	// CPU, SelfCPU and MachineCPU are the cores the collector, the load
-	// generator and every process of the machine used over the window.
-	CPU, SelfCPU, MachineCPU float64
+	// generator and every process of the machine used since the previous
+	// sample; IOWait the cores the machine left idle waiting for I/O.
+	CPU, SelfCPU, MachineCPU, IOWait float64
+	MajorFaults                      int64 // the collector's, since the previous sample
 
 	// The window's requests, as the load generator saw them.
 	Requests, OK, Errors, Dropped int64
@@ -322,6 +324,8 @@ type jsonSoakSample struct {
 	CPU           float64 `json:"cpu_cores"`
 	SelfCPU       float64 `json:"load_generator_cpu_cores"`
 	MachineCPU    float64 `json:"machine_cpu_cores"`
+	IOWait        float64 `json:"machine_iowait_cores"`
+	MajorFaults   int64   `json:"major_faults"`
 	Requests      int64   `json:"requests"`
 	OK            int64   `json:"ok"`
 	Errors        int64   `json:"errors"`
@@ -382,55 +386,59 @@ func phaseJSON(p SoakPhase) jsonSoakPhase {
 		P50: ms(p.P50), P99: ms(p.P99), P999: ms(p.P999), Max: ms(p.Max)}
 }
 
+type jsonCheck struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	OK   bool   `json:"ok"`
+}
+
+type jsonSoak struct {
+	Machine         jsonMachine      `json:"machine"`
+	Scenario        string           `json:"scenario"`
+	Encoding        string           `json:"encoding"`
+	Retention       bool             `json:"retention"`
+	Plugins         []string         `json:"plugins"`
+	BatchSize       int              `json:"batch_size"`
+	DurationSeconds float64          `json:"duration_s"`
+	EverySeconds    float64          `json:"every_s"`
+	WarmupSeconds   float64          `json:"warmup_s"`
+	Rate            float64          `json:"rate_requests_per_sec"`
+	Calibration     *jsonRow         `json:"calibration,omitempty"`
+	CalibrationSecs float64          `json:"calibration_s,omitempty"`
+	Started         time.Time        `json:"started"`
+	Requests        int64            `json:"requests"`
+	OK              int64            `json:"ok"`
+	Dropped         int64            `json:"dropped"`
+	Errors          map[int]int64    `json:"errors_by_status,omitempty"`
+	Events          int64            `json:"events"`
+	Accepted        int64            `json:"accepted"`
+	Quarantined     int64            `json:"quarantined"`
+	StoppedCleanly  bool             `json:"stopped_cleanly"`
+	Phases          []jsonSoakPhase  `json:"phases"`
+	AfterWarmup     jsonSoakPhase    `json:"after_warmup"`
+	Fits            []jsonSoakFit    `json:"fits"`
+	Storage         jsonSoakStorage  `json:"storage"`
+	CPU             jsonSoakCPU      `json:"cpu"`
+	Checks          []jsonCheck      `json:"checks"`
+	Notes           []string         `json:"notes,omitempty"`
+	Samples         []jsonSoakSample `json:"samples"`
+}
+
 // SoakJSON writes the soak, every sample included, as one indented JSON
 // object; durations in seconds, latencies in milliseconds, sizes in bytes.
 func SoakJSON(w io.Writer, s *Soak) error {
-	type check struct {
-		Name string `json:"name"`
-		Want string `json:"want"`
-		Got  string `json:"got"`
-		OK   bool   `json:"ok"`
-	}
-	doc := struct {
-		Machine         jsonMachine      `json:"machine"`
-		Scenario        string           `json:"scenario"`
-		Encoding        string           `json:"encoding"`
-		Retention       bool             `json:"retention"`
-		Plugins         []string         `json:"plugins"`
-		BatchSize       int              `json:"batch_size"`
-		DurationSeconds float64          `json:"duration_s"`
-		EverySeconds    float64          `json:"every_s"`
-		WarmupSeconds   float64          `json:"warmup_s"`
-		Rate            float64          `json:"rate_requests_per_sec"`
-		Calibration     *jsonRow         `json:"calibration,omitempty"`
-		Started         time.Time        `json:"started"`
-		Requests        int64            `json:"requests"`
-		OK              int64            `json:"ok"`
-		Dropped         int64            `json:"dropped"`
-		Errors          map[int]int64    `json:"errors_by_status,omitempty"`
-		Events          int64            `json:"events"`
-		Accepted        int64            `json:"accepted"`
-		Quarantined     int64            `json:"quarantined"`
-		StoppedCleanly  bool             `json:"stopped_cleanly"`
-		Phases          []jsonSoakPhase  `json:"phases"`
-		AfterWarmup     jsonSoakPhase    `json:"after_warmup"`
-		Fits            []jsonSoakFit    `json:"fits"`
-		Storage         jsonSoakStorage  `json:"storage"`
-		CPU             jsonSoakCPU      `json:"cpu"`
-		Checks          []check          `json:"checks"`
-		Notes           []string         `json:"notes,omitempty"`
-		Samples         []jsonSoakSample `json:"samples"`
-	}{
+	doc := jsonSoak{
 		Machine: jsonMachine(s.Machine), Scenario: s.Scenario, Encoding: s.Encoding, Retention: s.Retention, Plugins: s.Plugins,
 		BatchSize: s.BatchSize, DurationSeconds: s.Duration.Seconds(), EverySeconds: s.Every.Seconds(), WarmupSeconds: s.Warmup.Seconds(),
-		Rate: finite(s.Rate), Started: s.Started, Requests: s.Requests, OK: s.OK, Dropped: s.Dropped, Errors: s.Errors,
+		Rate: finite(s.Rate), CalibrationSecs: s.CalibrationTime.Seconds(), Started: s.Started, Requests: s.Requests, OK: s.OK, Dropped: s.Dropped, Errors: s.Errors,
 		Events: s.Events, Accepted: s.Accepted, Quarantined: s.Quarantined, StoppedCleanly: s.StoppedCleanly,
 		AfterWarmup: phaseJSON(s.AfterWarmup), Notes: s.Notes,
 		Storage: jsonSoakStorage{BytesPerEvent: s.Storage.BytesPerEvent, Overall: finite(s.Storage.Overall),
 			R2: finite(s.Storage.R2), PerDayGiB: finite(s.Storage.PerDayGiB)},
 		CPU: jsonSoakCPU{Cores: s.CPU.Cores, Collector: finite(s.CPU.Collector), Generator: finite(s.CPU.Generator),
 			Others: finite(s.CPU.Others), Saturated: finite(s.CPU.Saturated)},
-		Phases: []jsonSoakPhase{}, Fits: []jsonSoakFit{}, Checks: []check{}, Samples: make([]jsonSoakSample, 0, len(s.Samples)),
+		Phases: []jsonSoakPhase{}, Fits: []jsonSoakFit{}, Checks: []jsonCheck{}, Samples: make([]jsonSoakSample, 0, len(s.Samples)),
 	}
 	if s.Calibration != nil {
 		r := rowJSON(*s.Calibration)
@@ -445,18 +453,59 @@ func SoakJSON(w io.Writer, s *Soak) error {
 			Growth: finite(f.Growth), ResidualSD: finite(f.ResidualSD), Judged: f.Judged, Verdict: f.Verdict, Note: f.Note})
 	}
 	for _, c := range s.Checks {
-		doc.Checks = append(doc.Checks, check(c))
+		doc.Checks = append(doc.Checks, jsonCheck(c))
 	}
 	for _, m := range s.Samples {
 		doc.Samples = append(doc.Samples, jsonSoakSample{AtSeconds: m.At.Seconds(), WindowSeconds: m.Window.Seconds(),
 			RSS: m.RSS, Anon: m.Anon, File: m.File, HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, HeapGoal: m.HeapGoal,
 			Goroutines: m.Goroutines, OpenFiles: m.OpenFiles, DataFiles: m.DataFiles, DeletedFiles: m.DeletedFiles, Sockets: m.Sockets,
 			DataDirBytes: m.DataDirBytes, DataDirFiles: m.DataDirFiles, AggregatorLag: m.AggregatorLag,
-			CPU: finite(m.CPU), SelfCPU: finite(m.SelfCPU), MachineCPU: finite(m.MachineCPU),
+			CPU: finite(m.CPU), SelfCPU: finite(m.SelfCPU), MachineCPU: finite(m.MachineCPU), IOWait: finite(m.IOWait), MajorFaults: m.MajorFaults,
 			Requests: m.Requests, OK: m.OK, Errors: m.Errors, Dropped: m.Dropped, Events: m.Events, Accepted: m.Accepted,
 			AcceptedTotal: m.AcceptedTotal, P50: ms(m.P50), P99: ms(m.P99), Max: ms(m.Max)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
+}
+
+// ReadSoakJSON reads back what SoakJSON wrote: the run, its samples and
+// phases. Fits, storage, CPU and checks are left for the analysis to redo.
+func ReadSoakJSON(r io.Reader) (*Soak, error) {
+	var doc jsonSoak
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, err
+	}
+	secs := func(v float64) time.Duration { return time.Duration(math.Round(v * float64(time.Second))) }
+	msd := func(v float64) time.Duration { return time.Duration(math.Round(v * 1e6)) }
+	phase := func(p jsonSoakPhase) SoakPhase {
+		return SoakPhase{From: secs(p.FromSeconds), To: secs(p.ToSeconds), Requests: p.Requests,
+			P50: msd(p.P50), P99: msd(p.P99), P999: msd(p.P999), Max: msd(p.Max)}
+	}
+	s := &Soak{Machine: Machine(doc.Machine), Scenario: doc.Scenario, Encoding: doc.Encoding, Retention: doc.Retention, Plugins: doc.Plugins,
+		BatchSize: doc.BatchSize, Duration: secs(doc.DurationSeconds), Every: secs(doc.EverySeconds), Warmup: secs(doc.WarmupSeconds),
+		Rate: doc.Rate, CalibrationTime: secs(doc.CalibrationSecs), Started: doc.Started, Requests: doc.Requests, OK: doc.OK,
+		Dropped: doc.Dropped, Errors: doc.Errors, Events: doc.Events, Accepted: doc.Accepted, Quarantined: doc.Quarantined,
+		StoppedCleanly: doc.StoppedCleanly, AfterWarmup: phase(doc.AfterWarmup), Notes: doc.Notes}
+	if c := doc.Calibration; c != nil {
+		s.Calibration = &Row{Scenario: c.Scenario, Encoding: c.Encoding, Projects: c.Projects, Plugins: c.Plugins, Retention: c.Retention,
+			EventsPerSec: c.EventsPerSec, RequestsPerSec: c.RequestsPerSec, WireMBps: c.WireMBps, RawMBps: c.RawMBps,
+			P50: msd(c.P50), P90: msd(c.P90), P99: msd(c.P99), P999: msd(c.P999), Errors: c.Errors, Accepted: c.Accepted,
+			ServerCPU: c.ServerCPU, ServerPeakRSS: c.ServerPeakRSS, ServerMedianRSS: c.ServerMedianRSS, Note: c.Note}
+	}
+	for i, p := range doc.Phases {
+		if i < len(s.Phases) {
+			s.Phases[i] = phase(p)
+		}
+	}
+	for _, m := range doc.Samples {
+		s.Samples = append(s.Samples, SoakSample{At: secs(m.AtSeconds), Window: secs(m.WindowSeconds),
+			RSS: m.RSS, Anon: m.Anon, File: m.File, HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, HeapGoal: m.HeapGoal,
+			Goroutines: m.Goroutines, OpenFiles: m.OpenFiles, DataFiles: m.DataFiles, DeletedFiles: m.DeletedFiles, Sockets: m.Sockets,
+			DataDirBytes: m.DataDirBytes, DataDirFiles: m.DataDirFiles, AggregatorLag: m.AggregatorLag,
+			CPU: m.CPU, SelfCPU: m.SelfCPU, MachineCPU: m.MachineCPU, IOWait: m.IOWait, MajorFaults: m.MajorFaults,
+			Requests: m.Requests, OK: m.OK, Errors: m.Errors, Dropped: m.Dropped, Events: m.Events, Accepted: m.Accepted,
+			AcceptedTotal: m.AcceptedTotal, P50: msd(m.P50), P99: msd(m.P99), Max: msd(m.Max)})
+	}
+	return s, nil
 }

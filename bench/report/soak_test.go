@@ -201,3 +201,37 @@ func TestSoakJSON(t *testing.T) {
 		t.Errorf("checks %v storage %v cpu %v", doc.Checks, doc.Storage, doc.CPU)
 	}
 }
+
+// What SoakJSON writes, ReadSoakJSON reads back: the run, its samples and
+// phases, to the resolution JSON keeps.
+func TestSoakJSONRoundTrip(t *testing.T) {
+	s := sampleSoak()
+	s.Samples[3].IOWait, s.Samples[3].MajorFaults, s.Samples[3].Sockets = 0.25, 17, 259
+	var b bytes.Buffer
+	if err := SoakJSON(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSoakJSON(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Samples) != len(s.Samples) {
+		t.Fatalf("%d samples back of %d", len(got.Samples), len(s.Samples))
+	}
+	for i := range s.Samples {
+		if got.Samples[i] != s.Samples[i] {
+			t.Fatalf("sample %d: %+v, want %+v", i, got.Samples[i], s.Samples[i])
+		}
+	}
+	if got.Phases != s.Phases || got.AfterWarmup != s.AfterWarmup {
+		t.Errorf("phases %+v / %+v", got.Phases, got.AfterWarmup)
+	}
+	if got.Duration != s.Duration || got.Every != s.Every || got.Warmup != s.Warmup || got.Rate != s.Rate || got.CalibrationTime != s.CalibrationTime ||
+		got.Requests != s.Requests || got.Errors[503] != 2 || !got.StoppedCleanly || got.Machine.Cores != 2 || len(got.Notes) != 1 ||
+		got.Calibration == nil || got.Calibration.RequestsPerSec != 2039 || got.Calibration.P99 != 27*time.Millisecond {
+		t.Errorf("%+v", got)
+	}
+	if _, err := ReadSoakJSON(strings.NewReader("{")); err == nil {
+		t.Error("a truncated file read without an error")
+	}
+}

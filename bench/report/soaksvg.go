@@ -51,9 +51,13 @@ const (
 func SoakSVG(w io.Writer, title string, s *Soak, panels []SoakPanel) error {
 	plotW := svgWidth - soakLeft - soakRight
 	height := soakHead + len(panels)*(soakPanelH+soakPanelGp) + 16
+	// The axis spans the run as planned; a last sample a little late is
+	// drawn at its end.
 	end := s.Duration
-	for _, m := range s.Samples {
-		end = max(end, m.At)
+	if end <= 0 {
+		for _, m := range s.Samples {
+			end = max(end, m.At)
+		}
 	}
 	if end <= 0 {
 		end = time.Minute

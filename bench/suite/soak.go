@@ -2,6 +2,7 @@ package suite
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,7 +160,9 @@ func Soak(ctx context.Context, o SoakOptions) (*report.Soak, error) {
 		return fail(err)
 	}
 	smp.self0, _ = cpuTime(os.Getpid())
-	smp.machine0, _ = machineBusy()
+	smp.machine0, smp.iowait0, _ = machineBusy()
+	smp.majflt0, _ = majorFaults(smp.pid)
+	smp.sampledAt = time.Now()
 	run.Started = time.Now().UTC()
 	res, err := load.Run(ctx, load.Target{URL: c.base + "/api/v1/collect", Keys: keys}, bodies, load.Options{
 		Rate: run.Rate, Duration: o.Duration, Window: o.Every, OnWindow: smp.window,
@@ -169,12 +172,22 @@ func Soak(ctx context.Context, o SoakOptions) (*report.Soak, error) {
 		run.Phases[i] = smp.phases[i].summary()
 	}
 	run.AfterWarmup = smp.after.summary()
+	if res != nil {
+		run.Requests, run.OK, run.Dropped, run.Errors = res.Requests, res.OK, res.Dropped, res.Errors
+		run.Events, run.Accepted, run.Quarantined = res.Events, res.Accepted, res.Quarantined
+	}
 	if err != nil {
+		// Interrupted: what was sampled so far is still worth a report.
+		if len(run.Samples) > 0 {
+			last := run.Samples[len(run.Samples)-1].At
+			run.Notes = append(run.Notes, fmt.Sprintf("The run was interrupted after %s of %s (%v): the fits and phases cover what was sampled.",
+				last.Round(time.Second), o.Duration, err))
+			AnalyzeSoak(run)
+		}
 		return fail(fmt.Errorf("load: %w", err))
 	}
-	run.Requests, run.OK, run.Dropped, run.Errors = res.Requests, res.OK, res.Dropped, res.Errors
-	run.Events, run.Accepted, run.Quarantined = res.Events, res.Accepted, res.Quarantined
 	if err := c.stop(); err != nil {
+		AnalyzeSoak(run)
 		return fail(fmt.Errorf("stop: %w", err))
 	}
 	run.StoppedCleanly = true
@@ -258,6 +271,9 @@ type soakSampler struct {
 	cpu0, cpuAt  time.Duration // the collector's CPU time
 	self0        time.Duration // the load generator's
 	machine0     time.Duration // every process's
+	iowait0      time.Duration // the machine's idle time waiting for I/O
+	majflt0      int64         // the collector's major page faults
+	sampledAt    time.Time     // when the CPU figures were last read
 	accepted     int64
 	lastProgress time.Duration
 	samples      []report.SoakSample
@@ -316,17 +332,29 @@ func (s *soakSampler) window(w *load.WindowStats) {
 	if m, err := status(s.pid); err == nil {
 		smp.RSS, smp.Anon, smp.File = m["VmRSS"], m["RssAnon"], m["RssFile"]
 	}
-	if cpu, err := cpuTime(s.pid); err == nil && smp.Window > 0 {
-		smp.CPU = float64(cpu-s.cpuAt) / float64(smp.Window)
-		s.cpuAt = cpu
+	// CPU over the time since the previous reading, not the window's
+	// length: a late sample (the machine busy, /metrics slow to answer)
+	// covers more than a window.
+	now := time.Now()
+	if wall := now.Sub(s.sampledAt); wall > 0 {
+		if cpu, err := cpuTime(s.pid); err == nil {
+			smp.CPU = float64(cpu-s.cpuAt) / float64(wall)
+			s.cpuAt = cpu
+		}
+		if cpu, err := cpuTime(os.Getpid()); err == nil {
+			smp.SelfCPU = float64(cpu-s.self0) / float64(wall)
+			s.self0 = cpu
+		}
+		if busy, iowait, err := machineBusy(); err == nil {
+			smp.MachineCPU = float64(busy-s.machine0) / float64(wall)
+			smp.IOWait = float64(iowait-s.iowait0) / float64(wall)
+			s.machine0, s.iowait0 = busy, iowait
+		}
+		s.sampledAt = now
 	}
-	if cpu, err := cpuTime(os.Getpid()); err == nil && smp.Window > 0 {
-		smp.SelfCPU = float64(cpu-s.self0) / float64(smp.Window)
-		s.self0 = cpu
-	}
-	if busy, err := machineBusy(); err == nil && smp.Window > 0 {
-		smp.MachineCPU = float64(busy-s.machine0) / float64(smp.Window)
-		s.machine0 = busy
+	if n, err := majorFaults(s.pid); err == nil {
+		smp.MajorFaults = n - s.majflt0
+		s.majflt0 = n
 	}
 	smp.OpenFiles, smp.DataFiles, smp.DeletedFiles, smp.Sockets = openFiles(s.pid, s.dataDir)
 	smp.DataDirBytes, smp.DataDirFiles = dirUsage(s.dataDir)
@@ -347,29 +375,53 @@ func (s *soakSampler) window(w *load.WindowStats) {
 }
 
 // machineBusy is the CPU time all the machine's processors spent busy
-// (not idle nor waiting for I/O) since boot, from /proc/stat.
-func machineBusy() (time.Duration, error) {
+// (not idle nor waiting for I/O), and idle waiting for I/O, since boot,
+// from /proc/stat.
+func machineBusy() (busy, iowait time.Duration, err error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 8 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: %q", line)
+		return 0, 0, fmt.Errorf("/proc/stat: %q", line)
 	}
-	var busy int64
+	var nb, nw int64
 	for i, v := range f[1:] {
-		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is in user already
+		if i == 3 || i >= 8 { // idle; guest time is in user already
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %q", line)
+			return 0, 0, fmt.Errorf("/proc/stat: %q", line)
 		}
-		busy += n
+		if i == 4 {
+			nw = n
+		} else {
+			nb += n
+		}
 	}
-	return time.Duration(busy) * time.Second / clockTicks, nil
+	return time.Duration(nb) * time.Second / clockTicks, time.Duration(nw) * time.Second / clockTicks, nil
+}
+
+// majorFaults reads a process's major page faults (pages it waited for
+// from disk) from /proc/PID/stat.
+func majorFaults(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); majflt is field 12.
+	if len(f) < 10 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return strconv.ParseInt(f[9], 10, 64)
 }
 
 // openFiles counts a process's file descriptors: all of them, those of
@@ -403,7 +455,7 @@ func openFiles(pid int, dataDir string) (all, data, deleted, sockets int64) {
 // dirUsage is the disk space the files under dir take (allocated blocks,
 // not apparent sizes: Badger's files are sparse while being written) and
 // how many files there are. Files deleted during the walk are skipped.
-func dirUsage(dir string) (bytes, files int64) {
+func dirUsage(dir string) (used, files int64) {
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
@@ -417,13 +469,13 @@ func dirUsage(dir string) (bytes, files int64) {
 		}
 		files++
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			bytes += st.Blocks * 512
+			used += st.Blocks * 512
 		} else {
-			bytes += info.Size()
+			used += info.Size()
 		}
 		return nil
 	})
-	return bytes, files
+	return used, files
 }
 
 // scrape reads the unlabelled samples of a Prometheus text page.

@@ -38,6 +38,25 @@ type soakSeries struct {
 
 const mib = 1 << 20
 
+// scraped makes a series of the collector's /metrics NaN in the samples
+// whose scrape failed (no goroutine at all: the collector did not answer
+// within the scrape's timeout).
+func scraped(f func(report.SoakSample) float64) func(report.SoakSample) float64 {
+	return func(s report.SoakSample) float64 {
+		if s.Goroutines == 0 {
+			return math.NaN()
+		}
+		return f(s)
+	}
+}
+
+// fullWindow reports whether a sample's window is at least half the
+// sampling interval: the run's last window, cut short, is left out of the
+// fits and the chart (its per-second figures are noise).
+func fullWindow(s *report.Soak, m report.SoakSample) bool {
+	return s.Every <= 0 || m.Window >= s.Every/2
+}
+
 // SoakSeries lists the series of a soak in chart order.
 func SoakSeries() []soakSeries {
 	perSec := func(n int64, s report.SoakSample) float64 {
@@ -54,13 +73,13 @@ func SoakSeries() []soakSeries {
 		{Key: "rss_file", Name: "file-backed RSS (RssFile)", Unit: "MiB", Note: "pages of Badger's mapped files: grow with the data, reclaimable",
 			Value: func(s report.SoakSample) float64 { return float64(s.File) / mib }},
 		{Key: "heap_inuse", Name: "Go heap in use", Unit: "MiB", Judged: true,
-			Value: func(s report.SoakSample) float64 { return float64(s.HeapInuse) / mib }},
+			Value: scraped(func(s report.SoakSample) float64 { return float64(s.HeapInuse) / mib })},
 		{Key: "heap_goal", Name: "Go heap goal (next GC)", Unit: "MiB", Judged: true,
-			Value: func(s report.SoakSample) float64 { return float64(s.HeapGoal) / mib }},
+			Value: scraped(func(s report.SoakSample) float64 { return float64(s.HeapGoal) / mib })},
 		{Key: "goroutines", Name: "goroutines", Unit: "count", Note: "one per open connection, which follow the load's bursts: judged beyond them",
-			Value: func(s report.SoakSample) float64 { return float64(s.Goroutines) }},
+			Value: scraped(func(s report.SoakSample) float64 { return float64(s.Goroutines) })},
 		{Key: "goroutines_own", Name: "goroutines beyond one per socket", Unit: "count", Judged: true,
-			Value: func(s report.SoakSample) float64 { return float64(s.GoroutinesBeyondConns()) }},
+			Value: scraped(func(s report.SoakSample) float64 { return float64(s.GoroutinesBeyondConns()) })},
 		{Key: "open_files", Name: "open files", Unit: "count", Note: "all descriptors: data files follow the data dir's files, sockets the connections",
 			Value: func(s report.SoakSample) float64 { return float64(s.OpenFiles) }},
 		{Key: "sockets", Name: "open sockets", Unit: "count", Note: "the load generator's connections, more of them after a stall",
@@ -164,11 +183,12 @@ func tQuantile995(df float64) float64 {
 	return z + (z3+z)/(4*df) + (5*z5+16*z3+3*z)/(96*df*df)
 }
 
-// afterWarmup returns the samples whose windows end after the warm-up.
+// afterWarmup returns the samples whose windows start after the warm-up,
+// but for a last window cut short.
 func afterWarmup(s *report.Soak) []report.SoakSample {
 	var out []report.SoakSample
 	for _, m := range s.Samples {
-		if m.At-m.Window >= s.Warmup {
+		if m.At-m.Window >= s.Warmup && fullWindow(s, m) {
 			out = append(out, m)
 		}
 	}
@@ -180,13 +200,9 @@ func afterWarmup(s *report.Soak) []report.SoakSample {
 // s.Storage and s.Checks.
 func AnalyzeSoak(s *report.Soak) {
 	post := afterWarmup(s)
-	hours := make([]float64, len(post))
-	for i, m := range post {
-		hours[i] = m.At.Hours()
-	}
 	span := 0.0
 	if len(post) > 1 {
-		span = hours[len(hours)-1] - hours[0]
+		span = (post[len(post)-1].At - post[0].At).Hours()
 	}
 	s.Fits = s.Fits[:0]
 	s.Checks = s.Checks[:0]
@@ -194,9 +210,11 @@ func AnalyzeSoak(s *report.Soak) {
 	judged := 0
 	var bounds []string
 	for _, ser := range SoakSeries() {
-		ys := make([]float64, len(post))
-		for i, m := range post {
-			ys[i] = ser.Value(m)
+		var hours, ys []float64
+		for _, m := range post {
+			if v := ser.Value(m); !math.IsNaN(v) {
+				hours, ys = append(hours, m.At.Hours()), append(ys, v)
+			}
 		}
 		lf := fitLine(hours, ys)
 		f := report.SoakFit{Key: ser.Key, Series: ser.Name, Unit: ser.Unit, N: lf.N, Mean: lf.Mean, Slope: lf.Slope, SlopeCI: lf.CI,
@@ -338,7 +356,10 @@ func SoakPanels(s *report.Soak) []report.SoakPanel {
 	for _, ser := range SoakSeries() {
 		vals := make([]float64, len(s.Samples))
 		for i, m := range s.Samples {
-			vals[i] = ser.Value(m)
+			vals[i] = math.NaN()
+			if fullWindow(s, m) {
+				vals[i] = ser.Value(m)
+			}
 		}
 		p := report.SoakPanel{Key: ser.Key, Title: ser.Name, Unit: ser.Unit, Lines: []report.SoakLine{{Name: ser.Name, Values: vals}}, Fit: s.Fit(ser.Key)}
 		switch ser.Key {
@@ -348,14 +369,18 @@ func SoakPanels(s *report.Soak) []report.SoakPanel {
 					Label: fmt.Sprintf("third %d: p99 %s ms over %s requests", i+1, report.Millis(ph.P99), report.Thousands(float64(ph.Requests)))})
 			}
 		case "cpu":
-			gen, others := make([]float64, len(s.Samples)), make([]float64, len(s.Samples))
+			gen, others, iowait := make([]float64, len(s.Samples)), make([]float64, len(s.Samples)), make([]float64, len(s.Samples))
 			for i, m := range s.Samples {
-				gen[i], others[i] = m.SelfCPU, m.OthersCPU()
+				gen[i], others[i], iowait[i] = math.NaN(), math.NaN(), math.NaN()
+				if fullWindow(s, m) {
+					gen[i], others[i], iowait[i] = m.SelfCPU, m.OthersCPU(), m.IOWait
+				}
 			}
 			p.Title = "CPU"
 			p.Lines[0].Name = "collector"
 			p.Lines = append(p.Lines, report.SoakLine{Name: "load generator", Values: gen, Color: "#72b7b2"},
-				report.SoakLine{Name: "other processes", Values: others, Color: "#b279a2"})
+				report.SoakLine{Name: "other processes", Values: others, Color: "#b279a2"},
+				report.SoakLine{Name: "I/O wait", Values: iowait, Color: "#9d755d"})
 		}
 		out = append(out, p)
 	}

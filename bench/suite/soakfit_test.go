@@ -333,9 +333,39 @@ func TestSoakPanels(t *testing.T) {
 				t.Errorf("p99 segments %+v", p.Segments)
 			}
 		case "cpu":
-			if len(p.Lines) != 3 || math.Abs(p.Lines[2].Values[0]-0.65) > 1e-9 {
+			if len(p.Lines) != 4 || math.Abs(p.Lines[2].Values[0]-0.65) > 1e-9 {
 				t.Errorf("cpu lines %+v", p.Lines)
 			}
+		}
+	}
+}
+
+// A sample whose /metrics scrape failed (the collector did not answer in
+// time) has no heap nor goroutine figures, and the run's last window, cut
+// short, has per-second figures of noise: the fits leave both out.
+func TestAnalyzeSoakSkipsFailedScrapesAndTheCutWindow(t *testing.T) {
+	s := synthSoak(9)
+	m := &s.Samples[200]
+	m.HeapInuse, m.HeapAlloc, m.HeapGoal, m.Goroutines = 0, 0, 0, 0
+	last := s.Samples[len(s.Samples)-1]
+	s.Samples = append(s.Samples, report.SoakSample{At: last.At + 30*time.Millisecond, Window: 30 * time.Millisecond,
+		Anon: 5000 * mib, HeapInuse: 5000 * mib, HeapGoal: 5000 * mib, Goroutines: 300, Requests: 3, OK: 3,
+		AcceptedTotal: last.AcceptedTotal + 600, DataDirBytes: last.DataDirBytes, CPU: 12})
+	AnalyzeSoak(s)
+	for key, n := range map[string]int{"rss_anon": 324, "heap_inuse": 323, "goroutines_own": 323, "cpu": 324} {
+		if f := s.Fit(key); f.N != n {
+			t.Errorf("%s: %d samples fitted, want %d", key, f.N, n)
+		}
+	}
+	if c := checkByPrefix(t, s, "no upward slope"); !c.OK {
+		t.Errorf("%+v", c)
+	}
+	for _, p := range SoakPanels(s) {
+		if v := p.Lines[0].Values[len(s.Samples)-1]; !math.IsNaN(v) {
+			t.Errorf("panel %s draws the cut window: %v", p.Key, v)
+		}
+		if p.Key == "heap_inuse" && !math.IsNaN(p.Lines[0].Values[200]) {
+			t.Errorf("heap panel draws the failed scrape as %v", p.Lines[0].Values[200])
 		}
 	}
 }

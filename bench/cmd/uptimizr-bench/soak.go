@@ -31,10 +31,24 @@ func runSoak(args []string) error {
 	bodies := fs.Int("bodies", 64, "distinct request bodies")
 	seed := fs.Int64("seed", 1, "generator seed")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
+	reanalyze := fs.String("reanalyze", "", "a results folder: analyse its soak.json again and rewrite its soak.md, soak.svg and soak.json, running nothing")
 	var notes multiFlag
 	fs.Var(&notes, "note", "a note for the summary (repeatable), e.g. what else ran on the machine")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *reanalyze != "" {
+		f, err := os.Open(filepath.Join(*reanalyze, "soak.json"))
+		if err != nil {
+			return err
+		}
+		s, err := report.ReadSoakJSON(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name(), err)
+		}
+		suite.AnalyzeSoak(s)
+		return writeSoak(*reanalyze, s)
 	}
 	root, err := repoRoot()
 	if err != nil {
