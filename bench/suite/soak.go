@@ -57,6 +57,11 @@ type SoakOptions struct {
 	Progress io.Writer
 	// Notes go to the summary as they are (what else ran on the machine).
 	Notes []string
+	// ProfileDir, if set, receives a heap profile of the collector (taken
+	// after a GC) each time its heap in use reaches a new high after the
+	// warm-up, soak.heap-peak.pprof (the last one kept), and its log,
+	// soak.server.log, when it logged anything.
+	ProfileDir string
 }
 
 func (o *SoakOptions) defaults() {
@@ -136,11 +141,24 @@ func Soak(ctx context.Context, o SoakOptions) (*report.Soak, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
-	c, err := startSoakCollector(ctx, o.Collector, sc, dataDir, filepath.Join(dir, "server.log"))
+	pprofAddr := ""
+	if o.ProfileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	c, err := startSoakCollector(ctx, o.Collector, sc, dataDir, filepath.Join(dir, "server.log"), pprofAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer c.stop()
+	if o.ProfileDir != "" {
+		defer func() {
+			if b, err := os.ReadFile(c.logPath); err == nil && len(b) > 0 {
+				os.WriteFile(filepath.Join(o.ProfileDir, "soak.server.log"), b, 0o644)
+			}
+		}()
+	}
 	fail := func(err error) (*report.Soak, error) {
 		c.stop()
 		return run, fmt.Errorf("%w\nserver log:\n%s", err, tail(c.logPath, 2000))
@@ -154,7 +172,7 @@ func Soak(ctx context.Context, o SoakOptions) (*report.Soak, error) {
 		}
 	}
 
-	smp := &soakSampler{pid: c.cmd.Process.Pid, dataDir: dataDir, metricsURL: c.base + "/metrics",
+	smp := &soakSampler{pid: c.cmd.Process.Pid, dataDir: dataDir, metricsURL: c.base + "/metrics", pprofAddr: pprofAddr, profileDir: o.ProfileDir,
 		warmup: run.Warmup, duration: o.Duration, progress: o.Progress, rate: run.Rate}
 	if smp.cpu0, err = cpuTime(smp.pid); err != nil {
 		return fail(err)
@@ -207,7 +225,7 @@ type soakCollector struct {
 
 // startSoakCollector starts the collector as the suite does (rate limits
 // off, warn logs, the scenario's retention), on a free loopback port.
-func startSoakCollector(ctx context.Context, bin string, sc Scenario, dataDir, logPath string) (*soakCollector, error) {
+func startSoakCollector(ctx context.Context, bin string, sc Scenario, dataDir, logPath, pprofAddr string) (*soakCollector, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -226,6 +244,9 @@ func startSoakCollector(ctx context.Context, bin string, sc Scenario, dataDir, l
 		"ENABLE_RAW_SESSION_RETENTION="+strconv.FormatBool(sc.Retention),
 		"COLLECTOR_SYNC_WRITES="+strconv.FormatBool(sc.SyncWrites),
 	)
+	if pprofAddr != "" {
+		cmd.Env = append(cmd.Env, "COLLECTOR_PPROF_ADDR="+pprofAddr)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
@@ -276,6 +297,9 @@ type soakSampler struct {
 	sampledAt    time.Time     // when the CPU figures were last read
 	accepted     int64
 	lastProgress time.Duration
+	pprofAddr    string // the collector's pprof, "" for none
+	profileDir   string
+	heapHigh     int64 // the highest heap in use after the warm-up
 	samples      []report.SoakSample
 	phases       [3]latencyPool // thirds of the run after the warm-up
 	after        latencyPool    // all of it after the warm-up
@@ -366,6 +390,14 @@ func (s *soakSampler) window(w *load.WindowStats) {
 		smp.AggregatorLag = int64(m["uptimizr_aggregator_lag_records"])
 	}
 	s.samples = append(s.samples, smp)
+	if s.pprofAddr != "" && mid >= s.warmup && smp.HeapInuse > s.heapHigh {
+		s.heapHigh = smp.HeapInuse
+		// A new high: what holds the heap now (gc=1: live objects only).
+		err := fetch(context.Background(), "http://"+s.pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(s.profileDir, "soak.heap-peak.pprof"))
+		if s.progress != nil {
+			fmt.Fprintf(s.progress, "%6s  heap in use %d MiB, a new high: profile saved (%v)\n", at.Round(time.Second), smp.HeapInuse>>20, err)
+		}
+	}
 	if s.progress != nil && at-s.lastProgress >= time.Minute {
 		s.lastProgress = at
 		fmt.Fprintf(s.progress, "%6s  %5.0f req/s  p99 %7.2f ms  rss %5d MiB (anon %4d)  heap %4d MiB  goroutines %4d  fds %4d (%d sockets)  data %6.2f GiB\n",

@@ -32,6 +32,7 @@ func runSoak(args []string) error {
 	seed := fs.Int64("seed", 1, "generator seed")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
 	reanalyze := fs.String("reanalyze", "", "a results folder: analyse its soak.json again and rewrite its soak.md, soak.svg and soak.json, running nothing")
+	profile := fs.Bool("profile", false, "save a heap profile of the collector at each new high of its heap after the warm-up, and its log, in the results folder")
 	var notes multiFlag
 	fs.Var(&notes, "note", "a note for the summary (repeatable), e.g. what else ran on the machine")
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +78,7 @@ func runSoak(args []string) error {
 		Collector: *collector, Root: root, Duration: *duration, Every: *every, WarmupShare: *warmup,
 		Rate: *rate, Calibrate: *calibrate, Concurrency: *conc, BatchSize: *batch, Bodies: *bodies, Seed: *seed,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Progress: os.Stderr, Notes: notes,
+		ProfileDir: map[bool]string{true: *out}[*profile],
 	})
 	if s != nil && len(s.Samples) > 0 {
 		if werr := writeSoak(*out, s); werr != nil && err == nil {
