@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -133,3 +134,13 @@ func (s *Server) ObserveGroupCommit(d time.Duration, requests, events int, err e
 // AddGauge exposes a value computed at scrape time (main wires storage and
 // aggregator figures this way; edge does not know them).
 func (s *Server) AddGauge(name string, f func() float64) { s.m.set.NewGauge(name, f) }
+
+// write writes the server's metrics, then the standard Go runtime
+// (go_memstats_*, go_goroutines, go_gc_*, …) and process ones
+// (process_resident_memory_bytes, process_cpu_seconds_total,
+// process_open_fds, …), in the Prometheus text format.
+func (m *serverMetrics) write(w io.Writer) {
+	m.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+	metrics.WriteFDMetrics(w)
+}

@@ -180,7 +180,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // writeMetrics answers GET /metrics in the Prometheus text format.
 func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	s.m.set.WritePrometheus(ctx)
+	s.m.write(ctx)
 }
 
 // fasthttpLogger keeps fasthttp's own messages out of the logs' reach of

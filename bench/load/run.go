@@ -85,6 +85,15 @@ type Options struct {
 	// Timeout per request (default 10 s). In the open loop it counts from
 	// the scheduled time.
 	Timeout time.Duration
+	// Window, when > 0, splits the measured run into consecutive windows
+	// of this length from its start, and OnWindow is called with each
+	// window's figures as it closes (the last one, partial, after the last
+	// request ended). A request counts in the window during which it
+	// completed, give or take the few microseconds it takes to close one.
+	// OnWindow runs on a goroutine of its own, never concurrently with
+	// itself; the WindowStats is valid only during the call.
+	Window   time.Duration
+	OnWindow func(*WindowStats)
 }
 
 // DefaultTimeout is the per-request timeout when Options.Timeout is zero.
@@ -213,6 +222,9 @@ type runner struct {
 	warmItems int64   // open loop: schedule slots before the window
 	endItem   int64   // open loop: first slot after the window, -1 = none
 
+	window   time.Duration // 0 = no windows
+	onWindow func(*WindowStats)
+
 	tickets atomic.Int64 // closed loop: measured requests claimed
 	next    atomic.Int64 // open loop: next schedule slot
 	stop    atomic.Bool
@@ -235,6 +247,9 @@ func newRunner(t Target, bodies []Body, o Options) (*runner, error) {
 	if o.Duration == 0 && o.Requests == 0 {
 		return nil, errors.New("load: set Duration or Requests")
 	}
+	if o.Window < 0 || (o.Window > 0) != (o.OnWindow != nil) {
+		return nil, errors.New("load: set Window and OnWindow together")
+	}
 	addr, tls, err := hostAddr(t.URL)
 	if err != nil {
 		return nil, err
@@ -249,6 +264,8 @@ func newRunner(t Target, bodies []Body, o Options) (*runner, error) {
 		limit:    int64(o.Requests),
 		warmup:   o.Warmup,
 		duration: o.Duration,
+		window:   o.Window,
+		onWindow: o.OnWindow,
 		done:     make(chan struct{}),
 	}
 	if r.timeout == 0 {
@@ -329,6 +346,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	ws := make([]*worker, r.workers)
 	for i := range ws {
 		ws[i] = newWorker(i, r.url)
+		if r.window > 0 {
+			ws[i].win = &windowStats{}
+		}
 	}
 	defer func() {
 		for _, w := range ws {
@@ -361,6 +381,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		slots = make(chan int64, max(4*r.workers, 1024))
 		go func() { paced <- r.pace(ctx, slots) }()
 	}
+	var stopWindows, windowsDone chan struct{}
+	if r.window > 0 {
+		stopWindows, windowsDone = make(chan struct{}), make(chan struct{})
+		go r.windows(ws, stopWindows, windowsDone)
+	}
 	for _, w := range ws {
 		wg.Add(1)
 		go func() {
@@ -375,6 +400,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	wg.Wait()
 	if r.open {
 		pacerCut = !<-paced
+	}
+	if stopWindows != nil {
+		close(stopWindows)
+		<-windowsDone
 	}
 	close(r.done)
 
@@ -486,6 +515,9 @@ func (r *runner) openLoop(w *worker, slots <-chan int64) {
 		if late >= r.timeout {
 			if measured {
 				w.dropped++
+				if w.win != nil {
+					w.win.drop()
+				}
 			}
 			continue
 		}
@@ -513,6 +545,7 @@ type worker struct {
 	odd         map[int]int64 // statuses outside statusSlots
 	interrupted bool
 	last        time.Time
+	win         *windowStats // the open window's share, nil without windows
 
 	requests, ok, bad, dropped, warm          int64
 	events, wire, raw                         int64
@@ -567,6 +600,9 @@ func (w *worker) account(measured bool, b *Body, status int, latency time.Durati
 		w.odd[status]++
 	}
 	if status < 200 || status > 299 {
+		if w.win != nil {
+			w.win.add(status, latency, 0, 0)
+		}
 		return
 	}
 	w.ok++
@@ -576,9 +612,16 @@ func (w *worker) account(measured bool, b *Body, status int, latency time.Durati
 	v, err := w.parser.ParseBytes(w.res.Body())
 	if err != nil || v.Type() != fastjson.TypeObject {
 		w.bad++
+		if w.win != nil {
+			w.win.add(status, latency, int64(b.Events), 0)
+		}
 		return
 	}
-	w.accepted += v.GetInt64("accepted")
+	accepted := v.GetInt64("accepted")
+	if w.win != nil {
+		w.win.add(status, latency, int64(b.Events), accepted)
+	}
+	w.accepted += accepted
 	w.rejected += v.GetInt64("rejected")
 	w.filtered += v.GetInt64("filtered")
 	w.quarantined += v.GetInt64("quarantined")

@@ -367,18 +367,21 @@ func JSON(w io.Writer, m Machine, rows []Row) error {
 		Machine: jsonMachine(m),
 		Rows:    make([]jsonRow, 0, len(rows)),
 	}
-	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	for _, r := range rows {
-		doc.Rows = append(doc.Rows, jsonRow{
-			Scenario: r.Scenario, Encoding: r.Encoding, Projects: r.Projects, Plugins: r.Plugins, Retention: r.Retention,
-			EventsPerSec: finite(r.EventsPerSec), RequestsPerSec: finite(r.RequestsPerSec),
-			WireMBps: finite(r.WireMBps), RawMBps: finite(r.RawMBps),
-			P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), P999: ms(r.P999),
-			Errors: r.Errors, Accepted: finite(r.Accepted),
-			ServerCPU: finite(r.ServerCPU), ServerPeakRSS: r.ServerPeakRSS, ServerMedianRSS: r.ServerMedianRSS, Note: r.Note,
-		})
+		doc.Rows = append(doc.Rows, rowJSON(r))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
+}
+
+func rowJSON(r Row) jsonRow {
+	return jsonRow{
+		Scenario: r.Scenario, Encoding: r.Encoding, Projects: r.Projects, Plugins: r.Plugins, Retention: r.Retention,
+		EventsPerSec: finite(r.EventsPerSec), RequestsPerSec: finite(r.RequestsPerSec),
+		WireMBps: finite(r.WireMBps), RawMBps: finite(r.RawMBps),
+		P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), P999: ms(r.P999),
+		Errors: r.Errors, Accepted: finite(r.Accepted),
+		ServerCPU: finite(r.ServerCPU), ServerPeakRSS: r.ServerPeakRSS, ServerMedianRSS: r.ServerMedianRSS, Note: r.Note,
+	}
 }

@@ -4,6 +4,10 @@
 //	    runs the scenarios side by side against a collector it builds and
 //	    starts on loopback, and writes results.md, results.svg and
 //	    results.json to DIR.
+//	uptimizr-bench soak [-duration 30m] [-every 5s] [-rate N] …
+//	    runs the collector with retention and a plugin at half load for a
+//	    long time, samples its memory, goroutines, open files, data dir and
+//	    p99, and writes soak.md, soak.svg and soak.json to DIR.
 //	uptimizr-bench load -url URL -keys K1,K2 [-encoding gzip] [-rate N] …
 //	    drives one collector (local or remote) and prints the figures.
 //	uptimizr-bench floor [-addr HOST:PORT]
@@ -42,6 +46,8 @@ func main() {
 	switch os.Args[1] {
 	case "suite":
 		err = runSuite(os.Args[2:])
+	case "soak":
+		err = runSoak(os.Args[2:])
 	case "load":
 		err = runLoad(os.Args[2:])
 	case "floor":
@@ -64,6 +70,7 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   uptimizr-bench suite [flags]   run the scenarios and write a report (see -h)
+  uptimizr-bench soak  [flags]   run the soak (30 min by default) and write its report (see -h)
   uptimizr-bench load  [flags]   load one collector and print the figures (see -h)
   uptimizr-bench floor [flags]   serve the floor handler
   uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
