@@ -53,7 +53,10 @@ type Options struct {
 	MaxInstances int
 	// Wait is how long a call waits for room in the budget before it fails
 	// with ErrBusy; default 10 × CallTimeout.
-	Wait   time.Duration
+	Wait time.Duration
+	// Nice is the nice value guest code runs at (1–19; 0 = the caller's
+	// priority).
+	Nice   int
 	Logger *slog.Logger
 }
 
@@ -90,6 +93,7 @@ type Host struct {
 	rt     wazero.Runtime
 	cache  wazero.CompilationCache
 	budget *Budget
+	guests *guestPriority // nil: guest code runs at the caller's priority
 
 	mu      sync.Mutex
 	modules map[string]*Module // by content hash
@@ -131,7 +135,8 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 		return nil, err
 	}
 	return &Host{opts: opts, rt: rt, cache: cache, modules: map[string]*Module{},
-		budget: newBudget(opts.MemoryBudget, opts.MaxInstances, opts.Wait)}, nil
+		budget: newBudget(opts.MemoryBudget, opts.MaxInstances, opts.Wait),
+		guests: newGuestPriority(opts.Nice, opts.Logger)}, nil
 }
 
 // Budget returns the node's plugin budget.

@@ -145,7 +145,7 @@ func (p *Plugin) Run(ctx context.Context, batch, dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	p.used.Store(time.Now().UnixNano())
-	out, err := in.call(ctx, batch, dst, p.host.opts.CallTimeout)
+	out, err := p.host.guests.call(in, ctx, batch, dst, p.host.opts.CallTimeout)
 	if err != nil {
 		in.close()
 		return dst, err

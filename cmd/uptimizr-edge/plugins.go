@@ -23,6 +23,7 @@ func newPluginManager(ctx context.Context, cfg *core.Config, store *storage.Stor
 		MemoryBudget:     cfg.PluginMemoryBudget,
 		MaxInstances:     cfg.PluginMaxInstances,
 		Wait:             cfg.PluginWait,
+		Nice:             cfg.PluginNice,
 		Logger:           log,
 	})
 	if err != nil {
