@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"slices"
 	"time"
@@ -99,27 +98,15 @@ func (s *Store) raiseProjectCounter() (uint32, bool, error) {
 	}
 	raised := false
 	err := s.db.Update(func(txn *badger.Txn) error {
-		var n uint32
-		item, err := txn.Get(metaProjectNum)
-		switch {
-		case err == nil:
-			if err := item.Value(func(v []byte) error {
-				if len(v) != 4 {
-					return errors.New("corrupt project counter")
-				}
-				n = binary.BigEndian.Uint32(v)
-				return nil
-			}); err != nil {
-				return err
-			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
+		n, err := projectNumCounter(txn)
+		if err != nil {
 			return err
 		}
 		if n >= held {
 			return nil
 		}
 		raised = true
-		return txn.Set(metaProjectNum, binary.BigEndian.AppendUint32(nil, held))
+		return setProjectNumCounter(txn, held)
 	})
 	return held, raised, err
 }

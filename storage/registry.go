@@ -386,25 +386,36 @@ func putKey(txn *badger.Txn, projectID string, caps Capability, now time.Time) (
 
 var metaProjectNum = []byte{nsMeta, 'p', 'n'}
 
-func nextProjectNum(txn *badger.Txn) (uint32, error) {
+// projectNumCounter reads the last project number handed out (0: none yet).
+func projectNumCounter(txn *badger.Txn) (uint32, error) {
 	var n uint32
 	item, err := txn.Get(metaProjectNum)
 	switch {
 	case err == nil:
-		if err := item.Value(func(v []byte) error {
+		err = item.Value(func(v []byte) error {
 			if len(v) != 4 {
 				return errors.New("corrupt project counter")
 			}
 			n = binary.BigEndian.Uint32(v)
 			return nil
-		}); err != nil {
-			return 0, err
-		}
-	case !errors.Is(err, badger.ErrKeyNotFound):
+		})
+	case errors.Is(err, badger.ErrKeyNotFound):
+		err = nil
+	}
+	return n, err
+}
+
+func setProjectNumCounter(txn *badger.Txn, n uint32) error {
+	return txn.Set(metaProjectNum, binary.BigEndian.AppendUint32(nil, n))
+}
+
+func nextProjectNum(txn *badger.Txn) (uint32, error) {
+	n, err := projectNumCounter(txn)
+	if err != nil {
 		return 0, err
 	}
 	n++
-	return n, txn.Set(metaProjectNum, binary.BigEndian.AppendUint32(nil, n))
+	return n, setProjectNumCounter(txn, n)
 }
 
 // KeyInfos lists a project's live keys for the admin API.

@@ -238,6 +238,20 @@ func (g *spaceGuard) errDiskFull() error {
 // open a database with one (it takes it for a memtable to replay). An
 // empty log holds nothing.
 func removeEmptyMemLogs(dirs ...string) error {
+	return eachMemLog(dirs, func(p string, info os.FileInfo) error {
+		if info.Size() != 0 {
+			return nil
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("storage: remove %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// eachMemLog calls f for every memtable log (*.mem) in dirs (a dir that does
+// not exist has none).
+func eachMemLog(dirs []string, f func(path string, info os.FileInfo) error) error {
 	for _, dir := range dirs {
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, os.ErrNotExist) {
@@ -249,10 +263,9 @@ func removeEmptyMemLogs(dirs ...string) error {
 			if !strings.HasSuffix(e.Name(), ".mem") {
 				continue
 			}
-			if info, err := e.Info(); err == nil && info.Size() == 0 {
-				p := filepath.Join(dir, e.Name())
-				if err := os.Remove(p); err != nil {
-					return fmt.Errorf("storage: remove %s: %w", p, err)
+			if info, err := e.Info(); err == nil {
+				if err := f(filepath.Join(dir, e.Name()), info); err != nil {
+					return err
 				}
 			}
 		}
@@ -267,21 +280,11 @@ func removeEmptyMemLogs(dirs ...string) error {
 // room for the tables of the memtables it will replay and flush.
 func (g *spaceGuard) prepareOpen(dirs ...string) error {
 	need := int64(4 << 20)
-	for _, dir := range dirs {
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("storage: read %s: %w", dir, err)
-		}
-		for _, e := range ents {
-			if !strings.HasSuffix(e.Name(), ".mem") {
-				continue
-			}
-			if info, err := e.Info(); err == nil {
-				need += tableFor(writtenBytes(filepath.Join(dir, e.Name()), info.Size()))
-			}
-		}
+	if err := eachMemLog(dirs, func(p string, info os.FileInfo) error {
+		need += tableFor(writtenBytes(p, info.Size()))
+		return nil
+	}); err != nil {
+		return err
 	}
 	if err := os.Remove(filepath.Join(g.dir, reserveFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("storage: remove the disk reserve: %w", err)

@@ -71,6 +71,31 @@ func LoadVisitorSeed(dir string) (cur core.DaySeed, pending *core.DaySeed, err e
 	return cur, pending, err
 }
 
+// ReadVisitorSeed reads the ratchet's state from dir without changing
+// anything, for a reader beside the node that owns the dir (a save may be
+// under way: the newer of the two files that is whole wins).
+func ReadVisitorSeed(dir string) (cur core.DaySeed, pending *core.DaySeed, err error) {
+	c1, p1, err1 := readSeedFile(VisitorSeedPath(dir))
+	c2, p2, err2 := readSeedFile(filepath.Join(dir, seedNewName))
+	switch {
+	case err2 == nil && (err1 != nil || c2.Day >= c1.Day):
+		c1.Wipe()
+		if p1 != nil {
+			p1.Wipe()
+		}
+		return c2, p2, nil
+	case err1 == nil:
+		c2.Wipe()
+		if p2 != nil {
+			p2.Wipe()
+		}
+		return c1, p1, nil
+	case errors.Is(err1, os.ErrNotExist) && errors.Is(err2, os.ErrNotExist):
+		return cur, nil, ErrNoVisitorSeed
+	}
+	return cur, nil, err1
+}
+
 // SaveVisitorSeed replaces the ratchet's state in dir with cur (and pending,
 // if not nil), wiping the state it replaces.
 func SaveVisitorSeed(dir string, cur, pending *core.DaySeed) error {

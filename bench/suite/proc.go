@@ -16,22 +16,31 @@ import (
 // 100 on every Linux architecture Go supports).
 const clockTicks = 100
 
-// cpuTime reads a process's user+system CPU time from /proc/PID/stat.
-func cpuTime(pid int) (time.Duration, error) {
+// statFields reads /proc/PID/stat and returns its fields from field 3
+// (state) on: the command name (field 2) may hold spaces, so they start
+// after the last ')'. It wants at least n of them.
+func statFields(pid, n int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	// The command name (field 2) may hold spaces; fields after it start
-	// after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: no command field", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	if len(f) < n {
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return f, nil
+}
+
+// cpuTime reads a process's user+system CPU time from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	// utime and stime are fields 14 and 15.
+	f, err := statFields(pid, 13)
+	if err != nil {
+		return 0, err
 	}
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	s, err2 := strconv.ParseInt(f[12], 10, 64)

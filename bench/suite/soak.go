@@ -2,7 +2,6 @@ package suite
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -440,18 +439,9 @@ func machineBusy() (busy, iowait time.Duration, err error) {
 // majorFaults reads a process's major page faults (pages it waited for
 // from disk) from /proc/PID/stat.
 func majorFaults(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid, 10) // majflt is field 12
 	if err != nil {
 		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); majflt is field 12.
-	if len(f) < 10 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
 	return strconv.ParseInt(f[9], 10, 64)
 }

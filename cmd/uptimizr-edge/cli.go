@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -256,6 +257,11 @@ func (c *cli) do(o *op) error {
 		return err
 	}
 	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1, DisableAggregation: true})
+	if errors.Is(err, storage.ErrDataDirInUse) && o.Name == "salt.export" {
+		// Read beside the running node: the seed never passes through its
+		// buffers, which are not wiped.
+		return c.exportBeside(&cfg, o)
+	}
 	if errors.Is(err, storage.ErrDataDirInUse) {
 		out, err := sendControl(cfg.DataDir, o)
 		if err != nil {
@@ -291,6 +297,35 @@ func (c *cli) do(o *op) error {
 	}
 	if runErr != nil {
 		return runErr
+	}
+	return c.printJSON(v)
+}
+
+// exportBeside runs salt export on the seed file of a data dir a running
+// node holds, read-only.
+func (c *cli) exportBeside(cfg *core.Config, o *op) error {
+	var cur core.DaySeed
+	var pending *core.DaySeed
+	var err error
+	for range 3 { // a save under way may leave neither file whole for an instant
+		if cur, pending, err = storage.ReadVisitorSeed(cfg.DataDir); err == nil || errors.Is(err, storage.ErrNoVisitorSeed) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	se := &saltEnv{dir: cfg.DataDir, now: clock(cfg)}
+	if err == nil {
+		se.hasher = core.NewSeededVisitorHasher(&cur, pending, nil)
+		cur.Wipe()
+		if pending != nil {
+			pending.Wipe()
+		}
+	} else if !errors.Is(err, storage.ErrNoVisitorSeed) {
+		return err
+	}
+	v, err := o.runSalt(&opEnv{salt: se})
+	if err != nil {
+		return err
 	}
 	return c.printJSON(v)
 }

@@ -22,23 +22,6 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// runIn runs the CLI with stdin.
-func runIn(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
-}
-
 func parseSeedJSON(t *testing.T, s string) core.DaySeed {
 	t.Helper()
 	var j seedJSON
