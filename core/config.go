@@ -52,7 +52,7 @@ type Config struct {
 	PluginMaxInstances       int           // COLLECTOR_PLUGIN_MAX_INSTANCES: live plugin instances on the node (0 = one per 2 MiB of the budget)
 	PluginProjectConcurrency int           // COLLECTOR_PLUGIN_PROJECT_CONCURRENCY: batches of one project in its plugins at once (0 = half the cores, at least 1)
 	PluginWait               time.Duration // COLLECTOR_PLUGIN_WAIT: how long a batch waits for plugin room before 503 (0 = 10 × the plugin timeout)
-	PluginNice               int           // COLLECTOR_PLUGIN_NICE: nice value of the threads guest code runs on (0 = the request's thread)
+	PluginNice               int           // COLLECTOR_PLUGIN_NICE: priority of the threads guest code runs on: "idle" (PluginNiceIdle, SCHED_IDLE), a nice value 1–19, or 0 (the request's own priority)
 	MaxProjectIngest         int           // COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT: ingest slots one project may hold (0 = half the slots, at least 1)
 
 	ShutdownTimeout time.Duration // COLLECTOR_SHUTDOWN_TIMEOUT
@@ -66,6 +66,12 @@ type Config struct {
 	// day turns; never set in production.
 	ClockStart time.Time
 }
+
+// PluginNiceIdle is Config.PluginNice for COLLECTOR_PLUGIN_NICE=idle: guest
+// code runs under the SCHED_IDLE policy, so any other thread of the node that
+// wakes takes the CPU from it at once (docs/RATIONALE.md, "Why does guest
+// code run at a lower priority?").
+const PluginNiceIdle = -1
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
@@ -84,7 +90,7 @@ func DefaultConfig() Config {
 		MinFreeDisk:           64 << 20,
 		ValueLogGCInterval:    5 * time.Minute,
 		PluginTimeout:         50 * time.Millisecond,
-		PluginNice:            10,
+		PluginNice:            PluginNiceIdle,
 		PluginMemoryMiB:       64,
 		PluginModuleMiB:       16,
 		QuarantineTTL:         7 * 24 * time.Hour,
@@ -196,7 +202,15 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	num("COLLECTOR_PLUGIN_MAX_INSTANCES", &c.PluginMaxInstances)
 	num("COLLECTOR_PLUGIN_PROJECT_CONCURRENCY", &c.PluginProjectConcurrency)
 	dur("COLLECTOR_PLUGIN_WAIT", &c.PluginWait)
-	num("COLLECTOR_PLUGIN_NICE", &c.PluginNice)
+	if v := strings.TrimSpace(getenv("COLLECTOR_PLUGIN_NICE")); strings.EqualFold(v, "idle") {
+		c.PluginNice = PluginNiceIdle
+	} else if v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 19 {
+			errs = append(errs, fmt.Errorf("COLLECTOR_PLUGIN_NICE=%q: want idle (the default), a nice value 1 up to 19, or 0 (plugins at the request's priority)", v))
+		} else {
+			c.PluginNice = n
+		}
+	}
 	num("COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT", &c.MaxProjectIngest)
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
@@ -272,8 +286,8 @@ func (c *Config) Validate() error {
 	if c.PluginProjectConcurrency < 0 || c.PluginProjectConcurrency > 4096 {
 		bad("COLLECTOR_PLUGIN_PROJECT_CONCURRENCY %d: want 0 (half the cores) up to 4096", c.PluginProjectConcurrency)
 	}
-	if c.PluginNice < 0 || c.PluginNice > 19 {
-		bad("COLLECTOR_PLUGIN_NICE %d: want 0 (run plugins on the request's thread) up to 19", c.PluginNice)
+	if c.PluginNice != PluginNiceIdle && (c.PluginNice < 0 || c.PluginNice > 19) {
+		bad("COLLECTOR_PLUGIN_NICE %d: want idle (the default), a nice value 1 up to 19, or 0 (plugins at the request's priority)", c.PluginNice)
 	}
 	if c.PluginWait < 0 || c.PluginWait > time.Minute {
 		bad("COLLECTOR_PLUGIN_WAIT %s: want 0 (10 × the plugin timeout) up to 1m", c.PluginWait)
@@ -343,7 +357,7 @@ var Settings = []Setting{
 	{"COLLECTOR_PLUGIN_MAX_INSTANCES", "plugin-max-instances", "live plugin instances on the node (0 = one per 2 MiB of the budget)"},
 	{"COLLECTOR_PLUGIN_PROJECT_CONCURRENCY", "plugin-project-concurrency", "batches of one project in its plugins at once (0 = half the cores)"},
 	{"COLLECTOR_PLUGIN_WAIT", "plugin-wait", "how long a batch waits for plugin room before 503 (0 = 10 × plugin timeout)"},
-	{"COLLECTOR_PLUGIN_NICE", "plugin-nice", "nice value (1–19) of the threads plugins run on, below the request path (0 = the request's own thread)"},
+	{"COLLECTOR_PLUGIN_NICE", "plugin-nice", "priority of plugin calls, below the request path: idle (SCHED_IDLE, the default), a nice value 1–19, or 0 (the request's own priority)"},
 	{"COLLECTOR_MAX_CONCURRENT_INGEST_PER_PROJECT", "max-concurrent-ingest-per-project", "ingest slots one project may hold (0 = half the slots)"},
 	{"COLLECTOR_VLOG_GC_INTERVAL", "vlog-gc-interval", "how often the value log is garbage-collected (0 = never)"},
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},

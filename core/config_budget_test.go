@@ -54,3 +54,47 @@ func TestPluginBudgetSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginNiceSetting: plugin calls run under SCHED_IDLE unless told
+// otherwise; "idle", a nice value and 0 are read, anything else is refused
+// with the variable's name.
+func TestPluginNiceSetting(t *testing.T) {
+	if c := DefaultConfig(); c.PluginNice != PluginNiceIdle {
+		t.Fatalf("default PluginNice %d, want idle (%d)", c.PluginNice, PluginNiceIdle)
+	}
+	for in, want := range map[string]int{"idle": PluginNiceIdle, " IDLE ": PluginNiceIdle, "10": 10, "19": 19, "0": 0} {
+		c := DefaultConfig()
+		c.DevMode = true
+		c.PluginNice = 5
+		if err := c.LoadEnv(func(k string) string {
+			if k == "COLLECTOR_PLUGIN_NICE" {
+				return in
+			}
+			return ""
+		}); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.PluginNice != want {
+			t.Errorf("COLLECTOR_PLUGIN_NICE=%q gives %d, want %d", in, c.PluginNice, want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	for _, in := range []string{"20", "-1", "-5", "lowest"} {
+		c := DefaultConfig()
+		c.DevMode = true
+		err := c.LoadEnv(func(k string) string {
+			if k == "COLLECTOR_PLUGIN_NICE" {
+				return in
+			}
+			return ""
+		})
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "COLLECTOR_PLUGIN_NICE") {
+			t.Errorf("COLLECTOR_PLUGIN_NICE=%q: %v, want an error naming it", in, err)
+		}
+	}
+}

@@ -54,8 +54,8 @@ type Options struct {
 	// Wait is how long a call waits for room in the budget before it fails
 	// with ErrBusy; default 10 × CallTimeout.
 	Wait time.Duration
-	// Nice is the nice value guest code runs at (1–19; 0 = the caller's
-	// priority).
+	// Nice is the priority guest code runs at: core.PluginNiceIdle
+	// (SCHED_IDLE), a nice value 1–19, or 0 (the caller's priority).
 	Nice   int
 	Logger *slog.Logger
 }

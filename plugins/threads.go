@@ -5,15 +5,18 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/uptimizr/edge/core"
 )
 
 // Guest code runs at a lower priority (Options.Nice): for the length of a
-// call, the thread that runs it is reniced, so under CPU contention the
-// kernel runs the request path of every project (decoding, validation,
-// commits) before customers' plugins, and a plugin that spins to its
-// deadline in one project takes the CPU nothing else wants, not the CPU
-// another project's requests need (docs/RATIONALE.md, "Why does guest code
-// run at a lower priority?"). With no contention it runs as fast as before.
+// call, the thread that runs it goes under SCHED_IDLE (the default) or is
+// reniced, so under CPU contention the kernel runs the request path of every
+// project (decoding, validation, commits) before customers' plugins, and a
+// plugin that spins to its deadline in one project takes the CPU nothing else
+// wants, not the CPU another project's requests need (docs/RATIONALE.md, "Why
+// does guest code run at a lower priority?"). With no contention it runs as
+// fast as before.
 //
 // Going back to the thread's own priority after the call needs the right to
 // raise a priority (root, CAP_SYS_NICE, or RLIMIT_NICE): the host checks at
@@ -27,7 +30,7 @@ type guestPriority struct {
 }
 
 func newGuestPriority(nice int, log *slog.Logger) *guestPriority {
-	if nice <= 0 {
+	if nice == 0 {
 		return nil
 	}
 	base, err := probeRenice(nice)
@@ -49,7 +52,14 @@ func probeRenice(nice int) (base int, err error) {
 		if base, err = threadPriority(); err != nil {
 			return
 		}
-		if err = setThreadPriority(max(nice, base)); err != nil {
+		lower := nice
+		switch {
+		case base == core.PluginNiceIdle: // already as low as it goes
+			lower = base
+		case nice != core.PluginNiceIdle:
+			lower = max(nice, base)
+		}
+		if err = setThreadPriority(lower); err != nil {
 			return
 		}
 		err = setThreadPriority(base)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package plugins
 
 import (
@@ -12,9 +14,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uptimizr/edge/core"
 )
 
-// nicedThreads counts the process's threads whose nice value is nice.
+// nicedThreads counts the process's threads at nice: that nice value under
+// SCHED_OTHER, or the SCHED_IDLE policy for core.PluginNiceIdle.
 func nicedThreads(t *testing.T, nice int) int {
 	t.Helper()
 	tasks, err := filepath.Glob("/proc/self/task/*/stat")
@@ -28,24 +35,40 @@ func nicedThreads(t *testing.T, nice int) int {
 			continue
 		}
 		// Fields after the command name, which is in parentheses: the
-		// nice value is field 19 of stat, the 17th after ")".
+		// nice value is field 19 of stat, the 17th after ")"; the policy
+		// field 41, the 39th.
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 16 {
-			if v, err := strconv.Atoi(f[16]); err == nil && v == nice {
-				n++
-			}
+		if len(f) < 39 {
+			continue
+		}
+		v, err1 := strconv.Atoi(f[16])
+		pol, err2 := strconv.Atoi(f[38])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if idle := pol == unix.SCHED_IDLE; idle == (nice == core.PluginNiceIdle) && (idle || v == nice) {
+			n++
 		}
 	}
 	return n
 }
 
 // TestGuestCodeRunsNiced: with Options.Nice a guest call runs on a thread
-// of that nice value while it runs, gives the same output as at the caller's
-// priority, and leaves no thread at that value once it has returned.
+// of that nice value (or under SCHED_IDLE) while it runs, gives the same
+// output as at the caller's priority, and leaves no thread at that priority
+// once it has returned.
 func TestGuestCodeRunsNiced(t *testing.T) {
-	const nice = 7
+	for _, c := range []struct {
+		name string
+		nice int
+	}{{"nice 7", 7}, {"idle", core.PluginNiceIdle}} {
+		t.Run(c.name, func(t *testing.T) { testGuestCodeRunsNiced(t, c.nice) })
+	}
+}
+
+func testGuestCodeRunsNiced(t *testing.T, nice int) {
 	if nicedThreads(t, nice) != 0 {
-		t.Skip("threads of nice 7 exist already")
+		t.Fatalf("threads at %d exist before any call", nice)
 	}
 	if _, err := probeRenice(nice); err != nil {
 		t.Skipf("this process may not restore a thread's priority: %v", err)
@@ -111,7 +134,7 @@ func BenchmarkGuestThreads(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		o    Options
-	}{{"caller", Options{}}, {"niced", Options{Nice: 10}}} {
+	}{{"caller", Options{}}, {"niced", Options{Nice: 10}}, {"idle", Options{Nice: core.PluginNiceIdle}}} {
 		b.Run(c.name, func(b *testing.B) {
 			p := guestPlugin(b, newTestHost(b, c.o), "keep", PolicyQuarantine)
 			var out []byte
