@@ -13,7 +13,7 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 	if fx == nil {
-		b.Skip("no 200-event fixture")
+		b.Fatal("no 200-event fixture")
 	}
 	for _, bc := range []struct {
 		name string

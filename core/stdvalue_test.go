@@ -267,7 +267,7 @@ func (n *node) appendMember(k string, v *node) *node {
 
 // Fixtures.
 
-const fixturesDir = "../../shared/fixtures"
+const fixturesDir = "../testdata/fixtures"
 
 type fixture struct {
 	name   string
@@ -279,7 +279,7 @@ type fixture struct {
 func loadFixtures(t testing.TB) []fixture {
 	t.Helper()
 	if _, err := os.Stat(fixturesDir); err != nil {
-		t.Skipf("fixtures not available: %v", err)
+		t.Fatalf("fixtures not available: %v", err)
 	}
 	paths, err := filepath.Glob(filepath.Join(fixturesDir, "*.json"))
 	if err != nil || len(paths) == 0 {

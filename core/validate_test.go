@@ -3,7 +3,6 @@ package core
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -1203,18 +1202,19 @@ func TestFixtures(t *testing.T) {
 			if !jsonEqual(t, got, want) {
 				t.Errorf("%s event %d:\n got %s\nwant %s", fx.name, i, got, want)
 			}
-			// Under the defaults, mesh_visibility and hover_dwell are
-			// filtered and gaze is stripped.
+			// Under the defaults, the opt-in types (mesh_visibility,
+			// hover_dwell, resource_sample, runtime_error) are filtered and
+			// gaze is stripped.
 			outD, tyD, rD := pd.Add(ev)
 			switch ty {
-			case TypeMeshVisibility, TypeHoverDwell:
+			case TypeMeshVisibility, TypeHoverDwell, TypeResourceSample, TypeRuntimeError:
 				if outD != Filtered || tyD != ty {
 					t.Errorf("%s event %d (%v): %v under defaults", fx.name, i, ty, outD)
 				}
 				continue
 			}
 			if outD != Accepted {
-				t.Fatalf("%s event %d: %v %v under defaults", fx.name, i, outD, rD)
+				t.Fatalf("%s event %d (%v): %v %v under defaults", fx.name, i, ty, outD, rD)
 			}
 			dout := mustParse(t, string(bd.JSON(bd.Len()-1)))
 			if ty == TypeCameraSample {
@@ -1284,10 +1284,8 @@ func TestIdempotent(t *testing.T) {
 		inputs = append(inputs, minimalEvent(t, c.typ, c.fields), fullEvent(t, c.typ, c.fields))
 	}
 	inputs = append(inputs, baseEvent(t, "session_start").with("device", mustParse(t, `{"x":{"y":{"z":{"w":1}}},"a":[1,"\u0001"],"a":2}`)))
-	if _, err := os.Stat(fixturesDir); err == nil {
-		for _, fx := range loadFixtures(t) {
-			inputs = append(inputs, fx.events...)
-		}
+	for _, fx := range loadFixtures(t) {
+		inputs = append(inputs, fx.events...)
 	}
 	for i, v := range inputs {
 		first := process(t, info, v)

@@ -25,7 +25,7 @@ import (
 )
 
 // decompFixtureDir holds the shared sample batches, relative to this package.
-const decompFixtureDir = "../../shared/fixtures"
+const decompFixtureDir = "../testdata/fixtures"
 
 type decompFixture struct {
 	name string
@@ -41,7 +41,7 @@ func decompFixtures(tb testing.TB) []decompFixture {
 		tb.Fatal(err)
 	}
 	if len(paths) == 0 {
-		tb.Skipf("no fixtures in %s", decompFixtureDir)
+		tb.Fatalf("no fixtures in %s", decompFixtureDir)
 	}
 	slices.Sort(paths)
 	out := make([]decompFixture, 0, len(paths))
@@ -63,7 +63,7 @@ func decompFixture200(tb testing.TB) []byte {
 			return f.data
 		}
 	}
-	tb.Skip("no 200-event fixture")
+	tb.Fatal("no 200-event fixture")
 	return nil
 }
 

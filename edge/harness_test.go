@@ -29,7 +29,7 @@ import (
 	"github.com/uptimizr/edge/storage"
 )
 
-const fixturesDir = "../../shared/fixtures"
+const fixturesDir = "../testdata/fixtures"
 
 // syncBuffer collects log output from concurrent goroutines.
 type syncBuffer struct {
@@ -302,7 +302,7 @@ func loadFixtures(t testing.TB) []fixture {
 	t.Helper()
 	paths, _ := filepath.Glob(filepath.Join(fixturesDir, "*.json"))
 	if len(paths) == 0 {
-		t.Skip("fixtures not found at " + fixturesDir)
+		t.Fatal("fixtures not found at " + fixturesDir)
 	}
 	var out []fixture
 	for _, p := range paths {

@@ -141,13 +141,14 @@ func TestReadAPIGolden(t *testing.T) {
 		}
 		all = append(all, f.events...)
 	}
-	// Resource samples are not in the fixtures: add a few.
+	// A few resource samples of a scene of their own, whose figures are
+	// known (the fixtures carry one in another scene).
 	var res []string
 	var heap []float64
 	for i := 0; i < 5; i++ {
 		hb := float64(1000 * (i + 1))
 		heap = append(heap, hb)
-		res = append(res, validEvent("resource_sample", fmt.Sprintf(`,"jsHeapBytes":%v,"triangles":%d`, hb, 10*i)))
+		res = append(res, validEvent("resource_sample", fmt.Sprintf(`,"sceneId":"res-test","jsHeapBytes":%v,"triangles":%d`, hb, 10*i)))
 	}
 	if r := h.collect(h.a.Ingest, batchOf(res...), nil); num(r.json(t), "accepted") != 5 {
 		t.Fatal(string(r.body))
@@ -168,7 +169,7 @@ func TestReadAPIGolden(t *testing.T) {
 	for _, c := range counts {
 		got[c.EventType] = c.Count
 	}
-	g.counts["resource_sample"] = 5
+	g.counts["resource_sample"] += 5
 	if fmt.Sprint(got) != fmt.Sprint(g.counts) {
 		t.Errorf("event-counts\n got %v\nwant %v", got, g.counts)
 	}
@@ -236,7 +237,7 @@ func TestReadAPIGolden(t *testing.T) {
 		LastSeen string `json:"last_seen"`
 	}
 	h.getJSON("/api/v1/scenes?limit=1000", q, &scenes)
-	g.scenes["default"] = [2]int64{g.scenes["default"][0] + 5, max(g.scenes["default"][1], 1795892750979)}
+	g.scenes["res-test"] = [2]int64{5, 1795892750979}
 	if len(scenes) != len(g.scenes) {
 		t.Fatalf("scenes %v want %v", scenes, g.scenes)
 	}
@@ -315,7 +316,7 @@ func TestReadAPIGolden(t *testing.T) {
 	}
 
 	var resources []map[string]any
-	h.getJSON("/api/v1/perf/resources", q, &resources)
+	h.getJSON("/api/v1/perf/resources?scene=res-test", q, &resources)
 	if len(resources) != 1 || num64(resources[0]["samples"]) != 5 || num64(resources[0]["avg_js_heap_bytes"]) != 3000 ||
 		num64(resources[0]["max_js_heap_bytes"]) != 5000 || num64(resources[0]["max_triangles"]) != 40 || resources[0]["avg_vertices"] != nil {
 		t.Errorf("perf/resources %v (heap %v)", resources, heap)
@@ -373,7 +374,7 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 	var first, last int64 = math.MaxInt64, 0
 	for _, f := range fx {
 		for _, e := range f.events {
-			if e["sessionId"] == sess && e["type"] != "mesh_visibility" && e["type"] != "hover_dwell" {
+			if t := e["type"]; e["sessionId"] == sess && t != "mesh_visibility" && t != "hover_dwell" && t != "resource_sample" && t != "runtime_error" {
 				want[e["type"].(string)]++
 				ts := int64(num64(e["ts"]))
 				first, last = min(first, ts), max(last, ts)
@@ -425,7 +426,7 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 	if st := h.getJSON("/api/v1/sessions/"+sess+"/meta", q, &meta); st != 200 || meta["device"] == nil || meta["connector"] == nil {
 		t.Errorf("meta: %d %v", st, meta)
 	}
-	if dev, _ := meta["device"].(map[string]any); dev["browser"] != "bot" || dev["engine"] != "webgl2" {
+	if dev, _ := meta["device"].(map[string]any); dev["browser"] != "bot" || dev["engine"] != sessionStartDevice(t, fx, sess)["engine"] {
 		t.Errorf("meta device %v", meta["device"])
 	}
 	if r := h.do("GET", "/api/v1/sessions/nope/meta", nil, map[string]string{"x-api-key": q}); r.status != 404 {
@@ -441,4 +442,21 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 	if r := h.do("GET", "/api/v1/sessions/"+sess+"/meta", nil, map[string]string{"x-api-key": h.b.Query}); r.status != 404 {
 		t.Errorf("b reads a's session meta: %d", r.status)
 	}
+}
+
+// sessionStartDevice is the device object of session sess's session_start
+// in the fixtures.
+func sessionStartDevice(t *testing.T, fx []fixture, sess string) map[string]any {
+	t.Helper()
+	for _, f := range fx {
+		for _, e := range f.events {
+			if e["sessionId"] == sess && e["type"] == "session_start" {
+				if d, ok := e["device"].(map[string]any); ok {
+					return d
+				}
+			}
+		}
+	}
+	t.Fatalf("no session_start with a device for session %s in the fixtures", sess)
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/uptimizr/edge/storage"
 )
 
-const fixtureDir = "../../shared/fixtures"
+const fixtureDir = "../testdata/fixtures"
 
 // pathRig is the write path below HTTP over a real Badger store.
 type pathRig struct {
@@ -67,7 +67,7 @@ func fixture(tb testing.TB, name string) []byte {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
 	if err != nil {
-		tb.Skip("fixtures not found: " + err.Error())
+		tb.Fatal("fixtures not found: " + err.Error())
 	}
 	return b
 }
@@ -96,7 +96,7 @@ func encodeAs(tb testing.TB, enc Encoding, b []byte) []byte {
 // commit to Badger. Run with -cpu 1 for the one-core figure; events/s is
 // reported per run.
 func BenchmarkWritePath(b *testing.B) {
-	raw := fixture(b, "batch200_00_session-start.json")
+	raw := fixture(b, "batch200_00.json")
 	for _, enc := range []Encoding{EncIdentity, EncGzip, EncZstd} {
 		for _, commit := range []bool{true, false} {
 			name := enc.String()
@@ -128,7 +128,7 @@ func BenchmarkWritePath(b *testing.B) {
 // hash, gate; nothing committed) for the 200-event fixture as one JSON body
 // and as NDJSON, uncompressed: the per-event cost of each decoder.
 func BenchmarkDecodeFormats(b *testing.B) {
-	raw := fixture(b, "batch200_00_session-start.json")
+	raw := fixture(b, "batch200_00.json")
 	var doc struct{ Events []json.RawMessage }
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		b.Fatal(err)
@@ -185,8 +185,8 @@ func TestWritePathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	raw := fixture(t, "batch200_00_session-start.json")
-	small := fixture(t, "batch50_00_session-start.json")
+	raw := fixture(t, "batch200_00.json")
+	small := fixture(t, "batch50_00.json")
 	for _, enc := range []Encoding{EncIdentity, EncGzip, EncZstd} {
 		rig := newPathRig(t, false, false)
 		ic := new(ingestCtx)

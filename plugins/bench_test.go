@@ -19,7 +19,7 @@ import (
 // deadline.
 func BenchmarkExamplePlugins(b *testing.B) {
 	h := newTestHost(b, Options{})
-	batch := fixtureBatch(b, "batch200_00_session-start.json")
+	batch := fixtureBatch(b, "batch200_00.json")
 	in := encodeBatch(nil, batch)
 	for _, c := range []struct{ name, file, config string }{
 		{"pii-redact/assemblyscript", "examples/pii-redact/pii-redact.wasm", ""},
@@ -69,7 +69,7 @@ func BenchmarkExamplePlugins(b *testing.B) {
 // alloc, copy-in, filter and copy-out per batch. Compare the metered and
 // unlimited ns/op: the target is at most 1.3×.
 func BenchmarkMeteringOverhead(b *testing.B) {
-	batch := encodeBatch(nil, fixtureBatch(b, "batch200_00_session-start.json"))
+	batch := encodeBatch(nil, fixtureBatch(b, "batch200_00.json"))
 	for _, c := range []struct{ name, file string }{
 		{"pii-redact-as", "examples/pii-redact/pii-redact.wasm"},
 		{"pii-redact-go", "examples/pii-redact/go/pii-redact.wasm"},

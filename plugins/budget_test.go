@@ -84,7 +84,7 @@ func TestBudgetThousandHogs(t *testing.T) {
 		t.Fatalf("after the uploads: %+v", st)
 	}
 
-	fixture := fixtureBatch(t, "batch50_00_session-start.json")
+	fixture := fixtureBatch(t, "batch50_00.json")
 	batch := func(pnum uint32) *core.Batch {
 		c := &batchCopy{}
 		copyBatch(&c.b, fixture)
@@ -207,7 +207,7 @@ func TestBudgetEvictsLeastRecentlyUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00.json"))
 	var ps []*Plugin
 	for i := 0; i < 3; i++ {
 		p, err := h.NewPlugin(context.Background(), "hog", i, mod, nil, PolicyQuarantine)
@@ -252,7 +252,7 @@ func TestBudgetFullIsBusyNotQuarantined(t *testing.T) {
 	q := testStore(t).Quarantine()
 	f := NewFilter(q, nil)
 	f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "hog", PolicyQuarantine)}})
-	b := fixtureBatch(t, "batch50_00_session-start.json")
+	b := fixtureBatch(t, "batch50_00.json")
 	err := f.Apply(context.Background(), b)
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("a grow refused by the budget: %v, want ErrBusy", err)
@@ -332,7 +332,7 @@ func TestLoadWhenBudgetFull(t *testing.T) {
 	if c == nil || len(c.Plugins) != 1 {
 		t.Fatal("a plugin loaded while the budget was full was left out of its chain")
 	}
-	b := fixtureBatch(t, "batch50_00_session-start.json")
+	b := fixtureBatch(t, "batch50_00.json")
 	b.ProjectNum = 2
 	if err := m2.Filter().Apply(ctx, b); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a batch while the budget is still full: %v, want ErrBusy", err)
@@ -340,7 +340,7 @@ func TestLoadWhenBudgetFull(t *testing.T) {
 	for _, in := range held {
 		in.close()
 	}
-	b = fixtureBatch(t, "batch50_00_session-start.json")
+	b = fixtureBatch(t, "batch50_00.json")
 	b.ProjectNum = 2
 	if err := m2.Filter().Apply(ctx, b); err != nil || len(b.Events) != 50 {
 		t.Fatalf("once there is room: %v, %d events", err, len(b.Events))

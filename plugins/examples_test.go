@@ -108,7 +108,7 @@ func TestExampleModulesPassTheUploadChecks(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	b := fixtureBatch(t, "batch200_00_session-start.json")
+	b := fixtureBatch(t, "batch200_00.json")
 	if err := m.Filter().Apply(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}

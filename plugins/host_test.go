@@ -80,9 +80,9 @@ func guestPlugin(t testing.TB, h *Host, mode string, policy Policy) *Plugin {
 // edge does.
 func fixtureBatch(t testing.TB, name string) *core.Batch {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("../../shared/fixtures", name))
+	raw, err := os.ReadFile(filepath.Join("../testdata/fixtures", name))
 	if err != nil {
-		t.Skip("fixtures not found")
+		t.Fatal("fixtures not found")
 	}
 	var p fastjson.Parser
 	v, err := p.ParseBytes(raw)
@@ -148,10 +148,10 @@ func TestCompileChecks(t *testing.T) {
 
 func TestKeepDropRewrite(t *testing.T) {
 	h := newTestHost(t, Options{})
-	orig := fixtureBatch(t, "batch200_00_session-start.json")
+	orig := fixtureBatch(t, "batch200_00.json")
 	f := NewFilter(nil, nil)
 
-	b := fixtureBatch(t, "batch200_00_session-start.json")
+	b := fixtureBatch(t, "batch200_00.json")
 	f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "keep", PolicyQuarantine)}})
 	if err := f.Apply(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestKeepDropRewrite(t *testing.T) {
 		t.Fatal("keep changed the batch")
 	}
 
-	b = fixtureBatch(t, "batch200_00_session-start.json")
+	b = fixtureBatch(t, "batch200_00.json")
 	f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "drop-odd", PolicyQuarantine)}})
 	f.Apply(context.Background(), b)
 	if len(b.Events) != 100 || b.Filtered != 100 || string(b.JSON(1)) != string(orig.JSON(2)) {
@@ -168,7 +168,7 @@ func TestKeepDropRewrite(t *testing.T) {
 	}
 
 	// A chain: rename custom events, then drop every other event.
-	b = fixtureBatch(t, "batch200_00_session-start.json")
+	b = fixtureBatch(t, "batch200_00.json")
 	f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "rename-custom", PolicyQuarantine), guestPlugin(t, h, "drop-odd", PolicyQuarantine)}})
 	if err := f.Apply(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 			f := NewFilter(q, nil)
 			p := guestPlugin(t, h, c.mode, PolicyQuarantine)
 			f.SetChain(7, &Chain{Plugins: []*Plugin{p}})
-			b := fixtureBatch(t, "batch200_00_session-start.json")
+			b := fixtureBatch(t, "batch200_00.json")
 			orig := eventsOf(b)
 			start := time.Now()
 			if err := f.Apply(context.Background(), b); err != nil {
@@ -233,7 +233,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 				t.Fatal("the quarantine does not hold the batch as it entered the chain")
 			}
 			// The direct call reports the kind of failure.
-			_, err = p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json")), nil)
+			_, err = p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00.json")), nil)
 			if c.want == ErrBadOutput && c.mode != "out-of-bounds" {
 				// These produce output; the chain judges it.
 				if err != nil {
@@ -253,7 +253,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 func TestTrapOnNthCallDiscardsOnlyThatInstance(t *testing.T) {
 	h := newTestHost(t, Options{})
 	p := guestPlugin(t, h, "trap-on-3", PolicyQuarantine)
-	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00.json"))
 	var errs []error
 	for i := 0; i < 6; i++ {
 		_, err := p.Run(context.Background(), in, nil)
@@ -278,7 +278,7 @@ func TestPolicies(t *testing.T) {
 	}{{PolicyDrop, false, true}, {PolicyPass, true, false}} {
 		f := NewFilter(testStore(t).Quarantine(), nil)
 		f.SetChain(7, &Chain{Plugins: []*Plugin{guestPlugin(t, h, "trap", c.policy), guestPlugin(t, h, "drop-odd", PolicyQuarantine)}})
-		b := fixtureBatch(t, "batch50_00_session-start.json")
+		b := fixtureBatch(t, "batch50_00.json")
 		if err := f.Apply(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestActivationIsAtomic(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				b := fixtureBatch(t, "batch50_00_session-start.json")
+				b := fixtureBatch(t, "batch50_00.json")
 				if err := f.Apply(context.Background(), b); err != nil {
 					t.Error(err)
 					return
@@ -356,7 +356,7 @@ func TestMemoryCap(t *testing.T) {
 	h := newTestHost(t, Options{CallTimeout: 10 * time.Second, MemoryLimitPages: 256}) // 16 MiB
 	p := guestPlugin(t, h, "hog", PolicyQuarantine)
 	start := time.Now()
-	_, err := p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json")), nil)
+	_, err := p.Run(context.Background(), encodeBatch(nil, fixtureBatch(t, "batch50_00.json")), nil)
 	if !errors.Is(err, ErrTrap) {
 		t.Fatalf("hog: %v, want a trap at the memory cap", err)
 	}
@@ -412,7 +412,7 @@ func deadlineAndIsolation(t *testing.T) string {
 	h := newTestHost(t, Options{CallTimeout: deadline})
 	bad := guestPlugin(t, h, "spin-on-marker", PolicyQuarantine)
 	good := guestPlugin(t, h, "keep", PolicyQuarantine)
-	in := encodeBatch(nil, fixtureBatch(t, "batch200_00_session-start.json"))
+	in := encodeBatch(nil, fixtureBatch(t, "batch200_00.json"))
 	for i := 0; i < 4; i++ { // it behaves
 		if _, err := bad.Run(context.Background(), in, nil); err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -471,7 +471,7 @@ func TestGarbageCollectionDuringSpin(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	h := newTestHost(t, Options{CallTimeout: deadline})
 	bad := guestPlugin(t, h, "spin", PolicyQuarantine)
-	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00.json"))
 	done := make(chan error, 1)
 	go func() {
 		_, err := bad.Run(context.Background(), in, nil)

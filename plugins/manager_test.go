@@ -21,7 +21,7 @@ func TestManagerLifecycle(t *testing.T) {
 	m := NewManager(h, st, NewFilter(db.Quarantine(), nil), nil)
 	ctx := context.Background()
 	run := func() *core.Batch {
-		b := fixtureBatch(t, "batch50_00_session-start.json")
+		b := fixtureBatch(t, "batch50_00.json")
 		if err := m.Filter().Apply(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestShrinkIdleGivesInstancesBack(t *testing.T) {
 	db := testStore(t)
 	m := NewManager(h, db.Plugins(), NewFilter(db.Quarantine(), nil), nil)
 	m.live[liveKey{7, "keep", 1}] = p
-	in := encodeBatch(nil, fixtureBatch(t, "batch50_00_session-start.json"))
+	in := encodeBatch(nil, fixtureBatch(t, "batch50_00.json"))
 	if _, err := p.Run(context.Background(), in, nil); err != nil {
 		t.Fatal(err)
 	}

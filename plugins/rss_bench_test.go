@@ -59,7 +59,7 @@ func BenchmarkThousandProjects(b *testing.B) {
 			}
 		}
 		uploadEach := time.Since(start) / time.Duration(n)
-		batch := fixtureBatch(b, "batch50_00_session-start.json")
+		batch := fixtureBatch(b, "batch50_00.json")
 		for p := 1; p <= n; p++ {
 			c := &batchCopy{}
 			copyBatch(&c.b, batch)

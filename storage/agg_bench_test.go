@@ -12,14 +12,14 @@ import (
 // fixtureBatch builds a batch from a fixture file's events as stored (their
 // JSON as the ingest path would keep it, close enough for folding).
 func fixtureBatch(tb testing.TB, pnum uint32) *core.Batch {
-	return batchFromFixture(tb, filepath.Join("../../shared/fixtures", "batch200_00_session-start.json"), pnum)
+	return batchFromFixture(tb, filepath.Join("../testdata/fixtures", "batch200_00.json"), pnum)
 }
 
 // batchFromFixture builds a batch of project pnum from one fixture file.
 func batchFromFixture(tb testing.TB, path string, pnum uint32) *core.Batch {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		tb.Skip("fixtures not found")
+		tb.Fatal("fixtures not found")
 	}
 	var doc struct{ Events []json.RawMessage }
 	if err := json.Unmarshal(raw, &doc); err != nil {

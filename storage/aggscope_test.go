@@ -14,9 +14,9 @@ import (
 
 // fixtureBatches builds one batch per fixture file.
 func fixtureBatches(t *testing.T, pnum uint32) []*core.Batch {
-	paths, _ := filepath.Glob("../../shared/fixtures/batch*.json")
+	paths, _ := filepath.Glob("../testdata/fixtures/batch*.json")
 	if len(paths) == 0 {
-		t.Skip("fixtures not found")
+		t.Fatal("fixtures not found")
 	}
 	var out []*core.Batch
 	for _, p := range paths {

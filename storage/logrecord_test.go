@@ -19,9 +19,9 @@ import (
 // validatedFixtures runs every fixture batch through core's Processor, as
 // ingest does, with or without the aggregator's Capture; all channels on.
 func validatedFixtures(tb testing.TB, pnum uint32, capture bool) []*core.Batch {
-	paths, _ := filepath.Glob("../../shared/fixtures/batch*.json")
+	paths, _ := filepath.Glob("../testdata/fixtures/batch*.json")
 	if len(paths) == 0 {
-		tb.Skip("fixtures not found")
+		tb.Fatal("fixtures not found")
 	}
 	var out []*core.Batch
 	for _, path := range paths {
@@ -161,7 +161,7 @@ func TestLogRecordCorruption(t *testing.T) {
 // token it hands out is never empty.
 func FuzzDecodeLogRecord(f *testing.F) {
 	var m members
-	if paths, _ := filepath.Glob("../../shared/fixtures/batch50*.json"); len(paths) > 0 {
+	if paths, _ := filepath.Glob("../testdata/fixtures/batch50*.json"); len(paths) > 0 {
 		for _, b := range validatedFixtures(f, 1, true) {
 			rec, _ := encodeLogRecord(nil, nil, b, &m, false)
 			f.Add(rec)

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,4 +30,42 @@ func Fixtures(dir string) ([][]byte, error) {
 		return nil, errors.New("gen: no .json fixtures in " + dir)
 	}
 	return bodies, nil
+}
+
+// The committed sample batches (testdata/fixtures at the repository's root)
+// are made by
+//
+//	go run ./bench/cmd/uptimizr-bench fixtures -out testdata/fixtures
+//
+// and TestCommittedFixtures checks that the files in the repository are
+// what the command writes.
+
+// FixtureSet names the committed sample batches: for each batch size, three
+// consecutive bodies of one generator (seed 1), so that the later ones
+// continue sessions the first opened. They carry no PII-looking text, so that
+// a redaction test can tell what it planted.
+var FixtureSet = []struct {
+	BatchSize int
+	Count     int
+}{{50, 3}, {200, 3}}
+
+// FixtureName is the file name of body i of the given batch size.
+func FixtureName(batchSize, i int) string {
+	return fmt.Sprintf("batch%d_%02d.json", batchSize, i)
+}
+
+// WriteFixtures writes the sample batches of FixtureSet into dir.
+func WriteFixtures(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range FixtureSet {
+		g := New(Config{Seed: 1, BatchSize: f.BatchSize, PIIRate: NoPII})
+		for i := 0; i < f.Count; i++ {
+			if err := os.WriteFile(filepath.Join(dir, FixtureName(f.BatchSize, i)), g.Next(nil), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

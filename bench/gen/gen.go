@@ -1,6 +1,6 @@
 // Package gen generates realistic Uptimizr SDK batches for the load
 // benchmarks: whole POST /api/v1/collect bodies shaped like the sample
-// fixtures (../shared/fixtures), from a seed, so that a benchmark run can be
+// fixtures (testdata/fixtures is made by it), from a seed, so that a benchmark run can be
 // repeated byte for byte.
 //
 // A Generator models a few browser clients at once, each running one 3D

@@ -16,7 +16,7 @@ import (
 	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
-const fixtureDir = "../../../shared/fixtures"
+const fixtureDir = "../../testdata/fixtures"
 
 // verdict is what the collector's validator made of one body.
 type verdict struct {
@@ -146,7 +146,7 @@ func TestEveryEventValid(t *testing.T) {
 func TestValidatorCanReject(t *testing.T) {
 	fx, err := Fixtures(fixtureDir)
 	if err != nil {
-		t.Skip("fixtures not found: " + err.Error())
+		t.Fatal("fixtures not found: " + err.Error())
 	}
 	for _, b := range fx {
 		if v := validate(t, b, core.AllChannels()); len(v.rejected) > 0 || v.filtered > 0 {
@@ -431,4 +431,26 @@ func BenchmarkNext(b *testing.B) {
 		buf = g.Next(buf[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
+}
+
+// TestCommittedFixtures: the sample batches in testdata/fixtures are what
+// `uptimizr-bench fixtures` writes, byte for byte, and nothing else.
+func TestCommittedFixtures(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteFixtures(dir); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	got, _ := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%d committed sample batches, the command writes %d: run go run ./bench/cmd/uptimizr-bench fixtures", len(got), len(want))
+	}
+	for _, w := range want {
+		name := filepath.Base(w)
+		a, _ := os.ReadFile(w)
+		b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("testdata/fixtures/%s differs from what the command writes (%v): run go run ./bench/cmd/uptimizr-bench fixtures", name, err)
+		}
+	}
 }

@@ -54,6 +54,8 @@ func main() {
 		err = floor(os.Args[2:])
 	case "neighbour":
 		err = runNeighbour(os.Args[2:])
+	case "fixtures":
+		err = runFixtures(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -74,6 +76,7 @@ func usage() {
   uptimizr-bench load  [flags]   load one collector and print the figures (see -h)
   uptimizr-bench floor [flags]   serve the floor handler
   uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
+  uptimizr-bench fixtures [-out D]  write the repository's sample batches (testdata/fixtures)
 `)
 }
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { Plugin, canonicalEvent, encodeBatch } from "@uptimizr/plugin-sdk/host.js";
 
 const root = path.dirname(fileURLToPath(import.meta.url));
-const fixtures = path.join(root, "../../../../shared/fixtures");
+const fixtures = path.join(root, "../../../testdata/fixtures");
 const wasmPath = process.argv[2] || path.join(root, "pii-redact.wasm");
 
 if (!existsSync(fixtures)) {

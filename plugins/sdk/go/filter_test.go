@@ -13,8 +13,8 @@ import (
 )
 
 // fixturesDir is the shared sample batches, from this directory
-// (plugins/sdk/go of the repository checked out next to shared/).
-var fixturesDir = filepath.Join("..", "..", "..", "..", "shared", "fixtures")
+// (plugins/sdk/go of the repository: its testdata/fixtures).
+var fixturesDir = filepath.Join("..", "..", "..", "testdata", "fixtures")
 
 // setHandler registers a handler and config function as a plugin's init
 // would, runs initPlugin, and returns a function restoring the previous

@@ -17,7 +17,7 @@ import (
 )
 
 // The shared sample batches, relative to this directory (plugins/sdk/go).
-var sharedFixtures = filepath.Join("..", "..", "..", "..", "shared", "fixtures")
+var sharedFixtures = filepath.Join("..", "..", "..", "testdata", "fixtures")
 
 // testPluginWasm is the path of testdata/testplugin built for wasip1,
 // made once per test binary in a temporary directory.
@@ -95,7 +95,7 @@ func TestWasmModuleShape(t *testing.T) {
 func fixtureFiles(t testing.TB) []string {
 	paths := sdktest.Fixtures(sharedFixtures)
 	if len(paths) == 0 {
-		t.Skipf("no sample batches in %s", sharedFixtures)
+		t.Fatalf("no sample batches in %s", sharedFixtures)
 	}
 	return paths
 }

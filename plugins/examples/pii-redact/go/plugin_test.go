@@ -19,7 +19,7 @@ import (
 var guest = &sdktest.Guest{Committed: "pii-redact.wasm"}
 
 // sharedFixtures holds the sample batches, relative to this directory.
-var sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
+var sharedFixtures = filepath.Join("..", "..", "..", "..", "testdata", "fixtures")
 
 func TestMain(m *testing.M) { os.Exit(guest.Main(m, "-ldflags=-s -w")) }
 
@@ -154,7 +154,7 @@ func TestPluginConfig(t *testing.T) {
 func TestPluginMatchesNativeOnFixtures(t *testing.T) {
 	paths := sdktest.Fixtures(sharedFixtures)
 	if len(paths) == 0 {
-		t.Skipf("no sample batches in %s", sharedFixtures)
+		t.Fatalf("no sample batches in %s", sharedFixtures)
 	}
 	p := plugin(t, `{}`)
 	for _, path := range paths {

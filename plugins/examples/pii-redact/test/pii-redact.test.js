@@ -4,7 +4,6 @@
 import { test, describe, before } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, readdir, mkdtemp, rm } from "node:fs/promises";
-import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -13,7 +12,7 @@ import { Plugin, canonicalEvent, encodeBatch } from "@uptimizr/plugin-sdk/host.j
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const wasmPath = path.join(root, "pii-redact.wasm");
-const fixtures = path.join(root, "../../../../shared/fixtures");
+const fixtures = path.join(root, "../../../testdata/fixtures");
 
 const ENV = {
   projectId: "768d1583-bec1-43a1-b54d-91d04a1a6453",
@@ -398,7 +397,7 @@ describe("fields", () => {
   });
 });
 
-describe("fixtures", { skip: !existsSync(fixtures) && "shared fixtures not found" }, () => {
+describe("fixtures", () => {
   let batches;
   before(async () => {
     const files = (await readdir(fixtures)).filter((f) => f.endsWith(".json")).sort();

@@ -15,7 +15,7 @@ import (
 // guest is this directory built for wasip1 by TestMain.
 var guest = &sdktest.Guest{Committed: "schema-guard.wasm"}
 
-var sharedFixtures = filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures")
+var sharedFixtures = filepath.Join("..", "..", "..", "..", "testdata", "fixtures")
 
 func TestMain(m *testing.M) { os.Exit(guest.Main(m, "-ldflags=-s -w")) }
 
@@ -156,7 +156,7 @@ func TestConfigErrors(t *testing.T) {
 func TestFixtures(t *testing.T) {
 	paths := sdktest.Fixtures(sharedFixtures)
 	if len(paths) == 0 {
-		t.Skipf("no sample batches in %s", sharedFixtures)
+		t.Fatalf("no sample batches in %s", sharedFixtures)
 	}
 	p := plugin(t, `{"requiredCustomNames":["color_selected","add_to_cart","tour_step"],"propAllowList":["color","price","step"]}`)
 	for _, path := range paths {
