@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Capability is a bit set of what an API key may do (SPEC §7).
+// Capability is a bit set of what an API key may do (docs/API.md, "Keys").
 type Capability uint8
 
 // Capabilities.

@@ -1,6 +1,6 @@
 package core
 
-// Channels are a project's capture-channel settings (SPEC §5). They are decided
+// Channels are a project's capture-channel settings (docs/API.md, "Channel gating"). They are decided
 // on the server, whatever the client sent. The zero value is not the default:
 // use DefaultChannels.
 type Channels struct {

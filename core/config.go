@@ -318,7 +318,7 @@ func (c *Config) Validate() error {
 }
 
 // Setting names one configuration variable and the command-line flag that
-// sets the same (SPEC §11: environment, with flags for the same).
+// sets the same (docs/OPERATIONS.md: environment, with flags for the same).
 type Setting struct {
 	Env   string // environment variable
 	Flag  string // flag name, without dashes

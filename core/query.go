@@ -2,7 +2,7 @@ package core
 
 import "math"
 
-// Query holds the shared parameters of the read API (SPEC §9). The project
+// Query holds the shared parameters of the read API (docs/API.md, "Read API (aggregates)"). The project
 // is never a parameter: it always comes from the key.
 type Query struct {
 	Since, Until int64  // epoch ms, inclusive; Until is math.MaxInt64 when open

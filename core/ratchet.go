@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// The visitor-salt ratchet (SPEC §6; docs/RATIONALE.md, "How can a stolen
+// The visitor-salt ratchet (docs/API.md, "Visitor hash"; docs/RATIONALE.md, "How can a stolen
 // node not reveal earlier days' visitors?"):
 //
 //	H(label, x) = SHA-256("uptimizr/" ‖ label ‖ 0x00 ‖ x)

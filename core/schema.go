@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// The schema of the 27 event types (SPEC §3–4) as tables. They are built once
+// The schema of the 27 event types (docs/API.md, "Validation") as tables. They are built once
 // at start-up, with every rejection message, so that validation compares and
 // looks up but never formats.
 

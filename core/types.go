@@ -1,6 +1,6 @@
 package core
 
-// EventType is one of the 27 event types of the contract (SPEC §4).
+// EventType is one of the 27 event types of the contract (docs/API.md, "Validation"; their fields in schema.go).
 type EventType uint8
 
 // The event types. TypeInvalid is the zero value and never names a stored event.

@@ -5,8 +5,8 @@ import (
 	"strconv"
 )
 
-// Processor validates events one by one (SPEC §3–4), applies channel gating
-// (SPEC §5) and appends each accepted event's canonical JSON to a Batch. It
+// Processor validates events one by one (docs/API.md, "Validation"), applies channel gating
+// (docs/API.md, "Channel gating") and appends each accepted event's canonical JSON to a Batch. It
 // keeps its scratch space between requests, so that in steady state it does
 // not allocate. The zero value is ready to use after Begin. A Processor is not
 // safe for concurrent use; give each worker its own.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The catalog below restates SPEC §3–4 independently of the schema tables in
+// The catalog below restates the event catalog (docs/API.md, "Validation") independently of the schema tables in
 // schema.go, so that the tests check the implementation against the contract
 // rather than against itself.
 

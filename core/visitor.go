@@ -18,7 +18,7 @@ const MinVisitorSecretLen = 16
 // secondsPerDay is the length of a UTC day in Unix time (which has no leap seconds).
 const secondsPerDay = 86400
 
-// VisitorHasher computes the cookieless visitor id of SPEC §6:
+// VisitorHasher computes the cookieless visitor id of docs/API.md, "Visitor hash":
 //
 //	visitorId = hex of the first 16 bytes of
 //	            SHA-256(salt(d) ‖ idLabel ‖ len16(projectId) ‖ projectId ‖ len8(ip) ‖ ip ‖ userAgent)

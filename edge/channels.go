@@ -8,7 +8,7 @@ import (
 )
 
 // channels is GET/PUT /api/v1/channels: read (query or admin key) or change
-// (admin key) the calling key's project channel settings (SPEC §5, §12).
+// (admin key) the calling key's project channel settings (docs/API.md, "Channels" and "Channel gating").
 func (s *Server) channels(ctx *fasthttp.RequestCtx) {
 	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
 		s.tooMany(ctx, retry, "client address")

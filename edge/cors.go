@@ -6,7 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// corsPolicy implements SPEC §11: only listed origins get CORS headers, and
+// corsPolicy implements docs/API.md, "CORS and the origin allow-list": only listed origins get CORS headers, and
 // they get credentials echoed (navigator.sendBeacon sends credentialed
 // requests). "*" allows any origin, still echoed (never a literal "*", which
 // browsers refuse with credentials). An empty list means no cross-origin.
@@ -35,7 +35,7 @@ func (p corsPolicy) allows(origin []byte) bool {
 	return ok
 }
 
-// checkOrigin enforces COLLECTOR_CORS_ORIGINS on the API (SPEC §11): a
+// checkOrigin enforces COLLECTOR_CORS_ORIGINS on the API (docs/API.md, "CORS and the origin allow-list"): a
 // request whose Origin is present and not allowed is refused with 403 before
 // anything is read from it or stored, and so is a request without Origin when
 // COLLECTOR_REQUIRE_ORIGIN is set. It reports whether the request may go on;

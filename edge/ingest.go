@@ -42,7 +42,7 @@ type eventError struct {
 	reason core.Reason
 }
 
-// maxReportedErrors bounds the errors list of a response (SPEC §2).
+// maxReportedErrors bounds the errors list of a response (docs/API.md, "Response").
 const maxReportedErrors = 20
 
 func (ic *ingestCtx) reset() {

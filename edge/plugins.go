@@ -65,7 +65,7 @@ type pluginRow struct {
 }
 
 // plugins serves /api/v1/plugins[/NAME[/rollback|/activate|/config]] with an
-// admin key (SPEC §12).
+// admin key (docs/API.md, "Plugins").
 func (s *Server) plugins(ctx *fasthttp.RequestCtx, rest string) {
 	var h [32]byte
 	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)

@@ -93,7 +93,7 @@ type Server struct {
 	chunked chunkedCaps // the caps of chunked bodies being read (bodylimit.go)
 }
 
-// MaxBatchEvents is the most events one request may carry (SPEC §2).
+// MaxBatchEvents is the most events one request may carry (docs/API.md, "Validation").
 const MaxBatchEvents = 1000
 
 // New builds a server from a validated configuration.

@@ -22,7 +22,7 @@ import (
 // Capability aliases core.Capability for callers of this package.
 type Capability = core.Capability
 
-// Capabilities (SPEC §7).
+// Capabilities (docs/API.md, "Keys").
 const (
 	CapIngest = core.CapIngest
 	CapQuery  = core.CapQuery

@@ -7,7 +7,7 @@ import (
 )
 
 // One writer per event type. Each appends a whole event object at s.ts with
-// the payload fields of SPEC §4, optional ones at the rates seen in real
+// the payload fields of the event catalog (core/schema.go), optional ones at the rates seen in real
 // batches.
 
 func (g *Generator) sessionStart(dst []byte, s *session) []byte {

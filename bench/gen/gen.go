@@ -9,7 +9,7 @@
 // samples, pointer moves, frame stats, mesh picks and the rarer event types,
 // sometimes a scene_change, until session_end. Each body is one client's
 // next BatchSize events, as a browser SDK sends them; the clients take turns.
-// Every event is valid under SPEC §3–4, and every one of the 27 event types
+// Every event is valid under the collector's validation (docs/API.md, "Validation"), and every one of the 27 event types
 // turns up in a run of a few thousand events. A configurable fraction of the
 // free-text fields carries PII-looking content (emails, phone numbers, IP
 // addresses, card numbers, bearer tokens, API keys) for redaction filters to
