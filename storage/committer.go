@@ -19,10 +19,11 @@ import (
 
 // Committer is the store's core.Sink. Requests encode their records in their
 // own goroutine, then hand them to one committer goroutine that gathers every
-// request waiting at that moment into one transaction of the log database
-// (group commit), preceded, when retention is on, by one transaction of the
-// main database for the group's raw chunks: durability costs one write (and,
-// with SyncWrites, one fsync) per database per group, not per request. The single writer also assigns each project's log sequence
+// request waiting at that moment into one append to the ingest log's segment
+// files (group commit), preceded, when retention is on, by one Badger
+// transaction of the main database for the group's raw chunks: durability
+// costs one write (and, with SyncWrites, one fdatasync) per store per group,
+// not per request. The single writer also assigns each project's log sequence
 // numbers, so the log's order is the commit order and a consumer reading from
 // a checkpoint never sees a gap fill in behind it.
 type Committer struct {
@@ -60,7 +61,8 @@ type Committer struct {
 }
 
 // maxGroupRequests bounds one group so a transaction stays well within
-// Badger's batch limits and one slow group cannot hold many callers.
+// Badger's batch limits (raw chunks) and one slow group cannot hold many
+// callers.
 const maxGroupRequests = 256
 
 type chunk struct {
@@ -99,7 +101,8 @@ func newCommitter(s *Store) *Committer {
 func (c *Committer) Stats() (groups, requests uint64) { return c.groups.Load(), c.requests.Load() }
 
 // Commit implements core.Sink: it returns once every event of b is committed
-// to Badger, or with an error wrapping core.ErrUnavailable.
+// to the ingest log (and its raw chunks to Badger, with retention on), or
+// with an error wrapping core.ErrUnavailable.
 func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	if len(b.Events) == 0 {
 		return nil
