@@ -34,9 +34,6 @@ type Processor struct {
 	slots  [maxDepth + 1][maxSlots]Value
 }
 
-// NewProcessor returns a ready Processor; the zero value works as well.
-func NewProcessor() *Processor { return new(Processor) }
-
 // SetCapture makes the Processor locate the fields of c in every event it
 // accepts from now on (see Batch.Captured); nil stops it.
 func (p *Processor) SetCapture(c *Capture) { p.cap = c }

@@ -64,7 +64,6 @@ type harness struct {
 	host    *plugins.Host
 	plugins *plugins.Manager
 	sink    *recordingSink
-	now     time.Time
 	hc      *http.Client
 }
 

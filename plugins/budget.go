@@ -48,8 +48,8 @@ type Budget struct {
 	queue   []uint64      // tickets of the waiters, in arrival order
 	tickets uint64
 
-	peakBytes, peakInst                           int64
-	waits, refusals, evictions, growRefusals, nev atomic.Int64
+	peakBytes, peakInst                      int64
+	waits, refusals, evictions, growRefusals atomic.Int64
 }
 
 // BudgetStats are a Budget's figures, for metrics.

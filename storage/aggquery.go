@@ -117,14 +117,6 @@ func (r *Reader) Timeseries(pnum uint32, q core.Query, interval time.Duration) (
 	return limitRows(rows, q.Limit), nil
 }
 
-// scanBuckets is scan with the bucket of each cell.
-func (r *Reader) scanBuckets(pnum uint32, kind aggKind, q *core.Query, fn func(bucket int64, c cell)) error {
-	return r.scanCells(pnum, kind, q, false, func(_ []byte, bucket int64, c cell) error {
-		fn(bucket, c)
-		return nil
-	})
-}
-
 // scanCells calls fn for each cell of kind in the query's scope and range.
 // With rollup, whole hours inside the range are read from the kind's hourly
 // roll-up and only the ragged ends from per-minute cells.

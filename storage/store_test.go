@@ -139,14 +139,6 @@ func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []strin
 	return
 }
 
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
 func TestCommitLogOrderAndSeqAcrossReopen(t *testing.T) {
 	for _, compress := range []bool{true, false} {
 		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {

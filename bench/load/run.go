@@ -226,7 +226,6 @@ type runner struct {
 	onWindow func(*WindowStats)
 
 	tickets atomic.Int64 // closed loop: measured requests claimed
-	next    atomic.Int64 // open loop: next schedule slot
 	stop    atomic.Bool
 	done    chan struct{}
 }
