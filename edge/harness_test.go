@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +66,8 @@ type harness struct {
 	plugins *plugins.Manager
 	sink    *recordingSink
 	hc      *http.Client
+	// degraded, when set, is what Deps.Degraded says besides the store's.
+	degraded atomic.Pointer[string]
 }
 
 // newHarness runs the server with the aggregator off, so that tests of the
@@ -154,6 +157,12 @@ func startHarness(t testing.TB, mutate func(*core.Config), aggregate bool) *harn
 		Filter:     h.plugins.Filter(),
 		Plugins:    h.plugins,
 		Quarantine: testQuarantine{st.Quarantine(), h.plugins, h.sink},
+		Degraded: func() string {
+			if why := h.degraded.Load(); why != nil {
+				return *why
+			}
+			return st.Degraded()
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -44,9 +44,12 @@ type Deps struct {
 	// validator locates them, so the Sink need not parse events again.
 	Capture *core.Capture
 	Ready   func() error // nil when storage can take writes
-	Hasher  *core.VisitorHasher
-	Logger  *slog.Logger
-	Now     func() time.Time // clock; time.Now when nil
+	// Degraded says why an operator should look at the node ("" when
+	// nothing is wrong); /health reports it. Optional.
+	Degraded func() string
+	Hasher   *core.VisitorHasher
+	Logger   *slog.Logger
+	Now      func() time.Time // clock; time.Now when nil
 
 	// Read side; an endpoint whose store is nil answers 501.
 	Aggregates Aggregates  // aggregate queries (read.go)
@@ -110,6 +113,9 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Degraded == nil {
+		d.Degraded = func() string { return "" }
 	}
 	if d.Ready == nil {
 		d.Ready = func() error { return nil }
@@ -251,6 +257,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		ctx.SetContentType("application/json")
+		if why := s.d.Degraded(); why != "" {
+			// Still 200: the process is alive and serving; the body and
+			// uptimizr_degraded tell the operator to look.
+			b := append(ctx.Response.Body()[:0], `{"status":"degraded","reason":`...)
+			b = appendJSONString(b, why)
+			ctx.Response.SetBodyRaw(append(b, '}'))
+			break
+		}
 		ctx.SetBodyString(`{"status":"ok"}`)
 	case string(path) == "/ready":
 		r = routeReady

@@ -586,6 +586,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if r := h.do("GET", "/health", nil, nil); r.status != 200 || r.json(t)["status"] != "ok" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
+	// Degraded: still alive (200), the reason in the body, until it clears.
+	why := `2 fdatasync failures: check the disk "sdb"`
+	h.degraded.Store(&why)
+	if r := h.do("GET", "/health", nil, nil); r.status != 200 || r.json(t)["status"] != "degraded" || r.json(t)["reason"] != why {
+		t.Fatalf("degraded health: %d %s", r.status, r.body)
+	}
+	none := ""
+	h.degraded.Store(&none)
+	if r := h.do("GET", "/health", nil, nil); r.status != 200 || r.json(t)["status"] != "ok" {
+		t.Fatalf("health after: %d %s", r.status, r.body)
+	}
 	if r := h.do("GET", "/ready", nil, nil); r.status != 200 || r.json(t)["status"] != "ready" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,11 +102,20 @@ type ingestLog struct {
 
 	// committer only
 	buf    []byte
-	broken bool // the last append failed and could not be undone
+	broken bool // the segment written is abandoned: the next append starts a new one
 	// failWrite, if set (tests), is asked before each write; an error it
-	// returns fails the write as the kernel's would.
-	failWrite func() error
+	// returns fails the write as the kernel's would. failSync, likewise,
+	// before each fdatasync.
+	failWrite, failSync func() error
+
+	// syncFailures counts the fdatasyncs that failed since the log was
+	// opened: each abandoned its segment.
+	syncFailures atomic.Uint64
 }
+
+// errLogSync marks a write whose data reached the file but whose
+// fdatasync failed.
+var errLogSync = errors.New("storage: sync ingest log")
 
 // logAppend is one record to append.
 type logAppend struct {
@@ -305,8 +315,11 @@ func syncDir(dir string) error {
 
 // append writes a group's records, in order, with one write (and, with sync,
 // one fdatasync), then indexes them. On error nothing of the group is
-// indexed, and the segment is cut back to where it was. Only the committer
-// calls it.
+// indexed, and the segment is cut back to where it was. A failed fdatasync
+// also abandons the segment (the next group starts a new one): after such a
+// failure the kernel may have dropped the file's dirty pages and marked them
+// clean, so a later fdatasync of the same file that succeeds proves nothing
+// (PostgreSQL's fsync lesson). Only the committer calls it.
 func (l *ingestLog) append(group []logAppend) error {
 	if l.readOnly {
 		return errors.New("storage: ingest log is read-only")
@@ -329,6 +342,12 @@ func (l *ingestLog) append(group []logAppend) error {
 	if err := l.write(cur, buf); err != nil {
 		if terr := cur.f.Truncate(cur.size); terr != nil {
 			l.broken = true
+		}
+		if errors.Is(err, errLogSync) {
+			l.broken = true
+			n := l.syncFailures.Add(1)
+			l.log.Error("ingest log: fdatasync failed: the group is refused and its segment abandoned; new writes go to a new segment. Check the disk: the node reports degraded until it restarts",
+				"segment", cur.path, "err", err, "sync_failures", n)
 		}
 		return err
 	}
@@ -360,8 +379,15 @@ func (l *ingestLog) write(cur *segment, buf []byte) error {
 		return fmt.Errorf("storage: write ingest log: %w", err)
 	}
 	if l.sync {
-		if err := unix.Fdatasync(int(cur.f.Fd())); err != nil {
-			return fmt.Errorf("storage: sync ingest log: %w", err)
+		err := error(nil)
+		if l.failSync != nil {
+			err = l.failSync()
+		}
+		if err == nil {
+			err = unix.Fdatasync(int(cur.f.Fd()))
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", errLogSync, err)
 		}
 	}
 	return nil

@@ -601,3 +601,95 @@ func TestIngestLogFullDisk(t *testing.T) {
 		t.Fatalf("project 2 after reopen: %d records, want %d", n, seq)
 	}
 }
+
+// TestIngestLogFailedSyncAbandonsSegment: with sync on, a group whose
+// fdatasync fails is refused and not indexed, its bytes are cut from the
+// segment, and the segment is abandoned: the next group goes to a new one,
+// the failure is counted (Store.Degraded reads it), and after a reopen the
+// log holds exactly the acknowledged records.
+func TestIngestLogFailedSyncAbandonsSegment(t *testing.T) {
+	dir := t.TempDir()
+	lg := slog.New(slog.DiscardHandler)
+	l, err := openIngestLog(dir, 1<<20, true, false, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte("r"), 100)
+	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	first, sizeBefore := l.cur.id, l.cur.size
+	l.failSync = func() error { return syscall.EIO }
+	err = l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}, {pnum: 2, seq: 0, rec: rec}})
+	if !errors.Is(err, errLogSync) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("append with a failing fdatasync: %v, want errLogSync wrapping EIO", err)
+	}
+	l.failSync = nil
+	if seq, _ := l.lastSeq(1); seq != 0 {
+		t.Fatalf("the refused group was indexed: last seq of project 1 is %d", seq)
+	}
+	if _, ok := l.lastSeq(2); ok {
+		t.Fatal("the refused group was indexed for project 2")
+	}
+	if info, err := os.Stat(filepath.Join(dir, segmentName(first))); err != nil || info.Size() != sizeBefore {
+		t.Fatalf("abandoned segment: %v bytes (%v), want %d: the refused group's bytes were not cut", info.Size(), err, sizeBefore)
+	}
+	if n := l.syncFailures.Load(); n != 1 {
+		t.Fatalf("%d sync failures counted, want 1", n)
+	}
+	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}}); err != nil {
+		t.Fatal(err)
+	}
+	if l.cur.id == first {
+		t.Fatal("the log went on writing the segment whose fdatasync failed")
+	}
+	if info, _ := os.Stat(filepath.Join(dir, segmentName(first))); info.Size() != sizeBefore {
+		t.Fatalf("the abandoned segment was written again: %d bytes, want %d", info.Size(), sizeBefore)
+	}
+	l.close()
+	l2, err := openIngestLog(dir, 1<<20, true, false, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.close()
+	if seq, ok := l2.lastSeq(1); !ok || seq != 1 || l2.count(1) != 2 {
+		t.Fatalf("after reopen: project 1 last seq %d (%v), %d records; want 1, 2 records", seq, ok, l2.count(1))
+	}
+	if _, ok := l2.lastSeq(2); ok {
+		t.Fatal("after reopen: the refused group's record of project 2 is in the log")
+	}
+	if n := l2.syncFailures.Load(); n != 0 {
+		t.Fatalf("a reopened log starts with %d sync failures, want 0", n)
+	}
+}
+
+// TestStoreDegradedAfterFailedSync: Store.Degraded is empty until an
+// fdatasync of the log fails, then names the failures until the store is
+// opened again.
+func TestStoreDegradedAfterFailedSync(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := s.Degraded(); why != "" {
+		t.Fatalf("a fresh store is degraded: %q", why)
+	}
+	s.ilog.failSync = func() error { return syscall.EIO }
+	if err := s.ilog.append([]logAppend{{pnum: 1, seq: 0, rec: []byte("x")}}); err == nil {
+		t.Fatal("append with a failing fdatasync succeeded")
+	}
+	why := s.Degraded()
+	if !strings.Contains(why, "1 fdatasync failures") || !strings.Contains(why, "check the disk") {
+		t.Fatalf("Degraded after a failed fdatasync: %q", why)
+	}
+	s.Close()
+	s2, err := Open(Options{Dir: dir, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if why := s2.Degraded(); why != "" {
+		t.Fatalf("a reopened store is degraded: %q", why)
+	}
+}

@@ -336,6 +336,17 @@ func (s *Store) DB() *badger.DB { return s.db }
 // are gone).
 func (s *Store) LogRecords() int { return s.ilog.records() }
 
+// Degraded says why an operator should look at the store, or "" when
+// nothing is wrong: today, that an fdatasync of the ingest log failed since
+// the store was opened (each such failure refused its group and abandoned
+// its segment). It stays set until the store is opened again.
+func (s *Store) Degraded() string {
+	if n := s.ilog.syncFailures.Load(); n > 0 {
+		return fmt.Sprintf("%d fdatasync failures of the ingest log since start: check the disk, then restart the node", n)
+	}
+	return ""
+}
+
 // ProjectLog returns the sequence numbers of the records of project pnum in
 // the ingest log, in order (tests and tools that inspect the log).
 func (s *Store) ProjectLog(pnum uint32) []uint64 {

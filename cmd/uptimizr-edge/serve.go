@@ -123,11 +123,12 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		Keys: store.Registry(),
 		Sink: store.Sink(),
 		// The validator locates what the aggregator reads.
-		Capture: storage.Capture(),
-		Ready:   store.Writable,
-		Hasher:  hasher,
-		Logger:  log,
-		Now:     now,
+		Capture:  storage.Capture(),
+		Ready:    store.Writable,
+		Degraded: store.Degraded,
+		Hasher:   hasher,
+		Logger:   log,
+		Now:      now,
 
 		Aggregates: store.Reader(),
 		Scenes:     store.Scenes(),
@@ -142,6 +143,12 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
 	pluginGauges(srv.AddGauge, pluginHost, pluginMgr.Filter())
+	srv.AddGauge("uptimizr_degraded", func() float64 {
+		if store.Degraded() != "" {
+			return 1
+		}
+		return 0
+	})
 	if agg := store.Aggregator(); agg != nil {
 		srv.AddGauge("uptimizr_aggregator_lag_records", func() float64 { return float64(agg.Stats().Lag) })
 		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })
