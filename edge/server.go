@@ -159,7 +159,11 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		CloseOnShutdown:              true,
 		ConnState:                    s.tracker.connState,
 		NoDefaultContentType:         true,
-		Logger:                       fasthttpLogger{d.Logger},
+		// An idle keep-alive connection gives its buffers back: otherwise
+		// each keeps the largest body it has carried, and many idle browser
+		// connections hold the heap (docs/RATIONALE.md).
+		ReduceMemoryUsage: true,
+		Logger:            fasthttpLogger{d.Logger},
 	}
 	s.chunked.maxAge = 2 * s.srv.ReadTimeout // no body read lasts longer
 	return s, nil
