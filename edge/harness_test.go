@@ -1,11 +1,13 @@
 package edge_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/zlib"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,6 +209,34 @@ func (h *harness) do(method, path string, body []byte, hdr map[string]string) re
 		req.Header.Set(k, v)
 	}
 	res, err := h.hc.Do(req)
+	if err != nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		// The server answered before the body was all sent (a refusal as
+		// soon as the request is known to be too large) and closed the
+		// connection while net/http was still writing: send it again on a
+		// connection of its own, reading the answer while writing.
+		return h.doRaw(req, body)
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{res.StatusCode, res.Header, b}
+}
+
+// doRaw sends req with body on a new connection, writing in the background,
+// and reads the answer, however early it comes.
+func (h *harness) doRaw(req *http.Request, body []byte) resp {
+	h.t.Helper()
+	c, err := net.Dial("tcp", req.URL.Host)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer c.Close()
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	go req.Write(c) // its error is the early close itself
+	res, err := http.ReadResponse(bufio.NewReader(c), req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
