@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	rtrace "runtime/trace"
 	"strconv"
@@ -439,6 +440,12 @@ func (d *bodyDecoder) value() (*fastjson.Value, string) {
 	v, err := d.ic.parser.Parse(d.data[d.i:end], escaped)
 	if err != nil {
 		return nil, d.malformed(err)
+	}
+	if end-d.i == 1 && (d.data[d.i] == '+' || d.data[d.i] == '-') {
+		// A lone sign: fastjson takes it as a number when it ends the
+		// input, as the value cut out of the body does, but not when a
+		// delimiter follows it, as in the body.
+		return nil, d.malformed(fmt.Errorf("cannot parse number: unexpected char: %q", d.data[d.i:end]))
 	}
 	d.i = end
 	return v, ""
