@@ -38,7 +38,20 @@ func newGuestPriority(nice int, log *slog.Logger) *guestPriority {
 		log.Warn("cannot lower and restore thread priorities (needs root, CAP_SYS_NICE or RLIMIT_NICE): plugins run at normal priority", "err", err)
 		return nil
 	}
-	return &guestPriority{nice: nice, base: base}
+	return &guestPriority{nice: guestLevel(nice, base), base: base}
+}
+
+// guestLevel is the priority a guest call runs at, for the setting nice and
+// threads that start at base: never above base (a process started under
+// nice 15 keeps its guests at 15 or lower), and SCHED_IDLE when either is.
+func guestLevel(nice, base int) int {
+	switch {
+	case base == core.PluginNiceIdle: // already as low as it goes
+		return base
+	case nice != core.PluginNiceIdle:
+		return max(nice, base)
+	}
+	return nice
 }
 
 // probeRenice checks, on a thread of its own that it throws away, that a
@@ -52,14 +65,7 @@ func probeRenice(nice int) (base int, err error) {
 		if base, err = threadPriority(); err != nil {
 			return
 		}
-		lower := nice
-		switch {
-		case base == core.PluginNiceIdle: // already as low as it goes
-			lower = base
-		case nice != core.PluginNiceIdle:
-			lower = max(nice, base)
-		}
-		if err = setThreadPriority(lower); err != nil {
+		if err = setThreadPriority(guestLevel(nice, base)); err != nil {
 			return
 		}
 		err = setThreadPriority(base)
