@@ -17,6 +17,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // Key namespaces of the aggregator.
@@ -53,16 +54,16 @@ type Aggregator struct {
 	allDirty bool // at open: every project may have a backlog
 	done     chan struct{}
 
-	threadsMu sync.RWMutex // held shared while a fold runs on a thread
-	threads   *foldThreads // set while run runs
-	mu        sync.Mutex   // serialises folding (the loop and Sync)
-	members   members      // the event being folded
-	st        foldState    // the fold's delta, reused by every fold
-	event     logEvent     // the event being folded
-	cellBuf   []byte       // merged cells of a fold (commitFold)
-	recBuf    []byte       // the log record being folded
-	ents      []logEntry   // the records of a fold
-	keyBuf    []string     // a cell's sorted items (commitFold)
+	threadsMu sync.RWMutex      // held shared while a fold runs on a thread
+	threads   *foldThreads      // set while run runs
+	mu        sync.Mutex        // serialises folding (the loop and Sync)
+	members   members           // the event being folded
+	st        foldState         // the fold's delta, reused by every fold
+	event     logEvent          // the event being folded
+	cellBuf   []byte            // merged cells of a fold (commitFold)
+	recBuf    []byte            // the log record being folded
+	ents      []ingestlog.Entry // the records of a fold
+	keyBuf    []string          // a cell's sorted items (commitFold)
 
 	records, events, errors atomic.Uint64
 	stale                   atomic.Uint64 // records found already folded (dropped unfolded)
@@ -88,7 +89,7 @@ type AggStats struct {
 
 func newAggregator(s *Store) *Aggregator {
 	a := &Aggregator{s: s, notify: make(chan struct{}, 1), done: make(chan struct{}), dirty: map[uint32]struct{}{}, allDirty: true}
-	a.backlog = uint64(s.ilog.records())
+	a.backlog = uint64(s.ilog.Records())
 	return a
 }
 
@@ -469,22 +470,22 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	// Records below the checkpoint were folded by a pass that ended before
 	// it let go of them (a crash between the two steps): they are dropped
 	// now, never folded again.
-	stale := a.s.ilog.drop(pnum, next)
-	a.ents = a.s.ilog.pending(a.ents[:0], pnum, next, max)
+	stale := a.s.ilog.Drop(pnum, next)
+	a.ents = a.s.ilog.Pending(a.ents[:0], pnum, next, max)
 	folded := 0
 	for _, e := range a.ents {
 		if stop != nil && folded%checkBehindEvery == checkBehindEvery-1 && stop() {
 			break
 		}
-		if e.seq != next {
+		if e.Seq != next {
 			// Sequence numbers are gapless as written; a gap means records
 			// were lost to a corrupt segment (the log said so at open).
-			a.s.log.Warn("ingest log records missing", "project_num", pnum, "from_seq", next, "to_seq", e.seq-1)
-			next = e.seq
+			a.s.log.Warn("ingest log records missing", "project_num", pnum, "from_seq", next, "to_seq", e.Seq-1)
+			next = e.Seq
 		}
 		// The record is read into a buffer of the aggregator's (the segment is
 		// in the page cache: about a microsecond for 200 events).
-		rec, buf, err := a.s.ilog.read(a.recBuf, pnum, e)
+		rec, buf, err := a.s.ilog.Read(a.recBuf, pnum, e)
 		a.recBuf = buf
 		var skipped int
 		if err == nil {
@@ -495,14 +496,14 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			})
 		}
 		if err != nil {
-			return 0, fmt.Errorf("log record %d of project %d: %w", e.seq, pnum, err)
+			return 0, fmt.Errorf("log record %d of project %d: %w", e.Seq, pnum, err)
 		}
 		// A pass can fold for tens of milliseconds on end; between records
 		// it steps aside, so that requests waiting for a CPU (their commit
 		// acknowledgements above all) are not held up behind it.
 		runtime.Gosched()
 		if skipped > 0 {
-			a.s.log.Warn("events not folded: not JSON objects", "project_num", pnum, "seq", e.seq, "events", skipped)
+			a.s.log.Warn("events not folded: not JSON objects", "project_num", pnum, "seq", e.Seq, "events", skipped)
 		}
 		folded++
 		next++
@@ -523,7 +524,7 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 			}
 			// Folded and checkpointed: the records go, and with them every
 			// segment left with nothing to fold.
-			a.s.ilog.drop(pnum, next)
+			a.s.ilog.Drop(pnum, next)
 			return nil
 		})
 		if err != nil {
@@ -532,7 +533,7 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 	}
 	// Segments left with nothing to fold are deleted here, on the folding
 	// thread, where the system time it takes competes least with requests.
-	a.s.ilog.removeDead()
+	a.s.ilog.RemoveDead()
 	a.records.Add(uint64(folded))
 	a.events.Add(uint64(events))
 	return folded, nil

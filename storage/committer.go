@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // Committer is the store's core.Sink. Requests encode their records in their
@@ -35,12 +36,12 @@ type Committer struct {
 	done   chan struct{}
 
 	// committer-goroutine state
-	next  map[uint32]uint64 // project → next log sequence number
-	round map[uint32]uint64 // project → next seq while building a round
-	arena []byte            // keys of the round being built
-	seqs  []uint64          // the round's sequence number of each request
-	apps  []logAppend       // the round's log records
-	mark  []byte            // the round's intent marker value (intent.go)
+	next  map[uint32]uint64  // project → next log sequence number
+	round map[uint32]uint64  // project → next seq while building a round
+	arena []byte             // keys of the round being built
+	seqs  []uint64           // the round's sequence number of each request
+	apps  []ingestlog.Append // the round's log records
+	mark  []byte             // the round's intent marker value (intent.go)
 	// hasPrev says the marker holds the last group, whose records made it
 	// to the
 	// log, deleted with the next group's chunks (or at close); stuck holds
@@ -114,12 +115,12 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
 	r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
-	if len(r.log) > maxLogRecord {
+	if len(r.log) > ingestlog.MaxRecord {
 		// Cannot happen within the body limit; refused alone rather than
 		// failing the whole group.
 		n := len(r.log)
 		reqPool.Put(r)
-		return fmt.Errorf("storage: batch record of %d bytes exceeds the log's limit of %d", n, maxLogRecord)
+		return fmt.Errorf("storage: batch record of %d bytes exceeds the log's limit of %d", n, ingestlog.MaxRecord)
 	}
 	r.chunks = r.chunks[:0]
 	r.buf = r.buf[:0]
@@ -359,9 +360,9 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	}
 	apps := c.apps[:0]
 	for i, r := range group {
-		apps = append(apps, logAppend{pnum: r.pnum, seq: seqs[i], rec: r.log})
+		apps = append(apps, ingestlog.Append{Project: r.pnum, Seq: seqs[i], Rec: r.log})
 	}
-	err = c.s.ilog.append(apps)
+	err = c.s.ilog.Append(apps)
 	clear(apps) // let go of the requests' buffers
 	c.apps = apps[:0]
 	if err != nil {
@@ -485,7 +486,7 @@ func (c *Committer) nextSeq(pnum uint32) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if last, ok := c.s.ilog.lastSeq(pnum); ok && last+1 > n {
+	if last, ok := c.s.ilog.LastSeq(pnum); ok && last+1 > n {
 		n = last + 1
 	}
 	c.next[pnum] = n

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // segmentBytes returns the bytes of the segment files in dir.
@@ -24,7 +26,7 @@ func segmentBytes(t *testing.T, dir string) (n int64, files int) {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), segmentSuffix) {
+		if !strings.HasSuffix(e.Name(), ".seg") {
 			continue
 		}
 		if info, err := e.Info(); err == nil {
@@ -44,7 +46,7 @@ func segmentFiles(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), segmentSuffix) {
+		if strings.HasSuffix(e.Name(), ".seg") {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -121,27 +123,26 @@ func TestIngestLogSegmentsAreReclaimed(t *testing.T) {
 	}
 }
 
-// TestIngestLogTornTail: a segment that ends in part of a frame (a crash
-// in the middle of a write) is cut back to its last whole frame at open;
-// the records before it are folded, the sequence goes on from the last
-// one kept, and the next open finds nothing to cut.
+// TestIngestLogTornTail: a last segment that ends in part of a frame (a
+// crash in the middle of a write) is cut back to its last whole frame at
+// open; the records before it are folded, the sequence goes on from the
+// last one kept, and the next open finds nothing to cut.
 func TestIngestLogTornTail(t *testing.T) {
 	dir := t.TempDir()
-	s, pnum := storeWithLog(t, dir, Options{}, 3, "a")
-	s.Close()
-	segs := segmentFiles(t, filepath.Join(dir, ingestLogDir))
-	last := segs[len(segs)-1]
-	b, err := os.ReadFile(last)
-	if err != nil {
+	s, pnum := storeWithLog(t, dir, Options{}, 2, "a")
+	last := func() string { segs := segmentFiles(t, filepath.Join(dir, ingestLogDir)); return segs[len(segs)-1] }
+	seg := last()
+	two := pathSize(t, seg)
+	if err := s.Sink().Commit(t.Context(), testBatch(pnum, 10, "a")); err != nil {
 		t.Fatal(err)
 	}
-	// Cut the third record in half.
-	ents := framesOf(t, b)
-	if len(ents) != 3 {
-		t.Fatalf("%d frames in the segment, want 3", len(ents))
+	three := pathSize(t, seg)
+	s.Close()
+	if last() != seg || three <= two {
+		t.Fatal("the three records are not in one segment")
 	}
-	cut := ents[2] + (len(b)-ents[2])/2
-	if err := os.WriteFile(last, b[:cut], 0o600); err != nil {
+	// Cut the third record in half.
+	if err := os.Truncate(seg, two+(three-two)/2); err != nil {
 		t.Fatal(err)
 	}
 	lg, logged := captureLog()
@@ -149,11 +150,14 @@ func TestIngestLogTornTail(t *testing.T) {
 	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{0, 1}) {
 		t.Fatalf("log after the torn write: %v, want 0 1", seqs)
 	}
-	if !strings.Contains(logged(), "torn or corrupt frame") {
+	if !strings.Contains(logged(), "torn frame") {
 		t.Errorf("the cut was not logged: %s", logged())
 	}
-	if info, err := os.Stat(last); err != nil || info.Size() != int64(ents[2]) {
-		t.Fatalf("segment not cut back to its last whole frame: %v %v (want %d bytes)", info.Size(), err, ents[2])
+	if size := pathSize(t, seg); size != two {
+		t.Fatalf("segment not cut back to its last whole frame: %d bytes, want %d", size, two)
+	}
+	if why := s2.Degraded(); why != "" {
+		t.Fatalf("a torn last write made the store degraded: %q", why)
 	}
 	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 5, "b")); err != nil {
 		t.Fatal(err)
@@ -176,6 +180,15 @@ func TestIngestLogTornTail(t *testing.T) {
 	}
 }
 
+func pathSize(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Size()
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	b  *bytes.Buffer
@@ -187,27 +200,11 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-// framesOf returns the offsets of the frames of segment b.
-func framesOf(t *testing.T, b []byte) []int {
-	t.Helper()
-	if !bytes.HasPrefix(b, []byte(segmentMagic)) {
-		t.Fatal("segment without its magic")
-	}
-	var offs []int
-	for off := len(segmentMagic); off < len(b); {
-		_, _, rec, ok := parseFrame(b[off:])
-		if !ok {
-			t.Fatalf("bad frame at %d", off)
-		}
-		offs = append(offs, off)
-		off += frameHeader + len(rec)
-	}
-	return offs
-}
-
 // TestIngestLogCorruptSegment: a frame whose checksum fails (a damaged
-// disk) ends its segment; the records in later segments are still folded,
-// past the gap, which the aggregator logs.
+// disk) in an older segment moves that segment aside, its bytes kept;
+// the records in later segments are still folded, past the gap, which the
+// aggregator logs; the store reports degraded, naming where the bytes are,
+// until an operator deletes them.
 func TestIngestLogCorruptSegment(t *testing.T) {
 	dir := t.TempDir()
 	s, pnum := storeWithLog(t, dir, Options{logFileBytes: 1}, 4, "a") // a segment per record
@@ -237,16 +234,45 @@ func TestIngestLogCorruptSegment(t *testing.T) {
 		t.Fatalf("%d events folded, want 30 (the three good records)", n)
 	}
 	out := logged()
-	for _, want := range []string{"torn or corrupt frame", "ingest log records missing"} {
+	for _, want := range []string{"segment is damaged", "ingest log records missing"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q: %s", want, out)
 		}
+	}
+	damagedDir := filepath.Join(dir, ingestLogDir, ingestlog.DamagedDir)
+	kept, err := os.ReadDir(damagedDir)
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("damaged segments kept: %v %v, want one", kept, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(damagedDir, kept[0].Name())); !bytes.Equal(got, b) {
+		t.Fatal("the damaged segment's bytes were not kept as they were")
+	}
+	if why := s2.Degraded(); !strings.Contains(why, "1 damaged ingest log segments") || !strings.Contains(why, damagedDir) {
+		t.Fatalf("Degraded after the damage: %q", why)
+	}
+	if st := s2.LogStats(); st.Damaged != 1 {
+		t.Fatalf("LogStats().Damaged = %d, want 1", st.Damaged)
 	}
 	if err := s2.Sink().Commit(t.Context(), testBatch(pnum, 1, "b")); err != nil {
 		t.Fatal(err)
 	}
 	if seqs, _ := readLog(t, s2, pnum); !slices.Equal(seqs, []uint64{4}) {
 		t.Fatalf("log after a new commit: %v, want 4", seqs)
+	}
+	s2.Close()
+	// Still degraded after a restart, until the operator deletes them.
+	s3 := openTest(t, Options{Dir: dir})
+	if why := s3.Degraded(); why == "" {
+		t.Fatal("a restart cleared the damage report")
+	}
+	s3.Close()
+	if err := os.RemoveAll(damagedDir); err != nil {
+		t.Fatal(err)
+	}
+	s4 := openTest(t, Options{Dir: dir})
+	defer s4.Close()
+	if why := s4.Degraded(); why != "" {
+		t.Fatalf("degraded after the damaged segments were deleted: %q", why)
 	}
 }
 
@@ -299,162 +325,6 @@ func TestIngestLogReopenKeepsUnfolded(t *testing.T) {
 	}
 	if n := countEvents(t, s3, pnums[1]); n != 52 {
 		t.Fatalf("%d events of project %d, want 52", n, pnums[1])
-	}
-}
-
-// FuzzIngestLogSegment: any bytes in a segment file open without a panic;
-// what is indexed reads back whole, and the file is cut back to it.
-func FuzzIngestLogSegment(f *testing.F) {
-	f.Add([]byte(segmentMagic))
-	f.Add(appendFrame([]byte(segmentMagic), 1, 0, []byte("record")))
-	two := appendFrame(appendFrame([]byte(segmentMagic), 1, 0, []byte("a")), 2, 7, bytes.Repeat([]byte("b"), 300))
-	f.Add(two)
-	f.Add(two[:len(two)-1])
-	f.Add(append(bytes.Clone(two), 0xff, 0xff, 0xff, 0xff))
-	f.Add([]byte("UEILOG1\n\xff\xff\xff\xff\x00\x00\x00\x00"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		l, err := openIngestLog(dir, 1<<20, false, false, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.close()
-		for pnum, p := range l.projs {
-			for _, e := range p.pending() {
-				if _, _, err := l.read(nil, pnum, e); err != nil {
-					t.Fatalf("indexed record %d of %d does not read back: %v", e.seq, pnum, err)
-				}
-			}
-		}
-		if l.records() > 0 {
-			if info, err := os.Stat(filepath.Join(dir, segmentName(1))); err != nil || info.Size() > int64(len(data)) {
-				t.Fatalf("segment after open: %v %v", info, err)
-			}
-		}
-		want := uint64(0)
-		if last, ok := l.lastSeq(9); ok {
-			if last == math.MaxUint64 {
-				return
-			}
-			want = last + 1
-		}
-		if err := l.append([]logAppend{{pnum: 9, seq: want, rec: []byte("after")}}); err != nil {
-			t.Fatal(err)
-		}
-		if seq, ok := l.lastSeq(9); !ok || seq != want {
-			t.Fatalf("appended record not indexed: %d %v, want %d", seq, ok, want)
-		}
-	})
-}
-
-// TestIngestLogFailedWrite: a group whose write fails is not indexed, the
-// caller gets the error, and the log goes on: when the failed write cannot
-// be cut back either, the next group starts a new segment, and everything
-// acknowledged before and after reads back, also after a reopen.
-func TestIngestLogFailedWrite(t *testing.T) {
-	dir := t.TempDir()
-	lg := slog.New(slog.DiscardHandler)
-	l, err := openIngestLog(dir, 1<<20, false, false, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := bytes.Repeat([]byte("r"), 100)
-	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: rec}}); err != nil {
-		t.Fatal(err)
-	}
-	// Swap the segment's file for a read-only handle on it: the next write
-	// fails, and so does cutting it back.
-	good := l.cur.f
-	ro, err := os.Open(l.cur.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.cur.f = ro
-	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}, {pnum: 2, seq: 0, rec: rec}}); err == nil {
-		t.Fatal("a write through a read-only file did not fail")
-	}
-	good.Close()
-	if seq, _ := l.lastSeq(1); seq != 0 {
-		t.Fatalf("a failed group was indexed: last seq of project 1 is %d", seq)
-	}
-	if _, ok := l.lastSeq(2); ok {
-		t.Fatal("a failed group was indexed for project 2")
-	}
-	if !l.broken {
-		t.Fatal("the log did not note that the failed write could not be cut back")
-	}
-	first := l.cur.id
-	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}}); err != nil {
-		t.Fatal(err)
-	}
-	if l.cur.id == first {
-		t.Fatal("the log went on writing the segment whose write failed")
-	}
-	l.close()
-	l2, err := openIngestLog(dir, 1<<20, false, false, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.close()
-	var seqs []uint64
-	for _, e := range l2.pending(nil, 1, 0, 10) {
-		if _, _, err := l2.read(nil, 1, e); err != nil {
-			t.Fatal(err)
-		}
-		seqs = append(seqs, e.seq)
-	}
-	if !slices.Equal(seqs, []uint64{0, 1}) {
-		t.Fatalf("project 1 after reopen: %v, want 0 1", seqs)
-	}
-	if _, ok := l2.lastSeq(2); ok {
-		t.Fatal("the failed group came back at reopen")
-	}
-}
-
-// TestIngestLogReadOnly: a read-only open (the CLI's listings) indexes the
-// log without changing it: no segment is created, cut back or deleted.
-func TestIngestLogReadOnly(t *testing.T) {
-	dir := t.TempDir()
-	lg := slog.New(slog.DiscardHandler)
-	l, err := openIngestLog(dir, 1<<20, false, false, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: []byte("a")}, {pnum: 1, seq: 1, rec: []byte("b")}}); err != nil {
-		t.Fatal(err)
-	}
-	path := l.cur.path
-	l.close()
-	b, _ := os.ReadFile(path)
-	torn := append(bytes.Clone(b), 1, 2, 3) // a torn frame
-	if err := os.WriteFile(path, torn, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	before := segmentFiles(t, dir)
-	ro, err := openIngestLog(dir, 1<<20, false, true, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := ro.records(); n != 2 {
-		t.Fatalf("read-only open indexed %d records, want 2", n)
-	}
-	ro.drop(1, 2)
-	ro.removeDead()
-	if err := ro.append([]logAppend{{pnum: 1, seq: 2, rec: []byte("c")}}); err == nil {
-		t.Fatal("a read-only log took an append")
-	}
-	ro.close()
-	if after := segmentFiles(t, dir); !slices.Equal(after, before) {
-		t.Fatalf("segments %v after a read-only open, want %v", after, before)
-	}
-	if got, _ := os.ReadFile(path); !bytes.Equal(got, torn) {
-		t.Fatal("a read-only open changed a segment")
-	}
-	if _, err := openIngestLog(filepath.Join(dir, "missing"), 1<<20, false, true, lg); err != nil {
-		t.Fatalf("read-only open of a data dir without a log: %v", err)
 	}
 }
 
@@ -555,111 +425,54 @@ func TestOrphanRecordsKeptWithinGrace(t *testing.T) {
 // TestIngestLogFullDisk: on a real full filesystem the log's write gets
 // ENOSPC (the log is written with write(2), not through a mapping): the
 // group fails with nothing of it indexed, the segment is cut back to its
-// last whole frame, and with room the log goes on; a reopen finds exactly
-// the acknowledged records.
+// last whole frame, and with room the log goes on in the same segment; a
+// reopen finds exactly the acknowledged records.
 func TestIngestLogFullDisk(t *testing.T) {
 	dir := mountTmpfs(t, 2<<20)
-	l, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	o := ingestlog.Options{Dir: dir, SegmentMax: 64 << 20}
+	l, err := ingestlog.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := bytes.Repeat([]byte("r"), 16<<10)
 	var seq uint64
 	var full error
+	size := int64(0)
 	for ; seq < 1000; seq++ {
-		if full = l.append([]logAppend{{pnum: 1, seq: seq, rec: rec}, {pnum: 2, seq: seq, rec: rec}}); full != nil {
+		if full = l.Append([]ingestlog.Append{{Project: 1, Seq: seq, Rec: rec}, {Project: 2, Seq: seq, Rec: rec}}); full != nil {
 			break
 		}
+		size = pathSize(t, segmentFiles(t, dir)[0])
 	}
 	if !errors.Is(full, syscall.ENOSPC) {
 		t.Fatalf("append on a full tmpfs: %v, want ENOSPC", full)
 	}
-	if last, _ := l.lastSeq(1); last != seq-1 {
+	if last, _ := l.LastSeq(1); last != seq-1 {
 		t.Fatalf("last indexed seq %d, want %d: the failed group was indexed", last, seq-1)
 	}
-	if l.broken {
-		t.Fatal("the cut back after ENOSPC failed")
+	segs := segmentFiles(t, dir)
+	if len(segs) != 1 || pathSize(t, segs[0]) != size {
+		t.Fatalf("segments after the failed write: %v, want the one, cut back to %d bytes", segs, size)
 	}
-	want := int64(len(segmentMagic)) + int64(seq)*2*int64(frameHeader+len(rec))
-	if info, err := os.Stat(l.cur.path); err != nil || info.Size() != want {
-		t.Fatalf("segment after the failed write: %v %v, want %d bytes", info.Size(), err, want)
-	}
-	// The cut back gave the failed write's pages back: a small record fits.
-	if err := l.append([]logAppend{{pnum: 1, seq: seq, rec: []byte("small")}}); err != nil {
+	// The cut back gave the failed write's pages back: a small record fits,
+	// in the same segment.
+	if err := l.Append([]ingestlog.Append{{Project: 1, Seq: seq, Rec: []byte("small")}}); err != nil {
 		t.Fatalf("append once there is room: %v", err)
 	}
-	l.close()
-	l2, err := openIngestLog(dir, 64<<20, false, false, slog.New(slog.DiscardHandler))
+	if segs := segmentFiles(t, dir); len(segs) != 1 {
+		t.Fatalf("segments after a write that could be cut back: %v, want the same one", segs)
+	}
+	l.Close()
+	l2, err := ingestlog.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l2.close()
-	if n := len(l2.pending(nil, 1, 0, 1<<20)); uint64(n) != seq+1 {
+	defer l2.Close()
+	if n := l2.Count(1); uint64(n) != seq+1 {
 		t.Fatalf("project 1 after reopen: %d records, want %d", n, seq+1)
 	}
-	if n := len(l2.pending(nil, 2, 0, 1<<20)); uint64(n) != seq {
+	if n := l2.Count(2); uint64(n) != seq {
 		t.Fatalf("project 2 after reopen: %d records, want %d", n, seq)
-	}
-}
-
-// TestIngestLogFailedSyncAbandonsSegment: with sync on, a group whose
-// fdatasync fails is refused and not indexed, its bytes are cut from the
-// segment, and the segment is abandoned: the next group goes to a new one,
-// the failure is counted (Store.Degraded reads it), and after a reopen the
-// log holds exactly the acknowledged records.
-func TestIngestLogFailedSyncAbandonsSegment(t *testing.T) {
-	dir := t.TempDir()
-	lg := slog.New(slog.DiscardHandler)
-	l, err := openIngestLog(dir, 1<<20, true, false, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := bytes.Repeat([]byte("r"), 100)
-	if err := l.append([]logAppend{{pnum: 1, seq: 0, rec: rec}}); err != nil {
-		t.Fatal(err)
-	}
-	first, sizeBefore := l.cur.id, l.cur.size
-	l.failSync = func() error { return syscall.EIO }
-	err = l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}, {pnum: 2, seq: 0, rec: rec}})
-	if !errors.Is(err, errLogSync) || !errors.Is(err, syscall.EIO) {
-		t.Fatalf("append with a failing fdatasync: %v, want errLogSync wrapping EIO", err)
-	}
-	l.failSync = nil
-	if seq, _ := l.lastSeq(1); seq != 0 {
-		t.Fatalf("the refused group was indexed: last seq of project 1 is %d", seq)
-	}
-	if _, ok := l.lastSeq(2); ok {
-		t.Fatal("the refused group was indexed for project 2")
-	}
-	if info, err := os.Stat(filepath.Join(dir, segmentName(first))); err != nil || info.Size() != sizeBefore {
-		t.Fatalf("abandoned segment: %v bytes (%v), want %d: the refused group's bytes were not cut", info.Size(), err, sizeBefore)
-	}
-	if n := l.syncFailures.Load(); n != 1 {
-		t.Fatalf("%d sync failures counted, want 1", n)
-	}
-	if err := l.append([]logAppend{{pnum: 1, seq: 1, rec: rec}}); err != nil {
-		t.Fatal(err)
-	}
-	if l.cur.id == first {
-		t.Fatal("the log went on writing the segment whose fdatasync failed")
-	}
-	if info, _ := os.Stat(filepath.Join(dir, segmentName(first))); info.Size() != sizeBefore {
-		t.Fatalf("the abandoned segment was written again: %d bytes, want %d", info.Size(), sizeBefore)
-	}
-	l.close()
-	l2, err := openIngestLog(dir, 1<<20, true, false, lg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.close()
-	if seq, ok := l2.lastSeq(1); !ok || seq != 1 || l2.count(1) != 2 {
-		t.Fatalf("after reopen: project 1 last seq %d (%v), %d records; want 1, 2 records", seq, ok, l2.count(1))
-	}
-	if _, ok := l2.lastSeq(2); ok {
-		t.Fatal("after reopen: the refused group's record of project 2 is in the log")
-	}
-	if n := l2.syncFailures.Load(); n != 0 {
-		t.Fatalf("a reopened log starts with %d sync failures, want 0", n)
 	}
 }
 
@@ -668,15 +481,15 @@ func TestIngestLogFailedSyncAbandonsSegment(t *testing.T) {
 // opened again.
 func TestStoreDegradedAfterFailedSync(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, SyncWrites: true})
+	s, err := Open(Options{Dir: dir, SyncWrites: true, logFS: &faultFS{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if why := s.Degraded(); why != "" {
 		t.Fatalf("a fresh store is degraded: %q", why)
 	}
-	s.ilog.failSync = func() error { return syscall.EIO }
-	if err := s.ilog.append([]logAppend{{pnum: 1, seq: 0, rec: []byte("x")}}); err == nil {
+	s.opts.logFS.(*faultFS).failSyncs(syscall.EIO)
+	if err := s.ilog.Append([]ingestlog.Append{{Project: 1, Seq: 0, Rec: []byte("x")}}); err == nil {
 		t.Fatal("append with a failing fdatasync succeeded")
 	}
 	why := s.Degraded()
@@ -692,4 +505,52 @@ func TestStoreDegradedAfterFailedSync(t *testing.T) {
 	if why := s2.Degraded(); why != "" {
 		t.Fatalf("a reopened store is degraded: %q", why)
 	}
+}
+
+// faultFS is the OS's file system with failures on demand: every test
+// store's ingest log goes through one (openTest).
+type faultFS struct {
+	ingestlog.OS
+	failWrite, failSync atomic.Pointer[func() error]
+}
+
+// failWrites makes writes fail with the errors next returns (nil: the
+// write goes through).
+func (f *faultFS) failWrites(next func() error) { f.failWrite.Store(&next) }
+
+// failSyncs makes every fdatasync fail with err.
+func (f *faultFS) failSyncs(err error) {
+	fn := func() error { return err }
+	f.failSync.Store(&fn)
+}
+
+func (f *faultFS) Create(name string) (ingestlog.File, error) {
+	file, err := f.OS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return faultFile{file, f}, nil
+}
+
+type faultFile struct {
+	ingestlog.File
+	fs *faultFS
+}
+
+func (f faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if fn := f.fs.failWrite.Load(); fn != nil {
+		if err := (*fn)(); err != nil {
+			return 0, err
+		}
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f faultFile) Sync() error {
+	if fn := f.fs.failSync.Load(); fn != nil {
+		if err := (*fn)(); err != nil {
+			return err
+		}
+	}
+	return f.File.Sync()
 }

@@ -105,7 +105,7 @@ func (s *Store) resolveIntents() (int, error) {
 	}
 	checkpoints := map[uint32]uint64{}
 	committed := func(pnum uint32, seq uint64) (bool, error) {
-		if s.ilog.has(pnum, seq) {
+		if s.ilog.Has(pnum, seq) {
 			return true, nil
 		}
 		cp, ok := checkpoints[pnum]

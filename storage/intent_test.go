@@ -16,13 +16,13 @@ import (
 func failNextLogWrite(t *testing.T, s *Store, errno syscall.Errno) {
 	t.Helper()
 	failed := false
-	s.ilog.failWrite = func() error {
+	s.opts.logFS.(*faultFS).failWrites(func() error {
 		if failed {
 			return nil
 		}
 		failed = true
 		return errno
-	}
+	})
 }
 
 // rawEvents returns how many events the raw stream of one session holds.
@@ -141,7 +141,7 @@ func TestCrashBetweenRawChunksAndLog(t *testing.T) {
 	if err := s.Aggregator().Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if s.ilog.has(pnum, 0) {
+	if s.ilog.Has(pnum, 0) {
 		t.Fatal("the folded record is still in the log")
 	}
 	crash := errors.New("simulated crash")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonvalue"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // validatedFixtures runs every fixture batch through core's Processor, as
@@ -213,7 +214,7 @@ func TestAggregatesDoNotDependOnTheRecordPath(t *testing.T) {
 	}
 	for i, b := range validatedFixtures(t, pnums[2], true) {
 		rec, _ := encodeRecord(nil, nil, b, nil, true)
-		if err := s.ilog.append([]logAppend{{pnum: pnums[2], seq: uint64(i), rec: rec}}); err != nil {
+		if err := s.ilog.Append([]ingestlog.Append{{Project: pnums[2], Seq: uint64(i), Rec: rec}}); err != nil {
 			t.Fatal(err)
 		}
 	}

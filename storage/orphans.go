@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"math"
 	"slices"
 	"time"
 
@@ -27,7 +26,7 @@ import (
 // grace leaves an operator time to put the registry back. The records are
 // gone when it ends, and the log says how many of which project.
 func (a *Aggregator) dropOrphans(now time.Time) {
-	pnums := a.s.ilog.projects(nil)
+	pnums := a.s.ilog.Projects(nil)
 	known := map[uint32]bool{}
 	for _, p := range a.s.reg.Projects() {
 		known[p.Num] = true
@@ -50,14 +49,14 @@ func (a *Aggregator) dropOrphans(now time.Time) {
 		if !seen {
 			a.orphans[pnum] = now
 			a.s.log.Warn("ingest log holds records of a project not in the registry; they are dropped unless it comes back",
-				"project_num", pnum, "records", a.s.ilog.count(pnum), "grace", grace.String())
+				"project_num", pnum, "records", a.s.ilog.Count(pnum), "grace", grace.String())
 			since = now
 		}
 		if now.Sub(since) < grace {
 			continue
 		}
 		a.mu.Lock() // not while a fold of that project runs (Sync)
-		n := a.s.ilog.drop(pnum, math.MaxUint64)
+		n := a.s.ilog.Forget(pnum)
 		a.mu.Unlock()
 		delete(a.orphans, pnum)
 		a.orphaned.Add(uint64(n))
@@ -65,7 +64,7 @@ func (a *Aggregator) dropOrphans(now time.Time) {
 		a.s.log.Warn("dropped the ingest log records of a project not in the registry", "project_num", pnum, "records", n)
 	}
 	if dropped {
-		a.s.ilog.removeDead()
+		a.s.ilog.RemoveDead()
 	}
 }
 
@@ -75,7 +74,7 @@ func (a *Aggregator) dropOrphans(now time.Time) {
 // numbers to new ones. It returns the new counter when it raised it.
 func (s *Store) raiseProjectCounter() (uint32, bool, error) {
 	var held uint32
-	for _, p := range s.ilog.projects(nil) {
+	for _, p := range s.ilog.Projects(nil) {
 		held = max(held, p)
 	}
 	if s.adb != nil {

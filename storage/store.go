@@ -32,7 +32,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +47,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // Key namespaces.
@@ -55,8 +55,6 @@ const (
 	nsProject  = 'p'
 	nsKey      = 'k'
 	nsMeta     = 'm'
-	nsLogSeq   = 'q'
-	nsLog      = 'l'
 	nsRawChunk = 'r'
 )
 
@@ -102,6 +100,7 @@ type Options struct {
 	Logger   *slog.Logger
 
 	logFileBytes int64         // tests: the ingest log's segment size
+	logFS        ingestlog.FS  // tests: the ingest log's file system (the OS's when nil)
 	orphanGrace  time.Duration // tests: how long records of unknown projects are kept
 	closeWait    time.Duration // tests: how long Close waits for room to flush
 
@@ -149,9 +148,9 @@ type Store struct {
 	// them. Nil in read-only mode when it does not exist yet.
 	adb *badger.DB
 
-	// ilog is the ingest log (ingestlog.go): segment files in
+	// ilog is the ingest log (package ingestlog): segment files in
 	// DATA_DIR/ingest, deleted whole once folded.
-	ilog *ingestLog
+	ilog *ingestlog.Log
 
 	reg *Registry
 	com *Committer
@@ -255,7 +254,10 @@ func Open(opts Options) (*Store, error) {
 	if space != nil && s.adb != nil {
 		s.madb = space.dbs[1]
 	}
-	if s.ilog, err = openIngestLog(filepath.Join(opts.Dir, ingestLogDir), opts.segmentSize(), opts.SyncWrites, opts.ReadOnly, s.log); err != nil {
+	if s.ilog, err = ingestlog.Open(ingestlog.Options{
+		Dir: filepath.Join(opts.Dir, ingestLogDir), SegmentMax: opts.segmentSize(),
+		Sync: opts.SyncWrites, ReadOnly: opts.ReadOnly, FS: opts.logFS, Logger: s.log,
+	}); err != nil {
 		if s.adb != nil {
 			s.adb.Close()
 		}
@@ -264,12 +266,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		err := s.migrate()
-		if err == nil {
-			var n int
-			if n, err = s.resolveIntents(); n > 0 {
-				s.log.Info("deleted the raw chunks of batches whose ingest-log records were never written (a crash between the two writes)", "chunks", n)
-			}
+		n, err := s.resolveIntents()
+		if n > 0 {
+			s.log.Info("deleted the raw chunks of batches whose ingest-log records were never written (a crash between the two writes)", "chunks", n)
 		}
 		if err == nil {
 			var held uint32
@@ -279,7 +278,7 @@ func Open(opts Options) (*Store, error) {
 			}
 		}
 		if err != nil {
-			s.ilog.close()
+			s.ilog.Close()
 			s.adb.Close()
 			s.closeSpace()
 			db.Close()
@@ -334,25 +333,36 @@ func (s *Store) DB() *badger.DB { return s.db }
 
 // LogRecords returns how many records the ingest log holds (folded ones
 // are gone).
-func (s *Store) LogRecords() int { return s.ilog.records() }
+func (s *Store) LogRecords() int { return s.ilog.Records() }
 
 // Degraded says why an operator should look at the store, or "" when
-// nothing is wrong: today, that an fdatasync of the ingest log failed since
-// the store was opened (each such failure refused its group and abandoned
-// its segment). It stays set until the store is opened again.
+// nothing is wrong: that an fdatasync of the ingest log failed since the
+// store was opened (each such failure refused its group and abandoned its
+// segment), which holds until the store is opened again; or that damaged
+// ingest-log segments are kept aside, which holds until an operator
+// deletes them.
 func (s *Store) Degraded() string {
-	if n := s.ilog.syncFailures.Load(); n > 0 {
-		return fmt.Sprintf("%d fdatasync failures of the ingest log since start: check the disk, then restart the node", n)
+	st := s.ilog.Stats()
+	var why []string
+	if st.SyncFailures > 0 {
+		why = append(why, fmt.Sprintf("%d fdatasync failures of the ingest log since start: check the disk, then restart the node", st.SyncFailures))
 	}
-	return ""
+	if st.Damaged > 0 {
+		why = append(why, fmt.Sprintf("%d damaged ingest log segments kept in %s (their readable records were recovered): look at them, then delete them",
+			st.Damaged, filepath.Join(s.opts.Dir, ingestLogDir, ingestlog.DamagedDir)))
+	}
+	return strings.Join(why, "; ")
 }
+
+// LogStats returns the ingest log's counters.
+func (s *Store) LogStats() ingestlog.Stats { return s.ilog.Stats() }
 
 // ProjectLog returns the sequence numbers of the records of project pnum in
 // the ingest log, in order (tests and tools that inspect the log).
 func (s *Store) ProjectLog(pnum uint32) []uint64 {
 	var seqs []uint64
-	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
-		seqs = append(seqs, e.seq)
+	for _, e := range s.ilog.Pending(nil, pnum, 0, 1<<30) {
+		seqs = append(seqs, e.Seq)
 	}
 	return seqs
 }
@@ -412,7 +422,7 @@ func (s *Store) Close() error {
 			f()
 		}
 		if s.ilog != nil {
-			s.ilog.close()
+			s.ilog.Close()
 		}
 		// Badger flushes its memtables as it closes: the reserve's room.
 		if s.space != nil {
@@ -546,8 +556,11 @@ func (o *Options) segmentSize() int64 {
 	if o.logFileBytes > 0 {
 		return o.logFileBytes
 	}
-	return defaultSegmentMax
+	return ingestlog.DefaultSegmentMax
 }
+
+// ingestLogDir is the ingest log's folder in the data dir.
+const ingestLogDir = "ingest"
 
 // badgerOptions are the settings all three databases share.
 func badgerOptions(dir string, opts Options) badger.Options {
@@ -577,167 +590,4 @@ func openBadger(bo badger.Options, dataDir string) (*badger.DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", bo.Dir, err)
 	}
 	return db, nil
-}
-
-// migrate moves what an earlier version kept elsewhere to where it is kept
-// now: aggregates from the main database to DATA_DIR/agg; the ingest log
-// (records and sequence counters) from the main database, or from the
-// Badger database DATA_DIR/log, to the segments of DATA_DIR/ingest.
-func (s *Store) migrate() error {
-	n, err := moveKeys(s.db, s.adb, []byte{nsCheckpoint, nsAgg, nsSession, nsSessionIdx})
-	if err != nil {
-		return fmt.Errorf("storage: move aggregates to %s: %w", filepath.Join(s.opts.Dir, "agg"), err)
-	}
-	if n > 0 {
-		s.log.Info("moved aggregates to their own database", "keys", n)
-	}
-	if n, err = s.importLog(s.db); err == nil {
-		err = dropLegacyLog(s.db)
-	}
-	if err != nil {
-		return fmt.Errorf("storage: move the ingest log out of the main database: %w", err)
-	}
-	if n > 0 {
-		s.log.Info("moved the ingest log out of the main database", "records", n)
-	}
-	old := filepath.Join(s.opts.Dir, "log")
-	if _, err := os.Stat(filepath.Join(old, "MANIFEST")); err == nil {
-		ldb, err := openBadger(badgerOptions(old, s.opts).WithValueThreshold(64).WithMemTableSize(256<<10), s.opts.Dir)
-		if err != nil {
-			return err
-		}
-		n, err := s.importLog(ldb)
-		if cerr := ldb.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("storage: move the ingest log out of %s: %w", old, err)
-		}
-		if err := os.RemoveAll(old); err != nil {
-			return fmt.Errorf("storage: remove %s: %w", old, err)
-		}
-		s.log.Info("moved the ingest log to its segment files", "from", old, "records", n)
-	}
-	return nil
-}
-
-// importLog appends the ingest-log records kept in db (as an earlier version
-// did) to the log and makes them durable; the caller then deletes them
-// (dropLegacyLog, or the whole old database). A crash half-way imports
-// again at the next open; the records already in the log are left out
-// (ingestLog.index), so none is folded twice.
-func (s *Store) importLog(db *badger.DB) (int, error) {
-	var group []logAppend
-	flush := func() error {
-		if len(group) == 0 {
-			return nil
-		}
-		err := s.ilog.append(group)
-		group = group[:0]
-		return err
-	}
-	imported := 0
-	err := db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsLog}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != 13 {
-				continue
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			group = append(group, logAppend{pnum: binary.BigEndian.Uint32(k[1:]), seq: binary.BigEndian.Uint64(k[5:]), rec: v})
-			imported++
-			if len(group) == maxGroupRequests {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		return flush()
-	})
-	if err != nil {
-		return 0, err
-	}
-	if imported > 0 {
-		if err := s.ilog.syncWritten(); err != nil {
-			return 0, err
-		}
-	}
-	return imported, nil
-}
-
-// dropLegacyLog deletes the ingest-log keys an earlier version kept in db
-// (Badger's DropPrefix, which flushes and compacts: only when there are some).
-func dropLegacyLog(db *badger.DB) error {
-	prefixes := [][]byte{{nsLog}, {nsLogSeq}}
-	found := false
-	if err := db.View(func(txn *badger.Txn) error {
-		for _, p := range prefixes {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
-			it.Rewind()
-			found = found || it.Valid()
-			it.Close()
-		}
-		return nil
-	}); err != nil || !found {
-		return err
-	}
-	return db.DropPrefix(prefixes...)
-}
-
-// moveKeys moves every key of the namespaces nss from one database to
-// another: each run of keys is copied, then deleted. A crash half-way
-// copies again on the next open (the same values) and finishes; the
-// committer and the aggregator start only after it.
-func moveKeys(from, to *badger.DB, nss []byte) (int, error) {
-	moved := 0
-	for _, ns := range nss {
-		for {
-			var keys, vals [][]byte
-			err := from.View(func(txn *badger.Txn) error {
-				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{ns}, PrefetchValues: true})
-				defer it.Close()
-				for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
-					v, err := it.Item().ValueCopy(nil)
-					if err != nil {
-						return err
-					}
-					keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, v)
-				}
-				return nil
-			})
-			if err != nil {
-				return moved, err
-			}
-			if len(keys) == 0 {
-				break
-			}
-			wb := to.NewWriteBatch()
-			for i := range keys {
-				if err := wb.Set(keys[i], vals[i]); err != nil {
-					wb.Cancel()
-					return moved, err
-				}
-			}
-			if err := wb.Flush(); err != nil {
-				return moved, err
-			}
-			db := from.NewWriteBatch()
-			for _, k := range keys {
-				if err := db.Delete(k); err != nil {
-					db.Cancel()
-					return moved, err
-				}
-			}
-			if err := db.Flush(); err != nil {
-				return moved, err
-			}
-			moved += len(keys)
-		}
-	}
-	return moved, nil
 }

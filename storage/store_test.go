@@ -22,6 +22,9 @@ func openTest(t testing.TB, o Options) *Store {
 	if o.MinFreeDisk == 0 {
 		o.MinFreeDisk = -1
 	}
+	if o.logFS == nil {
+		o.logFS = &faultFS{}
+	}
 	s, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
@@ -122,9 +125,9 @@ func testBatch(pnum uint32, n int, sessions ...string) *core.Batch {
 
 func readLog(t *testing.T, s *Store, pnum uint32) (seqs []uint64, events []string) {
 	t.Helper()
-	for _, e := range s.ilog.pending(nil, pnum, 0, 1<<30) {
-		seqs = append(seqs, e.seq)
-		v, _, err := s.ilog.read(nil, pnum, e)
+	for _, e := range s.ilog.Pending(nil, pnum, 0, 1<<30) {
+		seqs = append(seqs, e.Seq)
+		v, _, err := s.ilog.Read(nil, pnum, e)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
 // The visitor-salt ratchet's state lives in one small file of the data dir,
@@ -260,3 +261,11 @@ func wipeFile(path string) error {
 
 // WipeFile is wipeFile for the command line (the dev secret it replaces).
 func WipeFile(path string) error { return wipeFile(path) }
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	if err := (ingestlog.OS{}).SyncDir(dir); err != nil {
+		return fmt.Errorf("storage: sync %s: %w", dir, err)
+	}
+	return nil
+}

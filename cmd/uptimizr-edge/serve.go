@@ -149,6 +149,7 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		}
 		return 0
 	})
+	srv.AddGauge("uptimizr_ingest_log_damaged_segments", func() float64 { return float64(store.LogStats().Damaged) })
 	if agg := store.Aggregator(); agg != nil {
 		srv.AddGauge("uptimizr_aggregator_lag_records", func() float64 { return float64(agg.Stats().Lag) })
 		srv.AddGauge("uptimizr_aggregator_folded_events", func() float64 { return float64(agg.Stats().Events) })
