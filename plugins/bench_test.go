@@ -10,8 +10,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-
-	"github.com/uptimizr/edge/plugins/meter"
 )
 
 // BenchmarkExamplePlugins measures one filter call per example module on the
@@ -63,11 +61,10 @@ func BenchmarkExamplePlugins(b *testing.B) {
 
 // BenchmarkMeteringOverhead runs the example redaction plugins side by side:
 // unlimited (the module as uploaded, no CPU limit at all), metered (the
-// host: fuel slices that end in a check of the wall-clock deadline),
-// fuel-only (fuel that traps when it runs out, with no host call: the cost
-// of the checks alone), and wazero's own context checks, each doing the same
-// alloc, copy-in, filter and copy-out per batch. Compare the metered and
-// unlimited ns/op: the target is at most 1.3×.
+// host: fuel slices that end in a check of the wall-clock deadline), and
+// wazero's own context checks, each doing the same alloc, copy-in, filter
+// and copy-out per batch. Compare the metered and unlimited ns/op: the
+// target is at most 1.3×.
 func BenchmarkMeteringOverhead(b *testing.B) {
 	batch := encodeBatch(nil, fixtureBatch(b, "batch200_00.json"))
 	for _, c := range []struct{ name, file string }{
@@ -78,7 +75,7 @@ func BenchmarkMeteringOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, mode := range []string{"unlimited", "metered", "fuel-only", "closeOnContextDone"} {
+		for _, mode := range []string{"unlimited", "metered", "closeOnContextDone"} {
 			b.Run(c.name+"/"+mode, func(b *testing.B) {
 				ctx := context.Background()
 				if mode == "metered" {
@@ -109,13 +106,7 @@ func BenchmarkMeteringOverhead(b *testing.B) {
 				rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 				defer rt.Close(ctx)
 				wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-				code := wasm
-				if mode == "fuel-only" { // fuel that traps, no wall-clock deadline
-					if code, err = meter.Instrument(wasm, meter.Options{Mode: meter.ModeFuel, AllowStart: true, InitialFuel: 1 << 62}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				m, err := rt.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().WithStartFunctions().WithSysNanotime().WithSysWalltime())
+				m, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions().WithSysNanotime().WithSysWalltime())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -5,16 +5,13 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // BenchmarkScan runs each guest's scan over a 46 KB batch: uninstrumented
-// (plain), instrumented in each mode and variant, and uninstrumented under
-// wazero's WithCloseOnContextDone. Each call pays what a host would pay
-// per call to limit it: setting (and reading back) the fuel, arming and
-// disarming the alarm, or making a context with a deadline. The batch is
-// written into guest memory once, outside the timed loop.
+// (plain), instrumented in each variant, and uninstrumented under wazero's
+// WithCloseOnContextDone. Each call pays what a host would pay per call to
+// limit it: making a context with a deadline. The batch is written into
+// guest memory once, outside the timed loop.
 //
 //	go test ./plugins/meter -run '^$' -bench Scan -count 5
 func BenchmarkScan(b *testing.B) {
@@ -22,20 +19,20 @@ func BenchmarkScan(b *testing.B) {
 	want := refScan(buf)
 	for _, g := range guests {
 		b.Run(g.name, func(b *testing.B) {
-			type limit func(in *instance, call func(ctx context.Context))
+			type limit func(call func(ctx context.Context))
 			cases := []struct {
 				name        string
 				opts        *Options
 				closeOnDone bool
 				limit       limit
-			}{{"plain", nil, false, func(_ *instance, call func(context.Context)) { call(context.Background()) }}}
+			}{{"plain", nil, false, func(call func(context.Context)) { call(context.Background()) }}}
 			for _, v := range variants {
 				cases = append(cases, struct {
 					name        string
 					opts        *Options
 					closeOnDone bool
 					limit       limit
-				}{v.name, &v.opts, false, limitFor(v.opts.Mode)})
+				}{v.name, &v.opts, false, deadlineLimit})
 			}
 			cases = append(cases, struct {
 				name        string
@@ -59,7 +56,7 @@ func BenchmarkScan(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					c.limit(in, call) // warm up, and check
+					c.limit(call) // warm up, and check
 					if int32(stack[0]) != want {
 						b.Fatalf("scan = %#x, want %#x", int32(stack[0]), want)
 					}
@@ -67,7 +64,7 @@ func BenchmarkScan(b *testing.B) {
 					b.ReportAllocs()
 					b.ResetTimer()
 					for b.Loop() {
-						c.limit(in, call)
+						c.limit(call)
 					}
 				})
 			}
@@ -75,46 +72,12 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
-// limitFor returns how a host limits a call to a guest instrumented with
-// mode m.
-func limitFor(m Mode) func(*instance, func(context.Context)) {
-	switch m {
-	case ModeFuel:
-		return fuelLimit
-	case ModeFlag:
-		return flagLimit
-	}
-	return deadlineLimit
-}
-
-// deadlineLimit gives the call a context with a deadline, for ModeYield
-// and WithCloseOnContextDone.
-func deadlineLimit(_ *instance, call func(context.Context)) {
+// deadlineLimit gives the call a context with a deadline, for the
+// instrumented guest and WithCloseOnContextDone.
+func deadlineLimit(call func(context.Context)) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	call(ctx)
 	cancel()
-}
-
-var fuelLeft uint64
-
-func fuelLimit(in *instance, call func(context.Context)) {
-	g := in.mod.ExportedGlobal(FuelExport).(api.MutableGlobal)
-	g.Set(1 << 40)
-	call(context.Background())
-	fuelLeft = g.Get()
-}
-
-var alarms = map[*instance]*Alarm{}
-
-func flagLimit(in *instance, call func(context.Context)) {
-	a := alarms[in]
-	if a == nil {
-		a = NewAlarm(StopGlobal(in.mod))
-		alarms[in] = a
-	}
-	a.Arm(time.Second)
-	call(context.Background())
-	a.Disarm()
 }
 
 // TestScanRatios measures what BenchmarkScan measures, but interleaved:
@@ -137,7 +100,7 @@ func TestScanRatios(t *testing.T) {
 			times []time.Duration
 		}
 		var vs []*variant
-		add := func(name string, opts *Options, closeOnDone bool, limit func(*instance, func(context.Context))) {
+		add := func(name string, opts *Options, closeOnDone bool, limit func(func(context.Context))) {
 			rt := newRuntime(t, closeOnDone)
 			wasm := g.wasm
 			if opts != nil {
@@ -152,11 +115,11 @@ func TestScanRatios(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			vs = append(vs, &variant{name: name, run: func() { limit(in, call) }})
+			vs = append(vs, &variant{name: name, run: func() { limit(call) }})
 		}
-		add("plain", nil, false, func(_ *instance, call func(context.Context)) { call(context.Background()) })
+		add("plain", nil, false, func(call func(context.Context)) { call(context.Background()) })
 		for _, v := range variants {
-			add(v.name, &v.opts, false, limitFor(v.opts.Mode))
+			add(v.name, &v.opts, false, deadlineLimit)
 		}
 		add("closeOnContextDone", nil, true, deadlineLimit)
 		const burst = 20

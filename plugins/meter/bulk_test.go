@@ -10,8 +10,8 @@ import (
 )
 
 // TestBulkCharge: each bulk instruction is charged one unit per
-// 1<<BulkShift bytes or elements of its length, before it runs, in the
-// fuel modes; at the old flat cost a 4 MiB fill cost a handful of units.
+// 1<<BulkShift bytes or elements of its length, before it runs; at the old
+// flat cost a 4 MiB fill cost a handful of units.
 func TestBulkCharge(t *testing.T) {
 	wasm, err := os.ReadFile("testdata/bulk/bulk.wasm")
 	if err != nil {
@@ -20,7 +20,7 @@ func TestBulkCharge(t *testing.T) {
 	ctx := context.Background()
 	rt := newRuntime(t, false)
 	const fuel = 1 << 40
-	cm := compile(t, rt, mustInstrument(t, wasm, Options{Mode: ModeFuel, InitialFuel: fuel}))
+	cm := compile(t, rt, mustInstrument(t, wasm, Options{Mode: ModeYield}))
 	for _, c := range []struct {
 		fn string
 		n  uint64
@@ -44,7 +44,7 @@ func TestBulkCharge(t *testing.T) {
 	}
 }
 
-// TestBulkSpinYields: a ModeYield guest looping on 4 MiB fills yields
+// TestBulkSpinYields: a guest looping on 4 MiB fills yields
 // every few fills, so its deadline is seen within about a millisecond;
 // charged a flat cost, one slice of fuel lasted seconds.
 func TestBulkSpinYields(t *testing.T) {

@@ -77,16 +77,16 @@ func buildGoGuest(dir string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// newRuntime returns a compiler runtime with WASI, the host module for
-// ModeYield and the features module's "env" imports, closed when the test
-// ends.
+// newRuntime returns a compiler runtime with WASI, the host module that
+// instrumented guests import and the features module's "env" imports,
+// closed when the test ends.
 func newRuntime(tb testing.TB, closeOnDone bool) wazero.Runtime {
 	tb.Helper()
 	return newRuntimeSlice(tb, closeOnDone, 0)
 }
 
-// newRuntimeSlice is newRuntime with the host module for ModeYield giving
-// slice fuel per yield.
+// newRuntimeSlice is newRuntime with the host module giving slice fuel
+// per yield.
 func newRuntimeSlice(tb testing.TB, closeOnDone bool, slice int64) wazero.Runtime {
 	tb.Helper()
 	ctx := context.Background()

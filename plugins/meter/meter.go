@@ -2,55 +2,48 @@
 // it: it weaves a check into the entry of functions and the header of every
 // loop, so that no guest can run for long without passing one.
 //
-// Three kinds of check are offered.
-//
-// ModeFuel adds a mutable i64 global, exported as FuelExport. Each check
-// subtracts a static cost from it and traps (unreachable) once it goes
-// negative. Bulk memory and table instructions are charged their length
-// besides (see BulkShift), before they run, through a second global that
-// is not exported. The host sets the budget before a call and can read what is
-// left after it. Consumption depends only on the path the guest takes, so
-// it is deterministic, but the budget is in abstract units, not time.
-//
-// ModeYield counts fuel in the same way, but when it runs out the guest
-// calls a host function (imported as YieldModule.YieldFunc, see
-// InstantiateYield) instead of trapping. The host function checks the
-// call's context, traps if its deadline has passed or it was cancelled, and
-// otherwise refills the fuel with one slice. So the guest returns to Go
-// code once per slice: deadlines are wall-clock, and the Go scheduler gets
-// the goroutine back regularly (see the scheduling hazard below). Adding an
-// import shifts the indices of the module's own functions by one; every
+// The checks count fuel in a mutable i64 global, exported as FuelExport.
+// Each check subtracts a static cost from it; bulk memory and table
+// instructions are charged their length besides (see BulkShift), before
+// they run, through a second global that is not exported. When the fuel
+// goes negative, the guest calls a host function (imported as
+// YieldModule.YieldFunc, see InstantiateYield). The host function checks
+// the call's context, traps if its deadline has passed or it was
+// cancelled, and otherwise refills the fuel with one slice. So the guest
+// returns to Go code once per slice: deadlines are wall-clock, and the Go
+// scheduler gets the goroutine back regularly (see the scheduling hazard
+// below). A Cutter also zeroes the fuel at the deadline, so that the guest
+// yields at its next check instead of at the end of its slice. Consumption
+// depends only on the path the guest takes, so it is deterministic. Adding
+// an import shifts the indices of the module's own functions by one; every
 // reference to them is rewritten.
 //
-// ModeFlag adds a mutable i32 global, exported as StopExport. Each check
-// reads it and traps when it is non-zero. The host arms a timer per call
-// (see Alarm) that sets it from another goroutine when the deadline passes.
-//
-// Memory model (ModeFlag): the flag is written by one goroutine and read by
-// the guest's compiled code running on another, with no synchronisation
-// that the Go memory model knows of. wazero keeps the value of a defined
-// global in the instance's memory, and its compiler reloads it at every
-// check that follows a branch target (every loop header, every function
-// entry), so the store becomes visible to the guest as soon as the hardware
-// propagates it (amd64 and arm64 are cache coherent; TestFlagInterruptsSpin
-// measures the latency). The guest never writes the flag, so there is no
-// lost update. The race detector does not see the guest's reads.
+// Memory model: a Cutter's timer writes the fuel from one goroutine while
+// the guest's compiled code reads and writes it on another, with no
+// synchronisation that the Go memory model knows of. wazero keeps the
+// value of a defined global in the instance's memory, and its compiler
+// reloads it at every check that follows a branch target (every loop
+// header, every function entry), so the store becomes visible to the guest
+// as soon as the hardware propagates it (amd64 and arm64 are cache
+// coherent). The guest's own update of the fuel can overwrite that store,
+// which is why the Cutter repeats it (see Cutter). The race detector does
+// not see the guest's reads and writes.
 //
 // Scheduling hazard: compiled guest code cannot be preempted by the Go
 // runtime. A stop-the-world phase (every garbage collection has two) that
 // begins while a guest runs waits until the guest returns or calls the
-// host, and until then no other goroutine runs, including the timer that
-// would set the flag. A runaway ModeFlag guest that meets a garbage
-// collection therefore hangs the whole process (TestFlagStallsUnderGC).
-// ModeFuel needs no other goroutine: the guest stops itself when its fuel
-// is gone, so a collection that starts meanwhile is delayed by at most the
-// time the remaining fuel lasts. ModeYield bounds that delay by one slice.
-// (wazero's WithCloseOnContextDone avoids the hazard by leaving compiled
-// code at every loop header, which is why it is slow.)
+// host, and until then no other goroutine runs, including the Cutter's
+// timer. The guest calls the host at the end of every slice of fuel, so
+// such a collection is delayed by at most one slice, and the yield
+// function compares the clock with the deadline itself, so the deadline is
+// still seen at the end of the slice. An interrupt that relied only on
+// another goroutine (a stop flag set by a timer) would hang the whole
+// process there. (wazero's WithCloseOnContextDone avoids the hazard by
+// leaving compiled code at every loop header, which is why it is slow.)
 //
-// Whatever the mode, a trap leaves the instance in an undefined state (the
-// guest's runtime may have been stopped half-way through a change to its
-// heap): the host must close that instance and never call it again.
+// A trap leaves the instance in an undefined state (the guest's runtime
+// may have been stopped half-way through a change to its heap): the host
+// must close that instance and never call it again.
 package meter
 
 import (
@@ -64,24 +57,13 @@ import (
 // Mode selects the kind of check that Instrument weaves in.
 type Mode uint8
 
-const (
-	// ModeFuel charges a static cost at each check against an i64 budget
-	// and traps when it is exhausted.
-	ModeFuel Mode = iota + 1
-	// ModeFlag tests an i32 stop flag at each check.
-	ModeFlag
-	// ModeYield charges fuel like ModeFuel, and calls the host to check
-	// the deadline and refill it whenever it is exhausted.
-	ModeYield
-)
+// ModeYield charges a static cost at each check against an i64 fuel
+// global, and calls the host to check the deadline and refill it whenever
+// it is exhausted. It is the only mode.
+const ModeYield Mode = 1
 
 func (m Mode) String() string {
-	switch m {
-	case ModeFuel:
-		return "fuel"
-	case ModeFlag:
-		return "flag"
-	case ModeYield:
+	if m == ModeYield {
 		return "yield"
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
@@ -92,19 +74,14 @@ func (m Mode) String() string {
 // modules that already use one are rejected.
 const (
 	ReservedPrefix = "__uptimizr_"
-	FuelExport     = ReservedPrefix + "fuel" // ModeFuel and ModeYield
-	StopExport     = ReservedPrefix + "stop" // ModeFlag
-	YieldModule    = "__uptimizr"            // ModeYield: import module
-	YieldFunc      = "yield"                 // ModeYield: import name
+	FuelExport     = ReservedPrefix + "fuel" // the fuel global
+	YieldModule    = "__uptimizr"            // import module
+	YieldFunc      = "yield"                 // import name
 )
 
 // maxLocals bounds the locals of one function, as browsers do: wazero
 // allocates by the declared count.
 const maxLocals = 50000
-
-// DefaultInitialFuel is the fuel a ModeFuel instance starts with when
-// Options.InitialFuel is zero.
-const DefaultInitialFuel = 1 << 30
 
 // Options configures Instrument. The zero value of every field except Mode
 // is the recommended setting.
@@ -118,22 +95,13 @@ type Options struct {
 	// own check comes first.)
 	AllEntries bool
 
-	// FlatCost (ModeFuel, ModeYield) charges one unit per check instead of
-	// the length of the straight-line run of instructions that follows it.
-	FlatCost bool
-
-	// InitialFuel is the value the fuel global starts with, and so the
-	// budget of the start function, if the module has one and AllowStart
-	// is set. Zero means DefaultInitialFuel in ModeFuel, and 0 in
-	// ModeYield (the first check yields).
-	InitialFuel int64
-
 	// AllowStart accepts modules with a start function. By default they
 	// are rejected: a start function runs during instantiation, before the
-	// host can reach the flag global, so ModeFlag cannot interrupt it, and
-	// in ModeFuel it can only be bounded by InitialFuel. Plugins should
-	// export an initialiser instead (Go's c-shared build mode and
-	// AssemblyScript's --exportStart do).
+	// host can reach the instance's fuel (and arm a Cutter), so only the
+	// yield function's check of the instantiation's context bounds it,
+	// once per slice (the fuel starts at zero: its first check yields).
+	// Plugins should export an initialiser instead (Go's c-shared build
+	// mode and AssemblyScript's --exportStart do).
 	AllowStart bool
 }
 
@@ -175,15 +143,14 @@ type section struct {
 }
 
 // Instrument returns a copy of the wasm module with interruption checks
-// woven in. The module itself is not modified. One defined global is added
-// after all others and exported under the mode's reserved name, so global
-// indices do not change. In ModeFlag and ModeFuel function indices do not
-// change either; ModeYield adds a function import after the others, so the
-// module's own functions move up by one and every reference to them
-// (calls, ref.func, exports, the start function, element segments, the
-// name section) is rewritten.
+// woven in. The module itself is not modified. Two defined globals are
+// added after all others, the fuel (exported as FuelExport) and the
+// scratch of bulk charges, so global indices do not change. A function
+// import is added after the others, so the module's own functions move up
+// by one and every reference to them (calls, ref.func, exports, the start
+// function, element segments, the name section) is rewritten.
 func Instrument(module []byte, opts Options) ([]byte, error) {
-	if opts.Mode < ModeFuel || opts.Mode > ModeYield {
+	if opts.Mode != ModeYield {
 		return nil, fmt.Errorf("meter: unknown mode %d", opts.Mode)
 	}
 	if len(module) < 8 || !bytes.Equal(module[:4], []byte("\x00asm")) {
@@ -225,7 +192,7 @@ func Instrument(module []byte, opts Options) ([]byte, error) {
 		secs = append(secs, section{id, body})
 	}
 
-	ins := &instrumenter{opts: opts, shift: opts.Mode == ModeYield}
+	ins := &instrumenter{opts: opts}
 	var nFuncs uint32 // defined functions, from the function section
 	for _, s := range secs {
 		var err error
@@ -243,9 +210,7 @@ func Instrument(module []byte, opts Options) ([]byte, error) {
 			nFuncs = sr.u32()
 			err = wrap("function section", sr.err)
 		case secTable:
-			if ins.shift {
-				err = checkTables(s.body)
-			}
+			err = checkTables(s.body)
 		case secStart:
 			if !opts.AllowStart {
 				err = fmt.Errorf("%w: module has a start function (export an initialiser instead)", ErrUnsupported)
@@ -270,21 +235,14 @@ func Instrument(module []byte, opts Options) ([]byte, error) {
 	out = append(out, module[:8]...)
 	// Sections that Instrument adds to, written empty where the module has
 	// none.
-	need := map[byte]bool{secGlobal: true, secExport: true}
-	if ins.shift {
-		need[secType], need[secImport] = true, true
-	}
+	need := map[byte]bool{secType: true, secImport: true, secGlobal: true, secExport: true}
 	emit := func(id byte, body []byte) error {
 		var err error
 		switch id {
 		case secType:
-			if ins.shift {
-				body = ins.typeSection(body)
-			}
+			body = ins.typeSection(body)
 		case secImport:
-			if ins.shift {
-				body = ins.importSection(body)
-			}
+			body = ins.importSection(body)
 		case secGlobal:
 			body, err = ins.globalSection(body)
 		case secExport:
@@ -488,7 +446,6 @@ func checkTables(b []byte) error {
 
 type instrumenter struct {
 	opts        Options
-	shift       bool   // ModeYield: an import is added, own functions move up by one
 	types       uint32 // number of types: the index of the added one
 	funcImports uint32 // number of function imports
 	global      uint32 // index of the added global
@@ -523,9 +480,10 @@ type patch struct {
 	idx     uint32 // the new index
 }
 
-// fn maps an original function index to the instrumented module's.
+// fn maps an original function index to the instrumented module's: the
+// added import moves the module's own functions up by one.
 func (ins *instrumenter) fn(idx uint32) uint32 {
-	if ins.shift && idx >= ins.funcImports {
+	if idx >= ins.funcImports {
 		return idx + 1
 	}
 	return idx
@@ -533,37 +491,21 @@ func (ins *instrumenter) fn(idx uint32) uint32 {
 
 func (ins *instrumenter) buildChecks() {
 	g := binary.AppendUvarint(nil, uint64(ins.global))
-	switch ins.opts.Mode {
-	case ModeFuel, ModeYield:
-		// global.get $fuel; i64.const cost; i64.sub; global.set $fuel
-		// global.get $fuel; i64.const 0; i64.lt_s; if
-		//   unreachable (ModeFuel) | call $yield (ModeYield)
-		// end
-		ins.pre = append(append([]byte{0x23}, g...), 0x42)
-		ins.post = append(append([]byte{0x7d, 0x24}, g...), 0x23)
-		ins.post = append(append(ins.post, g...), 0x42, 0x00, 0x53, 0x04, 0x40)
-		if ins.opts.Mode == ModeFuel {
-			ins.post = append(ins.post, 0x00)
-		} else {
-			ins.post = binary.AppendUvarint(append(ins.post, 0x10), uint64(ins.yield))
-		}
-		ins.post = append(ins.post, 0x0b)
-	case ModeFlag:
-		// global.get $stop; if; unreachable; end
-		ins.pre = append(append([]byte{0x23}, g...), 0x04, 0x40, 0x00, 0x0b)
-	}
+	// global.get $fuel; i64.const cost; i64.sub; global.set $fuel
+	// global.get $fuel; i64.const 0; i64.lt_s; if
+	//   call $yield
+	// end
+	ins.pre = append(append([]byte{0x23}, g...), 0x42)
+	ins.post = append(append([]byte{0x7d, 0x24}, g...), 0x23)
+	ins.post = append(append(ins.post, g...), 0x42, 0x00, 0x53, 0x04, 0x40)
+	ins.post = binary.AppendUvarint(append(ins.post, 0x10), uint64(ins.yield))
+	ins.post = append(ins.post, 0x0b)
 }
 
 func (ins *instrumenter) appendCheck(out []byte, cost int64) []byte {
 	out = append(out, ins.pre...)
-	if ins.opts.Mode != ModeFlag {
-		if ins.opts.FlatCost {
-			cost = 1
-		}
-		out = appendSleb(out, cost)
-		out = append(out, ins.post...)
-	}
-	return out
+	out = appendSleb(out, cost)
+	return append(out, ins.post...)
 }
 
 // appendBulk charges the length on top of the stack (the last operand of
@@ -631,18 +573,14 @@ func (ins *instrumenter) importSection(old []byte) []byte {
 }
 
 // globalSection copies the globals, rewriting function references in their
-// initialisers, and appends the added one.
+// initialisers, and appends the added ones.
 func (ins *instrumenter) globalSection(old []byte) ([]byte, error) {
 	r := &reader{b: old}
 	var n uint32
 	if old != nil {
 		n = r.count()
 	}
-	added := uint64(1)
-	if ins.opts.Mode != ModeFlag {
-		added = 2 // the fuel and the scratch of bulk charges
-	}
-	out := binary.AppendUvarint(nil, uint64(n)+added)
+	out := binary.AppendUvarint(nil, uint64(n)+2) // the fuel and the scratch of bulk charges
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		at := r.off
 		r.valType()
@@ -654,26 +592,15 @@ func (ins *instrumenter) globalSection(old []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, wrap("global section", r.err)
 	}
-	switch ins.opts.Mode {
-	case ModeFuel, ModeYield:
-		fuel := ins.opts.InitialFuel
-		if fuel == 0 && ins.opts.Mode == ModeFuel {
-			fuel = DefaultInitialFuel
-		}
-		out = append(out, 0x7e, 0x01, 0x42) // mut i64 = i64.const
-		out = appendSleb(out, fuel)
-		out = append(out, 0x0b)
-		// The scratch of bulk charges (see bulkCharge): mut i32 = 0. Not
-		// exported.
-		out = append(out, 0x7f, 0x01, 0x41, 0x00, 0x0b)
-	case ModeFlag:
-		out = append(out, 0x7f, 0x01, 0x41, 0x00, 0x0b) // mut i32 = i32.const 0
-	}
-	return out, nil
+	// The fuel: mut i64 = i64.const 0, so the first check yields.
+	out = append(out, 0x7e, 0x01, 0x42, 0x00, 0x0b)
+	// The scratch of bulk charges (see appendBulk): mut i32 = i32.const 0.
+	// Not exported.
+	return append(out, 0x7f, 0x01, 0x41, 0x00, 0x0b), nil
 }
 
 // exportSection copies the exports, rewriting function indices, and
-// appends the added global's.
+// appends the fuel global's.
 func (ins *instrumenter) exportSection(old []byte) ([]byte, error) {
 	r := &reader{b: old}
 	var n uint32
@@ -707,11 +634,7 @@ func (ins *instrumenter) exportSection(old []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, wrap("export section", r.err)
 	}
-	name := FuelExport
-	if ins.opts.Mode == ModeFlag {
-		name = StopExport
-	}
-	out = appendName(out, name)
+	out = appendName(out, FuelExport)
 	out = append(out, 0x03) // global
 	return binary.AppendUvarint(out, uint64(ins.global)), nil
 }
@@ -926,17 +849,13 @@ func (ins *instrumenter) function(out, body []byte) ([]byte, error) {
 			sites = append(sites, site{at: r.off, cost: 1})
 			open = len(sites) - 1
 		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
-			if ins.shift {
-				ir := &reader{b: code, off: at + 1}
-				edits = append(edits, patch{at: at + 1, end: r.off, idx: ins.fn(ir.u32())})
-			}
+			ir := &reader{b: code, off: at + 1}
+			edits = append(edits, patch{at: at + 1, end: r.off, idx: ins.fn(ir.u32())})
 		case 0xfc:
-			if ins.opts.Mode != ModeFlag {
-				ir := &reader{b: code, off: at + 1}
-				switch ir.u32() {
-				case 8, 10, 11, 12, 14, 17: // memory.init, .copy, .fill; table.init, .copy, .fill
-					sites = append(sites, site{at: at, bulk: true})
-				}
+			ir := &reader{b: code, off: at + 1}
+			switch ir.u32() {
+			case 8, 10, 11, 12, 14, 17: // memory.init, .copy, .fill; table.init, .copy, .fill
+				sites = append(sites, site{at: at, bulk: true})
 			}
 		case 0x23, 0x24: // global.get, global.set
 			ir := &reader{b: code, off: at + 1}

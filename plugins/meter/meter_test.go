@@ -15,26 +15,8 @@ var variants = []struct {
 	name string
 	opts Options
 }{
-	{"fuel", Options{Mode: ModeFuel}},
-	{"fuel-flat", Options{Mode: ModeFuel, FlatCost: true}},
-	{"fuel-allentries", Options{Mode: ModeFuel, AllEntries: true}},
-	{"flag", Options{Mode: ModeFlag}},
-	{"flag-allentries", Options{Mode: ModeFlag, AllEntries: true}},
 	{"yield", Options{Mode: ModeYield}},
 	{"yield-allentries", Options{Mode: ModeYield, AllEntries: true}},
-}
-
-// variantsOf returns the variants of one mode.
-func variantsOf(m Mode) (vs []struct {
-	name string
-	opts Options
-}) {
-	for _, v := range variants {
-		if v.opts.Mode == m {
-			vs = append(vs, v)
-		}
-	}
-	return vs
 }
 
 // codeBodies returns the function bodies' code (without locals) of a module.
@@ -77,7 +59,7 @@ func checkWoven(tb testing.TB, orig, out []byte, opts Options) {
 	if len(ob) != len(nb) {
 		tb.Fatalf("%d bodies, want %d", len(nb), len(ob))
 	}
-	ins := instrumenter{opts: opts, global: exportedGlobalIndex(tb, out, opts.Mode)}
+	ins := instrumenter{opts: opts, global: exportedGlobalIndex(tb, out)}
 	ins.buildChecks()
 	for i := range nb {
 		loops := func(code []byte, want []byte) (n int) {
@@ -102,13 +84,9 @@ func checkWoven(tb testing.TB, orig, out []byte, opts Options) {
 	}
 }
 
-// exportedGlobalIndex finds the index of the mode's global in the export
+// exportedGlobalIndex finds the index of the fuel global in the export
 // section.
-func exportedGlobalIndex(tb testing.TB, wasm []byte, mode Mode) uint32 {
-	name := FuelExport
-	if mode == ModeFlag {
-		name = StopExport
-	}
+func exportedGlobalIndex(tb testing.TB, wasm []byte) uint32 {
 	r := &reader{b: wasm, off: 8}
 	for !r.eof() {
 		id := r.byte()
@@ -121,12 +99,12 @@ func exportedGlobalIndex(tb testing.TB, wasm []byte, mode Mode) uint32 {
 			n := sr.name()
 			kind := sr.byte()
 			idx := sr.u32()
-			if string(n) == name && kind == 3 {
+			if string(n) == FuelExport && kind == 3 {
 				return idx
 			}
 		}
 	}
-	tb.Fatalf("no export %q", name)
+	tb.Fatalf("no export %q", FuelExport)
 	return 0
 }
 
@@ -153,9 +131,7 @@ func TestInstrumentedScanMatches(t *testing.T) {
 					}
 					plain.load(t, buf)
 					in.load(t, buf)
-					if g := FuelGlobal(in.mod); g != nil {
-						g.Set(1 << 40)
-					}
+					FuelGlobal(in.mod).Set(1 << 40)
 					want, err := plain.scan.Call(ctx, uint64(plain.ptr), uint64(len(buf)))
 					if err != nil {
 						t.Fatal(err)
@@ -203,14 +179,15 @@ func TestFeatures(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			out := mustInstrument(t, features, v.opts)
 			checkWoven(t, features, out, v.opts)
-			if idx := exportedGlobalIndex(t, out, v.opts.Mode); idx != 4 { // 2 imported + 2 defined
+			if idx := exportedGlobalIndex(t, out); idx != 4 { // 2 imported + 2 defined
 				t.Fatalf("added global has index %d, want 4", idx)
 			}
 			cm := compile(t, rt, out)
-			// Exports keep their functions, and those their names.
+			// Exports keep their functions, and those their names; the
+			// added import moves them up by one.
 			for name, def := range plain.ExportedFunctions() {
 				got := cm.ExportedFunctions()[name]
-				if got == nil || got.Name() != def.Name() || got.Index() != def.Index()+map[bool]uint32{true: 1}[v.opts.Mode == ModeYield] {
+				if got == nil || got.Name() != def.Name() || got.Index() != def.Index()+1 {
 					t.Fatalf("export %s: %v, want %v", name, got, def)
 				}
 			}
@@ -230,22 +207,23 @@ func TestFeatures(t *testing.T) {
 }
 
 func TestRejects(t *testing.T) {
-	fuel := Options{Mode: ModeFuel}
-	twice := mustInstrument(t, asGuest.wasm, fuel)
-	if _, err := Instrument(twice, fuel); !errors.Is(err, ErrReserved) {
-		t.Errorf("instrumenting twice: %v, want ErrReserved", err)
-	}
-	if _, err := Instrument(twice, Options{Mode: ModeFlag}); !errors.Is(err, ErrReserved) {
-		t.Errorf("instrumenting twice: %v, want ErrReserved", err)
-	}
-	yield := mustInstrument(t, asGuest.wasm, Options{Mode: ModeYield})
-	if _, err := Instrument(yield, Options{Mode: ModeYield}); !errors.Is(err, ErrReserved) {
+	yield := Options{Mode: ModeYield}
+	twice := mustInstrument(t, asGuest.wasm, yield)
+	if _, err := Instrument(twice, yield); !errors.Is(err, ErrReserved) {
 		t.Errorf("instrumenting twice: %v, want ErrReserved", err)
 	}
 	imports := module(sect(secType, 1, 0x60, 0, 0), sect(secImport, append(append([]byte{1},
 		appendName(appendName(nil, YieldModule), "x")...), 0, 0)...))
-	if _, err := Instrument(imports, fuel); !errors.Is(err, ErrReserved) {
+	if _, err := Instrument(imports, yield); !errors.Is(err, ErrReserved) {
 		t.Errorf("import from %s: %v, want ErrReserved", YieldModule, err)
+	}
+	exports := module(
+		sect(secType, 1, 0x60, 0, 0),
+		sect(secFunction, 1, 0),
+		sect(secExport, append(append([]byte{1}, appendName(nil, ReservedPrefix+"x")...), 0, 0)...),
+		sect(secCode, 1, 2, 0, 0x0b))
+	if _, err := Instrument(exports, yield); !errors.Is(err, ErrReserved) {
+		t.Errorf("export named %sx: %v, want ErrReserved", ReservedPrefix, err)
 	}
 	if _, err := Instrument(asGuest.wasm, Options{}); err == nil {
 		t.Error("no mode: no error")
@@ -257,10 +235,10 @@ func TestRejects(t *testing.T) {
 		sect(secFunction, 1, 0),
 		sect(secStart, 0),
 		sect(secCode, 1, 2, 0, 0x0b))
-	if _, err := Instrument(start, fuel); !errors.Is(err, ErrUnsupported) {
+	if _, err := Instrument(start, yield); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("start function: %v, want ErrUnsupported", err)
 	}
-	if _, err := Instrument(start, Options{Mode: ModeFuel, AllowStart: true}); err != nil {
+	if _, err := Instrument(start, Options{Mode: ModeYield, AllowStart: true}); err != nil {
 		t.Errorf("start function allowed: %v", err)
 	}
 
@@ -287,7 +265,7 @@ func TestRejects(t *testing.T) {
 			sect(secType, 1, 0x60, 0, 0),
 			sect(secFunction, 1, 0),
 			sect(secCode, append([]byte{1, byte(len(body))}, body...)...))
-		_, err := Instrument(m, fuel)
+		_, err := Instrument(m, yield)
 		if err == nil {
 			t.Errorf("%s: no error", name)
 			continue
@@ -312,7 +290,7 @@ func TestRejects(t *testing.T) {
 		"huge count":     module(sect(secTable, 0xe2, 0xe2, 0xe2, 0x30, 0x30, 0x20, 0x30)),
 		"export trailer": module(sect(secExport, 0, 0)),
 	} {
-		if _, err := Instrument(m, fuel); err == nil {
+		if _, err := Instrument(m, yield); err == nil {
 			t.Errorf("%s: no error", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -325,7 +303,7 @@ func TestRejects(t *testing.T) {
 // at a section boundary, which are well-formed modules.
 func TestTruncated(t *testing.T) {
 	try := func(g []byte, n int) {
-		_, err := Instrument(g[:n], Options{Mode: ModeFlag})
+		_, err := Instrument(g[:n], Options{Mode: ModeYield})
 		if err == nil && !sectionBoundaries(g)[n] {
 			t.Fatalf("prefix of %d bytes: no error", n)
 		}
