@@ -76,6 +76,14 @@ type Server struct {
 	keyLim *Limiter // ingest requests per API key
 	apiLim *Limiter // other requests per client IP
 
+	// sceneDec decodes representation bodies: dec itself when its limit is
+	// at least SceneBodyLimit (scenes.go).
+	sceneDec *Decompressor
+	// sceneSlots bounds the representation PUTs decoded at once, so a
+	// burst of large proxies cannot take more than a few bodies' worth of
+	// memory.
+	sceneSlots chan struct{}
+
 	draining   atomic.Bool
 	drainStart atomic.Int64 // Unix nanoseconds
 	tracker    connTracker
@@ -133,6 +141,8 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
 		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
 	}
+	s.sceneDec = newSceneDecompressor(s.dec)
+	s.sceneSlots = make(chan struct{}, sceneWritesInFlight)
 	s.tracker.conns = map[*trackedConn]struct{}{}
 	s.pool = make(chan *ingestCtx, ingestPoolSize)
 	slots := cfg.MaxConcurrentIngest
