@@ -3,7 +3,10 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -94,6 +97,51 @@ func FuzzProcessor(f *testing.F) {
 		}
 		if outD == Accepted && !json.Valid(bd.JSON(0)) {
 			t.Fatalf("invalid JSON under defaults: %s", bd.JSON(0))
+		}
+	})
+}
+
+// FuzzAppendScene feeds arbitrary JSON documents (as the standard library
+// parses them) to AppendScene. It must never panic; a refused document
+// leaves dst as given and says why; an accepted one is valid JSON and text
+// that encodes again to the same bytes, with a valid listing row.
+func FuzzAppendScene(f *testing.F) {
+	f.Add([]byte(sceneBase), "s")
+	f.Add([]byte(`{"sdkVersion":"1.4.0","extra":{"a":[1,2]},"capturedAt":1.7e12,"contentHash":"h\b\f\u0001",`+
+		`"meshCount":3,"meshes":[{"path":"root/Floor","triangles":12,"aabb":[-0,0.10,1E-7,1e3,2.50,3],"name":"Floor","color":"red"},`+
+		`{"name":"Lamp \"A\" ☀","aabb":[0,0,0,0,0,0],"triangles":null,"path":null},{"name":"é𝄞\ud83d\ude00","aabb":[1,1,1,2,2,2],"triangles":0,"path":""}],`+
+		`"unitScale":0.01,"upAxis":"-z","bounds":[-1.0,0,-1,1,2e0,1],"sceneId":"hall-1","kind":"aabb","version":1.0}`), "hall-1")
+	f.Add([]byte(strings.Replace(sceneBase, `"name":"m"`, `"name":"m\ud800"`, 1)), "s")
+	f.Add([]byte(strings.Replace(sceneBase, `"unitScale":1`, `"unitScale":1e-400`, 1)), "s")
+	f.Add([]byte(strings.Replace(sceneBase, `"capturedAt":1700000000000`, `"capturedAt":9007199254740993`, 1)), "s")
+	f.Add([]byte(strings.Replace(sceneBase, `"bounds":[-10,0,-10,10,5,10]`, `"bounds":[1e308,0,0,1.7976931348623157e308,1,1]`, 1)), "s")
+	f.Fuzz(func(t *testing.T, data []byte, pathID string) {
+		v, err := parseAsEdge(data)
+		if err != nil {
+			return
+		}
+		doc, sc, err := AppendScene([]byte("x"), v, []byte(pathID))
+		if err != nil {
+			var se *SceneError
+			if !errors.As(err, &se) || se.Msg == "" || !errors.Is(err, ErrRejected) || string(doc) != "x" {
+				t.Fatalf("refusal %v left %q", err, doc)
+			}
+			return
+		}
+		doc = doc[1:]
+		if !json.Valid(doc) || !utf8.Valid(doc) || string(sc.ID) != pathID || !ValidSceneID(sc.ID) {
+			t.Fatalf("invalid JSON or text, or scene %q: %q", sc.ID, doc)
+		}
+		if sum := sc.AppendSummary(nil, time.Unix(0, 0)); !json.Valid(sum) {
+			t.Fatalf("invalid listing row: %q", sum)
+		}
+		again, err := parseValue(doc)
+		if err != nil {
+			t.Fatalf("output does not parse: %v: %s", err, doc)
+		}
+		doc2, sc2, err := AppendScene(nil, again, []byte(pathID))
+		if err != nil || !bytes.Equal(doc2, doc) || sc2.MeshCount != sc.MeshCount || sc2.CapturedAt != sc.CapturedAt {
+			t.Fatalf("not a fixed point (%v):\n%s\n%s", err, doc, doc2)
 		}
 	})
 }

@@ -458,31 +458,13 @@ func (p *Processor) enum(f *fieldSpec, v Value) (Reason, bool) {
 	return Reason{f.path, f.msg}, false
 }
 
-// sceneIDChars marks the bytes allowed in a sceneId.
-var sceneIDChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	t['.'], t['_'], t[':'], t['-'] = true, true, true, true
-	return t
-}()
-
 func (p *Processor) sceneID(f *fieldSpec, v Value) (Reason, bool) {
 	if v.Kind() != KindString {
 		return Reason{f.path, f.msg}, false
 	}
 	s := v.Str()
-	if len(s) < 1 || len(s) > 64 {
+	if !ValidSceneID(s) {
 		return Reason{f.path, f.msg}, false
-	}
-	for _, c := range s {
-		if !sceneIDChars[c] {
-			return Reason{f.path, f.msg}, false
-		}
 	}
 	p.out = append(p.out, '"')
 	p.out = append(p.out, s...)

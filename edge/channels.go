@@ -81,7 +81,7 @@ func (s *Server) writeChannels(ctx *fasthttp.RequestCtx, ch core.Channels) {
 			b = append(b, ',')
 		}
 		on, _ := ch.Get(name)
-		b = appendJSONString(b, name)
+		b = core.AppendQuoted(b, name)
 		if on {
 			b = append(b, ":true"...)
 		} else {

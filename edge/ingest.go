@@ -575,9 +575,9 @@ func (s *Server) writeIngestResponse(ctx *fasthttp.RequestCtx, ic *ingestCtx) {
 			b = strconv.AppendInt(b, int64(e.index), 10)
 			b = append(b, `,"reason":`...)
 			if e.reason.Field != "" {
-				b = appendJSONString(b, e.reason.Field+": "+e.reason.Msg)
+				b = core.AppendQuoted(b, e.reason.Field+": "+e.reason.Msg)
 			} else {
-				b = appendJSONString(b, e.reason.Msg)
+				b = core.AppendQuoted(b, e.reason.Msg)
 			}
 			b = append(b, '}')
 		}

@@ -69,7 +69,7 @@ func parseQuery(args *fasthttp.Args) (core.Query, error) {
 	}
 	q.Limit = int(lim)
 	if v := args.Peek("scene"); v != nil {
-		if !validSceneID(v) {
+		if !core.ValidSceneID(v) {
 			return q, paramError{"scene must match ^[A-Za-z0-9._:-]{1,64}$"}
 		}
 		q.Scene = string(v)

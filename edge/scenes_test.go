@@ -128,6 +128,39 @@ func TestSceneRepresentationRoundTripAndReplace(t *testing.T) {
 	}
 }
 
+// TestSceneRepresentationStringEscapes: stored scene strings are escaped as
+// stored events' are (core.AppendQuoted): \b and \f in their short forms,
+// other control characters as \u00XX.
+func TestSceneRepresentationStringEscapes(t *testing.T) {
+	h := newHarness(t, nil)
+	const sent = `a\b\f\u0001\u001f\"\\\n\t\r\u0008\u000C\u007f\/z`
+	const text = "a\b\f\x01\x1f\"\\\n\t\r\b\f\x7f/z"
+	q := string(core.AppendQuoted(nil, text))
+	if q != `"a\b\f\u0001\u001f\"\\\n\t\r\b\f`+"\x7f"+`/z"` {
+		t.Fatalf("core.AppendQuoted: %s", q)
+	}
+	body := strings.Replace(string(mustJSON(t, proxy("esc", 1))), `"mesh-00000"`, `"`+sent+`"`, 1)
+	body = strings.Replace(body, `"sha256:abc"`, `"`+sent+`"`, 1)
+	r := h.putScene(h.a.Admin, "esc", []byte(body), nil)
+	if r.status != 201 || !strings.Contains(string(r.body), `"contentHash":`+q+`,`) {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	g := h.getScene(h.a.Admin, "esc")
+	if g.status != 200 || !strings.Contains(string(g.body), `{"name":`+q+`,"aabb":`) || !strings.Contains(string(g.body), `"contentHash":`+q+`,`) {
+		t.Fatalf("GET: %d %s\nwant the strings as %s", g.status, g.body, q)
+	}
+	if l := h.listScenes(h.a.Admin, ""); !strings.Contains(string(l.body), `"contentHash":`+q+`,`) {
+		t.Fatalf("list: %s", l.body)
+	}
+	// The stored form is still a fixed point.
+	if r := h.putScene(h.a.Admin, "esc", g.body, nil); r.status != 200 {
+		t.Fatalf("re-PUT: %d %s", r.status, r.body)
+	}
+	if g2 := h.getScene(h.a.Admin, "esc"); string(g2.body) != string(g.body) {
+		t.Fatalf("not a fixed point:\n%s\n%s", g2.body, g.body)
+	}
+}
+
 func TestSceneRepresentationValidation(t *testing.T) {
 	h := newHarness(t, nil)
 	// A stored scene that no rejected PUT may change.

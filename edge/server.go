@@ -76,6 +76,14 @@ type Server struct {
 	keyLim *Limiter // ingest requests per API key
 	apiLim *Limiter // other requests per client IP
 
+	// sceneDec decodes representation bodies: dec itself when its limit is
+	// at least SceneBodyLimit (scenes.go).
+	sceneDec *Decompressor
+	// sceneSlots bounds the representation PUTs decoded at once, so a
+	// burst of large proxies cannot take more than a few bodies' worth of
+	// memory.
+	sceneSlots chan struct{}
+
 	draining   atomic.Bool
 	drainStart atomic.Int64 // Unix nanoseconds
 	tracker    connTracker
@@ -133,6 +141,8 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
 		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
 	}
+	s.sceneDec = newSceneDecompressor(s.dec)
+	s.sceneSlots = make(chan struct{}, sceneWritesInFlight)
 	s.tracker.conns = map[*trackedConn]struct{}{}
 	s.pool = make(chan *ingestCtx, ingestPoolSize)
 	slots := cfg.MaxConcurrentIngest
@@ -265,7 +275,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			// Still 200: the process is alive and serving; the body and
 			// uptimizr_degraded tell the operator to look.
 			b := append(ctx.Response.Body()[:0], `{"status":"degraded","reason":`...)
-			b = appendJSONString(b, why)
+			b = core.AppendQuoted(b, why)
 			ctx.Response.SetBodyRaw(append(b, '}'))
 			break
 		}
@@ -337,7 +347,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetContentType("application/json")
 	b := ctx.Response.Body()
 	b = append(b[:0], `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = core.AppendQuoted(b, msg)
 	b = append(b, '}')
 	ctx.Response.SetBodyRaw(b)
 }
@@ -426,27 +436,3 @@ var smallInts = func() (a [100]string) {
 	}
 	return
 }()
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c == '\n':
-			dst = append(dst, '\\', 'n')
-		case c == '\r':
-			dst = append(dst, '\\', 'r')
-		case c == '\t':
-			dst = append(dst, '\\', 't')
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return append(dst, '"')
-}
