@@ -9,7 +9,7 @@ import (
 
 // channels is GET/PUT /api/v1/channels: read (query or admin key) or change
 // (admin key) the calling key's project channel settings (docs/API.md, "Channels" and "Channel gating").
-func (s *Server) channels(ctx *fasthttp.RequestCtx) {
+func (s *adminAPI) channels(ctx *fasthttp.RequestCtx) {
 	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
 		s.tooMany(ctx, retry, "client address")
 		return
@@ -61,7 +61,7 @@ func (s *Server) channels(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, fasthttp.StatusBadRequest, bad)
 			return
 		}
-		if err := s.d.Keys.SetChannels(p.ProjectID(), ch); err != nil {
+		if err := s.keyAdmin.SetChannels(p.ProjectID(), ch); err != nil {
 			s.log.Error("set channels failed", "project", p.ProjectID(), "err", err)
 			s.unavailable(ctx, "could not store the settings", 5)
 			return
@@ -73,7 +73,7 @@ func (s *Server) channels(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (s *Server) writeChannels(ctx *fasthttp.RequestCtx, ch core.Channels) {
+func (s *adminAPI) writeChannels(ctx *fasthttp.RequestCtx, ch core.Channels) {
 	ctx.SetContentType("application/json")
 	b := []byte{'{'}
 	for i, name := range core.ChannelNames {

@@ -46,7 +46,7 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, enc, format uint8) {
 		e := Encoding(enc % uint8(numEncodings))
 		fm := bodyFormat(format % 2)
-		status, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, e, fm, data, now)
+		status, msg := rig.in.ingest(ic, rig.project, rig.ip, rig.ua, e, fm, data, now)
 		defer ic.reset()
 		switch status {
 		case 200:
@@ -66,7 +66,7 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 		plain := data
 		if e != EncIdentity {
-			plain, _ = NewDecompressor(rig.srv.dec.Limit()).Decompress(nil, data, e)
+			plain, _ = NewDecompressor(rig.in.dec.Limit()).Decompress(nil, data, e)
 		}
 		// Text is stored as sent: a backslash only where the client escaped
 		// one, U+FFFD only where it sent one.

@@ -16,7 +16,7 @@ import (
 
 // decodeWhole is the body decoder as a single parse of the whole body: the
 // reference that decodeJSON, which parses event by event, must agree with.
-func decodeWhole(s *Server, ic *ingestCtx, data []byte) string {
+func decodeWhole(s *ingestAPI, ic *ingestCtx, data []byte) string {
 	var p jsonvalue.Parser
 	v, err := p.ParseBytes(data)
 	if err != nil {
@@ -58,7 +58,7 @@ func decodeWhole(s *Server, ic *ingestCtx, data []byte) string {
 // decodeBoth runs data through decodeJSON and decodeWhole, each with a
 // fresh context, and fails unless they agree: on whether the body is
 // malformed, on any other message, and on every event kept or refused.
-func decodeBoth(t *testing.T, s *Server, data []byte) (msg string, kept int) {
+func decodeBoth(t *testing.T, s *ingestAPI, data []byte) (msg string, kept int) {
 	t.Helper()
 	info := &core.RequestInfo{ProjectID: "p", Channels: core.AllChannels()}
 	var a, b ingestCtx
@@ -86,7 +86,7 @@ func decodeBoth(t *testing.T, s *Server, data []byte) (msg string, kept int) {
 }
 
 func TestDecodeJSONAgreesWithASingleParse(t *testing.T) {
-	s := newPathRig(t, true, false).srv
+	s := newPathRig(t, true, false).in
 	ev := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}`
 	bad := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":-1,"sdkVersion":"1"}`
 	many := "[" + strings.Repeat(ev+",", MaxBatchEvents) + ev + "]"
@@ -165,7 +165,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	for _, b := range []string{`{"":+} `, `{"a":-,"events":[]}`, `[+]`, `[-, {}]`, `{"schemaVersion":+}`} {
 		f.Add([]byte(b))
 	}
-	s := newPathRig(f, true, false).srv
+	s := newPathRig(f, true, false).in
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeBoth(t, s, data)
 	})
@@ -197,7 +197,7 @@ var surrogateBodies = func() []string {
 // it were checked on its own, wherever its escapes are (first line, last
 // line, a line after many without, several in a row, lines ending in \r).
 func TestDecodeNDJSONChecksEveryLine(t *testing.T) {
-	s := newPathRig(t, true, false).srv
+	s := newPathRig(t, true, false).in
 	plain := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}`
 	lone := `{"type":"scene_change","projectId":"p","sessionId":"s\ud800","ts":1,"sdkVersion":"1"}`
 	pair := `{"type":"scene_change","projectId":"p","sessionId":"s\ud83d\ude00","ts":1,"sdkVersion":"1"}`

@@ -85,16 +85,11 @@ func parseContentType(ct []byte) (bodyFormat, bool) {
 }
 
 // collect is POST /api/v1/collect.
-func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
+func (s *ingestAPI) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST, OPTIONS")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: POST a batch of events")
 		return
-	}
-	if s.draining.Load() {
-		// In flight when shutdown began: finish it (the store closes only
-		// after every request is answered), and close the connection.
-		ctx.SetConnectionClose()
 	}
 	start := time.Now()
 	defer s.m.requestDur.UpdateDuration(start)
@@ -148,7 +143,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Type: use application/json, text/plain or application/x-ndjson")
 		return
 	}
-	if err := s.d.Ready(); err != nil {
+	if err := s.ready(); err != nil {
 		s.unavailable(ctx, "storage cannot take writes: "+errText(err), 30)
 		return
 	}
@@ -175,7 +170,7 @@ const statusPluginBusy = 1503
 // returns the HTTP status and, unless 200, the error message; on 200 the
 // counts are in ic. It is the whole path below HTTP, so benchmarks and tests
 // can drive it directly.
-func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua []byte, enc Encoding, format bodyFormat, wire []byte, now time.Time) (int, string) {
+func (s *ingestAPI) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua []byte, enc Encoding, format bodyFormat, wire []byte, now time.Time) (int, string) {
 	s.m.bytesIn[enc].Add(len(wire))
 	if len(wire) == 0 {
 		return fasthttp.StatusBadRequest, "empty body: send {\"events\":[…]}"
@@ -188,7 +183,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return fasthttp.StatusRequestEntityTooLarge,
-				"decompressed body exceeds " + strconv.Itoa(s.cfg.BodyLimit) + " bytes (COLLECTOR_BODY_LIMIT): send smaller batches"
+				"decompressed body exceeds " + strconv.Itoa(s.dec.Limit()) + " bytes (COLLECTOR_BODY_LIMIT): send smaller batches"
 		}
 		return fasthttp.StatusBadRequest, "cannot decode " + enc.String() + " body: " + StreamErrorReason(err)
 	}
@@ -200,7 +195,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	ic.info.ProjectID = ic.batch.ProjectID
 	ic.info.Channels = project.Channels()
 	ic.info.Browser, ic.info.OS = core.ClassifyUA(ua)
-	s.d.Hasher.Hash(&ic.info.VisitorID, ic.batch.ProjectID, ip, ua, now)
+	s.hasher.Hash(&ic.info.VisitorID, ic.batch.ProjectID, ip, ua, now)
 	ic.proc.Begin(&ic.batch, &ic.info)
 	ic.batch.Info = &ic.info
 
@@ -224,8 +219,8 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 	ic.stripped = ic.proc.Stripped()
 	s.m.decodeDur.UpdateDuration(t0)
 
-	if s.d.Filter != nil && len(ic.batch.Events) > 0 {
-		if err := s.d.Filter.Apply(context.Background(), &ic.batch); err != nil {
+	if s.filter != nil && len(ic.batch.Events) > 0 {
+		if err := s.filter.Apply(context.Background(), &ic.batch); err != nil {
 			// A plugin failure is handled by its policy inside Apply; an
 			// error here means the batch could not run its plugins for
 			// want of room (ErrBusy), or the quarantine could not be
@@ -239,7 +234,7 @@ func (s *Server) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, ua [
 		}
 	}
 	t1 := time.Now()
-	if err := s.d.Sink.Commit(context.Background(), &ic.batch); err != nil {
+	if err := s.sink.Commit(context.Background(), &ic.batch); err != nil {
 		s.m.commitErrs.Inc()
 		if !errors.Is(err, core.ErrUnavailable) {
 			s.log.Error("commit failed", "project", ic.batch.ProjectID, "err", err)
@@ -274,13 +269,13 @@ func errText(err error) string {
 // when it is valid JSON, as a single parse would decide. Syntax errors take
 // precedence over the other 400s, as they would after a single parse: the
 // whole body is checked before those are returned.
-func (s *Server) decodeJSON(ic *ingestCtx, data []byte) string {
+func (s *ingestAPI) decodeJSON(ic *ingestCtx, data []byte) string {
 	d := bodyDecoder{s: s, ic: ic, data: data}
 	return d.decode()
 }
 
 type bodyDecoder struct {
-	s    *Server
+	s    *ingestAPI
 	ic   *ingestCtx
 	data []byte
 	i    int
@@ -483,7 +478,7 @@ func (d *bodyDecoder) events() string {
 
 // decodeNDJSON processes one event per line. A line that is not JSON makes
 // the whole body malformed.
-func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
+func (s *ingestAPI) decodeNDJSON(ic *ingestCtx, data []byte) string {
 	n := 0
 	// esc is the distance from data to its first backslash (-1: none): one
 	// scan of the body finds out which lines need their escapes checked.
@@ -522,7 +517,7 @@ func (s *Server) decodeNDJSON(ic *ingestCtx, data []byte) string {
 	return ""
 }
 
-func (s *Server) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
+func (s *ingestAPI) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
 	out, t, reason := ic.proc.Add(jsonvalue.Wrap(ev))
 	switch out {
 	case core.Accepted:
@@ -540,7 +535,7 @@ func (s *Server) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
 }
 
 // countEvents records accepted events and strips once the batch is durable.
-func (s *Server) countEvents(ic *ingestCtx) {
+func (s *ingestAPI) countEvents(ic *ingestCtx) {
 	for i := range ic.batch.Events {
 		s.m.events[ic.batch.Events[i].Type][core.Accepted].Inc()
 	}
@@ -554,7 +549,7 @@ func (s *Server) countEvents(ic *ingestCtx) {
 	}
 }
 
-func (s *Server) writeIngestResponse(ctx *fasthttp.RequestCtx, ic *ingestCtx) {
+func (s *ingestAPI) writeIngestResponse(ctx *fasthttp.RequestCtx, ic *ingestCtx) {
 	ctx.SetContentType("application/json")
 	b := ctx.Response.Body()[:0]
 	b = append(b, `{"accepted":`...)
@@ -605,25 +600,25 @@ const ingestPoolSize = 32
 const maxAdmissionWait = 10 * time.Second
 
 // release gives back ic's ingest slot, if it holds one.
-func (s *Server) release(ic *ingestCtx) {
+func (s *ingestAPI) release(ic *ingestCtx) {
 	if ic.slotted {
 		ic.slotted = false
 		s.adm.release(ic.pnum)
 	}
 }
 
-func (s *Server) getCtx() *ingestCtx {
+func (s *ingestAPI) getCtx() *ingestCtx {
 	select {
 	case ic := <-s.pool:
 		return ic
 	default:
 		ic := new(ingestCtx)
-		ic.proc.SetCapture(s.d.Capture)
+		ic.proc.SetCapture(s.capture)
 		return ic
 	}
 }
 
-func (s *Server) putCtx(ic *ingestCtx) {
+func (s *ingestAPI) putCtx(ic *ingestCtx) {
 	ic.reset()
 	select {
 	case s.pool <- ic:

@@ -13,7 +13,7 @@ import (
 // capability): GET /api/v1/keys lists live keys (ids and capabilities, never
 // the keys), POST /api/v1/keys {"caps":"ingest"} creates one and shows it
 // once, DELETE /api/v1/keys/<id> revokes one — effective at the next request.
-func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
+func (s *adminAPI) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
 		s.tooMany(ctx, retry, "client address")
 		return
@@ -27,7 +27,7 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 	id := string(kid)
 	switch {
 	case ctx.IsGet() && id == "":
-		b, _ := json.Marshal(s.d.Keys.KeyInfos(p.ProjectID()))
+		b, _ := json.Marshal(s.keyAdmin.KeyInfos(p.ProjectID()))
 		ctx.SetContentType("application/json")
 		ctx.SetBody(b)
 	case ctx.IsPost() && id == "":
@@ -43,7 +43,7 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 			s.fail(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}
-		secret, kid, err := s.d.Keys.CreateKey(p.ProjectID(), caps)
+		secret, kid, err := s.keyAdmin.CreateKey(p.ProjectID(), caps)
 		if err != nil {
 			s.log.Error("create key failed", "project", p.ProjectID(), "err", err)
 			s.unavailable(ctx, "could not create the key", 5)
@@ -54,7 +54,7 @@ func (s *Server) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(b)
 	case ctx.IsDelete() && id != "" && !hasTail && len(tail) == 0:
-		kid, err := s.d.Keys.RevokeKey(p.ProjectID(), id)
+		kid, err := s.keyAdmin.RevokeKey(p.ProjectID(), id)
 		if err != nil {
 			if strings.Contains(err.Error(), "not found") {
 				s.fail(ctx, fasthttp.StatusNotFound, "no live key with that id in this project")

@@ -36,7 +36,7 @@ type QuarantineAdmin interface {
 func (s *Server) maxPluginUpload() int { return s.cfg.PluginModuleMiB << 20 }
 
 // adminError maps a lifecycle error to a status.
-func (s *Server) adminError(ctx *fasthttp.RequestCtx, err error) {
+func (s *adminAPI) adminError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, core.ErrRejected):
 		s.fail(ctx, fasthttp.StatusBadRequest, err.Error())
@@ -66,13 +66,13 @@ type pluginRow struct {
 
 // plugins serves /api/v1/plugins[/NAME[/rollback|/activate|/config]] with an
 // admin key (docs/API.md, "Plugins").
-func (s *Server) plugins(ctx *fasthttp.RequestCtx, rest string) {
+func (s *adminAPI) plugins(ctx *fasthttp.RequestCtx, rest string) {
 	var h [32]byte
 	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
 	if !ok {
 		return
 	}
-	pa := s.d.Plugins
+	pa := s.pluginAdmin
 	if pa == nil {
 		s.notImplemented(ctx)
 		return
@@ -156,13 +156,13 @@ func (s *Server) plugins(ctx *fasthttp.RequestCtx, rest string) {
 }
 
 // quarantine serves /api/v1/quarantine[/ID[/replay]] with an admin key.
-func (s *Server) quarantine(ctx *fasthttp.RequestCtx, rest string) {
+func (s *adminAPI) quarantine(ctx *fasthttp.RequestCtx, rest string) {
 	var h [32]byte
 	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
 	if !ok {
 		return
 	}
-	qa := s.d.Quarantine
+	qa := s.quarantineAdmin
 	if qa == nil {
 		s.notImplemented(ctx)
 		return

@@ -100,9 +100,9 @@ func intParam(args *fasthttp.Args, name string, def, lo, hi int64) (int64, error
 
 // aggregateEndpoint serves one of the aggregate endpoints; false when rest
 // names none.
-func (s *Server) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool {
+func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool {
 	var run func(pnum uint32, q core.Query, args *fasthttp.Args) (any, error)
-	a := s.d.Aggregates
+	a := s.aggregates
 	switch string(rest) {
 	case "event-counts":
 		run = func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.EventCounts(p, q) }
@@ -189,7 +189,7 @@ func (s *Server) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool {
 }
 
 // readAuth checks method and key for a read endpoint.
-func (s *Server) readAuth(ctx *fasthttp.RequestCtx) (core.Project, bool) {
+func (s *readAPI) readAuth(ctx *fasthttp.RequestCtx) (core.Project, bool) {
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: use GET")
@@ -199,7 +199,7 @@ func (s *Server) readAuth(ctx *fasthttp.RequestCtx) (core.Project, bool) {
 	return s.authenticate(ctx, core.CapQuery, nil, false, &h)
 }
 
-func (s *Server) writeRows(ctx *fasthttp.RequestCtx, rows any, err error) {
+func (s *readAPI) writeRows(ctx *fasthttp.RequestCtx, rows any, err error) {
 	var pe paramError
 	switch {
 	case errors.As(err, &pe):
@@ -223,15 +223,15 @@ func (s *Server) writeRows(ctx *fasthttp.RequestCtx, rows any, err error) {
 }
 
 // sessionMeta is GET /api/v1/sessions/:id/meta.
-func (s *Server) sessionMeta(ctx *fasthttp.RequestCtx, sessionID []byte) {
+func (s *readAPI) sessionMeta(ctx *fasthttp.RequestCtx, sessionID []byte) {
 	project, ok := s.readAuth(ctx)
 	if !ok {
 		return
 	}
-	if s.d.Aggregates == nil {
+	if s.aggregates == nil {
 		s.notImplemented(ctx)
 		return
 	}
-	row, err := s.d.Aggregates.SessionMeta(project.ProjectNum(), string(sessionID))
+	row, err := s.aggregates.SessionMeta(project.ProjectNum(), string(sessionID))
 	s.writeRows(ctx, row, err)
 }

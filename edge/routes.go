@@ -5,7 +5,9 @@ import (
 )
 
 // readRoute dispatches the read API and scene registry below /api/v1/ (rest
-// is the path after that prefix) and returns the route label for metrics.
+// is the path after that prefix) to the read part, and a scene
+// representation PUT to the ingest part; it returns the route label for
+// metrics.
 func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
 		s.tooMany(ctx, retry, "client address")
@@ -17,10 +19,10 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 	if id, tail, hasTail, ok := routeID(ctx, "/api/v1/sessions/", rest, "sessions/"); ok {
 		switch {
 		case hasTail && len(id) > 0 && string(tail) == "events":
-			s.sessionEvents(ctx, id)
+			s.read.sessionEvents(ctx, id)
 			return routeSessionRaw
 		case hasTail && len(id) > 0 && string(tail) == "meta":
-			s.sessionMeta(ctx, id)
+			s.read.sessionMeta(ctx, id)
 			return routeSessionMeta
 		}
 		s.fail(ctx, fasthttp.StatusNotFound, "not found")
@@ -28,7 +30,11 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 	}
 	if id, tail, hasTail, ok := routeID(ctx, "/api/v1/scenes/", rest, "scenes/"); ok {
 		if hasTail && len(id) > 0 && string(tail) == "representation" {
-			s.sceneRepresentation(ctx, id)
+			if ctx.IsPut() {
+				s.ingest.putSceneRepresentation(ctx, id)
+			} else {
+				s.read.sceneRepresentation(ctx, id)
+			}
 			return routeScenes
 		}
 		s.fail(ctx, fasthttp.StatusNotFound, "not found")
@@ -36,10 +42,10 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 	}
 	switch {
 	case string(rest) == "scene-representations":
-		s.sceneRepresentations(ctx)
+		s.read.sceneRepresentations(ctx)
 		return routeScenes
 	default:
-		if s.aggregateEndpoint(ctx, rest) {
+		if s.read.aggregateEndpoint(ctx, rest) {
 			return routeRead
 		}
 	}
@@ -47,6 +53,6 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 	return routeOther
 }
 
-func (s *Server) notImplemented(ctx *fasthttp.RequestCtx) {
+func (s *base) notImplemented(ctx *fasthttp.RequestCtx) {
 	s.fail(ctx, fasthttp.StatusNotImplemented, "not available on this node")
 }

@@ -47,9 +47,10 @@ func newSceneDecompressor(dec *Decompressor) *Decompressor {
 	return NewDecompressor(SceneBodyLimit)
 }
 
-// sceneRepresentation is PUT/GET /api/v1/scenes/:sceneId/representation.
-func (s *Server) sceneRepresentation(ctx *fasthttp.RequestCtx, sceneID []byte) {
-	if s.d.Scenes == nil {
+// sceneRepresentation is GET (and HEAD) /api/v1/scenes/:sceneId/representation;
+// the Server routes a PUT to putSceneRepresentation.
+func (s *readAPI) sceneRepresentation(ctx *fasthttp.RequestCtx, sceneID []byte) {
+	if s.scenes == nil {
 		s.notImplemented(ctx)
 		return
 	}
@@ -64,7 +65,7 @@ func (s *Server) sceneRepresentation(ctx *fasthttp.RequestCtx, sceneID []byte) {
 			s.fail(ctx, fasthttp.StatusBadRequest, "invalid scene id in the path: use 1–64 characters of A-Z a-z 0-9 . _ : -")
 			return
 		}
-		doc, found, err := s.d.Scenes.Get(p.ProjectNum(), string(sceneID))
+		doc, found, err := s.scenes.Get(p.ProjectNum(), string(sceneID))
 		if err != nil {
 			s.sceneStoreFailed(ctx, p, "read", err)
 			return
@@ -75,21 +76,22 @@ func (s *Server) sceneRepresentation(ctx *fasthttp.RequestCtx, sceneID []byte) {
 		}
 		ctx.SetContentType("application/json")
 		ctx.SetBody(doc)
-	case ctx.IsPut():
-		p, ok := s.authenticate(ctx, core.CapQuery|core.CapAdmin, nil, false, &h)
-		if !ok {
-			return
-		}
-		s.putSceneRepresentation(ctx, p, sceneID)
 	default:
 		ctx.Response.Header.Set("Allow", "GET, HEAD, PUT, OPTIONS")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: GET or PUT a scene representation")
 	}
 }
 
-func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project, sceneID []byte) {
-	if s.draining.Load() {
-		ctx.SetConnectionClose()
+// putSceneRepresentation is PUT /api/v1/scenes/:sceneId/representation.
+func (s *ingestAPI) putSceneRepresentation(ctx *fasthttp.RequestCtx, sceneID []byte) {
+	if s.scenes == nil {
+		s.notImplemented(ctx)
+		return
+	}
+	var h [32]byte
+	p, ok := s.authenticate(ctx, core.CapQuery|core.CapAdmin, nil, false, &h)
+	if !ok {
+		return
 	}
 	if !core.ValidSceneID(sceneID) {
 		s.fail(ctx, fasthttp.StatusBadRequest, "invalid scene id in the path: use 1–64 characters of A-Z a-z 0-9 . _ : -")
@@ -104,7 +106,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported Content-Type: use application/json")
 		return
 	}
-	if err := s.d.Ready(); err != nil {
+	if err := s.ready(); err != nil {
 		s.unavailable(ctx, "storage cannot take writes: "+errText(err), 30)
 		return
 	}
@@ -145,7 +147,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 		return
 	}
 	summary := scene.AppendSummary(nil, s.now())
-	created, err := s.d.Scenes.Put(p.ProjectNum(), string(sceneID), summary, doc)
+	created, err := s.scenes.Put(p.ProjectNum(), string(sceneID), summary, doc)
 	if err != nil {
 		s.sceneStoreFailed(ctx, p, "write", err)
 		return
@@ -158,7 +160,7 @@ func (s *Server) putSceneRepresentation(ctx *fasthttp.RequestCtx, p core.Project
 	ctx.SetBody(summary)
 }
 
-func (s *Server) sceneStoreFailed(ctx *fasthttp.RequestCtx, p core.Project, op string, err error) {
+func (s *base) sceneStoreFailed(ctx *fasthttp.RequestCtx, p core.Project, op string, err error) {
 	if !errors.Is(err, core.ErrUnavailable) {
 		s.log.Error("scene store "+op+" failed", "project", p.ProjectID(), "err", err)
 	}
@@ -166,8 +168,8 @@ func (s *Server) sceneStoreFailed(ctx *fasthttp.RequestCtx, p core.Project, op s
 }
 
 // sceneRepresentations is GET /api/v1/scene-representations.
-func (s *Server) sceneRepresentations(ctx *fasthttp.RequestCtx) {
-	if s.d.Scenes == nil {
+func (s *readAPI) sceneRepresentations(ctx *fasthttp.RequestCtx) {
+	if s.scenes == nil {
 		s.notImplemented(ctx)
 		return
 	}
@@ -200,7 +202,7 @@ func (s *Server) sceneRepresentations(ctx *fasthttp.RequestCtx) {
 		}
 		after = string(a)
 	}
-	rows, err := s.d.Scenes.List(p.ProjectNum(), after, limit)
+	rows, err := s.scenes.List(p.ProjectNum(), after, limit)
 	if err != nil {
 		s.sceneStoreFailed(ctx, p, "read", err)
 		return

@@ -25,22 +25,22 @@ func TestSceneStateIsPerServer(t *testing.T) {
 		return s
 	}
 	a, b := newServer(1<<20), newServer(1<<20)
-	if a.sceneDec == b.sceneDec || a.sceneDec == a.dec || a.sceneDec.Limit() != SceneBodyLimit {
-		t.Fatalf("scene decompressors: shared %v, the ingest one %v, limit %d", a.sceneDec == b.sceneDec, a.sceneDec == a.dec, a.sceneDec.Limit())
+	if a.ingest.sceneDec == b.ingest.sceneDec || a.ingest.sceneDec == a.ingest.dec || a.ingest.sceneDec.Limit() != SceneBodyLimit {
+		t.Fatalf("scene decompressors: shared %v, the ingest one %v, limit %d", a.ingest.sceneDec == b.ingest.sceneDec, a.ingest.sceneDec == a.ingest.dec, a.ingest.sceneDec.Limit())
 	}
-	if cap(a.sceneSlots) != sceneWritesInFlight || cap(b.sceneSlots) != sceneWritesInFlight {
-		t.Fatalf("scene write slots: %d, %d", cap(a.sceneSlots), cap(b.sceneSlots))
+	if cap(a.ingest.sceneSlots) != sceneWritesInFlight || cap(b.ingest.sceneSlots) != sceneWritesInFlight {
+		t.Fatalf("scene write slots: %d, %d", cap(a.ingest.sceneSlots), cap(b.ingest.sceneSlots))
 	}
 	for range sceneWritesInFlight {
-		a.sceneSlots <- struct{}{}
+		a.ingest.sceneSlots <- struct{}{}
 	}
 	select {
-	case b.sceneSlots <- struct{}{}:
-		<-b.sceneSlots
+	case b.ingest.sceneSlots <- struct{}{}:
+		<-b.ingest.sceneSlots
 	default:
 		t.Fatal("a server's busy scene slots block another server's")
 	}
-	if big := newServer(16 << 20); big.sceneDec != big.dec {
+	if big := newServer(16 << 20); big.ingest.sceneDec != big.ingest.dec {
 		t.Fatal("a server with a 16 MiB body limit decodes scenes with another decompressor")
 	}
 }

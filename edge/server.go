@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,45 +60,27 @@ type Deps struct {
 	Quarantine QuarantineAdmin
 }
 
-// Server is the collector's HTTP server.
+// Server is the collector's HTTP server. It owns the fasthttp server and
+// the shutdown, applies what every request goes through (CORS, the origin
+// allow-list, the wire caps, the drain), answers the probes, and routes the
+// API to its parts (parts.go).
 type Server struct {
-	cfg    core.Config
-	d      Deps
-	log    *slog.Logger
-	now    func() time.Time
-	srv    *fasthttp.Server
-	dec    *Decompressor
-	trust  TrustProxy
-	cors   corsPolicy
-	m      *serverMetrics
-	ipLim  *Limiter // ingest requests per client IP
-	keyLim *Limiter // ingest requests per API key
-	apiLim *Limiter // other requests per client IP
+	base
+	cfg          core.Config
+	srv          *fasthttp.Server
+	cors         corsPolicy
+	m            *serverMetrics
+	apiLim       *Limiter      // other API requests per client IP (readRoute; the admin part's channels and keys)
+	storageReady func() error  // /ready: nil when storage can take writes
+	degraded     func() string // /health: why to look at the node ("" when fine)
 
-	// sceneDec decodes representation bodies: dec itself when its limit is
-	// at least SceneBodyLimit (scenes.go).
-	sceneDec *Decompressor
-	// sceneSlots bounds the representation PUTs decoded at once, so a
-	// burst of large proxies cannot take more than a few bodies' worth of
-	// memory.
-	sceneSlots chan struct{}
+	ingest ingestAPI
+	read   readAPI
+	admin  adminAPI
 
 	draining   atomic.Bool
 	drainStart atomic.Int64 // Unix nanoseconds
 	tracker    connTracker
-	// pool holds idle ingest contexts. It is a bounded free list, not a
-	// sync.Pool: a sync.Pool is emptied by every garbage collection, and a
-	// context's worth is its warm buffers (the JSON parser's value cache,
-	// the batch arena), which would then be grown again from nothing.
-	pool chan *ingestCtx
-
-	// adm admits ingest requests a few at a time, in arrival order, for
-	// their whole processing (decode, validate, filter, commit), at most
-	// a share of the slots per project; a request takes its context only
-	// once admitted (collect).
-	adm *admission
-	// keys holds the API key hashes of requests being authenticated.
-	keyBufs sync.Pool
 
 	chunked chunkedCaps // the caps of chunked bodies being read (bodylimit.go)
 }
@@ -128,23 +109,19 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 	if d.Ready == nil {
 		d.Ready = func() error { return nil }
 	}
+	b := base{resolver: d.Keys, trust: tp, log: d.Logger, now: d.Now}
+	m := newServerMetrics()
+	apiLim := NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow)
 	s := &Server{
-		cfg:    *cfg,
-		d:      d,
-		log:    d.Logger,
-		now:    d.Now,
-		dec:    NewDecompressor(cfg.BodyLimit),
-		trust:  tp,
-		cors:   newCORSPolicy(cfg.CORSOrigins),
-		m:      newServerMetrics(),
-		ipLim:  NewLimiter(cfg.IngestRateLimitMax, cfg.RateLimitWindow),
-		keyLim: NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
-		apiLim: NewLimiter(cfg.RateLimitMax, cfg.RateLimitWindow),
+		base:         b,
+		cfg:          *cfg,
+		cors:         newCORSPolicy(cfg.CORSOrigins),
+		m:            m,
+		apiLim:       apiLim,
+		storageReady: d.Ready,
+		degraded:     d.Degraded,
 	}
-	s.sceneDec = newSceneDecompressor(s.dec)
-	s.sceneSlots = make(chan struct{}, sceneWritesInFlight)
 	s.tracker.conns = map[*trackedConn]struct{}{}
-	s.pool = make(chan *ingestCtx, ingestPoolSize)
 	slots := cfg.MaxConcurrentIngest
 	if slots == 0 {
 		slots = 2 * runtime.NumCPU()
@@ -153,8 +130,31 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 	if perProject == 0 {
 		perProject = max(1, slots/2)
 	}
-	s.adm = newAdmission(slots, min(perProject, slots))
-	s.keyBufs.New = func() any { return new([32]byte) }
+	s.ingest = ingestAPI{
+		base:    b,
+		m:       m,
+		dec:     NewDecompressor(cfg.BodyLimit),
+		ipLim:   NewLimiter(cfg.IngestRateLimitMax, cfg.RateLimitWindow),
+		keyLim:  NewLimiter(cfg.KeyIngestRateLimitMax, cfg.RateLimitWindow),
+		sink:    d.Sink,
+		filter:  d.Filter,
+		capture: d.Capture,
+		hasher:  d.Hasher,
+		ready:   d.Ready,
+		scenes:  d.Scenes,
+		adm:     newAdmission(slots, min(perProject, slots)),
+		pool:    make(chan *ingestCtx, ingestPoolSize),
+	}
+	s.ingest.sceneDec = newSceneDecompressor(s.ingest.dec)
+	s.ingest.sceneSlots = make(chan struct{}, sceneWritesInFlight)
+	s.ingest.keyBufs.New = func() any { return new([32]byte) }
+	s.admin = adminAPI{
+		base:            b,
+		apiLim:          apiLim,
+		keyAdmin:        d.Keys,
+		pluginAdmin:     d.Plugins,
+		quarantineAdmin: d.Quarantine,
+	}
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
@@ -174,6 +174,14 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		// connections hold the heap (docs/RATIONALE.md).
 		ReduceMemoryUsage: true,
 		Logger:            fasthttpLogger{d.Logger},
+	}
+	s.read = readAPI{
+		base:         b,
+		aggregates:   d.Aggregates,
+		raw:          d.Raw,
+		scenes:       d.Scenes,
+		rawRetention: cfg.RawRetention,
+		writeTimeout: s.srv.WriteTimeout,
 	}
 	s.chunked.maxAge = 2 * s.srv.ReadTimeout // no body read lasts longer
 	return s, nil
@@ -234,35 +242,38 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if s.draining.Load() {
+		// Served while draining (in flight when shutdown began, or not on
+		// the API): finish it (the store closes only after every request
+		// is answered), and close the connection.
 		ctx.SetConnectionClose()
 	}
 	var r route
 	switch {
 	case string(path) == "/api/v1/collect":
 		r = routeCollect
-		s.collect(ctx, nil)
+		s.ingest.collect(ctx, nil)
 	case len(path) > 3 && string(path[:3]) == "/k/":
 		rest := path[3:]
 		i := indexByte(rest, '/')
 		if i > 0 && string(rest[i:]) == "/api/v1/collect" {
 			r = routeCollect
-			s.collect(ctx, rest[:i])
+			s.ingest.collect(ctx, rest[:i])
 		} else {
 			r = routeOther
 			s.fail(ctx, fasthttp.StatusNotFound, "not found")
 		}
 	case string(path) == "/api/v1/channels":
 		r = routeChannels
-		s.channels(ctx)
+		s.admin.channels(ctx)
 	case hasPathPrefix(path, "/api/v1/plugins"):
 		r = routePlugins
-		s.plugins(ctx, string(path[len("/api/v1/plugins"):]))
+		s.admin.plugins(ctx, string(path[len("/api/v1/plugins"):]))
 	case hasPathPrefix(path, "/api/v1/quarantine"):
 		r = routePlugins
-		s.quarantine(ctx, string(path[len("/api/v1/quarantine"):]))
+		s.admin.quarantine(ctx, string(path[len("/api/v1/quarantine"):]))
 	case string(path) == "/api/v1/keys" || len(path) > 13 && string(path[:13]) == "/api/v1/keys/":
 		r = routeKeys
-		s.keys(ctx, path[len("/api/v1/keys"):])
+		s.admin.keys(ctx, path[len("/api/v1/keys"):])
 	case len(path) > 8 && string(path[:8]) == "/api/v1/":
 		r = s.readRoute(ctx, path[8:])
 	case string(path) == "/health":
@@ -271,7 +282,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		ctx.SetContentType("application/json")
-		if why := s.d.Degraded(); why != "" {
+		if why := s.degraded(); why != "" {
 			// Still 200: the process is alive and serving; the body and
 			// uptimizr_degraded tell the operator to look.
 			b := append(ctx.Response.Body()[:0], `{"status":"degraded","reason":`...)
@@ -299,7 +310,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.m.request(r, ctx.Response.StatusCode())
 }
 
-func (s *Server) isGetOrHead(ctx *fasthttp.RequestCtx) bool {
+func (s *base) isGetOrHead(ctx *fasthttp.RequestCtx) bool {
 	if ctx.IsGet() || ctx.IsHead() {
 		return true
 	}
@@ -314,7 +325,7 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 		s.unavailable(ctx, "shutting down", 5)
 		return
 	}
-	if err := s.d.Ready(); err != nil {
+	if err := s.storageReady(); err != nil {
 		s.unavailable(ctx, err.Error(), 5)
 		return
 	}
@@ -341,7 +352,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // fail writes a JSON error body {"error": msg}.
-func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string) {
+func (s *base) fail(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
@@ -352,12 +363,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.SetBodyRaw(b)
 }
 
-func (s *Server) unavailable(ctx *fasthttp.RequestCtx, msg string, retryAfter int) {
+func (s *base) unavailable(ctx *fasthttp.RequestCtx, msg string, retryAfter int) {
 	ctx.Response.Header.Set("Retry-After", itoa(retryAfter))
 	s.fail(ctx, fasthttp.StatusServiceUnavailable, msg)
 }
 
-func (s *Server) tooMany(ctx *fasthttp.RequestCtx, retry time.Duration, what string) {
+func (s *base) tooMany(ctx *fasthttp.RequestCtx, retry time.Duration, what string) {
 	secs := int((retry + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -367,7 +378,7 @@ func (s *Server) tooMany(ctx *fasthttp.RequestCtx, retry time.Duration, what str
 }
 
 // clientAddr is the client's address per COLLECTOR_TRUST_PROXY.
-func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+func (s *base) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	peer = peer.Unmap()
 	xff := ctx.Request.Header.Peek("X-Forwarded-For")
@@ -377,7 +388,7 @@ func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // authenticate resolves the API key; on failure it has written the response.
 // Keys are read from the x-api-key header, or from where allowed (the ?key=
 // parameter and the /k/<key>/ path prefix, for ingest only).
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need core.Capability, pathKey []byte, allowQuery bool, h *[32]byte) (core.Project, bool) {
+func (s *base) authenticate(ctx *fasthttp.RequestCtx, need core.Capability, pathKey []byte, allowQuery bool, h *[32]byte) (core.Project, bool) {
 	key := pathKey
 	if len(key) == 0 {
 		key = ctx.Request.Header.Peek("x-api-key")
@@ -394,7 +405,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, need core.Capability, pa
 		return nil, false
 	}
 	*h = sha256.Sum256(key)
-	p, caps, ok := s.d.Keys.Resolve(h)
+	p, caps, ok := s.resolver.Resolve(h)
 	if !ok {
 		s.fail(ctx, fasthttp.StatusUnauthorized, "unknown or revoked API key")
 		return nil, false

@@ -49,7 +49,7 @@ var (
 // in stored order, as a JSON array or NDJSON, streamed from one storage
 // snapshot with memory bounded by the chunks that overlap in time, not by
 // the session's length.
-func (s *Server) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
+func (s *readAPI) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
 	if !s.isGetOrHead(ctx) {
 		return
 	}
@@ -58,11 +58,11 @@ func (s *Server) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
 	if !ok {
 		return
 	}
-	if !s.cfg.RawRetention {
+	if !s.rawRetention {
 		s.fail(ctx, fasthttp.StatusForbidden, "raw session retention is disabled")
 		return
 	}
-	if s.d.Raw == nil {
+	if s.raw == nil {
 		s.notImplemented(ctx)
 		return
 	}
@@ -76,7 +76,7 @@ func (s *Server) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
 		s.fail(ctx, fasthttp.StatusNotFound, "session not found")
 		return
 	}
-	found, err := s.d.Raw.HasSession(pnum, sessionID)
+	found, err := s.raw.HasSession(pnum, sessionID)
 	if err != nil {
 		s.log.Error("raw session lookup failed", "err", err)
 		s.unavailable(ctx, "storage unavailable", 5)
@@ -96,7 +96,7 @@ func (s *Server) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
 		return
 	}
 	sess := bytes.Clone(sessionID)
-	wt := s.srv.WriteTimeout
+	wt := s.writeTimeout
 	if wt > 0 {
 		// The stream may outlast one write timeout: its deadline is moved
 		// forward as it makes progress, so only a stalled client times out.
@@ -177,12 +177,12 @@ func parseBoundedInt(b []byte, lo, hi int64) (int64, bool) {
 // it does so by aborting the connection, so that a client sees a read
 // error (an unterminated chunked body), never a short but well-formed
 // answer.
-func (s *Server) streamSession(ctx *fasthttp.RequestCtx, w *bufio.Writer, pnum uint32, sess []byte, q rawQuery, wt time.Duration) {
+func (s *readAPI) streamSession(ctx *fasthttp.RequestCtx, w *bufio.Writer, pnum uint32, sess []byte, q rawQuery, wt time.Duration) {
 	n := 0
 	if !q.ndjson {
 		w.WriteByte('[')
 	}
-	err := s.d.Raw.SessionEvents(pnum, sess, q.since, q.until, func(_ int64, ev []byte) error {
+	err := s.raw.SessionEvents(pnum, sess, q.since, q.until, func(_ int64, ev []byte) error {
 		if q.limit > 0 && n == q.limit {
 			return errRawLimit
 		}

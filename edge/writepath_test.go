@@ -22,7 +22,7 @@ const fixtureDir = "../testdata/fixtures"
 
 // pathRig is the write path below HTTP over a real Badger store.
 type pathRig struct {
-	srv     *Server
+	in      *ingestAPI // the server's ingest part
 	store   *storage.Store
 	project core.Project
 	ip      netip.Addr
@@ -53,7 +53,7 @@ func newPathRig(tb testing.TB, all bool, commit bool) *pathRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &pathRig{srv: srv, store: st, project: st.Registry().Project("bench"),
+	return &pathRig{in: &srv.ingest, store: st, project: st.Registry().Project("bench"),
 		ip: netip.MustParseAddr("198.51.100.23"),
 		ua: []byte("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15")}
 }
@@ -112,7 +112,7 @@ func BenchmarkWritePath(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					status, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now)
+					status, msg := rig.in.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now)
 					if status != 200 || ic.accepted != 200 {
 						b.Fatalf("%d %s accepted=%d", status, msg, ic.accepted)
 					}
@@ -151,7 +151,7 @@ func BenchmarkDecodeFormats(b *testing.B) {
 			b.SetBytes(int64(len(c.body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				status, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, c.format, c.body, now)
+				status, msg := rig.in.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, c.format, c.body, now)
 				if status != 200 || ic.accepted != len(doc.Events) {
 					b.Fatalf("%d %s accepted=%d", status, msg, ic.accepted)
 				}
@@ -193,7 +193,7 @@ func TestWritePathAllocs(t *testing.T) {
 		wire := encodeAs(t, enc, raw)
 		now := time.Now()
 		run := func() {
-			if st, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now); st != 200 {
+			if st, msg := rig.in.ingest(ic, rig.project, rig.ip, rig.ua, enc, formatJSON, wire, now); st != 200 {
 				t.Fatalf("%d %s", st, msg)
 			}
 			ic.reset()
@@ -209,7 +209,7 @@ func TestWritePathAllocs(t *testing.T) {
 	now := time.Now()
 	per := func(body []byte) float64 {
 		run := func() {
-			if st, msg := rig.srv.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, formatJSON, body, now); st != 200 {
+			if st, msg := rig.in.ingest(ic, rig.project, rig.ip, rig.ua, EncIdentity, formatJSON, body, now); st != 200 {
 				t.Fatalf("%d %s", st, msg)
 			}
 			ic.reset()
