@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uptimizr/edge/bench/load"
 	"github.com/uptimizr/edge/core"
@@ -42,6 +45,15 @@ type NeighbourOptions struct {
 	BatchSize int     // events per request of B (A's are the same bodies)
 	Env       []string
 	Progress  io.Writer
+	// Control adds a third phase to each round: B beside as many busy
+	// loops as A runs guests at once, in processes of their own under
+	// SCHED_IDLE, the class the collector runs guests in. It measures what
+	// the same load at that priority costs B on this machine when no
+	// collector code is involved, the floor of the ratio.
+	Control bool
+	// Hogs is the number of the control's busy loops (default: the
+	// number of cores).
+	Hogs int
 }
 
 func (o *NeighbourOptions) defaults() {
@@ -60,12 +72,16 @@ func (o *NeighbourOptions) defaults() {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 50
 	}
+	if o.Hogs <= 0 {
+		o.Hogs = runtime.NumCPU()
+	}
 }
 
 // NeighbourPhase is one measured phase of B.
 type NeighbourPhase struct {
 	Round       int
 	Beside      bool // A was spinning
+	Hog         bool // the control's idle-class busy loops ran
 	P50, P99    time.Duration
 	OK, Errors  int64
 	SpinnerReqs int64 // A's requests answered meanwhile (any status)
@@ -78,6 +94,10 @@ type NeighbourResult struct {
 	AloneP99, BesideP99 time.Duration
 	Ratio               float64 // BesideP99 / AloneP99
 	AloneP50, BesideP50 time.Duration
+	// With Control: B's p99 beside the idle-class busy loops, and its
+	// ratio to B's p99 alone.
+	HogP99   time.Duration
+	HogRatio float64
 }
 
 // RunNeighbour runs the noisy-neighbour scenario.
@@ -144,10 +164,35 @@ func RunNeighbour(ctx context.Context, o NeighbourOptions) (NeighbourResult, err
 	if _, err := load.Run(ctx, load.Target{URL: url, Keys: []string{b.Ingest}}, bodies, load.Options{Rate: o.Rate, Duration: time.Second}); err != nil {
 		return fail(fmt.Errorf("warmup: %w", err))
 	}
-	var alone, beside, alone50, beside50 []time.Duration
+	var alone, beside, alone50, beside50, hogged []time.Duration
+	kinds := []string{"alone", "beside"}
+	if o.Control {
+		kinds = append(kinds, "hog")
+	}
 	for round := 1; round <= o.Rounds; round++ {
-		for _, withA := range []bool{false, true} {
+		for _, kind := range kinds {
+			withA := kind == "beside"
 			time.Sleep(time.Second) // the previous phase's requests are all answered: settle
+			if kind == "hog" {
+				stop, err := startIdleHogs(ctx, o.Hogs)
+				if err != nil {
+					return fail(fmt.Errorf("control: %w", err))
+				}
+				time.Sleep(500 * time.Millisecond)
+				r, err := bLoad()
+				stop()
+				if err != nil {
+					return fail(err)
+				}
+				ph := NeighbourPhase{Round: round, Hog: true, P50: r.Percentile(0.5), P99: r.Percentile(0.99), OK: r.OK, Errors: r.ErrorCount()}
+				hogged = append(hogged, ph.P99)
+				res.Phases = append(res.Phases, ph)
+				if o.Progress != nil {
+					fmt.Fprintf(o.Progress, "round %d  B beside %d idle-class busy loops  p50 %7.2f ms  p99 %7.2f ms  %d ok, %d errors\n",
+						round, o.Hogs, ms(ph.P50), ms(ph.P99), ph.OK, ph.Errors)
+				}
+				continue
+			}
 			var aDone chan *load.Result
 			if withA {
 				aDone = make(chan *load.Result, 1)
@@ -184,10 +229,38 @@ func RunNeighbour(ctx context.Context, o NeighbourOptions) (NeighbourResult, err
 	}
 	res.AloneP99, res.BesideP99 = median(alone), median(beside)
 	res.AloneP50, res.BesideP50 = median(alone50), median(beside50)
+	res.HogP99 = median(hogged)
 	if res.AloneP99 > 0 {
 		res.Ratio = float64(res.BesideP99) / float64(res.AloneP99)
+		res.HogRatio = float64(res.HogP99) / float64(res.AloneP99)
 	}
 	return res, nil
+}
+
+// startIdleHogs starts n busy loops, each a process of its own (this
+// binary's "hog" mode is not needed: a shell loop is enough) under
+// SCHED_IDLE, and returns the function that stops them.
+func startIdleHogs(ctx context.Context, n int) (stop func(), err error) {
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}
+	for range n {
+		c := exec.CommandContext(ctx, "/bin/sh", "-c", "while :; do :; done")
+		if err := c.Start(); err != nil {
+			stop()
+			return nil, err
+		}
+		cmds = append(cmds, c)
+		if err := unix.SchedSetAttr(c.Process.Pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+			stop()
+			return nil, fmt.Errorf("SCHED_IDLE for a busy loop: %w", err)
+		}
+	}
+	return stop, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -24,6 +24,8 @@ func runNeighbour(args []string) error {
 	batch := fs.Int("batch", 50, "events per request")
 	env := fs.String("env", "", "extra collector environment, comma separated KEY=VALUE pairs")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
+	control := fs.Bool("control", false, "add a phase per round: B beside idle-class busy loops outside the collector (the ratio's floor on this machine)")
+	hogs := fs.Int("hogs", 0, "the control's busy loops (default: one per core)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,12 +53,16 @@ func runNeighbour(args []string) error {
 		extra = strings.Split(*env, ",")
 	}
 	res, err := suite.RunNeighbour(ctx, suite.NeighbourOptions{Collector: *collector, Root: root, Phase: *phase, Rounds: *rounds,
-		Rate: *rate, Spinners: *spinners, BatchSize: *batch, Env: extra, Progress: os.Stderr})
+		Rate: *rate, Spinners: *spinners, BatchSize: *batch, Env: extra, Progress: os.Stderr, Control: *control, Hogs: *hogs})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("B's p99, median of %d rounds: alone %.2f ms, beside A's spinning plugin %.2f ms: %.2f×\n",
 		*rounds, float64(res.AloneP99)/1e6, float64(res.BesideP99)/1e6, res.Ratio)
 	fmt.Printf("B's p50, median of %d rounds: alone %.2f ms, beside %.2f ms\n", *rounds, float64(res.AloneP50)/1e6, float64(res.BesideP50)/1e6)
+	if *control {
+		fmt.Printf("B's p99 beside idle-class busy loops outside the collector: %.2f ms: %.2f× (A's plugin: %.2f× of that)\n",
+			float64(res.HogP99)/1e6, res.HogRatio, float64(res.BesideP99)/float64(max(res.HogP99, 1)))
+	}
 	return nil
 }
