@@ -80,6 +80,13 @@ type Options struct {
 	// record holds only what the aggregator reads, 40 bytes an event or so,
 	// and lives until the next fold).
 	LogCompression *bool
+	// Forward keeps each record's canonical events in the ingest log, and
+	// the records in it until the fleet forwarder is past them (Store.Forward).
+	Forward bool
+	// ForwardMaxBacklog is how many bytes of records the engine has not
+	// acknowledged the log may hold: past it, commits are refused with
+	// core.ErrUnavailable (0: no bound).
+	ForwardMaxBacklog int64
 	// QuarantineTTL is how long batches whose plugin failed are kept
 	// (default DefaultQuarantineTTL).
 	QuarantineTTL time.Duration
@@ -151,6 +158,7 @@ type Store struct {
 	// ilog is the ingest log (package ingestlog): segment files in
 	// DATA_DIR/ingest, deleted whole once folded.
 	ilog *ingestlog.Log
+	fwd  *Forward // nil unless Options.Forward
 
 	reg *Registry
 	com *Committer
@@ -257,6 +265,7 @@ func Open(opts Options) (*Store, error) {
 	if s.ilog, err = ingestlog.Open(ingestlog.Options{
 		Dir: filepath.Join(opts.Dir, ingestLogDir), SegmentMax: opts.segmentSize(),
 		Sync: opts.SyncWrites, ReadOnly: opts.ReadOnly, FS: opts.logFS, Logger: s.log,
+		Readers: opts.logReaders(),
 	}); err != nil {
 		if s.adb != nil {
 			s.adb.Close()
@@ -278,6 +287,15 @@ func Open(opts Options) (*Store, error) {
 			}
 		}
 		if err != nil {
+			s.ilog.Close()
+			s.adb.Close()
+			s.closeSpace()
+			db.Close()
+			return nil, err
+		}
+	}
+	if opts.Forward && !opts.ReadOnly {
+		if s.fwd, err = newForward(s, s.ilog.Reader(forwardReader)); err != nil {
 			s.ilog.Close()
 			s.adb.Close()
 			s.closeSpace()
@@ -559,12 +577,20 @@ func (o *Options) segmentSize() int64 {
 	return ingestlog.DefaultSegmentMax
 }
 
+// logReaders names the ingest log's readers besides the aggregator.
+func (o *Options) logReaders() []string {
+	if o.Forward {
+		return []string{forwardReader}
+	}
+	return nil
+}
+
 // ingestLogDir is the ingest log's folder in the data dir.
 const ingestLogDir = "ingest"
 
 // badgerOptions are the settings all three databases share.
 func badgerOptions(dir string, opts Options) badger.Options {
-	return badger.DefaultOptions(dir).
+	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithSyncWrites(opts.SyncWrites).
 		WithDetectConflicts(false).
@@ -574,8 +600,17 @@ func badgerOptions(dir string, opts Options) badger.Options {
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
 		WithNumCompactors(2).
+		// Every table of every level is of one size. Badger's default
+		// doubles it at each level below the base, so the deeper the tree
+		// grows with the data, the larger the tables a compaction builds,
+		// in memory, before it writes them: the heap's peaks rose with the
+		// data dir in the soak (docs/RATIONALE.md, "Why are all of
+		// Badger's tables one size?").
+		WithBaseTableSize(4 << 20).
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false)
+	bo.TableSizeMultiplier = 1 // no With… setter
+	return bo
 }
 
 // openBadger opens one database, naming the data dir when another process
