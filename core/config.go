@@ -61,6 +61,20 @@ type Config struct {
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
 
+	// Forwarding to the fleet's stream engine (docs/OPERATIONS.md, "The fleet").
+	ForwardURL        string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
+	NodeID            string // COLLECTOR_NODE_ID: this node's id in the fleet, stable across restarts (required with forwarding)
+	ForwardStream     string // COLLECTOR_FORWARD_STREAM: JetStream stream or Kafka topic ("" = UPTIMIZR_EVENTS / uptimizr-events)
+	ForwardMaxBacklog int64  // COLLECTOR_FORWARD_MAX_BACKLOG: bytes of records not yet forwarded the log may hold; past it ingest answers 503
+	ForwardReplicas   int    // COLLECTOR_FORWARD_REPLICAS: the stream's replicas, or the topic's replication factor, when the node creates it
+	ForwardCreds      string // COLLECTOR_FORWARD_CREDS: NATS credentials file
+	ForwardUser       string // COLLECTOR_FORWARD_USER: NATS user, or Kafka SASL user
+	ForwardPassword   string // COLLECTOR_FORWARD_PASSWORD
+	ForwardSASL       string // COLLECTOR_FORWARD_SASL: Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 ("" = none)
+	ForwardTLSCA      string // COLLECTOR_FORWARD_TLS_CA: CA file to verify the engine with (turns TLS on)
+	ForwardTLSCert    string // COLLECTOR_FORWARD_TLS_CERT: client certificate file
+	ForwardTLSKey     string // COLLECTOR_FORWARD_TLS_KEY: its key file
+
 	// ClockStart, when set, makes the node's clock start at this instant and
 	// run at real speed (COLLECTOR_CLOCK_START, RFC 3339): a testing aid for
 	// day turns; never set in production.
@@ -97,6 +111,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:       20 * time.Second,
 		LogLevel:              "info",
 		LogFormat:             "json",
+		ForwardMaxBacklog:     1 << 30,
+		ForwardReplicas:       1,
 	}
 }
 
@@ -215,6 +231,24 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_LOG_LEVEL", &c.LogLevel)
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
+	str("COLLECTOR_FORWARD_URL", &c.ForwardURL)
+	str("COLLECTOR_NODE_ID", &c.NodeID)
+	str("COLLECTOR_FORWARD_STREAM", &c.ForwardStream)
+	if v := getenv("COLLECTOR_FORWARD_MAX_BACKLOG"); v != "" {
+		if n, err := ParseBytes(v); err != nil {
+			errs = append(errs, fmt.Errorf("COLLECTOR_FORWARD_MAX_BACKLOG=%q: %v", v, err))
+		} else {
+			c.ForwardMaxBacklog = n
+		}
+	}
+	num("COLLECTOR_FORWARD_REPLICAS", &c.ForwardReplicas)
+	str("COLLECTOR_FORWARD_CREDS", &c.ForwardCreds)
+	str("COLLECTOR_FORWARD_USER", &c.ForwardUser)
+	str("COLLECTOR_FORWARD_PASSWORD", &c.ForwardPassword)
+	str("COLLECTOR_FORWARD_SASL", &c.ForwardSASL)
+	str("COLLECTOR_FORWARD_TLS_CA", &c.ForwardTLSCA)
+	str("COLLECTOR_FORWARD_TLS_CERT", &c.ForwardTLSCert)
+	str("COLLECTOR_FORWARD_TLS_KEY", &c.ForwardTLSKey)
 	if v := getenv("COLLECTOR_CLOCK_START"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
 		if err != nil {
@@ -314,7 +348,48 @@ func (c *Config) Validate() error {
 	default:
 		bad("COLLECTOR_LOG_FORMAT %q: want json or text", c.LogFormat)
 	}
+	if c.ForwardURL != "" {
+		if _, _, err := ParseEngineURL(c.ForwardURL); err != nil {
+			bad("COLLECTOR_FORWARD_URL: %v", err)
+		}
+		if !ValidNodeID(c.NodeID) {
+			bad("COLLECTOR_NODE_ID %q: forwarding needs this node's id, stable across restarts: 1–64 characters of A-Z a-z 0-9 . _ -", c.NodeID)
+		}
+	} else if c.NodeID != "" && !ValidNodeID(c.NodeID) {
+		bad("COLLECTOR_NODE_ID %q: want 1–64 characters of A-Z a-z 0-9 . _ -", c.NodeID)
+	}
+	if c.ForwardMaxBacklog < 1<<20 {
+		bad("COLLECTOR_FORWARD_MAX_BACKLOG %d: want at least 1MiB", c.ForwardMaxBacklog)
+	}
+	if c.ForwardReplicas < 1 || c.ForwardReplicas > 5 {
+		bad("COLLECTOR_FORWARD_REPLICAS %d: want 1–5", c.ForwardReplicas)
+	}
+	switch c.ForwardSASL {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		bad("COLLECTOR_FORWARD_SASL %q: want plain, scram-sha-256, scram-sha-512 or nothing", c.ForwardSASL)
+	}
+	if (c.ForwardTLSCert == "") != (c.ForwardTLSKey == "") {
+		bad("COLLECTOR_FORWARD_TLS_CERT and COLLECTOR_FORWARD_TLS_KEY go together")
+	}
 	return errors.Join(errs...)
+}
+
+// ParseEngineURL reads COLLECTOR_FORWARD_URL (or a hub's source): the
+// engine, "nats" or "kafka", and its hosts, each HOST:PORT.
+func ParseEngineURL(u string) (engine string, hosts []string, err error) {
+	engine, rest, ok := strings.Cut(u, "://")
+	if !ok || (engine != "nats" && engine != "kafka") {
+		return "", nil, fmt.Errorf("%q: want nats://HOST:PORT[,HOST:PORT…] or kafka://HOST:PORT[,HOST:PORT…]", u)
+	}
+	for _, h := range strings.Split(rest, ",") {
+		h = strings.TrimSpace(h)
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			return "", nil, fmt.Errorf("%q: %q is not HOST:PORT", u, h)
+		}
+		hosts = append(hosts, h)
+	}
+	return engine, hosts, nil
 }
 
 // Setting names one configuration variable and the command-line flag that
@@ -363,6 +438,18 @@ var Settings = []Setting{
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+	{"COLLECTOR_FORWARD_URL", "forward-url", "forward every committed record to this stream engine: nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (unset = no forwarding)"},
+	{"COLLECTOR_NODE_ID", "node-id", "this node's id in the fleet, stable across restarts (required with forwarding)"},
+	{"COLLECTOR_FORWARD_STREAM", "forward-stream", "JetStream stream or Kafka topic (default UPTIMIZR_EVENTS or uptimizr-events)"},
+	{"COLLECTOR_FORWARD_MAX_BACKLOG", "forward-max-backlog", "bytes of records not yet forwarded kept while the engine is unreachable; past it ingest answers 503 (KiB/MiB/GiB)"},
+	{"COLLECTOR_FORWARD_REPLICAS", "forward-replicas", "replicas of the stream (replication factor of the topic) when the node creates it"},
+	{"COLLECTOR_FORWARD_CREDS", "forward-creds", "NATS credentials file"},
+	{"COLLECTOR_FORWARD_USER", "forward-user", "NATS user, or Kafka SASL user"},
+	{"COLLECTOR_FORWARD_PASSWORD", "forward-password", "NATS or Kafka SASL password"},
+	{"COLLECTOR_FORWARD_SASL", "forward-sasl", "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512"},
+	{"COLLECTOR_FORWARD_TLS_CA", "forward-tls-ca", "CA file to verify the engine with (turns TLS on)"},
+	{"COLLECTOR_FORWARD_TLS_CERT", "forward-tls-cert", "client certificate file for the engine"},
+	{"COLLECTOR_FORWARD_TLS_KEY", "forward-tls-key", "its key file"},
 	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
 }
 

@@ -114,7 +114,16 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r := reqPool.Get().(*commitReq)
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
-	r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
+	if c.s.fwd != nil {
+		// The forwarder sends the canonical events: the record keeps them
+		// (version 1, which the aggregator folds as well), S2-compressed.
+		if err := c.forwardRoom(); err != nil {
+			return err
+		}
+		r.log, r.tmp = encodeRecord(r.log[:0], r.tmp, b, nil, true)
+	} else {
+		r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
+	}
 	if len(r.log) > ingestlog.MaxRecord {
 		// Cannot happen within the body limit; refused alone rather than
 		// failing the whole group.
@@ -379,6 +388,26 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	}
 	for pnum, next := range c.round {
 		c.next[pnum] = next
+	}
+	if c.s.fwd != nil {
+		c.s.fwd.notify()
+	}
+	return nil
+}
+
+// ErrForwardBacklog is wrapped by the error of a commit refused because the
+// log holds COLLECTOR_FORWARD_MAX_BACKLOG of records the engine has not
+// acknowledged: the engine is unreachable or slower than ingest.
+var ErrForwardBacklog = fmt.Errorf("%w: the forward backlog is full (the stream engine is unreachable or behind)", core.ErrUnavailable)
+
+// forwardRoom refuses a commit while the forward backlog is at its bound.
+func (c *Committer) forwardRoom() error {
+	max := c.s.opts.ForwardMaxBacklog
+	if max <= 0 {
+		return nil
+	}
+	if _, b := c.s.fwd.r.Backlog(); b >= max {
+		return ErrForwardBacklog
 	}
 	return nil
 }

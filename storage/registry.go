@@ -190,19 +190,8 @@ func (r *Registry) Keys(projectID string) []*Key {
 	return out
 }
 
-// ValidProjectID reports whether id is a valid project id.
-func ValidProjectID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidProjectID reports whether id is a valid project id (core.ValidProjectID).
+func ValidProjectID(id string) bool { return core.ValidProjectID(id) }
 
 // NewKeys is what CreateProject returns: the only time the keys are shown.
 type NewKeys struct {

@@ -260,6 +260,12 @@ func (l *Log) index(seg *segment, pnum uint32, seq uint64, off int64, n int) {
 	p.ents = append(p.ents, Entry{Seq: seq, seg: seg, off: off, n: n})
 	seg.live++
 	l.n++
+	for _, r := range l.readers {
+		if seq >= r.committed[pnum] {
+			r.behind++
+			r.behindBytes += int64(frameHeader + n)
+		}
+	}
 }
 
 // project returns pnum's queue, made if need be.
@@ -471,6 +477,9 @@ func (l *Log) Forget(pnum uint32) int {
 	p := l.projs[pnum]
 	if p == nil {
 		return 0
+	}
+	for _, r := range l.readers {
+		r.passLocked(p, r.committed[pnum], math.MaxUint64)
 	}
 	for i := range p.below {
 		p.below[i] = math.MaxUint64

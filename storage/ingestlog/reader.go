@@ -24,6 +24,12 @@ type Reader struct {
 	// durable (under l.mu).
 	next, committed map[uint32]uint64
 	dirSynced       bool // the readers folder's name is durable (Commit only)
+	// fresh: no checkpoint was found at open (a reader new to this log).
+	fresh bool
+	// behind and behindBytes count the records (and their frames' bytes)
+	// at or past the committed positions (under l.mu).
+	behind      int
+	behindBytes int64
 }
 
 // Reader returns the reader named in Options.Readers, or nil.
@@ -48,6 +54,7 @@ func (r *Reader) path() string { return filepath.Join(r.l.dir, ReadersDir, r.nam
 func (r *Reader) load() error {
 	b, err := r.l.fs.ReadFile(r.path())
 	if errors.Is(err, errNotExist) {
+		r.fresh = true
 		return nil
 	}
 	if err != nil {
@@ -100,6 +107,19 @@ func appendCheckpoint(dst []byte, pos map[uint32]uint64) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, pos[p])
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli))
+}
+
+// Fresh reports whether the log had no checkpoint of the reader when it
+// was opened: a reader new to it, which starts at every project's first
+// record unless told otherwise (Advance, Commit).
+func (r *Reader) Fresh() bool { return r.fresh }
+
+// Backlog returns how many records, and how many bytes of frames, the log
+// holds at or past the reader's committed positions.
+func (r *Reader) Backlog() (records int, bytes int64) {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	return r.behind, r.behindBytes
 }
 
 // Name returns the reader's name.
@@ -188,11 +208,27 @@ func (r *Reader) Commit() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for p, v := range pos {
+		old := r.committed[p]
+		if v <= old {
+			continue
+		}
 		r.committed[p] = v
 		if pl := l.projs[p]; pl != nil {
+			r.passLocked(pl, old, v)
 			pl.below[r.idx] = max(pl.below[r.idx], v)
 			l.advanceLocked(pl)
 		}
 	}
 	return nil
+}
+
+// passLocked takes the records of p from seq from to below out of the
+// reader's backlog.
+func (r *Reader) passLocked(p *projectLog, from, below uint64) {
+	ents := p.pending()
+	i, _ := slices.BinarySearchFunc(ents, from, entryCmp)
+	for ; i < len(ents) && ents[i].Seq < below; i++ {
+		r.behind--
+		r.behindBytes -= int64(frameHeader + ents[i].n)
+	}
 }
