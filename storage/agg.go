@@ -347,6 +347,10 @@ type foldState struct {
 	lastDeltaOf            string
 
 	buf []byte // an item key being built
+
+	// origins are the forwarded records folded, by node (a hub's records,
+	// origin.go): the fold's transaction adds them to the node's set.
+	origins map[string][]uint64
 }
 
 // reset readies the state for the next fold. Its maps are new for every
@@ -359,6 +363,7 @@ func (st *foldState) reset() {
 	st.recent = [numKinds][2]recentCell{}
 	st.slab = st.slab[:0]
 	st.lastScene, st.lastSession, st.lastDelta, st.lastDeltaOf = "", "", nil, ""
+	st.origins = nil
 }
 
 // item returns b, an item key built in st.buf, and keeps the grown buffer
@@ -488,6 +493,12 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 		rec, buf, err := a.s.ilog.Read(a.recBuf, pnum, e)
 		a.recBuf = buf
 		var skipped int
+		if node, seq, _, _, ok := splitOrigin(rec); ok && err == nil {
+			if st.origins == nil {
+				st.origins = map[string][]uint64{}
+			}
+			st.origins[string(node)] = append(st.origins[string(node)], seq)
+		}
 		if err == nil {
 			scratch, skipped, err = decodeLogRecordInto(rec, scratch, &a.members, &a.event, func(e *logEvent) error {
 				events++
@@ -629,6 +640,29 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		a.cellBuf = out[:0]
 	} else {
 		a.cellBuf = nil
+	}
+	for node, seqs := range st.origins {
+		k := originKeyBytes(originKey{pnum, node})
+		o := &originSet{}
+		item, err := txn.Get(k)
+		switch {
+		case err == nil:
+			if err := item.Value(func(v []byte) error {
+				var err error
+				o, err = decodeOriginSet(v)
+				return err
+			}); err != nil {
+				return err
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		for _, s := range seqs {
+			o.add(s)
+		}
+		if err := set(k, appendOriginSet(nil, o)); err != nil {
+			return err
+		}
 	}
 	for sess, d := range st.sessions {
 		k := sessionKey(pnum, []byte(sess))

@@ -48,6 +48,9 @@ type Committer struct {
 	// the markers of failed groups whose chunks could not be deleted yet.
 	hasPrev bool
 	stuck   []intent
+	// origins are the forwarded records committed, per node and project
+	// (origin.go).
+	origins map[originKey]*originSet
 
 	// afterRaw, if set (tests), runs between a group's chunk commit and its
 	// log append; an error it returns stands for a crash there: the group
@@ -82,17 +85,26 @@ type commitReq struct {
 	idx    []int32
 	err    error
 	done   chan struct{}
+	// origin, with hasOrigin, is where a forwarded record comes from
+	// (CommitForwarded); dup is set when it was committed before.
+	origin    Origin
+	hasOrigin bool
+	dup       bool
 }
 
 var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
 
-func newCommitter(s *Store) *Committer {
+func newCommitter(s *Store, origins map[originKey]*originSet) *Committer {
+	if origins == nil {
+		origins = map[originKey]*originSet{}
+	}
 	c := &Committer{
-		s:     s,
-		reqs:  make(chan *commitReq, 1024),
-		done:  make(chan struct{}),
-		next:  map[uint32]uint64{},
-		round: map[uint32]uint64{},
+		s:       s,
+		reqs:    make(chan *commitReq, 1024),
+		done:    make(chan struct{}),
+		next:    map[uint32]uint64{},
+		round:   map[uint32]uint64{},
+		origins: origins,
 	}
 	go c.loop()
 	return c
@@ -105,6 +117,10 @@ func (c *Committer) Stats() (groups, requests uint64) { return c.groups.Load(), 
 // to the ingest log (and its raw chunks to Badger, with retention on), or
 // with an error wrapping core.ErrUnavailable.
 func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
+	return c.commit(ctx, b, nil)
+}
+
+func (c *Committer) commit(ctx context.Context, b *core.Batch, origin *Origin) error {
 	if len(b.Events) == 0 {
 		return nil
 	}
@@ -114,7 +130,11 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	r := reqPool.Get().(*commitReq)
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
-	if c.s.fwd != nil {
+	r.hasOrigin, r.dup = origin != nil, false
+	if origin != nil {
+		r.origin = *origin
+		r.log, r.tmp = encodeOriginRecord(r.log[:0], r.tmp, r.origin, b, true)
+	} else if c.s.fwd != nil {
 		// The forwarder sends the canonical events: the record keeps them
 		// (version 1, which the aggregator folds as well), S2-compressed.
 		if err := c.forwardRoom(); err != nil {
@@ -157,6 +177,9 @@ func (c *Committer) Commit(ctx context.Context, b *core.Batch) error {
 	// until Badger is done with them.
 	<-r.done
 	err := r.err
+	if err == nil && r.dup {
+		err = ErrDuplicate
+	}
 	reqPool.Put(r)
 	return err
 }
@@ -339,6 +362,10 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 		// The sequence numbers those chunks carry are the next ones to use.
 		return fmt.Errorf("%w: the raw chunks of a failed commit are not deleted yet", core.ErrUnavailable)
 	}
+	group = c.dropDuplicates(group)
+	if len(group) == 0 {
+		return nil
+	}
 	clear(c.round)
 	c.arena = c.arena[:0]
 	seqs := c.seqs[:0]
@@ -389,10 +416,59 @@ func (c *Committer) commitOnce(group []*commitReq) error {
 	for pnum, next := range c.round {
 		c.next[pnum] = next
 	}
+	for _, r := range group {
+		if r.hasOrigin {
+			c.originSet(originKey{r.pnum, r.origin.Node}).add(r.origin.Seq)
+		}
+	}
 	if c.s.fwd != nil {
 		c.s.fwd.notify()
 	}
 	return nil
+}
+
+// dropDuplicates marks the forwarded records of group already committed
+// (or twice in it) as duplicates and returns the others, in order.
+func (c *Committer) dropDuplicates(group []*commitReq) []*commitReq {
+	any := false
+	for _, r := range group {
+		any = any || r.hasOrigin
+	}
+	if !any {
+		return group
+	}
+	kept := group[:0:0]
+	var inGroup map[originKey]map[uint64]bool
+	for _, r := range group {
+		if !r.hasOrigin {
+			kept = append(kept, r)
+			continue
+		}
+		k := originKey{r.pnum, r.origin.Node}
+		if c.originSet(k).has(r.origin.Seq) || inGroup[k][r.origin.Seq] {
+			r.dup = true
+			continue
+		}
+		if inGroup == nil {
+			inGroup = map[originKey]map[uint64]bool{}
+		}
+		if inGroup[k] == nil {
+			inGroup[k] = map[uint64]bool{}
+		}
+		inGroup[k][r.origin.Seq] = true
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// originSet returns the committed origins of k (committer goroutine).
+func (c *Committer) originSet(k originKey) *originSet {
+	o := c.origins[k]
+	if o == nil {
+		o = &originSet{}
+		c.origins[k] = o
+	}
+	return o
 }
 
 // ErrForwardBacklog is wrapped by the error of a commit refused because the

@@ -201,7 +201,7 @@ func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) 
 // decodeLogRecordInto is decodeLogRecord with the event handed to fn held
 // in e, so that a caller that keeps e decodes without allocating.
 func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
-	if len(val) >= 1 && val[0] == recordVersion {
+	if len(val) >= 1 && (val[0] == recordVersion || val[0] == hubRecordVersion) {
 		_, scratch, err := DecodeRecord(val, scratch, func(re RecordEvent) error {
 			*e = logEvent{Type: re.Type, TS: re.TS, Session: re.Session}
 			if m.index(re.JSON) != nil {

@@ -81,7 +81,20 @@ type RecordEvent struct {
 // returns the record's receivedAt. scratch is reused for decompression and
 // returned grown.
 func DecodeRecord(val, scratch []byte, fn func(RecordEvent) error) (receivedAt int64, scratchOut []byte, err error) {
-	body, scratch, err := recordBody(val, scratch, recordVersion)
+	var body []byte
+	if len(val) >= 1 && val[0] == hubRecordVersion {
+		// A hub's record: version 1 with its origin before the body.
+		_, _, flags, rest, ok := splitOrigin(val)
+		if !ok {
+			return 0, scratch, ErrCorruptRecord
+		}
+		body = rest
+		if flags&flagCompressedS != 0 {
+			body, scratch, err = s2Decode(rest, scratch)
+		}
+	} else {
+		body, scratch, err = recordBody(val, scratch, recordVersion)
+	}
 	if err != nil {
 		return 0, scratch, err
 	}

@@ -83,6 +83,9 @@ type Options struct {
 	// Forward keeps each record's canonical events in the ingest log, and
 	// the records in it until the fleet forwarder is past them (Store.Forward).
 	Forward bool
+	// Hub opens the store of a fleet's hub: it commits records forwarded
+	// by the nodes (Committer.CommitForwarded), each once (origin.go).
+	Hub bool
 	// ForwardMaxBacklog is how many bytes of records the engine has not
 	// acknowledged the log may hold: past it, commits are refused with
 	// core.ErrUnavailable (0: no bound).
@@ -304,7 +307,17 @@ func Open(opts Options) (*Store, error) {
 		}
 	}
 	if !opts.ReadOnly {
-		s.com = newCommitter(s)
+		var origins map[originKey]*originSet
+		if opts.Hub {
+			if origins, err = s.loadOrigins(); err != nil {
+				s.ilog.Close()
+				s.adb.Close()
+				s.closeSpace()
+				db.Close()
+				return nil, err
+			}
+		}
+		s.com = newCommitter(s, origins)
 		// The reserve is sized and its file made before the first write.
 		space.review()
 		_ = space.check(forWrite, 0)
