@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonvalue"
 )
 
 // QuarantineReader is what replay needs of the quarantine store.
@@ -34,7 +33,7 @@ func (m *Manager) Replay(ctx context.Context, q QuarantineReader, sink core.Sink
 		return res, err
 	}
 	b.ProjectID, b.ProjectNum = project.ProjectID(), project.ProjectNum()
-	b.Info = replayInfo(b, project)
+	b.Info = jsonvalue.StoredInfo(len(b.Events), b.JSON, project.ProjectID(), project.Channels())
 	if err := m.filter.Apply(ctx, b); err != nil {
 		return res, err
 	}
@@ -46,31 +45,4 @@ func (m *Manager) Replay(ctx context.Context, q QuarantineReader, sink core.Sink
 		return res, fmt.Errorf("replayed, but the entry could not be removed: %w", err)
 	}
 	return res, nil
-}
-
-// replayInfo rebuilds the request's server-side decisions from the stored
-// events: the visitor id they carry, the coarse browser/os of a session_start
-// (else "unknown"), and the project's current channels.
-func replayInfo(b *core.Batch, project core.Project) *core.RequestInfo {
-	info := &core.RequestInfo{ProjectID: project.ProjectID(), Channels: project.Channels(), Browser: "unknown", OS: "unknown"}
-	var p fastjson.Parser
-	for i := range b.Events {
-		v, err := p.ParseBytes(b.JSON(i))
-		if err != nil {
-			continue
-		}
-		if i == 0 {
-			copy(info.VisitorID[:], v.GetStringBytes("visitorId"))
-		}
-		if b.Events[i].Type == core.TypeSessionStart {
-			if br := v.GetStringBytes("device", "browser"); len(br) > 0 {
-				info.Browser = string(br)
-			}
-			if os := v.GetStringBytes("device", "os"); len(os) > 0 {
-				info.OS = string(os)
-			}
-			break
-		}
-	}
-	return info
 }
