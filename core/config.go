@@ -75,6 +75,11 @@ type Config struct {
 	ForwardTLSCert    string // COLLECTOR_FORWARD_TLS_CERT: client certificate file
 	ForwardTLSKey     string // COLLECTOR_FORWARD_TLS_KEY: its key file
 
+	// The fleet's hub (uptimizr-edge hub): where it reads the nodes' records.
+	HubSource   string // COLLECTOR_HUB_SOURCE: nats://h:p[,…] or kafka://b1:9092[,…] (the hub command requires it)
+	HubConsumer string // COLLECTOR_HUB_CONSUMER: the durable consumer, or Kafka consumer group (default uptimizr-hub)
+	HubProject  string // COLLECTOR_HUB_PROJECT: only this project's records (a hub per shard of projects; "" = all)
+
 	// ClockStart, when set, makes the node's clock start at this instant and
 	// run at real speed (COLLECTOR_CLOCK_START, RFC 3339): a testing aid for
 	// day turns; never set in production.
@@ -112,6 +117,7 @@ func DefaultConfig() Config {
 		LogLevel:              "info",
 		LogFormat:             "json",
 		ForwardMaxBacklog:     1 << 30,
+		HubConsumer:           "uptimizr-hub",
 		ForwardReplicas:       1,
 	}
 }
@@ -249,6 +255,9 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_FORWARD_TLS_CA", &c.ForwardTLSCA)
 	str("COLLECTOR_FORWARD_TLS_CERT", &c.ForwardTLSCert)
 	str("COLLECTOR_FORWARD_TLS_KEY", &c.ForwardTLSKey)
+	str("COLLECTOR_HUB_SOURCE", &c.HubSource)
+	str("COLLECTOR_HUB_CONSUMER", &c.HubConsumer)
+	str("COLLECTOR_HUB_PROJECT", &c.HubProject)
 	if v := getenv("COLLECTOR_CLOCK_START"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
 		if err != nil {
@@ -369,6 +378,17 @@ func (c *Config) Validate() error {
 	default:
 		bad("COLLECTOR_FORWARD_SASL %q: want plain, scram-sha-256, scram-sha-512 or nothing", c.ForwardSASL)
 	}
+	if c.HubSource != "" {
+		if _, _, err := ParseEngineURL(c.HubSource); err != nil {
+			bad("COLLECTOR_HUB_SOURCE: %v", err)
+		}
+	}
+	if !ValidNodeID(c.HubConsumer) {
+		bad("COLLECTOR_HUB_CONSUMER %q: want 1–64 characters of A-Z a-z 0-9 . _ -", c.HubConsumer)
+	}
+	if c.HubProject != "" && !ValidProjectID(c.HubProject) {
+		bad("COLLECTOR_HUB_PROJECT %q: not a project id", c.HubProject)
+	}
 	if (c.ForwardTLSCert == "") != (c.ForwardTLSKey == "") {
 		bad("COLLECTOR_FORWARD_TLS_CERT and COLLECTOR_FORWARD_TLS_KEY go together")
 	}
@@ -450,6 +470,9 @@ var Settings = []Setting{
 	{"COLLECTOR_FORWARD_TLS_CA", "forward-tls-ca", "CA file to verify the engine with (turns TLS on)"},
 	{"COLLECTOR_FORWARD_TLS_CERT", "forward-tls-cert", "client certificate file for the engine"},
 	{"COLLECTOR_FORWARD_TLS_KEY", "forward-tls-key", "its key file"},
+	{"COLLECTOR_HUB_SOURCE", "hub-source", "the hub command: the stream engine to read the fleet's records from, nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (credentials and TLS as COLLECTOR_FORWARD_*)"},
+	{"COLLECTOR_HUB_CONSUMER", "hub-consumer", "the hub's durable consumer (Kafka: consumer group)"},
+	{"COLLECTOR_HUB_PROJECT", "hub-project", "a hub of one project's records only (hubs sharded by project); empty = all"},
 	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
 }
 

@@ -142,3 +142,29 @@ func TestCommitForwardedNeedsHub(t *testing.T) {
 		t.Fatal("an invalid node id was taken")
 	}
 }
+
+// TestEnsureProject: a hub makes a project the first time a record names
+// it, with no key, and finds it after; an invalid id is refused.
+func TestEnsureProject(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, Hub: true})
+	p, made, err := s.Registry().EnsureProject("shop.eu")
+	if err != nil || !made || p == nil {
+		t.Fatalf("EnsureProject: %v %v %v", p, made, err)
+	}
+	if keys := s.Registry().Keys("shop.eu"); len(keys) != 0 {
+		t.Fatalf("%d keys on a project made by the hub, want none", len(keys))
+	}
+	p2, made, err := s.Registry().EnsureProject("shop.eu")
+	if err != nil || made || p2.Num != p.Num {
+		t.Fatalf("second EnsureProject: %v %v %v", p2, made, err)
+	}
+	if _, _, err := s.Registry().EnsureProject("a/b"); err == nil {
+		t.Fatal("an invalid id was taken")
+	}
+	s.Close()
+	s2 := openTest(t, Options{Dir: dir, Hub: true})
+	if p3 := s2.Registry().Project("shop.eu"); p3 == nil || p3.Num != p.Num {
+		t.Fatalf("after reopen: %v", p3)
+	}
+}

@@ -254,6 +254,41 @@ func (r *Registry) CreateProject(id string) (NewKeys, error) {
 	return nk, nil
 }
 
+// EnsureProject returns the project with this id, creating it, with the
+// default channels and no key, when there is none: a fleet's hub takes the
+// projects of the records it is sent (the same id on every node is the
+// same project); an operator gives it keys with CreateKey.
+func (r *Registry) EnsureProject(id string) (*Project, bool, error) {
+	if p := r.Project(id); p != nil {
+		return p, false, nil
+	}
+	if !ValidProjectID(id) {
+		return nil, false, ErrInvalidID
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.Project(id); p != nil {
+		return p, false, nil
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var proj *Project
+	err := r.db.Update(func(txn *badger.Txn) error {
+		num, err := nextProjectNum(txn)
+		if err != nil {
+			return err
+		}
+		rec := projectRecord{ID: id, Num: num, CreatedAt: now, Channels: core.DefaultChannels()}
+		b, _ := json.Marshal(rec)
+		proj = newProject(rec)
+		return txn.Set(append([]byte{nsProject}, id...), b)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: create project: %w", err)
+	}
+	r.swap(func(ps map[string]*Project, _ map[[32]byte]*Key) { ps[id] = proj })
+	return proj, true, nil
+}
+
 // CreateKey creates a key for an existing project and returns it (shown once)
 // with its public id.
 func (r *Registry) CreateKey(projectID string, caps Capability) (secret, id string, err error) {
