@@ -329,6 +329,15 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 		s.unavailable(ctx, err.Error(), 5)
 		return
 	}
+	if why := s.degraded(); why != "" {
+		// Ready all the same (it takes and keeps batches: a stream engine
+		// that is down, say, leaves them in the log); the body says why
+		// to look.
+		b := append(ctx.Response.Body()[:0], `{"status":"ready","degraded":`...)
+		b = core.AppendQuoted(b, why)
+		ctx.Response.SetBodyRaw(append(b, '}'))
+		return
+	}
 	ctx.SetBodyString(`{"status":"ready"}`)
 }
 

@@ -592,6 +592,10 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if r := h.do("GET", "/health", nil, nil); r.status != 200 || r.json(t)["status"] != "degraded" || r.json(t)["reason"] != why {
 		t.Fatalf("degraded health: %d %s", r.status, r.body)
 	}
+	// Ready all the same, saying why to look.
+	if r := h.do("GET", "/ready", nil, nil); r.status != 200 || r.json(t)["status"] != "ready" || r.json(t)["degraded"] != why {
+		t.Fatalf("degraded ready: %d %s", r.status, r.body)
+	}
 	none := ""
 	h.degraded.Store(&none)
 	if r := h.do("GET", "/health", nil, nil); r.status != 200 || r.json(t)["status"] != "ok" {
