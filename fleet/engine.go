@@ -45,6 +45,10 @@ type Subscriber interface {
 	Close() error
 }
 
+// HeaderDeadReason carries, on a dead letter, why the hub could not read
+// the message (Subscriber.DeadLetter).
+const HeaderDeadReason = "Uptimizr-Dead-Reason"
+
 // ErrStop, wrapped by an error a Consume callback returns, ends Consume.
 var ErrStop = errStop{}
 

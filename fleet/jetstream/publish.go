@@ -1,0 +1,108 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uptimizr/edge/fleet"
+	"github.com/uptimizr/edge/fleet/internal/inflight"
+)
+
+// publisher is the Engine's fleet.Publisher: asynchronous publishes, each
+// settled by its PubAck, its error, its timeout (Options.AckTimeout), or
+// the loss of the connection it went out on.
+type publisher struct {
+	stream string
+	js     jetstream.JetStream
+	tr     *inflight.Tracker
+
+	mu      sync.Mutex
+	waiting map[*nats.Msg]func(error)
+}
+
+// Publisher returns a fleet.Publisher to the stream, with at most
+// Options.MaxInFlight records unacknowledged. Its Close settles them; the
+// connection stays the Engine's.
+func (e *Engine) Publisher() fleet.Publisher {
+	p := &publisher{stream: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), waiting: map[*nats.Msg]func(error){}}
+	js, err := jetstream.New(e.nc,
+		jetstream.WithPublishAsyncMaxPending(e.o.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(e.o.AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(p.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.onErr),
+	)
+	if err != nil {
+		// New fails only on invalid options, which these are not.
+		panic(fmt.Sprintf("jetstream: %v", err))
+	}
+	p.js = js
+	return p
+}
+
+func (p *publisher) take(m *nats.Msg) func(error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	settle := p.waiting[m]
+	delete(p.waiting, m)
+	return settle
+}
+
+func (p *publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
+	settle := p.take(m)
+	if settle == nil {
+		return
+	}
+	if ack.Stream != p.stream {
+		settle(fmt.Errorf("jetstream: %s was stored in stream %s, not %s: the subjects %s belong to another stream", m.Subject, ack.Stream, p.stream, eventsSubjects))
+		return
+	}
+	settle(nil)
+}
+
+func (p *publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	if settle := p.take(m); settle != nil {
+		settle(fmt.Errorf("jetstream: publish %s: %w", m.Header.Get(jetstream.MsgIDHeader), err))
+	}
+}
+
+// Publish sends r on its project's subject with its headers and
+// Nats-Msg-Id. A publish the connection refuses (NATS unreachable) is
+// acknowledged with the error at once.
+func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error)) error {
+	settle, err := p.tr.Add(ctx, ack)
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(fleet.Subject(r.Project))
+	for _, kv := range r.Headers() {
+		m.Header.Set(kv[0], kv[1])
+	}
+	id := r.MsgID()
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	n := 0
+	for _, e := range r.Events {
+		n += len(e) + 1
+	}
+	m.Data = r.AppendBody(make([]byte, 0, n))
+	p.mu.Lock()
+	p.waiting[m] = settle
+	p.mu.Unlock()
+	if _, err := p.js.PublishMsgAsync(m); err != nil {
+		if settle := p.take(m); settle != nil {
+			settle(fmt.Errorf("jetstream: publish %s: %w", id, err))
+		}
+	}
+	return nil
+}
+
+// Close waits for the PubAcks in flight until ctx is done, then fails the
+// rest.
+func (p *publisher) Close(ctx context.Context) error {
+	err := p.tr.Close(ctx)
+	p.js.CleanupPublisher()
+	return err
+}
