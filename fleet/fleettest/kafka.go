@@ -19,14 +19,19 @@ type KafkaCluster struct {
 	dir  string
 	port int
 
+	opts []kfake.Opt
+
 	mu sync.Mutex
 	c  *kfake.Cluster
 }
 
 // StartKafka starts a KafkaCluster, stopped when the test ends.
-func StartKafka(t testing.TB) *KafkaCluster {
+func StartKafka(t testing.TB) *KafkaCluster { return StartKafkaWith(t) }
+
+// StartKafkaWith starts a KafkaCluster with more options (SASL, TLS).
+func StartKafkaWith(t testing.TB, opts ...kfake.Opt) *KafkaCluster {
 	t.Helper()
-	k := &KafkaCluster{t: t, dir: t.TempDir()}
+	k := &KafkaCluster{t: t, dir: t.TempDir(), opts: opts}
 	k.Start()
 	t.Cleanup(k.Stop)
 	return k
@@ -47,6 +52,7 @@ func (k *KafkaCluster) Start() {
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, fmt.Sprintf("127.0.0.1:%d", k.port))
 		})}
+	opts = append(opts, k.opts...)
 	var c *kfake.Cluster
 	var err error
 	// A restarted broker takes its port back; another socket may still

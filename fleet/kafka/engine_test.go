@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/uptimizr/edge/fleet"
@@ -161,5 +162,63 @@ func TestSubscriberArgs(t *testing.T) {
 		if s != nil {
 			s.Close()
 		}
+	}
+}
+
+// TestCredentialsAndTLS: a broker that requires SASL (SCRAM-SHA-256) over
+// TLS with a client certificate of its CA is reached with SASL, User,
+// Password, TLSCA, TLSCert and TLSKey; a wrong password is not.
+func TestCredentialsAndTLS(t *testing.T) {
+	tf := fleettest.NewTLS(t)
+	k := fleettest.StartKafkaWith(t, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "edge", "s3cret"), kfake.TLS(tf.Server))
+	eo := fleet.EngineOptions{Hosts: []string{k.Addr()}, SASL: "scram-sha-256", User: "edge", Password: "s3cret",
+		TLSCA: tf.CA, TLSCert: tf.ClientCert, TLSKey: tf.ClientKey}
+	e, err := kafka.Open(context.Background(), eo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.EnsureTopic(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub := e.Publisher()
+	r := fleettest.NewRecord("n1", "shop", 0)
+	acked := make(chan error, 1)
+	if err := pub.Publish(ctx, &r, func(err error) { acked <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatalf("publish over TLS with SASL: %v", err)
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.Subscriber("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	cctx, ccancel := context.WithCancel(ctx)
+	var got fleet.Record
+	err = sub.Consume(cctx, func(m *fleet.Message) error {
+		defer ccancel()
+		return fleet.ParseRecord(m.Header, m.Body, &got)
+	})
+	if got.MsgID() != r.MsgID() {
+		t.Fatalf("consumed %q (%v), want %s", got.MsgID(), err, r.MsgID())
+	}
+
+	eo.Password = "wrong"
+	bad, err := kafka.Open(context.Background(), eo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	short, scancel := context.WithTimeout(ctx, 2*time.Second)
+	defer scancel()
+	if err := bad.EnsureTopic(short); err == nil {
+		t.Fatal("EnsureTopic with a wrong password: no error")
 	}
 }
