@@ -18,14 +18,20 @@ type NATSServer struct {
 	dir  string
 	port int
 
+	configure func(*server.Options)
+
 	mu  sync.Mutex
 	srv *server.Server
 }
 
 // StartNATS starts a NATSServer, stopped when the test ends.
-func StartNATS(t testing.TB) *NATSServer {
+func StartNATS(t testing.TB) *NATSServer { return StartNATSWith(t, nil) }
+
+// StartNATSWith starts a NATSServer whose options configure changes (a
+// user, TLS) before each start.
+func StartNATSWith(t testing.TB, configure func(*server.Options)) *NATSServer {
 	t.Helper()
-	s := &NATSServer{t: t, dir: t.TempDir(), port: -1}
+	s := &NATSServer{t: t, dir: t.TempDir(), port: -1, configure: configure}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -51,6 +57,9 @@ func (s *NATSServer) Start() {
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+	}
+	if s.configure != nil {
+		s.configure(opts)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

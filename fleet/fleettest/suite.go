@@ -1,7 +1,7 @@
 // Package fleettest is the conformance suite of the fleet's stream
 // engines: Run holds every engine to the fleet.Publisher and
 // fleet.Subscriber contracts, case by case, each engine on a fresh
-// server; StartNATS runs such a server in-process, on
+// server; StartNATS and StartKafka run those servers in-process, on
 // loopback ports. Only tests import it.
 package fleettest
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
 
@@ -175,5 +176,56 @@ func waitConnected(t *testing.T, e *jetstream.Engine) {
 			t.Fatal("not connected after a minute")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCredentialsAndTLS: a server that requires a user and a client
+// certificate of its CA is reached with User, Password, TLSCA, TLSCert
+// and TLSKey; a wrong password is not.
+func TestCredentialsAndTLS(t *testing.T) {
+	tf := fleettest.NewTLS(t)
+	srv := fleettest.StartNATSWith(t, func(o *server.Options) {
+		o.Username, o.Password = "edge", "s3cret"
+		o.TLSConfig, o.TLS, o.TLSVerify = tf.Server, true, true
+	})
+	eo := fleet.EngineOptions{User: "edge", Password: "s3cret", TLSCA: tf.CA, TLSCert: tf.ClientCert, TLSKey: tf.ClientKey}
+	e := open(t, srv.Addr(), jetstream.Options{EngineOptions: eo})
+	ensure(t, e)
+	pub := e.Publisher()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := fleettest.NewRecord("n1", "shop", 0)
+	acked := make(chan error, 1)
+	if err := pub.Publish(ctx, &r, func(err error) { acked <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-acked; err != nil {
+		t.Fatalf("publish over TLS: %v", err)
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.Subscriber("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	cctx, ccancel := context.WithCancel(ctx)
+	var got fleet.Record
+	err = sub.Consume(cctx, func(m *fleet.Message) error {
+		defer ccancel()
+		return fleet.ParseRecord(m.Header, m.Body, &got)
+	})
+	if got.MsgID() != r.MsgID() {
+		t.Fatalf("consumed %q (%v), want %s", got.MsgID(), err, r.MsgID())
+	}
+
+	eo.Password = "wrong"
+	bad := open(t, srv.Addr(), jetstream.Options{EngineOptions: eo})
+	if err := bad.EnsureStream(ctx); err == nil {
+		t.Fatal("EnsureStream with a wrong password: no error")
+	}
+	if bad.Connected() {
+		t.Fatal("connected with a wrong password")
 	}
 }

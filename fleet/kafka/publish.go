@@ -1,0 +1,70 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/uptimizr/edge/fleet"
+	"github.com/uptimizr/edge/fleet/internal/inflight"
+)
+
+// publisher is the Engine's fleet.Publisher: records produced through
+// the Engine's client, each settled by its produce promise.
+type publisher struct {
+	cl     *kgo.Client
+	topic  string
+	tr     *inflight.Tracker
+	ctx    context.Context // the records' context, cancelled when Close gives up
+	cancel context.CancelFunc
+}
+
+// Publisher returns a fleet.Publisher to the topic, with at most
+// Options.MaxInFlight records unacknowledged. Its Close settles them; the
+// client stays the Engine's.
+func (e *Engine) Publisher() fleet.Publisher {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &publisher{cl: e.cl, topic: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), ctx: ctx, cancel: cancel}
+}
+
+// Publish produces r to the topic, keyed by its session, with its
+// headers and MsgIDHeader, its NDJSON body the value.
+func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error)) error {
+	settle, err := p.tr.Add(ctx, ack)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, e := range r.Events {
+		n += len(e) + 1
+	}
+	hs := r.Headers()
+	rec := &kgo.Record{
+		Topic:   p.topic,
+		Key:     slices.Clone(r.Session),
+		Value:   r.AppendBody(make([]byte, 0, n)),
+		Headers: make([]kgo.RecordHeader, 0, len(hs)+1),
+	}
+	for _, kv := range hs {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: kv[0], Value: []byte(kv[1])})
+	}
+	id := r.MsgID()
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: MsgIDHeader, Value: []byte(id)})
+	p.cl.Produce(p.ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			err = fmt.Errorf("kafka: produce %s: %w", id, err)
+		}
+		settle(err)
+	})
+	return nil
+}
+
+// Close waits for the produce acknowledgements in flight until ctx is
+// done, then fails the rest (and the client drops them when it can).
+func (p *publisher) Close(ctx context.Context) error {
+	err := p.tr.Close(ctx)
+	p.cancel()
+	return err
+}
