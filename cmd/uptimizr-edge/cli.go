@@ -54,7 +54,15 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 			return c.serve(cmd, false)
 		},
 	}
-	for _, cmd := range []*cobra.Command{root, serve} {
+	hub := &cobra.Command{
+		Use:   "hub",
+		Short: "Run the fleet's hub: consume every node's records from the stream engine (COLLECTOR_HUB_SOURCE) and serve their read API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.hub(cmd)
+		},
+	}
+	for _, cmd := range []*cobra.Command{root, serve, hub} {
 		cmd.Flags().StringVar(&c.addr, "addr", "", "listen address HOST:PORT (default $COLLECTOR_HOST:$COLLECTOR_PORT)")
 		// A flag for every setting, named after its variable; the flag wins.
 		for _, s := range core.Settings {
@@ -206,7 +214,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	plConfigCmd.Flags().StringVar(&plPolicy, "policy", "", "failure policy (default: unchanged)")
 	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove, plConfigCmd, plOrder)
 
-	root.AddCommand(serve, project, key, channels, plugin, c.saltCommands())
+	root.AddCommand(serve, hub, project, key, channels, plugin, c.saltCommands())
 	return root
 }
 

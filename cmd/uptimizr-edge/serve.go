@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,9 +25,22 @@ import (
 // serve runs the collector until SIGTERM or SIGINT. implicit is true when no
 // subcommand was given: then an empty data dir starts dev mode.
 func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
+	return c.run(cmd, implicit, false)
+}
+
+// hub runs the fleet's hub: a node that also consumes the stream of every
+// node's records (COLLECTOR_HUB_SOURCE) into its store.
+func (c *cli) hub(cmd *cobra.Command) error {
+	return c.run(cmd, false, true)
+}
+
+func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
+	}
+	if hub && cfg.HubSource == "" {
+		return errors.New("the hub needs COLLECTOR_HUB_SOURCE (--hub-source): the stream engine to read the fleet's records from, nats://HOST:PORT or kafka://HOST:PORT")
 	}
 	freshDev := false
 	if implicit && cfg.VisitorHashSecret == "" {
@@ -82,6 +97,9 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		MaxBatchBytes:      cfg.BodyLimit,
 		ValueLogGCInterval: gcInterval(cfg.ValueLogGCInterval),
 		QuarantineTTL:      cfg.QuarantineTTL,
+		Forward:            cfg.ForwardURL != "",
+		ForwardMaxBacklog:  cfg.ForwardMaxBacklog,
+		Hub:                hub,
 	})
 	if err != nil {
 		return err
@@ -119,13 +137,33 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	stopRatchet := make(chan struct{})
 	defer close(stopRatchet)
 	go runRatchet(hasher, now, log, stopRatchet)
+	fwd, err := startForwarding(&cfg, store, log)
+	if err != nil {
+		return err
+	}
+	var hubs *hubbing
+	if hub {
+		if hubs, err = startHub(&cfg, store, log); err != nil {
+			fwd.close(context.Background())
+			return err
+		}
+	}
+	degraded := func() string {
+		var why []string
+		for _, w := range []string{store.Degraded(), fwd.degraded(), hubs.degraded()} {
+			if w != "" {
+				why = append(why, w)
+			}
+		}
+		return strings.Join(why, "; ")
+	}
 	srv, err := edge.New(&cfg, edge.Deps{
 		Keys: store.Registry(),
 		Sink: store.Sink(),
 		// The validator locates what the aggregator reads.
 		Capture:  storage.Capture(),
 		Ready:    store.Writable,
-		Degraded: store.Degraded,
+		Degraded: degraded,
 		Hasher:   hasher,
 		Logger:   log,
 		Now:      now,
@@ -143,8 +181,10 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
 	pluginGauges(srv.AddGauge, pluginHost, pluginMgr.Filter())
+	fwd.gauges(srv.AddGauge)
+	hubs.gauges(srv.AddGauge)
 	srv.AddGauge("uptimizr_degraded", func() float64 {
-		if store.Degraded() != "" {
+		if degraded() != "" {
 			return 1
 		}
 		return 0
@@ -224,6 +264,10 @@ func (c *cli) serve(cmd *cobra.Command, implicit bool) error {
 		log.Warn("shutdown did not finish in time", "err", err)
 	}
 	stopControl()
+	hubs.close()
+	if err := fwd.close(ctx); err != nil {
+		log.Warn("forwarding did not settle what was in flight in time; it is sent again at the next start", "err", err)
+	}
 	storeClosing = true
 	closed := make(chan error, 1)
 	go func() { closed <- store.Close() }()

@@ -56,6 +56,8 @@ func main() {
 		err = runNeighbour(os.Args[2:])
 	case "fixtures":
 		err = runFixtures(os.Args[2:])
+	case "fleet":
+		err = runFleet(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -77,6 +79,7 @@ func usage() {
   uptimizr-bench floor [flags]   serve the floor handler
   uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
   uptimizr-bench fixtures [-out D]  write the repository's sample batches (testdata/fixtures)
+  uptimizr-bench fleet -collector BIN -nats BIN  a nats-server, a hub and two edges on loopback (go tool task fleet)
 `)
 }
 

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uptimizr/edge/fleet/fleettest"
+)
+
+// eventCount returns the project's event count on a node, by the read API.
+func eventCount(t *testing.T, base, query string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/event-counts", nil)
+	req.Header.Set("x-api-key", query)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("event-counts: %d %s", res.StatusCode, b)
+	}
+	var rows []struct{ Count int }
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("event-counts %s: %v", b, err)
+	}
+	n := 0
+	for _, r := range rows {
+		n += r.Count
+	}
+	return n
+}
+
+func fleetBatch(sess string, n int) string {
+	var ev []string
+	for i := range n {
+		ev = append(ev, fmt.Sprintf(`{"type":"custom","projectId":"x","sessionId":%q,"ts":%d,"sdkVersion":"1","name":"e%d"}`, sess, 1795892750000+int64(i), i))
+	}
+	return `{"events":[` + strings.Join(ev, ",") + `]}`
+}
+
+// TestTwoEdgesAndAHub: two nodes forward what they commit to a real
+// nats-server (embedded); the hub, which consumes the stream, counts the
+// sum of what the nodes acknowledged, once, with the NATS server stopped
+// for a while in the middle (the nodes keep answering 200 and send the
+// records kept once it is back) and a node restarted.
+func TestTwoEdgesAndAHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet test skipped in -short mode")
+	}
+	t.Run("jetstream", func(t *testing.T) {
+		ns := fleettest.StartNATS(t)
+		twoEdgesAndAHub(t, "nats://"+ns.Addr(), ns)
+	})
+	t.Run("kafka", func(t *testing.T) {
+		k := fleettest.StartKafka(t)
+		twoEdgesAndAHub(t, "kafka://"+k.Addr(), k)
+	})
+}
+
+// engineServer is an engine's server the test stops and starts.
+type engineServer interface {
+	Stop()
+	Start()
+}
+
+func twoEdgesAndAHub(t *testing.T, url string, ns engineServer) {
+	common := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0"}
+	var edges []*server
+	var keys []string
+	var dirs []string
+	for i := range 2 {
+		dir := t.TempDir()
+		ingest := createProject(t, nil, dir, "shop").Keys.Ingest
+		env := append(common, "COLLECTOR_FORWARD_URL="+url, fmt.Sprintf("COLLECTOR_NODE_ID=edge-%d", i))
+		edges = append(edges, start(t, env, "serve", "--data-dir", dir))
+		keys = append(keys, ingest)
+		dirs = append(dirs, dir)
+	}
+	hubDir := t.TempDir()
+	hubQuery := createProject(t, nil, hubDir, "shop").Keys.Query
+	hub := start(t, append(common, "COLLECTOR_HUB_SOURCE="+url), "hub", "--data-dir", hubDir)
+
+	acked := 0
+	send := func(e int, sess string, n int) {
+		t.Helper()
+		code, body := post(t, edges[e].base+"/api/v1/collect", keys[e], fleetBatch(sess, n))
+		if code != 200 || !strings.Contains(body, fmt.Sprintf(`"accepted":%d`, n)) {
+			t.Fatalf("edge %d: %d %s", e, code, body)
+		}
+		acked += n
+	}
+	waitHub := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		got := 0
+		for time.Now().Before(deadline) {
+			if got = eventCount(t, hub.base, hubQuery); got == want {
+				return
+			}
+			if got > want {
+				t.Fatalf("the hub counts %d events, more than the %d the edges acknowledged", got, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("the hub counts %d events after 60 s, want %d", got, want)
+	}
+	for i := range 20 {
+		send(i%2, fmt.Sprintf("s-%d", i), 10+i)
+	}
+	waitHub(acked)
+
+	// NATS down: the edges still answer 200, and keep the records.
+	ns.Stop()
+	for i := range 10 {
+		send(i%2, fmt.Sprintf("down-%d", i), 25)
+	}
+	ns.Start()
+	waitHub(acked)
+
+	// A node restarted (SIGTERM) goes on from its committed position.
+	edges[1].cmd.Process.Signal(syscall.SIGTERM)
+	edges[1].cmd.Wait()
+	edges[1] = start(t, append(common, "COLLECTOR_FORWARD_URL="+url, "COLLECTOR_NODE_ID=edge-1"), "serve", "--data-dir", dirs[1])
+	for i := range 6 {
+		send(1, fmt.Sprintf("after-%d", i), 7)
+	}
+	waitHub(acked)
+
+	// kill -9 of a node while it holds a backlog (NATS down): after its
+	// restart, with NATS back, its records reach the hub once.
+	ns.Stop()
+	for i := range 8 {
+		send(0, fmt.Sprintf("backlog-%d", i), 30)
+	}
+	edges[0].cmd.Process.Signal(syscall.SIGKILL)
+	edges[0].cmd.Wait()
+	ns.Start()
+	edges[0] = start(t, append(common, "COLLECTOR_FORWARD_URL="+url, "COLLECTOR_NODE_ID=edge-0"), "serve", "--data-dir", dirs[0])
+	waitHub(acked)
+
+	// kill -9 of the hub while records come in: after its restart it
+	// counts each once.
+	for i := range 10 {
+		send(i%2, fmt.Sprintf("hubkill-%d", i), 40)
+		if i == 4 {
+			hub.cmd.Process.Signal(syscall.SIGKILL)
+			hub.cmd.Wait()
+		}
+	}
+	hub = start(t, append(common, "COLLECTOR_HUB_SOURCE="+url), "hub", "--data-dir", hubDir)
+	waitHub(acked)
+	// And nothing more comes.
+	time.Sleep(time.Second)
+	if got := eventCount(t, hub.base, hubQuery); got != acked {
+		t.Fatalf("the hub counts %d events, want %d", got, acked)
+	}
+}
+
+// TestForwardBacklogFull: with the engine unreachable, a node takes
+// batches until its forward backlog reaches COLLECTOR_FORWARD_MAX_BACKLOG,
+// then answers 503 with Retry-After; once the engine is back every batch
+// it acknowledged reaches the engine, and it takes batches again.
+func TestForwardBacklogFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet test skipped in -short mode")
+	}
+	ns := fleettest.StartNATS(t)
+	ns.Stop()
+	url := "nats://" + ns.Addr()
+	dir := t.TempDir()
+	ingest := createProject(t, nil, dir, "shop").Keys.Ingest
+	env := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0",
+		"COLLECTOR_FORWARD_URL=" + url, "COLLECTOR_NODE_ID=edge-full", "COLLECTOR_FORWARD_MAX_BACKLOG=1MiB"}
+	s := start(t, env, "serve", "--data-dir", dir)
+	acked, refused := 0, 0
+	for i := 0; i < 2000 && refused == 0; i++ {
+		req, _ := http.NewRequest("POST", s.base+"/api/v1/collect", strings.NewReader(fleetBatch(fmt.Sprintf("full-%d", i), 200)))
+		req.Header.Set("x-api-key", ingest)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		switch res.StatusCode {
+		case 200:
+			acked += 200
+		case 503:
+			if res.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			refused++
+		default:
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	if refused == 0 || acked == 0 {
+		t.Fatalf("acked %d events, %d refusals: want the bound reached", acked, refused)
+	}
+	res, err := http.Get(s.base + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), "degraded") {
+		t.Fatalf("/ready with the engine down: %d %s", res.StatusCode, b)
+	}
+	ns.Start()
+	// Everything acknowledged reaches the stream, once: one message per
+	// accepted batch.
+	nc, err := nats.Connect("nats://" + ns.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var msgs uint64
+		if st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS"); err == nil {
+			info, err := st.Info(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = info.State.Msgs
+		}
+		if msgs == uint64(acked/200) {
+			break
+		}
+		if msgs > uint64(acked/200) || time.Now().After(deadline) {
+			t.Fatalf("the stream holds %d records, the node acknowledged %d batches", msgs, acked/200)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The forwarder commits its position within a fraction of a second of
+	// the acknowledgements; then the node takes batches again.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, body := post(t, s.base+"/api/v1/collect", ingest, fleetBatch("after", 5))
+		if code == 200 {
+			break
+		}
+		if code != 503 || time.Now().After(deadline) {
+			t.Fatalf("after the engine came back: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
