@@ -49,6 +49,13 @@ type Scenario struct {
 	// named scenario (run earlier) reached, to measure latency under a
 	// load the node sustains.
 	HalfOf string
+	// Forward runs a nats-server (Options.NATS) and has the collector
+	// forward to it; the run also measures the forward lag, from a batch's
+	// acceptance to its record's delivery from the stream (fleet.go).
+	Forward bool
+	// Hub measures the fleet's hub instead: what a forwarding node took in
+	// Options.Duration is then folded by a hub from the stream (fleet.go).
+	Hub bool
 }
 
 // The example plugins, as the scenarios use them.
@@ -79,6 +86,9 @@ func Default() []Scenario {
 		{Name: "projects-1000", Encoding: "identity", Projects: 1000},
 		{Name: "fsync", Encoding: "identity", SyncWrites: true},
 		{Name: "ingest-half-load", Encoding: "identity", HalfOf: "ingest"},
+		{Name: "forward", Encoding: "identity", Forward: true},
+		{Name: "forward-half-load", Encoding: "identity", Forward: true, HalfOf: "forward"},
+		{Name: "hub", Encoding: "identity", Hub: true},
 	}
 }
 
@@ -116,6 +126,7 @@ func Select(all []Scenario, re string) ([]Scenario, error) {
 // Options configure a suite run.
 type Options struct {
 	Collector   string // the uptimizr-edge binary
+	NATS        string // the nats-server binary, for the forward and hub scenarios
 	Floor       string // a binary whose "floor --addr A" subcommand serves the floor handler
 	Root        string // repository root, for plugin modules
 	Duration    time.Duration
@@ -224,6 +235,22 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 		return row, err
 	}
 	defer os.RemoveAll(dir)
+	if sc.Hub {
+		return runHub(ctx, o, sc, bodies, dir)
+	}
+	var natsURL string
+	var lag *lagProbe
+	if sc.Forward {
+		var stopNATS func()
+		if natsURL, stopNATS, err = startBenchNATS(ctx, o.NATS, dir); err != nil {
+			return row, err
+		}
+		defer stopNATS()
+		if lag, err = newLagProbe(ctx, natsURL); err != nil {
+			return row, err
+		}
+		defer lag.stop()
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return row, err
@@ -256,6 +283,9 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 		)
 		if pprofAddr != "" {
 			cmd.Env = append(cmd.Env, "COLLECTOR_PPROF_ADDR="+pprofAddr)
+		}
+		if natsURL != "" {
+			cmd.Env = append(cmd.Env, "COLLECTOR_FORWARD_URL="+natsURL, "COLLECTOR_NODE_ID=bench-node")
 		}
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
@@ -323,6 +353,9 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 				filepath.Join(o.ProfileDir, sc.Name+".cpu.pprof"))
 		}()
 	}
+	if lag != nil {
+		lag.since(time.Now().Add(o.Warmup)) // the measured run's records
+	}
 	got, err := Drive(ctx, target, bodies, lo, o.Warmup, cmd.Process.Pid)
 	if err != nil {
 		return fail(err)
@@ -343,6 +376,9 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 		got.Accepted = 0
 	}
 	row = got
+	if lag != nil {
+		row.Note = lag.note(ctx)
+	}
 	if err := stop(); err != nil {
 		return fail(fmt.Errorf("stop: %w", err))
 	}

@@ -94,6 +94,7 @@ func runSuite(args []string) error {
 	bodies := fs.Int("bodies", 64, "distinct request bodies per encoding")
 	seed := fs.Int64("seed", 1, "generator seed")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
+	natsBin := fs.String("nats", "", "nats-server binary for the forward and hub scenarios (default: built from its Go module)")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	profile := fs.Bool("profile", false, "save CPU and allocation profiles of the collector per scenario in the results folder")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +132,20 @@ func runSuite(args []string) error {
 		}
 		defer os.Remove(*collector)
 	}
+	needNATS := false
+	for _, s := range scenarios {
+		needNATS = needNATS || s.Forward || s.Hub
+	}
+	if needNATS && *natsBin == "" {
+		*natsBin = filepath.Join(*out, "nats-server")
+		fmt.Fprintln(os.Stderr, "building", *natsBin)
+		b := exec.CommandContext(ctx, "go", "build", "-o", *natsBin, "github.com/nats-io/nats-server/v2")
+		b.Dir, b.Stdout, b.Stderr = root, os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("build nats-server: %w", err)
+		}
+		defer os.Remove(*natsBin)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -142,7 +157,7 @@ func runSuite(args []string) error {
 	machine := report.DetectMachine()
 	fmt.Fprintf(os.Stderr, "%d scenarios × (%s + %s warmup) on %s, %d cores\n", len(scenarios), *duration, *warmup, machine.CPUModel, machine.Cores)
 	rows, err := suite.Run(ctx, suite.Options{
-		Collector: *collector, Floor: self, Root: root,
+		Collector: *collector, NATS: *natsBin, Floor: self, Root: root,
 		Duration: *duration, Warmup: *warmup, Concurrency: *conc, BatchSize: *batch, Bodies: *bodies, Seed: *seed,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Progress: os.Stderr, ProfileDir: profileDir,
 	}, scenarios)
