@@ -493,7 +493,7 @@ func (a *Aggregator) foldProjectUnless(pnum uint32, max int, stop func() bool) (
 		rec, buf, err := a.s.ilog.Read(a.recBuf, pnum, e)
 		a.recBuf = buf
 		var skipped int
-		if node, seq, _, _, ok := splitOrigin(rec); ok && err == nil {
+		if node, seq, ok := recordOrigin(rec); ok && err == nil {
 			if st.origins == nil {
 				st.origins = map[string][]uint64{}
 			}

@@ -131,18 +131,23 @@ func (c *Committer) commit(ctx context.Context, b *core.Batch, origin *Origin) e
 	r.pnum = b.ProjectNum
 	r.events = len(b.Events)
 	r.hasOrigin, r.dup = origin != nil, false
+	compress := *c.s.opts.LogCompression
 	if origin != nil {
+		// A hub's record: its origin and the aggregator's part.
 		r.origin = *origin
-		r.log, r.tmp = encodeOriginRecord(r.log[:0], r.tmp, r.origin, b, true)
+		r.log, r.tmp = encodeFullRecord(r.log[:0], r.tmp, b, &r.m, &r.origin, false, compress)
 	} else if c.s.fwd != nil {
 		// The forwarder sends the canonical events: the record keeps them
-		// (version 1, which the aggregator folds as well), S2-compressed.
+		// after the aggregator's part, which the fold reads alone.
 		if err := c.forwardRoom(); err != nil {
 			return err
 		}
-		r.log, r.tmp = encodeRecord(r.log[:0], r.tmp, b, nil, true)
+		// They are S2-compressed: a record may wait in the log for as long
+		// as the engine is down, and the backlog's cap then holds about
+		// four times as many (docs/RATIONALE.md).
+		r.log, r.tmp = encodeFullRecord(r.log[:0], r.tmp, b, &r.m, nil, true, true)
 	} else {
-		r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, *c.s.opts.LogCompression)
+		r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, compress)
 	}
 	if len(r.log) > ingestlog.MaxRecord {
 		// Cannot happen within the body limit; refused alone rather than

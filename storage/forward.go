@@ -119,8 +119,8 @@ func (f *Forward) readLocked(dst []ForwardRecord, max int) ([]ForwardRecord, err
 				return dst, err
 			}
 			f.cursor[pnum] = e.Seq + 1
-			if len(rec) == 0 || rec[0] != recordVersion {
-				// Written before forwarding was on (a version-2 record): the
+			if !forwardable(rec) {
+				// Written while forwarding was off (a version-2 record): the
 				// aggregator folds it; there is nothing to forward.
 				f.unforwardable.Add(1)
 				f.r.Advance(pnum, e.Seq+1)

@@ -189,8 +189,8 @@ func appendLogBody(dst []byte, b *core.Batch, m *members) []byte {
 	return dst
 }
 
-// decodeLogRecord calls fn for each event of a log record, of either
-// version, in stored order. m is scratch for version-1 records, whose events
+// decodeLogRecord calls fn for each event of a log record, of any version
+// (1, 2 or 4), in stored order. m is scratch for version-1 records, whose events
 // that are not JSON objects are skipped and counted; scratch is reused for
 // decompression and returned grown.
 func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
@@ -201,7 +201,7 @@ func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) 
 // decodeLogRecordInto is decodeLogRecord with the event handed to fn held
 // in e, so that a caller that keeps e decodes without allocating.
 func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
-	if len(val) >= 1 && (val[0] == recordVersion || val[0] == hubRecordVersion) {
+	if len(val) >= 1 && val[0] == recordVersion {
 		_, scratch, err := DecodeRecord(val, scratch, func(re RecordEvent) error {
 			*e = logEvent{Type: re.Type, TS: re.TS, Session: re.Session}
 			if m.index(re.JSON) != nil {
@@ -218,71 +218,86 @@ func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*
 		})
 		return scratch, skipped, err
 	}
-	body, scratch, err := recordBody(val, scratch, logRecordVersion)
+	var body []byte
+	var err error
+	if len(val) >= 1 && val[0] == fullRecordVersion {
+		r, ok := splitFullRecord(val)
+		if !ok {
+			return scratch, 0, ErrCorruptRecord
+		}
+		body, scratch, err = r.part(r.agg, scratch)
+	} else {
+		body, scratch, err = recordBody(val, scratch, logRecordVersion)
+	}
 	if err != nil {
 		return scratch, 0, err
 	}
+	return scratch, 0, decodeLogBody(body, e, fn)
+}
+
+// decodeLogBody calls fn for each event of a version-2 body, held in e.
+func decodeLogBody(body []byte, e *logEvent, fn func(*logEvent) error) error {
 	rd := recordReader{body}
 	var last [numAggFields + 1][]byte
 	var lastSess []byte
 	_, ok1 := rd.uvarint()
 	n, ok2 := rd.uvarint()
 	if !ok1 || !ok2 || n > uint64(len(rd.b)) {
-		return scratch, 0, ErrCorruptRecord
+		return ErrCorruptRecord
 	}
 	for i := uint64(0); i < n; i++ {
 		*e = logEvent{}
 		var ok bool
 		if e.Type, e.TS, ok = rd.head(); !ok {
-			return scratch, 0, ErrCorruptRecord
+			return ErrCorruptRecord
 		}
 		sl, ok := rd.uvarint()
 		switch {
 		case !ok:
-			return scratch, 0, ErrCorruptRecord
+			return ErrCorruptRecord
 		case sl == 0:
 			if i == 0 {
-				return scratch, 0, ErrCorruptRecord
+				return ErrCorruptRecord
 			}
 			e.Session = lastSess
 		default:
 			if sl-1 > uint64(len(rd.b)) {
-				return scratch, 0, ErrCorruptRecord
+				return ErrCorruptRecord
 			}
 			e.Session = rd.b[: sl-1 : sl-1]
 			rd.b = rd.b[sl-1:]
 		}
 		lastSess = e.Session
 		if len(rd.b) == 0 {
-			return scratch, 0, ErrCorruptRecord
+			return ErrCorruptRecord
 		}
 		k := int(rd.b[0])
 		rd.b = rd.b[1:]
 		for j := 0; j < k; j++ {
 			if len(rd.b) == 0 {
-				return scratch, 0, ErrCorruptRecord
+				return ErrCorruptRecord
 			}
 			f := rd.b[0]
 			rd.b = rd.b[1:]
 			tok, ok := rd.bytes()
 			if !ok || f == 0 || f > numAggFields {
-				return scratch, 0, ErrCorruptRecord
+				return ErrCorruptRecord
 			}
 			if len(tok) == 0 {
 				if tok = last[f]; tok == nil {
-					return scratch, 0, ErrCorruptRecord
+					return ErrCorruptRecord
 				}
 			}
 			e.f[f], last[f] = tok, tok
 		}
 		if err := fn(e); err != nil {
-			return scratch, 0, err
+			return err
 		}
 	}
 	if len(rd.b) != 0 {
-		return scratch, 0, ErrCorruptRecord
+		return ErrCorruptRecord
 	}
-	return scratch, 0, nil
+	return nil
 }
 
 // s2Decode decodes an S2 block into scratch, refusing more than 64 MiB.

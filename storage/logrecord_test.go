@@ -114,6 +114,14 @@ func TestLogRecordCarriesWhatTheAggregatorReads(t *testing.T) {
 			variants[fmt.Sprint("captured, compress=", compress)] = rec
 			rec, _ = encodeLogRecord(nil, nil, plain[bi], &m, compress)
 			variants[fmt.Sprint("scanned, compress=", compress)] = rec
+			for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 77}} {
+				for _, events := range []bool{false, true} {
+					rec, _ = encodeFullRecord(nil, nil, b, &m, origin, events, compress)
+					variants[fmt.Sprint("version 4, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
+					rec, _ = encodeFullRecord(nil, nil, plain[bi], &m, origin, events, compress)
+					variants[fmt.Sprint("version 4 scanned, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
+				}
+			}
 		}
 		for name, rec := range variants {
 			got := decodeAll(t, rec)
@@ -142,8 +150,19 @@ func TestLogRecordCarriesWhatTheAggregatorReads(t *testing.T) {
 func TestLogRecordCorruption(t *testing.T) {
 	b := validatedFixtures(t, 1, true)[0]
 	var m members
+	var recs [][]byte
 	for _, compress := range []bool{false, true} {
 		rec, _ := encodeLogRecord(nil, nil, b, &m, compress)
+		recs = append(recs, rec)
+		for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 77}} {
+			for _, events := range []bool{false, true} {
+				rec, _ := encodeFullRecord(nil, nil, b, &m, origin, events, compress)
+				recs = append(recs, rec)
+			}
+		}
+	}
+	for _, rec := range recs {
+		compress := rec[1]&flagCompressedS != 0
 		for n := 0; n < len(rec); n++ {
 			if _, _, err := decodeLogRecord(rec[:n], nil, &m, func(*logEvent) error { return nil }); err == nil {
 				t.Fatalf("compress=%v: record cut to %d of %d bytes decoded", compress, n, len(rec))
@@ -153,6 +172,81 @@ func TestLogRecordCorruption(t *testing.T) {
 			mut := bytes.Clone(rec)
 			mut[i] ^= 0x5a
 			decodeLogRecord(mut, nil, &m, func(*logEvent) error { return nil })
+			DecodeRecord(mut, nil, func(RecordEvent) error { return nil })
+			recordOrigin(mut)
+		}
+		if !forwardable(rec) {
+			continue
+		}
+		for n := 0; n < len(rec); n++ {
+			if _, _, err := DecodeRecord(rec[:n], nil, func(RecordEvent) error { return nil }); err == nil {
+				t.Fatalf("record of version %d cut to %d of %d bytes decoded as events", rec[0], n, len(rec))
+			}
+		}
+	}
+}
+
+// TestFullRecordParts checks what a version-4 record carries besides the
+// aggregator's part: the origin of a hub's record, and the canonical events
+// of a forwarding node's, byte for byte as version 1 holds them; and that
+// the aggregator's part is what a version-2 record holds.
+func TestFullRecordParts(t *testing.T) {
+	var m members
+	for bi, b := range validatedFixtures(t, 1, true) {
+		v1, _ := encodeRecord(nil, nil, b, nil, false)
+		v2, _ := encodeLogRecord(nil, nil, b, &m, false)
+		type ev struct {
+			typ  core.EventType
+			ts   int64
+			sess string
+			js   string
+		}
+		events := func(rec []byte) (at int64, out []ev) {
+			at, _, err := DecodeRecord(rec, nil, func(e RecordEvent) error {
+				out = append(out, ev{e.Type, e.TS, string(e.Session), string(e.JSON)})
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("batch %d: %v", bi, err)
+			}
+			return at, out
+		}
+		wantAt, want := events(v1)
+		for _, compress := range []bool{false, true} {
+			for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 1 << 40}} {
+				for _, withEvents := range []bool{false, true} {
+					name := fmt.Sprint("origin=", origin != nil, " events=", withEvents, " compress=", compress)
+					rec, _ := encodeFullRecord(nil, nil, b, &m, origin, withEvents, compress)
+					node, seq, ok := recordOrigin(rec)
+					if ok != (origin != nil) || (ok && (string(node) != origin.Node || seq != origin.Seq)) {
+						t.Fatalf("batch %d %s: origin %q %d %v", bi, name, node, seq, ok)
+					}
+					if forwardable(rec) != withEvents {
+						t.Fatalf("batch %d %s: forwardable %v", bi, name, !withEvents)
+					}
+					if withEvents {
+						at, got := events(rec)
+						if at != wantAt || fmt.Sprint(got) != fmt.Sprint(want) {
+							t.Fatalf("batch %d %s: the events differ from version 1's", bi, name)
+						}
+					} else if _, _, err := DecodeRecord(rec, nil, func(RecordEvent) error { return nil }); err == nil {
+						t.Fatalf("batch %d %s: events decoded from a record without them", bi, name)
+					}
+					r, ok := splitFullRecord(rec)
+					if !ok {
+						t.Fatalf("batch %d %s: not split", bi, name)
+					}
+					agg, _, err := r.part(r.agg, nil)
+					if err != nil || !bytes.Equal(agg, v2[2:]) {
+						t.Fatalf("batch %d %s: the aggregator's part is not the version-2 body (%v)", bi, name, err)
+					}
+				}
+			}
+		}
+		// A version-2 or version-1 record has no origin, and only version 1
+		// of them has the events.
+		if _, _, ok := recordOrigin(v1); ok || !forwardable(v1) || forwardable(v2) {
+			t.Fatalf("batch %d: version 1 or 2 misread", bi)
 		}
 	}
 }
@@ -168,12 +262,18 @@ func FuzzDecodeLogRecord(f *testing.F) {
 			f.Add(rec)
 			rec, _ = encodeLogRecord(nil, nil, b, &m, true)
 			f.Add(rec)
+			rec, _ = encodeFullRecord(nil, nil, b, &m, &Origin{Node: "n", Seq: 9}, true, false)
+			f.Add(rec)
+			rec, _ = encodeFullRecord(nil, nil, b, &m, nil, true, true)
+			f.Add(rec)
 		}
 	}
 	f.Add([]byte{2, 0, 1, 1, 3, 5, 2, 's', 1, 1, 3, '"', 'x', '"'})
 	f.Add([]byte{2, 0, 1, 2, 3, 5, 2, 's', 0, 3, 6, 0, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m members
+		recordOrigin(data)
+		DecodeRecord(data, nil, func(RecordEvent) error { return nil })
 		decodeLogRecord(data, nil, &m, func(e *logEvent) error {
 			if e.Type == core.TypeInvalid || e.Type >= core.NumEventTypes {
 				t.Fatalf("event of type %d", e.Type)

@@ -21,20 +21,12 @@ import (
 // idempotence holds within one producer session), so the hub keeps, per
 // node and project, which origins it has committed, and commits each once.
 //
-// The state is kept where the records are. A hub's log record (version 3)
-// is a version-1 record with its origin before the body:
-//
-//	byte 0   format version (3)
-//	byte 1   flags (as version 1; they apply to the body)
-//	uvarint len + node id, uvarint seq
-//	body     as version 1
-//
-// and the aggregator's fold writes the origins it folded into the same
+// The state is kept where the records are. A hub's log record (version 4,
+// fullrecord.go) carries its origin before the aggregator's part, and the
+// aggregator's fold writes the origins it folded into the same
 // transaction as the fold (key n <pnum:4> <node> → originSet). At open the
 // committer's state is the folded sets and the origins of the records in
 // the log not folded yet: a record is known committed exactly when it is.
-
-const hubRecordVersion = 3
 
 // nsOrigin holds, in the aggregates database, the origins folded per node
 // and project.
@@ -163,35 +155,6 @@ func originKeyBytes(k originKey) []byte {
 	return append(binary.BigEndian.AppendUint32([]byte{nsOrigin}, k.pnum), k.node...)
 }
 
-// encodeOriginRecord appends the hub log record of b from origin to dst.
-func encodeOriginRecord(dst, scratch []byte, origin Origin, b *core.Batch, compress bool) (out, scratchOut []byte) {
-	start := len(dst)
-	dst, scratch = encodeRecord(dst, scratch, b, nil, compress)
-	// Insert the origin after the two framing bytes.
-	var head [binary.MaxVarintLen64*2 + 64]byte
-	h := binary.AppendUvarint(head[:0], uint64(len(origin.Node)))
-	h = append(h, origin.Node...)
-	h = binary.AppendUvarint(h, origin.Seq)
-	dst = slices.Insert(dst, start+2, h...)
-	dst[start] = hubRecordVersion
-	return dst, scratch
-}
-
-// splitOrigin returns a hub record's origin, and the record as version 1
-// would frame it (the flags byte, then the body) for decoding.
-func splitOrigin(val []byte) (node []byte, seq uint64, flags byte, body []byte, ok bool) {
-	if len(val) < 2 || val[0] != hubRecordVersion {
-		return nil, 0, 0, nil, false
-	}
-	rd := recordReader{val[2:]}
-	node, ok1 := rd.bytes()
-	seq, ok2 := rd.uvarint()
-	if !ok1 || !ok2 || len(node) == 0 {
-		return nil, 0, 0, nil, false
-	}
-	return node, seq, val[1], rd.b, true
-}
-
 // CommitForwarded commits b, the validated events of a record forwarded
 // from origin, as Commit commits an accepted batch, unless that record was
 // committed before: the error is then ErrDuplicate and nothing is written.
@@ -247,7 +210,7 @@ func (s *Store) loadOrigins() (map[originKey]*originSet, error) {
 			if err != nil {
 				return nil, err
 			}
-			node, seq, _, _, ok := splitOrigin(rec)
+			node, seq, ok := recordOrigin(rec)
 			if !ok {
 				continue
 			}

@@ -77,21 +77,19 @@ type RecordEvent struct {
 	JSON    []byte
 }
 
-// DecodeRecord calls fn for each event of a stored record in stored order and
-// returns the record's receivedAt. scratch is reused for decompression and
+// DecodeRecord calls fn for each event of a stored record (version 1, or a
+// version-4 log record with its events) in stored order and returns the
+// record's receivedAt. scratch is reused for decompression and
 // returned grown.
 func DecodeRecord(val, scratch []byte, fn func(RecordEvent) error) (receivedAt int64, scratchOut []byte, err error) {
 	var body []byte
-	if len(val) >= 1 && val[0] == hubRecordVersion {
-		// A hub's record: version 1 with its origin before the body.
-		_, _, flags, rest, ok := splitOrigin(val)
-		if !ok {
+	if len(val) >= 1 && val[0] == fullRecordVersion {
+		// A forwarding node's record: its events part is a version-1 body.
+		r, ok := splitFullRecord(val)
+		if !ok || !r.hasEvents {
 			return 0, scratch, ErrCorruptRecord
 		}
-		body = rest
-		if flags&flagCompressedS != 0 {
-			body, scratch, err = s2Decode(rest, scratch)
-		}
+		body, scratch, err = r.part(r.events, scratch)
 	} else {
 		body, scratch, err = recordBody(val, scratch, recordVersion)
 	}

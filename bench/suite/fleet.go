@@ -176,9 +176,15 @@ func provisionFleetProject(dataDir string) (ingest, query string, err error) {
 // startProcess starts bin with args, its output to logPath, and returns
 // the function that stops it (SIGTERM, then waits).
 func startProcess(ctx context.Context, logPath string, env []string, bin string, args ...string) (func(), error) {
+	stop, _, err := startProcessPID(ctx, logPath, env, bin, args...)
+	return stop, err
+}
+
+// startProcessPID is startProcess that also returns the process id.
+func startProcessPID(ctx context.Context, logPath string, env []string, bin string, args ...string) (func(), int, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -187,13 +193,13 @@ func startProcess(ctx context.Context, logPath string, env []string, bin string,
 	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	return func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		logf.Close()
-	}, nil
+	}, cmd.Process.Pid, nil
 }
 
 func waitTCP(ctx context.Context, addr string, within time.Duration) error {

@@ -29,29 +29,57 @@ import (
 // (its latency and forward lag at half its rate) and "hub" (the events per
 // second a hub folds from the stream).
 
-// startBenchNATS starts a nats-server with JetStream in dir and returns its
-// URL and the function that stops it.
-func startBenchNATS(ctx context.Context, bin, dir string) (string, func(), error) {
+// benchNATS is a nats-server the fleet's scenarios run.
+type benchNATS struct {
+	url  string
+	pid  int
+	stop func()
+}
+
+// startBenchNATS starts a nats-server with JetStream in dir.
+func startBenchNATS(ctx context.Context, bin, dir string) (*benchNATS, error) {
 	if bin == "" {
-		return "", nil, errors.New("the forward and hub scenarios need a nats-server binary (-nats; built from its Go module when not given)")
+		return nil, errors.New("the forward and hub scenarios need a nats-server binary (-nats; built from its Go module when not given)")
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	conf := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, "listen: %q\nmax_payload: 8MB\njetstream { store_dir: %q }\n", addr, filepath.Join(dir, "nats")), 0o600); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop, err := startProcess(ctx, filepath.Join(dir, "nats.log"), nil, bin, "-c", conf)
+	stop, pid, err := startProcessPID(ctx, filepath.Join(dir, "nats.log"), nil, bin, "-c", conf)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := waitTCP(ctx, addr, 20*time.Second); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("nats-server: %w", err)
+		return nil, fmt.Errorf("nats-server: %w", err)
 	}
-	return "nats://" + addr, stop, nil
+	return &benchNATS{url: "nats://" + addr, pid: pid, stop: stop}, nil
+}
+
+// streamMsgs returns how many messages the fleet's stream holds.
+func streamMsgs(ctx context.Context, url string) (uint64, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	st, err := js.Stream(ctx, "UPTIMIZR_EVENTS")
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
 }
 
 // lagProbe reads the stream as the records arrive and measures each one's
@@ -153,11 +181,12 @@ func (p *lagProbe) stop() {
 // the time it takes to fold every record gives its events per second.
 func runHub(ctx context.Context, o Options, sc Scenario, bodies []load.Body, dir string) (report.Row, error) {
 	row := report.Row{Scenario: sc.Name, Encoding: sc.Encoding, Projects: 1}
-	natsURL, stopNATS, err := startBenchNATS(ctx, o.NATS, dir)
+	ns, err := startBenchNATS(ctx, o.NATS, dir)
 	if err != nil {
 		return row, err
 	}
-	defer stopNATS()
+	defer ns.stop()
+	natsURL := ns.url
 	env := []string{"VISITOR_HASH_SECRET=bench-visitor-secret-0123456789", "COLLECTOR_RATE_LIMIT_MAX=0",
 		"COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_KEY_RATE_LIMIT_MAX=0", "COLLECTOR_LOG_LEVEL=warn"}
 	nodeDir := filepath.Join(dir, "node")
@@ -211,6 +240,7 @@ func runHub(ctx context.Context, o Options, sc Scenario, bodies []load.Body, dir
 		return row, fmt.Errorf("hub: %w\n%s", err, tail(filepath.Join(dir, "hub.log"), 2000))
 	}
 	cpu0, _ := cpuTime(hubCmd.Process.Pid)
+	natsCPU0, _ := cpuTime(ns.pid)
 	deadline := time.Now().Add(5 * time.Minute)
 	var folded int64
 	for {
@@ -224,13 +254,14 @@ func runHub(ctx context.Context, o Options, sc Scenario, bodies []load.Body, dir
 	}
 	took := time.Since(start)
 	cpu1, _ := cpuTime(hubCmd.Process.Pid)
+	natsCPU1, _ := cpuTime(ns.pid)
 	if folded < sent {
 		return row, fmt.Errorf("the hub folded %d of %d events in 5 minutes", folded, sent)
 	}
 	row.EventsPerSec = float64(sent) / took.Seconds()
 	row.ServerCPU = (cpu1 - cpu0).Seconds() / took.Seconds()
 	row.Accepted = 1
-	row.Note = fmt.Sprintf("the hub folded the %d events a forwarding node took in %s, from its start, in %.1f s", sent, o.Duration, took.Seconds())
+	row.Note = fmt.Sprintf("the hub folded the %d events a forwarding node took in %s, from its start, in %.1f s; nats-server CPU %.2f", sent, o.Duration, took.Seconds(), (natsCPU1-natsCPU0).Seconds()/took.Seconds())
 	return row, nil
 }
 
@@ -255,4 +286,24 @@ func metricValue(ctx context.Context, url, name string) (int64, error) {
 		}
 	}
 	return 0, sc.Err()
+}
+
+// drained waits until the node at base has no record the engine has not
+// acknowledged (up to a minute) and returns how long that took.
+func drained(ctx context.Context, base, natsURL string) (time.Duration, error) {
+	start := time.Now()
+	for {
+		n, err := metricValue(ctx, base+"/metrics", "uptimizr_forward_backlog_records")
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > time.Minute {
+			msgs, _ := streamMsgs(ctx, natsURL)
+			return 0, fmt.Errorf("the node still had %d records to forward a minute after the load stopped (the stream has %d)", n, msgs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -239,17 +240,22 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 		return runHub(ctx, o, sc, bodies, dir)
 	}
 	var natsURL string
+	var ns *benchNATS
 	var lag *lagProbe
 	if sc.Forward {
-		var stopNATS func()
-		if natsURL, stopNATS, err = startBenchNATS(ctx, o.NATS, dir); err != nil {
+		if ns, err = startBenchNATS(ctx, o.NATS, dir); err != nil {
 			return row, err
 		}
-		defer stopNATS()
-		if lag, err = newLagProbe(ctx, natsURL); err != nil {
-			return row, err
+		defer ns.stop()
+		natsURL = ns.url
+		if sc.HalfOf != "" {
+			// The lag is measured at half load: at full load the probe
+			// would take a share of the CPUs the node is measured on.
+			if lag, err = newLagProbe(ctx, natsURL); err != nil {
+				return row, err
+			}
+			defer lag.stop()
 		}
-		defer lag.stop()
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -356,9 +362,27 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 	if lag != nil {
 		lag.since(time.Now().Add(o.Warmup)) // the measured run's records
 	}
+	var natsCPU0 time.Duration
+	if ns != nil {
+		natsCPU0, _ = cpuTime(ns.pid)
+	}
+	measured := time.Now().Add(o.Warmup)
 	got, err := Drive(ctx, target, bodies, lo, o.Warmup, cmd.Process.Pid)
 	if err != nil {
 		return fail(err)
+	}
+	var fwdNote string
+	if ns != nil {
+		natsCPU1, _ := cpuTime(ns.pid)
+		natsCores := float64(natsCPU1-natsCPU0) / float64(time.Since(measured))
+		fwdNote = fmt.Sprintf("nats-server CPU %.2f", natsCores)
+		if lag == nil {
+			d, err := drained(ctx, base, natsURL)
+			if err != nil {
+				return fail(err)
+			}
+			fwdNote += fmt.Sprintf("; the stream had every record %.1f s after the load stopped", d.Seconds())
+		}
 	}
 	if profiled != nil {
 		if err := <-profiled; err != nil {
@@ -378,6 +402,9 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 	row = got
 	if lag != nil {
 		row.Note = lag.note(ctx)
+	}
+	if fwdNote != "" {
+		row.Note = strings.TrimPrefix(row.Note+"; "+fwdNote, "; ")
 	}
 	if err := stop(); err != nil {
 		return fail(fmt.Errorf("stop: %w", err))
