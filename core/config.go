@@ -79,6 +79,7 @@ type Config struct {
 	HubSource   string // COLLECTOR_HUB_SOURCE: nats://h:p[,…] or kafka://b1:9092[,…] (the hub command requires it)
 	HubConsumer string // COLLECTOR_HUB_CONSUMER: the durable consumer, or Kafka consumer group (default uptimizr-hub)
 	HubProject  string // COLLECTOR_HUB_PROJECT: only this project's records (a hub per shard of projects; "" = all)
+	HubWorkers  int    // COLLECTOR_HUB_WORKERS: consumers sharing the hub's durable consumer (0 = one per CPU)
 
 	// ClockStart, when set, makes the node's clock start at this instant and
 	// run at real speed (COLLECTOR_CLOCK_START, RFC 3339): a testing aid for
@@ -258,6 +259,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_HUB_SOURCE", &c.HubSource)
 	str("COLLECTOR_HUB_CONSUMER", &c.HubConsumer)
 	str("COLLECTOR_HUB_PROJECT", &c.HubProject)
+	num("COLLECTOR_HUB_WORKERS", &c.HubWorkers)
 	if v := getenv("COLLECTOR_CLOCK_START"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
 		if err != nil {
@@ -389,6 +391,9 @@ func (c *Config) Validate() error {
 	if c.HubProject != "" && !ValidProjectID(c.HubProject) {
 		bad("COLLECTOR_HUB_PROJECT %q: not a project id", c.HubProject)
 	}
+	if c.HubWorkers < 0 || c.HubWorkers > 256 {
+		bad("COLLECTOR_HUB_WORKERS %d: want 0 (one per CPU) to 256", c.HubWorkers)
+	}
 	if (c.ForwardTLSCert == "") != (c.ForwardTLSKey == "") {
 		bad("COLLECTOR_FORWARD_TLS_CERT and COLLECTOR_FORWARD_TLS_KEY go together")
 	}
@@ -473,6 +478,7 @@ var Settings = []Setting{
 	{"COLLECTOR_HUB_SOURCE", "hub-source", "the hub command: the stream engine to read the fleet's records from, nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (credentials and TLS as COLLECTOR_FORWARD_*)"},
 	{"COLLECTOR_HUB_CONSUMER", "hub-consumer", "the hub's durable consumer (Kafka: consumer group)"},
 	{"COLLECTOR_HUB_PROJECT", "hub-project", "a hub of one project's records only (hubs sharded by project); empty = all"},
+	{"COLLECTOR_HUB_WORKERS", "hub-workers", "consumers sharing the hub's durable consumer or group, each validating and committing (0 = one per CPU)"},
 	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
 }
 

@@ -53,6 +53,7 @@ func TestForwardConfig(t *testing.T) {
 		"COLLECTOR_FORWARD_REPLICAS":    func(c *Config) { c.ForwardReplicas = 0 },
 		"COLLECTOR_FORWARD_SASL":        func(c *Config) { c.ForwardSASL = "md5" },
 		"COLLECTOR_FORWARD_TLS_CERT":    func(c *Config) { c.ForwardTLSCert = "c.pem" },
+		"COLLECTOR_HUB_WORKERS":         func(c *Config) { c.HubWorkers = -1 },
 	} {
 		cc := c
 		mut(&cc)

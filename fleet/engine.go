@@ -42,6 +42,14 @@ type Subscriber interface {
 	// to the dead letters (the subject uptimizr.deadletter.<stream>, or
 	// the topic <topic>.deadletter), so that it no longer blocks the stream.
 	DeadLetter(ctx context.Context, m *Message, reason error) error
+	// Pending returns the consumer's lag: the messages of the stream it
+	// has not acknowledged yet (JetStream: the consumer's pending and
+	// unacknowledged messages, or the stream's messages of its filter
+	// before it exists; Kafka: per partition, the end offset less the
+	// group's committed offset, or less the first offset without one,
+	// counting the records of every project, since a filter is applied
+	// as the records are read).
+	Pending(ctx context.Context) (uint64, error)
 	Close() error
 }
 

@@ -170,6 +170,10 @@ func (s *listSub) DeadLetter(ctx context.Context, m *Message, reason error) erro
 	return nil
 }
 
+func (s *listSub) Pending(context.Context) (uint64, error) {
+	return uint64(len(s.msgs) - s.delivered), nil
+}
+
 func (s *listSub) Close() error { return nil }
 
 // TestHubRun: records are committed once (a record sent twice is a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/fleet/fleettest"
 )
 
@@ -39,6 +41,43 @@ func eventCount(t *testing.T, base, query string) int {
 		n += r.Count
 	}
 	return n
+}
+
+// tsBatch is a batch of n events of session sess, from ts from on, a
+// millisecond apart.
+func tsBatch(sess string, n int, from int64) string {
+	var ev []string
+	for i := range n {
+		ev = append(ev, fmt.Sprintf(`{"type":"custom","projectId":"x","sessionId":%q,"ts":%d,"sdkVersion":"1","name":"e%d"}`, sess, from+int64(i), i))
+	}
+	return `{"events":[` + strings.Join(ev, ",") + `]}`
+}
+
+// sessionRows returns the sessions/:id rows of a node's read API.
+func sessionRows(t *testing.T, base, query, session string) []core.SessionRow {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/sessions?session="+session, nil)
+	req.Header.Set("x-api-key", query)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("sessions: %d %s", res.StatusCode, b)
+	}
+	var rows []core.SessionRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("sessions %s: %v", b, err)
+	}
+	var out []core.SessionRow
+	for _, r := range rows {
+		if r.SessionID == session {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func fleetBatch(sess string, n int) string {
@@ -77,11 +116,13 @@ type engineServer interface {
 func twoEdgesAndAHub(t *testing.T, url string, ns engineServer) {
 	common := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0"}
 	var edges []*server
-	var keys []string
+	var keys, queries []string
 	var dirs []string
 	for i := range 2 {
 		dir := t.TempDir()
-		ingest := createProject(t, nil, dir, "shop").Keys.Ingest
+		k := createProject(t, nil, dir, "shop").Keys
+		ingest := k.Ingest
+		queries = append(queries, k.Query)
 		env := append(common, "COLLECTOR_FORWARD_URL="+url, fmt.Sprintf("COLLECTOR_NODE_ID=edge-%d", i))
 		edges = append(edges, start(t, env, "serve", "--data-dir", dir))
 		keys = append(keys, ingest)
@@ -119,6 +160,42 @@ func twoEdgesAndAHub(t *testing.T, url string, ns engineServer) {
 		send(i%2, fmt.Sprintf("s-%d", i), 10+i)
 	}
 	waitHub(acked)
+
+	// One session whose batches land on both nodes: the hub has it once,
+	// with every event, from its first event to its last, and the same
+	// visitor id each node gave it (the same VISITOR_HASH_SECRET).
+	now := time.Now().UnixMilli()
+	for e, from := range []int64{now - 60_000, now - 30_000} {
+		code, body := post(t, edges[e].base+"/api/v1/collect", keys[e], tsBatch("split", 5+e, from))
+		if code != 200 {
+			t.Fatalf("edge %d: %d %s", e, code, body)
+		}
+		acked += 5 + e
+	}
+	waitHub(acked)
+	var nodeVisitor []string
+	for e := range edges {
+		rows := sessionRows(t, edges[e].base, queries[e], "split")
+		if len(rows) != 1 || rows[0].Events != int64(5+e) {
+			t.Fatalf("edge %d: sessions %+v", e, rows)
+		}
+		nodeVisitor = append(nodeVisitor, rows[0].VisitorID)
+	}
+	if nodeVisitor[0] != nodeVisitor[1] || nodeVisitor[0] == "" {
+		t.Fatalf("the nodes gave one visitor the ids %q and %q", nodeVisitor[0], nodeVisitor[1])
+	}
+	rows := sessionRows(t, hub.base, hubQuery, "split")
+	wantStart := time.UnixMilli(now - 60_000).UTC().Format(time.RFC3339Nano)
+	wantEnd := time.UnixMilli(now - 30_000 + 5).UTC().Format(time.RFC3339Nano)
+	if len(rows) != 1 || rows[0].Events != 11 || rows[0].VisitorID != nodeVisitor[0] {
+		t.Fatalf("the hub's sessions %+v, want one of 11 events by visitor %s", rows, nodeVisitor[0])
+	}
+	if st, _ := time.Parse(time.RFC3339Nano, rows[0].StartedAt); !st.Equal(time.UnixMilli(now - 60_000)) {
+		t.Errorf("the hub's session starts at %s, want %s", rows[0].StartedAt, wantStart)
+	}
+	if en, _ := time.Parse(time.RFC3339Nano, rows[0].EndedAt); !en.Equal(time.UnixMilli(now - 30_000 + 5)) {
+		t.Errorf("the hub's session ends at %s, want %s", rows[0].EndedAt, wantEnd)
+	}
 
 	// NATS down: the edges still answer 200, and keep the records.
 	ns.Stop()
@@ -165,6 +242,40 @@ func twoEdgesAndAHub(t *testing.T, url string, ns engineServer) {
 	if got := eventCount(t, hub.base, hubQuery); got != acked {
 		t.Fatalf("the hub counts %d events, want %d", got, acked)
 	}
+	// The consumer's lag, on /metrics, is down to nothing.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v := gaugeValue(t, hub.base, "uptimizr_hub_consumer_pending_messages")
+		if v == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("uptimizr_hub_consumer_pending_messages is %v 30 s after the hub had every record", v)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// gaugeValue reads an unlabelled sample from a node's /metrics.
+func gaugeValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", name, v)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not on /metrics", name)
+	return 0
 }
 
 // TestForwardBacklogFull: with the engine unreachable, a node takes

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -173,11 +175,27 @@ func (f *forwarding) gauges(add func(name string, fn func() float64)) {
 	})
 }
 
-// close stops forwarding: what is in flight is settled (until ctx) and the
-// positions acknowledged are committed.
+// close stops forwarding. With the engine up, it first forwards what the
+// log still holds, until ctx is done (COLLECTOR_SHUTDOWN_TIMEOUT), so that a
+// node stopped for good leaves nothing behind; then what is in flight is
+// settled and the positions acknowledged are committed. What is left is
+// sent at the next start.
 func (f *forwarding) close(ctx context.Context) error {
 	if f == nil {
 		return nil
+	}
+	drain := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		// A quarter of the time left is kept to settle what is in flight.
+		var cancel context.CancelFunc
+		drain, cancel = context.WithDeadline(ctx, dl.Add(-time.Until(dl)/4))
+		defer cancel()
+	}
+	for f.degraded() == "" && f.store.Forward().Stats().Backlog > 0 && drain.Err() == nil {
+		select {
+		case <-drain.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	f.stop()
 	<-f.done
@@ -211,14 +229,21 @@ func (h hubStore) Commit(ctx context.Context, node string, seq uint64, b *core.B
 	return false, err
 }
 
-// hubbing is a hub's consumer of the fleet's stream.
+// hubbing is a hub's consumers of the fleet's stream: COLLECTOR_HUB_WORKERS
+// subscribers of the one durable consumer (consumer group), each with a
+// fleet.Hub of its own, so that validation and commits run on every CPU.
+// The store commits each record once whichever worker has it.
 type hubbing struct {
-	hub  atomic.Pointer[fleet.Hub] // set once it runs
-	eng  fleetEngine
-	down atomic.Bool
-	stop context.CancelFunc
-	done chan struct{}
+	hubs    atomic.Pointer[[]*fleet.Hub] // set once they run
+	pending atomic.Int64                 // the consumer's lag, -1 until known
+	eng     fleetEngine
+	down    atomic.Bool
+	stop    context.CancelFunc
+	done    chan struct{}
 }
+
+// hubPendingEvery is how often the consumer's lag is read from the engine.
+const hubPendingEvery = 2 * time.Second
 
 // startHub consumes the fleet's stream (COLLECTOR_HUB_SOURCE) into store.
 func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger) (*hubbing, error) {
@@ -228,7 +253,12 @@ func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger) (*hubbin
 		cancel()
 		return nil, fmt.Errorf("COLLECTOR_HUB_SOURCE: %w", err)
 	}
+	workers := cfg.HubWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	h := &hubbing{eng: eng, stop: cancel, done: make(chan struct{})}
+	h.pending.Store(-1)
 	go func() {
 		defer close(h.done)
 		if err := ensureEngine(ctx, eng, log, &h.down); err != nil {
@@ -238,17 +268,47 @@ func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger) (*hubbin
 		if cfg.HubProject != "" {
 			filter = fleet.Subject(cfg.HubProject)
 		}
-		sub, err := eng.Subscriber(cfg.HubConsumer, filter)
-		if err != nil {
-			log.Error("hub: cannot consume the stream", "err", err)
-			return
+		var hubs []*fleet.Hub
+		var subs []fleet.Subscriber
+		for range workers {
+			sub, err := eng.Subscriber(cfg.HubConsumer, filter)
+			if err != nil {
+				log.Error("hub: cannot consume the stream", "err", err)
+				for _, s := range subs {
+					s.Close()
+				}
+				return
+			}
+			subs = append(subs, sub)
+			hubs = append(hubs, fleet.NewHub(sub, hubStore{store, log}, fleet.HubOptions{Capture: storage.Capture(), Logger: log}))
 		}
-		defer sub.Close()
-		hub := fleet.NewHub(sub, hubStore{store, log}, fleet.HubOptions{Capture: storage.Capture(), Logger: log})
-		h.hub.Store(hub)
-		_ = hub.Run(ctx)
+		h.hubs.Store(&hubs)
+		var wg sync.WaitGroup
+		for i, hub := range hubs {
+			wg.Go(func() {
+				defer subs[i].Close()
+				_ = hub.Run(ctx)
+			})
+		}
+		wg.Go(func() {
+			t := time.NewTicker(hubPendingEvery)
+			defer t.Stop()
+			for {
+				if n, err := subs[0].Pending(ctx); err == nil {
+					h.pending.Store(int64(n))
+				} else if ctx.Err() == nil {
+					log.Debug("hub: cannot read the consumer's lag", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+		wg.Wait()
 	}()
-	log.Info("hub: consuming the fleet's stream", "source", cfg.HubSource, "consumer", cfg.HubConsumer, "project", cfg.HubProject)
+	log.Info("hub: consuming the fleet's stream", "source", cfg.HubSource, "consumer", cfg.HubConsumer, "project", cfg.HubProject, "workers", workers)
 	return h, nil
 }
 
@@ -258,16 +318,20 @@ func (h *hubbing) gauges(add func(name string, fn func() float64)) {
 	}
 	stat := func(f func(fleet.HubStats) uint64) func() float64 {
 		return func() float64 {
-			if hub := h.hub.Load(); hub != nil {
-				return float64(f(hub.Stats()))
+			var n uint64
+			if hubs := h.hubs.Load(); hubs != nil {
+				for _, hub := range *hubs {
+					n += f(hub.Stats())
+				}
 			}
-			return 0
+			return float64(n)
 		}
 	}
 	add("uptimizr_hub_committed_records", stat(func(s fleet.HubStats) uint64 { return s.Committed }))
 	add("uptimizr_hub_committed_events", stat(func(s fleet.HubStats) uint64 { return s.Events }))
 	add("uptimizr_hub_duplicate_records", stat(func(s fleet.HubStats) uint64 { return s.Duplicates }))
 	add("uptimizr_hub_dead_letters", stat(func(s fleet.HubStats) uint64 { return s.Dead }))
+	add("uptimizr_hub_consumer_pending_messages", func() float64 { return float64(h.pending.Load()) })
 }
 
 func (h *hubbing) degraded() string {

@@ -76,6 +76,8 @@ func Run(t *testing.T, newEngine func(t *testing.T, c Config) Engine) {
 		{"Filter", testFilter},
 		{"Outage", testOutage},
 		{"Forwarder", testForwarder},
+		{"Pending", testPending},
+		{"SharedConsumer", testSharedConsumer},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEngine) })
@@ -883,6 +885,123 @@ func testForwarder(t *testing.T, newEngine func(*testing.T, Config) Engine) {
 }
 
 // waitFor waits until cond holds, failing the test after the deadline.
+// testPending: a consumer's Pending is the stream's records before it has
+// consumed any, what it has not acknowledged after it stopped halfway, and
+// zero once it has them all.
+func testPending(t *testing.T, newEngine func(*testing.T, Config) Engine) {
+	e := newEngine(t, Config{})
+	p := newPublisher(t, e)
+	recs := interleave(records("shop", 0, 40), records("blog.eu", 0, 40))
+	p.publishAll(recs)
+	p.close()
+	ctx := context.Background()
+	pending := func(sub fleet.Subscriber) uint64 {
+		t.Helper()
+		n, err := sub.Pending(ctx)
+		if err != nil {
+			t.Fatalf("Pending: %v", err)
+		}
+		return n
+	}
+	sub := e.Subscriber(t, "lag", "")
+	if n := pending(sub); n != uint64(len(recs)) {
+		t.Fatalf("Pending before consuming: %d, want %d", n, len(recs))
+	}
+	got := 0
+	err := consume(t, sub, func(m *fleet.Message) (bool, error) {
+		parse(t, m)
+		if got == len(recs)/2 {
+			return true, fmt.Errorf("%w: half done", fleet.ErrStop)
+		}
+		got++
+		return false, nil
+	})
+	if !errors.Is(err, fleet.ErrStop) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Consume after ErrStop: %v", err)
+	}
+	sub.Close()
+	sub = e.Subscriber(t, "lag", "")
+	want := uint64(len(recs) - got)
+	var n uint64
+	waitFor(t, "Pending to count what is not acknowledged", func() bool { n = pending(sub); return n == want })
+	seen := newCollector()
+	consume(t, sub, func(m *fleet.Message) (bool, error) {
+		seen.add(parse(t, m))
+		return len(seen.seen) == int(want), nil
+	})
+	sub.Close()
+	waitFor(t, "Pending to be zero once every record is acknowledged", func() bool { n = pending(sub); return n == 0 })
+	// Another consumer of the same stream has its own position.
+	if n := pending(e.Subscriber(t, "other", "")); n != uint64(len(recs)) {
+		t.Errorf("Pending of a new consumer: %d, want %d", n, len(recs))
+	}
+}
+
+// testSharedConsumer: two subscribers of one durable consumer (consumer
+// group), consuming at once, share the stream: each gets records, and
+// together they get every one.
+func testSharedConsumer(t *testing.T, newEngine func(*testing.T, Config) Engine) {
+	e := newEngine(t, Config{})
+	p := newPublisher(t, e)
+	defer p.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	got := [2]map[string]bool{{}, {}}
+	both := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got[0]) > 0 && len(got[1]) > 0
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		sub := e.Subscriber(t, "shared", "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sub.Close()
+			sub.Consume(ctx, func(m *fleet.Message) error {
+				r, err := tryParse(m)
+				if err != nil {
+					t.Errorf("consumer %d: %v", i, err)
+					return nil
+				}
+				mu.Lock()
+				got[i][r.MsgID()] = true
+				mu.Unlock()
+				return nil
+			})
+		}()
+	}
+	// Records of many projects (sessions: Kafka's keys, spread over the
+	// partitions), until both consumers have had some.
+	var sent []fleet.Record
+	start := time.Now()
+	for seq := uint64(0); !both(); seq++ {
+		if time.Since(start) > deadline {
+			t.Fatalf("after %d records, one consumer had none: %d and %d", len(sent), len(got[0]), len(got[1]))
+		}
+		for k := range 24 {
+			r := NewRecord(node, fmt.Sprintf("p%d", k), seq)
+			p.publish(ctx, &r)
+			sent = append(sent, r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, "every record consumed by one of the two", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range sent {
+			if !got[0][r.MsgID()] && !got[1][r.MsgID()] {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	wg.Wait()
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	start := time.Now()

@@ -259,6 +259,42 @@ func (s *subscriber) DeadLetter(ctx context.Context, m *fleet.Message, reason er
 	return nil
 }
 
+// Pending returns the consumer's pending and unacknowledged messages,
+// or, before the consumer exists, the stream's messages of its filter.
+func (s *subscriber) Pending(ctx context.Context) (uint64, error) {
+	c, err := s.e.js.Consumer(ctx, s.stream, s.durable)
+	if err == nil {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("jetstream: consumer %s on %s: %w", s.durable, s.stream, err)
+		}
+		return info.NumPending + uint64(info.NumAckPending), nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("jetstream: consumer %s on %s: %w", s.durable, s.stream, err)
+	}
+	st, err := s.e.js.Stream(ctx, s.stream)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: stream %s: %w", s.stream, err)
+	}
+	if s.filter == "" {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("jetstream: stream %s: %w", s.stream, err)
+		}
+		return info.State.Msgs, nil
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.filter))
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: stream %s: %w", s.stream, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}
+
 // Close ends a Consume running on the Subscriber and waits for it to
 // return (having given back what it held). The consumer stays on the
 // server with its position. Do not call it from fn.

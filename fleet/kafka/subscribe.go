@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -194,6 +195,48 @@ func (s *subscriber) Consume(ctx context.Context, fn func(*fleet.Message) error)
 			}
 		}
 	}
+}
+
+// Pending returns, summed over the topic's partitions, the end offset less
+// the group's committed offset (less the first offset where the group has
+// none): every project's records, whatever the filter.
+func (s *subscriber) Pending(ctx context.Context) (uint64, error) {
+	adm := kadm.NewClient(s.e.cl) // the engine's: it outlives the subscriber
+	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kafka: end offsets of %s: %w", s.topic, err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, s.topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kafka: start offsets of %s: %w", s.topic, err)
+	}
+	commits, err := adm.FetchOffsets(ctx, s.group)
+	if err == nil {
+		err = commits.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return 0, fmt.Errorf("kafka: offsets of group %s: %w", s.group, err)
+	}
+	var n uint64
+	ends.Each(func(o kadm.ListedOffset) {
+		from := int64(0)
+		if st, ok := starts.Lookup(o.Topic, o.Partition); ok {
+			from = st.Offset
+		}
+		if c, ok := commits.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+			from = max(from, c.At)
+		}
+		if o.Offset > from {
+			n += uint64(o.Offset - from)
+		}
+	})
+	return n, nil
 }
 
 func setNext(m map[string]map[int32]kgo.EpochOffset, r *kgo.Record) {

@@ -1,10 +1,16 @@
 package jsonvalue
 
 import (
+	"bytes"
+
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
 )
+
+// sessionStartToken is the type of a session_start as canonical JSON
+// writes it.
+var sessionStartToken = []byte(`"` + core.TypeSessionStart.String() + `"`)
 
 // StoredInfo rebuilds, from the events of one request in their stored
 // form (docs/API.md, "Stored form"), what the server decided for that
@@ -16,7 +22,13 @@ func StoredInfo(n int, event func(i int) []byte, projectID string, ch core.Chann
 	info := &core.RequestInfo{ProjectID: projectID, Channels: ch, Browser: "unknown", OS: "unknown"}
 	var p fastjson.Parser
 	for i := range n {
-		v, err := p.ParseBytes(event(i))
+		e := event(i)
+		if i > 0 && !bytes.Contains(e, sessionStartToken) {
+			// Not a session_start (its type token is not in it): no need
+			// to parse it.
+			continue
+		}
+		v, err := p.ParseBytes(e)
 		if err != nil {
 			continue
 		}
