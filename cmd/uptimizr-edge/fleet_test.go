@@ -371,3 +371,65 @@ func TestForwardBacklogFull(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStopForwardsTheBacklog: a node stopped with SIGTERM while it still
+// forwards a backlog (built while the engine was down) first sends what its
+// log holds: once it has exited, the stream has every batch it accepted.
+func TestStopForwardsTheBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet test skipped in -short mode")
+	}
+	ns := fleettest.StartNATS(t)
+	dir := t.TempDir()
+	ingest := createProject(t, nil, dir, "shop").Keys.Ingest
+	env := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0",
+		"COLLECTOR_FORWARD_URL=nats://" + ns.Addr(), "COLLECTOR_NODE_ID=edge-stop", "COLLECTOR_SHUTDOWN_TIMEOUT=30s"}
+	s := start(t, env, "serve", "--data-dir", dir)
+	// The node makes the stream once the engine answers.
+	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reach the engine")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ns.Stop()
+	const batches = 2000
+	for i := range batches {
+		if code, body := post(t, s.base+"/api/v1/collect", ingest, fleetBatch(fmt.Sprintf("stop-%d", i), 200)); code != 200 {
+			t.Fatalf("batch %d: %d %s", i, code, body)
+		}
+	}
+	ns.Start()
+	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reach the engine again")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	left := gaugeValue(t, s.base, "uptimizr_forward_backlog_records")
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("the node's exit: %v", err)
+	}
+	nc, err := nats.Connect("nats://" + ns.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != batches {
+		t.Fatalf("after the node stopped the stream holds %d records of its %d (%v were left to send at the SIGTERM)", info.State.Msgs, batches, left)
+	}
+	t.Logf("%v records were left to send at the SIGTERM", left)
+}
