@@ -97,6 +97,7 @@ func TestRules(t *testing.T) {
 		{"abcdefghijklmnopqrstuvwxyzabcdefghij", "abcdefghijklmnopqrstuvwxyzabcdefghij"},
 		// deny-listed parameters
 		{"https://x.io/cb?code=1&access_token=abc&state=2", "https://x.io/cb?code=1&access_token=[redacted]&state=2"},
+		{"/p?email=jöhn.müller@example.de&lang=dé", "/p?email=[redacted]&lang=dé"}, // a value goes whole, its non-ASCII characters too
 		{"https://x.io/#Access_Token=abc.def&expires=3600", "https://x.io/#Access_Token=[redacted]&expires=3600"},
 		{"/p?session=s1;sid=9 x", "/p?session=[redacted];sid=[redacted] x"},
 		{"/p?keyboard=qwerty&key=", "/p?keyboard=qwerty&key="},
