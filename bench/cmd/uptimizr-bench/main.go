@@ -14,6 +14,10 @@
 //	    serves the floor handler (read the body, answer 200).
 //	uptimizr-bench neighbour [-rounds 3] [-phase 5s] [-rate 200] …
 //	    the noisy-neighbour scenario (bench/suite/neighbour.go).
+//	uptimizr-bench ab -base REV [-run ^ingest$] [-rounds 3] …
+//	    builds the collector at REV and from the work tree, runs the same
+//	    scenarios on both, alternately, in one run, and reports each one's
+//	    CPU per event, events/s and p99 with the ratios (ab.md).
 package main
 
 import (
@@ -58,6 +62,8 @@ func main() {
 		err = runFixtures(os.Args[2:])
 	case "fleet":
 		err = runFleet(os.Args[2:])
+	case "ab":
+		err = runAB(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -80,6 +86,7 @@ func usage() {
   uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
   uptimizr-bench fixtures [-out D]  write the repository's sample batches (testdata/fixtures)
   uptimizr-bench fleet -collector BIN -nats BIN  a nats-server, a hub and two edges on loopback (go tool task fleet)
+  uptimizr-bench ab -base REV [-run REGEX] [-rounds 3]  the same scenarios on REV and the work tree, alternately (see -h)
 `)
 }
 
