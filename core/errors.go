@@ -16,4 +16,8 @@ var (
 	// may wait; nothing of the request was done, and it may be sent again
 	// later. → 503 with Retry-After
 	ErrBusy = errors.New("busy")
+	// ErrTooLarge: the caller's input is larger than a part of the node
+	// can carry (a batch whose record would not fit in one message of the
+	// fleet's stream engine); nothing of it was stored. → 413
+	ErrTooLarge = errors.New("too large")
 )

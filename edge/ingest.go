@@ -235,6 +235,9 @@ func (s *ingestAPI) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, u
 	}
 	t1 := time.Now()
 	if err := s.sink.Commit(context.Background(), &ic.batch); err != nil {
+		if errors.Is(err, core.ErrTooLarge) {
+			return fasthttp.StatusRequestEntityTooLarge, err.Error()
+		}
 		s.m.commitErrs.Inc()
 		if !errors.Is(err, core.ErrUnavailable) {
 			s.log.Error("commit failed", "project", ic.batch.ProjectID, "err", err)

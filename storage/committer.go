@@ -142,6 +142,9 @@ func (c *Committer) commit(ctx context.Context, b *core.Batch, origin *Origin) e
 		if err := c.forwardRoom(); err != nil {
 			return err
 		}
+		if err := c.s.fwd.checkBody(b); err != nil {
+			return err
+		}
 		// They are S2-compressed: a record may wait in the log for as long
 		// as the engine is down, and the backlog's cap then holds about
 		// four times as many (docs/RATIONALE.md).

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
@@ -48,6 +49,8 @@ type Forward struct {
 	// unforwardable counts the records read that hold no canonical events
 	// (written while forwarding was off), skipped.
 	unforwardable atomic.Uint64
+	// maxBody bounds a record's message body (SetMaxBody); 0: none.
+	maxBody atomic.Int64
 }
 
 func newForward(s *Store, r *ingestlog.Reader) (*Forward, error) {
@@ -66,6 +69,28 @@ func newForward(s *Store, r *ingestlog.Reader) (*Forward, error) {
 		}
 	}
 	return f, nil
+}
+
+// SetMaxBody bounds the canonical events of a record (the message body's
+// bytes: each event and a newline) to what one message of the engine
+// carries; past it, a commit is refused with core.ErrTooLarge rather than
+// accepted and never sent. 0 lifts the bound.
+func (f *Forward) SetMaxBody(n int64) { f.maxBody.Store(n) }
+
+// checkBody refuses a batch whose record would not fit in one message.
+func (f *Forward) checkBody(b *core.Batch) error {
+	max := f.maxBody.Load()
+	if max <= 0 {
+		return nil
+	}
+	var n int64
+	for i := range b.Events {
+		n += int64(len(b.JSON(i))) + 1
+	}
+	if n > max {
+		return fmt.Errorf("%w: the batch's events take %d bytes as the fleet's stream carries them, over the %d one message may hold; send smaller batches", core.ErrTooLarge, n, max)
+	}
+	return nil
 }
 
 // Forward returns the forwarder's view of the log, or nil when the store

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -432,4 +433,61 @@ func TestStopForwardsTheBacklog(t *testing.T) {
 		t.Fatalf("after the node stopped the stream holds %d records of its %d (%v were left to send at the SIGTERM)", info.State.Msgs, batches, left)
 	}
 	t.Logf("%v records were left to send at the SIGTERM", left)
+}
+
+// TestBatchOverTheEnginesMessageSize: with a NATS server whose max_payload
+// is 64 KiB, a batch whose record would not fit in one message is refused
+// with 413 (not accepted and then never sent); a smaller one is taken and
+// reaches the stream.
+func TestBatchOverTheEnginesMessageSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet test skipped in -short mode")
+	}
+	ns := fleettest.StartNATSWith(t, func(o *natsserver.Options) { o.MaxPayload = 64 << 10 })
+	dir := t.TempDir()
+	ingest := createProject(t, nil, dir, "shop").Keys.Ingest
+	env := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0",
+		"COLLECTOR_FORWARD_URL=nats://" + ns.Addr(), "COLLECTOR_NODE_ID=edge-size"}
+	s := start(t, env, "serve", "--data-dir", dir)
+	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reach the engine")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// 400 events of about 200 bytes each in their stored form: over 64 KiB.
+	code, body := post(t, s.base+"/api/v1/collect", ingest, fleetBatch("big", 400))
+	if code != 413 || !strings.Contains(body, "send smaller batches") {
+		t.Fatalf("a batch over the engine's message size: %d %s", code, body)
+	}
+	code, body = post(t, s.base+"/api/v1/collect", ingest, fleetBatch("small", 20))
+	if code != 200 {
+		t.Fatalf("a small batch: %d %s", code, body)
+	}
+	nc, err := nats.Connect("nats://" + ns.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 1 {
+			break
+		}
+		if info.State.Msgs > 1 || time.Now().After(deadline) {
+			t.Fatalf("the stream holds %d records, want the small batch's one", info.State.Msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -42,6 +42,9 @@ func (s *forwardSource) Commit() error                    { return s.f.Commit() 
 // engine.
 type fleetEngine interface {
 	ensure(ctx context.Context) error
+	// maxBody is the largest record body the engine takes (0: no bound
+	// below a record's own, fleet.MaxMessageBytes).
+	maxBody() int64
 	Publisher() fleet.Publisher
 	Subscriber(durable, filter string) (fleet.Subscriber, error)
 	Close()
@@ -50,10 +53,15 @@ type fleetEngine interface {
 type jsEngine struct{ *jetstream.Engine }
 
 func (e jsEngine) ensure(ctx context.Context) error { return e.EnsureStream(ctx) }
+func (e jsEngine) maxBody() int64                   { return e.MaxBody() }
 
 type kafkaEngine struct{ *kafka.Engine }
 
 func (e kafkaEngine) ensure(ctx context.Context) error { return e.EnsureTopic(ctx) }
+
+// maxBody: the client takes records up to past fleet.MaxMessageBytes; the
+// topic's max.message.bytes is the operator's to set (docs/OPERATIONS.md).
+func (e kafkaEngine) maxBody() int64 { return 0 }
 
 // openEngine connects (in the background) to the engine of url, with the
 // COLLECTOR_FORWARD_* credentials and TLS.
@@ -136,6 +144,9 @@ func startForwarding(cfg *core.Config, store *storage.Store, log *slog.Logger) (
 		if err := ensureEngine(ctx, eng, log, &f.down); err != nil {
 			return
 		}
+		// A batch whose record would not fit in one message is refused
+		// (413) from now on, not accepted and never sent.
+		store.Forward().SetMaxBody(eng.maxBody())
 		_ = f.fw.Run(ctx)
 	}()
 	log.Info("forwarding to the fleet's stream engine", "url", cfg.ForwardURL, "node_id", cfg.NodeID)

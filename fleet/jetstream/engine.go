@@ -119,6 +119,20 @@ func (e *Engine) Options() Options { return e.o }
 // Connected reports whether the Engine is connected to a server now.
 func (e *Engine) Connected() bool { return e.nc.IsConnected() }
 
+// MaxBody returns the largest message body the connected server takes:
+// its max_payload less room for a record's headers (0 before the first
+// connection).
+func (e *Engine) MaxBody() int64 {
+	n := e.nc.MaxPayload()
+	if n <= headerRoom {
+		return 0
+	}
+	return n - headerRoom
+}
+
+// headerRoom is what MaxBody keeps for a record's headers and subject.
+const headerRoom = 4 << 10
+
 // DeadLetterSubject returns the subject of the stream's dead letters,
 // uptimizr.deadletter.<stream>.
 func (e *Engine) DeadLetterSubject() string { return DeadLetterPrefix + e.o.Stream }
