@@ -124,9 +124,9 @@ func runAB(args []string) error {
 func writeAB(w io.Writer, m report.Machine, base, rev string, rounds int, scenarios []suite.Scenario, results map[string]map[string][]report.Row) {
 	fmt.Fprintf(w, "# A/B: %s (%.12s) against the work tree\n\n", base, rev)
 	fmt.Fprintf(w, "%s, %d logical CPUs, %s, %s; %d rounds, base then work tree in each.\n\n", m.CPUModel, m.Cores, m.GoVersion, m.When.UTC().Format("2006-01-02 15:04 UTC"), rounds)
-	fmt.Fprintln(w, "| scenario | version | events/s | CPU µs per event | p99 ms | median events/s | median µs/event | median p99 ms |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---:|---:|---:|")
-	type med struct{ eps, cpu, p99 float64 }
+	fmt.Fprintln(w, "| scenario | version | events/s | CPU µs per event | p99 ms | RSS MiB | median events/s | median µs/event | median p99 ms | median RSS MiB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---:|---:|---:|---:|")
+	type med struct{ eps, cpu, p99, rss float64 }
 	meds := map[string]map[string]med{}
 	for _, sc := range scenarios {
 		meds[sc.Name] = map[string]med{}
@@ -135,8 +135,8 @@ func writeAB(w io.Writer, m report.Machine, base, rev string, rounds int, scenar
 			if len(rows) == 0 {
 				continue
 			}
-			var eps, cpu, p99 []float64
-			var e, c, p []string
+			var eps, cpu, p99, rss []float64
+			var e, c, p, m []string
 			for _, r := range rows {
 				us := 0.0
 				if r.EventsPerSec > 0 {
@@ -144,18 +144,20 @@ func writeAB(w io.Writer, m report.Machine, base, rev string, rounds int, scenar
 				}
 				eps, cpu, p99 = append(eps, r.EventsPerSec), append(cpu, us), append(p99, float64(r.P99)/1e6)
 				e, c, p = append(e, fmt.Sprintf("%.0f", r.EventsPerSec)), append(c, fmt.Sprintf("%.2f", us)), append(p, fmt.Sprintf("%.1f", float64(r.P99)/1e6))
+				mib := float64(r.ServerMedianRSS) / (1 << 20)
+				rss, m = append(rss, mib), append(m, fmt.Sprintf("%.0f", mib))
 			}
-			md := med{median(eps), median(cpu), median(p99)}
+			md := med{median(eps), median(cpu), median(p99), median(rss)}
 			meds[sc.Name][v] = md
 			name := "work tree"
 			if v == "base" {
 				name = "base"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %.2f | %.1f |\n", sc.Name, name, strings.Join(e, ", "), strings.Join(c, ", "), strings.Join(p, ", "), md.eps, md.cpu, md.p99)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.1f | %.0f |\n", sc.Name, name, strings.Join(e, ", "), strings.Join(c, ", "), strings.Join(p, ", "), strings.Join(m, ", "), md.eps, md.cpu, md.p99, md.rss)
 		}
 	}
-	fmt.Fprintln(w, "\n| scenario | events/s, work tree ÷ base | CPU per event, work tree ÷ base | p99, work tree ÷ base |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	fmt.Fprintln(w, "\n| scenario | events/s, work tree ÷ base | CPU per event, work tree ÷ base | p99, work tree ÷ base | RSS, work tree ÷ base |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "–"
@@ -168,9 +170,9 @@ func writeAB(w io.Writer, m report.Machine, base, rev string, rounds int, scenar
 		if !okb || !okh {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", sc.Name, ratio(h.eps, b.eps), ratio(h.cpu, b.cpu), ratio(h.p99, b.p99))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", sc.Name, ratio(h.eps, b.eps), ratio(h.cpu, b.cpu), ratio(h.p99, b.p99), ratio(h.rss, b.rss))
 	}
-	fmt.Fprintln(w, "\nCPU per event is the collector's average cores over its events/s. A scenario without latency (hub) has p99 0.")
+	fmt.Fprintln(w, "\nCPU per event is the collector's average cores over its events/s; RSS is the median of its resident memory sampled during the run. A scenario without latency or samples (hub) has 0 there.")
 }
 
 func median(xs []float64) float64 {
