@@ -55,26 +55,25 @@ func encodeFullRecord(dst, scratch []byte, b *core.Batch, m *members, origin *Or
 		dst = append(dst, origin.Node...)
 		dst = binary.AppendUvarint(dst, origin.Seq)
 	}
+	dst, scratch = appendPart(dst, scratch, compress, func(d []byte) []byte { return appendLogBody(d, b, m) })
+	if events {
+		dst, scratch = appendPart(dst, scratch, compress, func(d []byte) []byte { return appendRecordBody(d, b, nil) })
+	}
+	return dst, scratch
+}
+
+// appendPart appends one part: its 4-byte length, then what body writes,
+// S2-compressed (through scratch) when compress is set.
+func appendPart(dst, scratch []byte, compress bool, body func([]byte) []byte) (out, scratchOut []byte) {
 	at := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	if compress {
-		scratch = appendLogBody(scratch[:0], b, m)
+		scratch = body(scratch[:0])
 		dst = appendS2(dst, scratch)
 	} else {
-		dst = appendLogBody(dst, b, m)
+		dst = body(dst)
 	}
 	binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
-	if events {
-		at = len(dst)
-		dst = append(dst, 0, 0, 0, 0)
-		if compress {
-			scratch = appendRecordBody(scratch[:0], b, nil)
-			dst = appendS2(dst, scratch)
-		} else {
-			dst = appendRecordBody(dst, b, nil)
-		}
-		binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
-	}
 	return dst, scratch
 }
 

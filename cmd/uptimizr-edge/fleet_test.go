@@ -19,10 +19,10 @@ import (
 	"github.com/uptimizr/edge/fleet/fleettest"
 )
 
-// eventCount returns the project's event count on a node, by the read API.
-func eventCount(t *testing.T, base, query string) int {
+// getJSON reads a read-API route of a node with a query key into v.
+func getJSON(t *testing.T, base, query, route string, v any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/api/v1/event-counts", nil)
+	req, _ := http.NewRequest("GET", base+"/api/v1/"+route, nil)
 	req.Header.Set("x-api-key", query)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -31,12 +31,53 @@ func eventCount(t *testing.T, base, query string) int {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 200 {
-		t.Fatalf("event-counts: %d %s", res.StatusCode, b)
+		t.Fatalf("%s: %d %s", route, res.StatusCode, b)
 	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s %s: %v", route, b, err)
+	}
+}
+
+// streamMsgs returns how many records the fleet's stream on the NATS
+// server at addr holds (0 before it exists).
+func streamMsgs(t *testing.T, addr string) uint64 {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS")
+	if err != nil {
+		return 0
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// waitEngineUp waits until the node at base has reached its stream engine.
+func waitEngineUp(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, base, "uptimizr_forward_engine_down") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reach the stream engine")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// eventCount returns the project's event count on a node, by the read API.
+func eventCount(t *testing.T, base, query string) int {
+	t.Helper()
 	var rows []struct{ Count int }
-	if err := json.Unmarshal(b, &rows); err != nil {
-		t.Fatalf("event-counts %s: %v", b, err)
-	}
+	getJSON(t, base, query, "event-counts", &rows)
 	n := 0
 	for _, r := range rows {
 		n += r.Count
@@ -57,21 +98,8 @@ func tsBatch(sess string, n int, from int64) string {
 // sessionRows returns the sessions/:id rows of a node's read API.
 func sessionRows(t *testing.T, base, query, session string) []core.SessionRow {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/api/v1/sessions?session="+session, nil)
-	req.Header.Set("x-api-key", query)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 {
-		t.Fatalf("sessions: %d %s", res.StatusCode, b)
-	}
 	var rows []core.SessionRow
-	if err := json.Unmarshal(b, &rows); err != nil {
-		t.Fatalf("sessions %s: %v", b, err)
-	}
+	getJSON(t, base, query, "sessions?session="+session, &rows)
 	var out []core.SessionRow
 	for _, r := range rows {
 		if r.SessionID == session {
@@ -81,13 +109,7 @@ func sessionRows(t *testing.T, base, query, session string) []core.SessionRow {
 	return out
 }
 
-func fleetBatch(sess string, n int) string {
-	var ev []string
-	for i := range n {
-		ev = append(ev, fmt.Sprintf(`{"type":"custom","projectId":"x","sessionId":%q,"ts":%d,"sdkVersion":"1","name":"e%d"}`, sess, 1795892750000+int64(i), i))
-	}
-	return `{"events":[` + strings.Join(ev, ",") + `]}`
-}
+func fleetBatch(sess string, n int) string { return tsBatch(sess, n, 1795892750000) }
 
 // TestTwoEdgesAndAHub: two nodes forward what they commit to a real
 // nats-server (embedded); the hub, which consumes the stream, counts the
@@ -332,25 +354,9 @@ func TestForwardBacklogFull(t *testing.T) {
 	ns.Start()
 	// Everything acknowledged reaches the stream, once: one message per
 	// accepted batch.
-	nc, err := nats.Connect("nats://" + ns.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var msgs uint64
-		if st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS"); err == nil {
-			info, err := st.Info(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = info.State.Msgs
-		}
+		msgs := streamMsgs(t, ns.Addr())
 		if msgs == uint64(acked/200) {
 			break
 		}
@@ -387,12 +393,7 @@ func TestStopForwardsTheBacklog(t *testing.T) {
 		"COLLECTOR_FORWARD_URL=nats://" + ns.Addr(), "COLLECTOR_NODE_ID=edge-stop", "COLLECTOR_SHUTDOWN_TIMEOUT=30s"}
 	s := start(t, env, "serve", "--data-dir", dir)
 	// The node makes the stream once the engine answers.
-	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the node did not reach the engine")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitEngineUp(t, s.base)
 	ns.Stop()
 	const batches = 2000
 	for i := range batches {
@@ -401,36 +402,14 @@ func TestStopForwardsTheBacklog(t *testing.T) {
 		}
 	}
 	ns.Start()
-	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the node did not reach the engine again")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitEngineUp(t, s.base)
 	left := gaugeValue(t, s.base, "uptimizr_forward_backlog_records")
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatalf("the node's exit: %v", err)
 	}
-	nc, err := nats.Connect("nats://" + ns.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != batches {
-		t.Fatalf("after the node stopped the stream holds %d records of its %d (%v were left to send at the SIGTERM)", info.State.Msgs, batches, left)
+	if msgs := streamMsgs(t, ns.Addr()); msgs != batches {
+		t.Fatalf("after the node stopped the stream holds %d records of its %d (%v were left to send at the SIGTERM)", msgs, batches, left)
 	}
 	t.Logf("%v records were left to send at the SIGTERM", left)
 }
@@ -449,12 +428,7 @@ func TestBatchOverTheEnginesMessageSize(t *testing.T) {
 	env := []string{"VISITOR_HASH_SECRET=fleet-test-secret-0123456789", "COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_RATE_LIMIT_MAX=0",
 		"COLLECTOR_FORWARD_URL=nats://" + ns.Addr(), "COLLECTOR_NODE_ID=edge-size"}
 	s := start(t, env, "serve", "--data-dir", dir)
-	for deadline := time.Now().Add(30 * time.Second); gaugeValue(t, s.base, "uptimizr_forward_engine_down") != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the node did not reach the engine")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitEngineUp(t, s.base)
 	// 400 events of about 200 bytes each in their stored form: over 64 KiB.
 	code, body := post(t, s.base+"/api/v1/collect", ingest, fleetBatch("big", 400))
 	if code != 413 || !strings.Contains(body, "send smaller batches") {
@@ -464,29 +438,13 @@ func TestBatchOverTheEnginesMessageSize(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("a small batch: %d %s", code, body)
 	}
-	nc, err := nats.Connect("nats://" + ns.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		st, err := js.Stream(t.Context(), "UPTIMIZR_EVENTS")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs == 1 {
+		msgs := streamMsgs(t, ns.Addr())
+		if msgs == 1 {
 			break
 		}
-		if info.State.Msgs > 1 || time.Now().After(deadline) {
-			t.Fatalf("the stream holds %d records, want the small batch's one", info.State.Msgs)
+		if msgs > 1 || time.Now().After(deadline) {
+			t.Fatalf("the stream holds %d records, want the small batch's one", msgs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
