@@ -62,18 +62,19 @@ type Config struct {
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
 
 	// Forwarding to the fleet's stream engine (docs/OPERATIONS.md, "The fleet").
-	ForwardURL        string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
-	NodeID            string // COLLECTOR_NODE_ID: this node's id in the fleet, stable across restarts (required with forwarding)
-	ForwardStream     string // COLLECTOR_FORWARD_STREAM: JetStream stream or Kafka topic ("" = UPTIMIZR_EVENTS / uptimizr-events)
-	ForwardMaxBacklog int64  // COLLECTOR_FORWARD_MAX_BACKLOG: bytes of records not yet forwarded the log may hold; past it ingest answers 503
-	ForwardReplicas   int    // COLLECTOR_FORWARD_REPLICAS: the stream's replicas, or the topic's replication factor, when the node creates it
-	ForwardCreds      string // COLLECTOR_FORWARD_CREDS: NATS credentials file
-	ForwardUser       string // COLLECTOR_FORWARD_USER: NATS user, or Kafka SASL user
-	ForwardPassword   string // COLLECTOR_FORWARD_PASSWORD
-	ForwardSASL       string // COLLECTOR_FORWARD_SASL: Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 ("" = none)
-	ForwardTLSCA      string // COLLECTOR_FORWARD_TLS_CA: CA file to verify the engine with (turns TLS on)
-	ForwardTLSCert    string // COLLECTOR_FORWARD_TLS_CERT: client certificate file
-	ForwardTLSKey     string // COLLECTOR_FORWARD_TLS_KEY: its key file
+	ForwardURL         string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
+	NodeID             string // COLLECTOR_NODE_ID: this node's id in the fleet, stable across restarts (required with forwarding)
+	ForwardStream      string // COLLECTOR_FORWARD_STREAM: JetStream stream or Kafka topic ("" = UPTIMIZR_EVENTS / uptimizr-events)
+	ForwardMaxBacklog  int64  // COLLECTOR_FORWARD_MAX_BACKLOG: bytes of records not yet forwarded the log may hold; past it ingest answers 503
+	ForwardReplicas    int    // COLLECTOR_FORWARD_REPLICAS: the stream's replicas, or the topic's replication factor, when the node creates it
+	ForwardCompression string // COLLECTOR_FORWARD_COMPRESSION: snappy (JetStream bodies as Snappy blocks; Kafka's batches) or none
+	ForwardCreds       string // COLLECTOR_FORWARD_CREDS: NATS credentials file
+	ForwardUser        string // COLLECTOR_FORWARD_USER: NATS user, or Kafka SASL user
+	ForwardPassword    string // COLLECTOR_FORWARD_PASSWORD
+	ForwardSASL        string // COLLECTOR_FORWARD_SASL: Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 ("" = none)
+	ForwardTLSCA       string // COLLECTOR_FORWARD_TLS_CA: CA file to verify the engine with (turns TLS on)
+	ForwardTLSCert     string // COLLECTOR_FORWARD_TLS_CERT: client certificate file
+	ForwardTLSKey      string // COLLECTOR_FORWARD_TLS_KEY: its key file
 
 	// The fleet's hub (uptimizr-edge hub): where it reads the nodes' records.
 	HubSource   string // COLLECTOR_HUB_SOURCE: nats://h:p[,…] or kafka://b1:9092[,…] (the hub command requires it)
@@ -120,6 +121,7 @@ func DefaultConfig() Config {
 		ForwardMaxBacklog:     1 << 30,
 		HubConsumer:           "uptimizr-hub",
 		ForwardReplicas:       1,
+		ForwardCompression:    "snappy",
 	}
 }
 
@@ -249,6 +251,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 		}
 	}
 	num("COLLECTOR_FORWARD_REPLICAS", &c.ForwardReplicas)
+	str("COLLECTOR_FORWARD_COMPRESSION", &c.ForwardCompression)
 	str("COLLECTOR_FORWARD_CREDS", &c.ForwardCreds)
 	str("COLLECTOR_FORWARD_USER", &c.ForwardUser)
 	str("COLLECTOR_FORWARD_PASSWORD", &c.ForwardPassword)
@@ -375,6 +378,9 @@ func (c *Config) Validate() error {
 	if c.ForwardReplicas < 1 || c.ForwardReplicas > 5 {
 		bad("COLLECTOR_FORWARD_REPLICAS %d: want 1–5", c.ForwardReplicas)
 	}
+	if c.ForwardCompression != "snappy" && c.ForwardCompression != "none" {
+		bad("COLLECTOR_FORWARD_COMPRESSION %q: want snappy or none", c.ForwardCompression)
+	}
 	switch c.ForwardSASL {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
 	default:
@@ -468,6 +474,7 @@ var Settings = []Setting{
 	{"COLLECTOR_FORWARD_STREAM", "forward-stream", "JetStream stream or Kafka topic (default UPTIMIZR_EVENTS or uptimizr-events)"},
 	{"COLLECTOR_FORWARD_MAX_BACKLOG", "forward-max-backlog", "bytes of records not yet forwarded kept while the engine is unreachable; past it ingest answers 503 (KiB/MiB/GiB)"},
 	{"COLLECTOR_FORWARD_REPLICAS", "forward-replicas", "replicas of the stream (replication factor of the topic) when the node creates it"},
+	{"COLLECTOR_FORWARD_COMPRESSION", "forward-compression", "snappy (JetStream message bodies are Snappy blocks, header Uptimizr-Encoding: snappy; Kafka batches are Snappy-compressed) or none (bodies are the NDJSON as it is)"},
 	{"COLLECTOR_FORWARD_CREDS", "forward-creds", "NATS credentials file"},
 	{"COLLECTOR_FORWARD_USER", "forward-user", "NATS user, or Kafka SASL user"},
 	{"COLLECTOR_FORWARD_PASSWORD", "forward-password", "NATS or Kafka SASL password"},

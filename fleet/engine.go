@@ -89,4 +89,22 @@ type EngineOptions struct {
 	TLSCA, TLSCert, TLSKey string
 	// Name identifies the connection to the engine (the node id).
 	Name string
+	// Compression of the records on their way: CompressionSnappy (""
+	// means it) or CompressionNone. On JetStream a message's body is then a
+	// Snappy block of the NDJSON (header Uptimizr-Encoding: snappy), or the
+	// NDJSON itself; on Kafka it is the producer's batch compression, and a
+	// record's value is always the NDJSON.
+	Compression string
+}
+
+// The values of EngineOptions.Compression.
+const (
+	CompressionSnappy = "snappy"
+	CompressionNone   = "none"
+)
+
+// ValidCompression reports whether c is a value of
+// EngineOptions.Compression ("" is CompressionSnappy).
+func ValidCompression(c string) bool {
+	return c == "" || c == CompressionSnappy || c == CompressionNone
 }

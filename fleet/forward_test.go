@@ -31,7 +31,7 @@ func (s *memSource) add(project string, n int) {
 	for range n {
 		seq := uint64(len(s.recs[project]))
 		ev := fmt.Appendf(nil, `{"p":%q,"seq":%d}`, project, seq)
-		s.recs[project] = append(s.recs[project], Record{Node: "n1", Project: project, Seq: seq, ReceivedAt: 1, Events: [][]byte{ev}})
+		s.recs[project] = append(s.recs[project], Record{Node: "n1", Project: project, Seq: seq, ReceivedAt: 1, Body: append(ev, '\n')})
 	}
 	s.mu.Unlock()
 	select {
@@ -133,7 +133,7 @@ func (e *memEngine) Publish(ctx context.Context, r *Record, ack func(error)) err
 	if e.fail != nil {
 		err = e.fail(n, r)
 	}
-	cp := Record{Node: r.Node, Project: r.Project, Seq: r.Seq, Events: slices.Clone(r.Events)}
+	cp := Record{Node: r.Node, Project: r.Project, Seq: r.Seq, Body: slices.Clone(r.Body)}
 	delay := time.Duration(e.rng.IntN(300)) * time.Microsecond
 	e.mu.Unlock()
 	e.wg.Add(1)

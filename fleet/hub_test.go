@@ -103,9 +103,20 @@ func recordOf(b *core.Batch, node string, seq uint64) *Record {
 	return r
 }
 
-func messageOf(r *Record) *Message {
-	h := r.Headers()
-	return &Message{Subject: Subject(r.Project), Body: r.AppendBody(nil), Header: func(n string) string {
+// messageOf returns r as a publisher sends it, its body r.Events as NDJSON.
+func messageOf(r *Record) *Message { return encodedMessage(r, false) }
+
+// snappyMessageOf is messageOf with the body a Snappy block.
+func snappyMessageOf(r *Record) *Message { return encodedMessage(r, true) }
+
+func encodedMessage(r *Record, snappy bool) *Message {
+	r.Body, r.Snappy = AppendNDJSON(nil, r.Events), false
+	body := r.Body
+	if snappy {
+		body = r.AppendSnappy(nil)
+	}
+	h := r.Headers(snappy)
+	return &Message{Subject: Subject(r.Project), Body: body, Header: func(n string) string {
 		for _, kv := range h {
 			if kv[0] == n {
 				return kv[1]
@@ -191,8 +202,11 @@ func TestHubRun(t *testing.T) {
 	wrongSubject.Subject = Subject("other")
 	badHeader := good(93)
 	badHeader.Header = func(string) string { return "" }
+	notSnappy := snappyMessageOf(recordOf(b, "edge-1", 94))
+	notSnappy.Body = notSnappy.Body[:len(notSnappy.Body)/2]
 	sub := &listSub{done: make(chan struct{}), msgs: []*Message{
-		good(0), good(1), messageOf(notJSON), good(1), messageOf(invalid), wrongSubject, badHeader, good(2),
+		good(0), good(1), messageOf(notJSON), good(1), messageOf(invalid), wrongSubject, badHeader, notSnappy,
+		snappyMessageOf(recordOf(b, "edge-1", 2)), good(2), snappyMessageOf(recordOf(b, "edge-1", 3)),
 	}}
 	store := newMemHubStore()
 	store.fail = 2
@@ -210,10 +224,14 @@ func TestHubRun(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	st := h.Stats()
-	if st.Committed != 3 || st.Duplicates != 1 || st.Dead != 4 || len(store.batches) != 3 {
-		t.Fatalf("stats %+v, %d batches: want 3 committed, 1 duplicate, 4 dead", st, len(store.batches))
+	if st.Committed != 4 || st.Duplicates != 2 || st.Dead != 5 || len(store.batches) != 4 {
+		t.Fatalf("stats %+v, %d batches: want 4 committed, 2 duplicates, 5 dead", st, len(store.batches))
 	}
-	for i, want := range []string{"not JSON", "unknown event type", "not project", "format"} {
+	// The Snappy-encoded record 3 is committed as the NDJSON one would be.
+	if got, want := len(store.batches[3].Events), len(b.Events); got != want {
+		t.Fatalf("the Snappy-encoded record: %d events, want %d", got, want)
+	}
+	for i, want := range []string{"not JSON", "unknown event type", "not project", "format", "snappy"} {
 		if !strings.Contains(sub.dead[i], want) && !strings.Contains(strings.ToLower(sub.dead[i]), want) {
 			t.Errorf("dead letter %d: %q, want it to name %q", i, sub.dead[i], want)
 		}

@@ -1,14 +1,17 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 )
 
 func headersOf(r *Record) func(string) string {
-	h := r.Headers()
+	h := r.Headers(r.Snappy)
 	return func(name string) string {
 		for _, kv := range h {
 			if kv[0] == name {
@@ -19,28 +22,45 @@ func headersOf(r *Record) func(string) string {
 	}
 }
 
+// TestRecordRoundTrip: a record's body, NDJSON or a Snappy block of it,
+// parses back to its events, and converts from one to the other.
 func TestRecordRoundTrip(t *testing.T) {
-	r := Record{Node: "edge-1", Project: "shop.eu", Seq: 42, ReceivedAt: 1765000000000,
-		Events: [][]byte{[]byte(`{"type":"session_start","sessionId":"s1","ts":1}`), []byte(`{"type":"pointer_move","sessionId":"s1","ts":2,"x":"a\nb"}`)}}
-	body := r.AppendBody(nil)
-	if strings.Count(string(body), "\n") != 2 {
-		t.Fatalf("body %q: want one line per event", body)
+	events := [][]byte{[]byte(`{"type":"session_start","sessionId":"s1","ts":1}`), []byte(`{"type":"pointer_move","sessionId":"s1","ts":2,"x":"a\nb"}`)}
+	ndjson := AppendNDJSON(nil, events)
+	if strings.Count(string(ndjson), "\n") != 2 {
+		t.Fatalf("body %q: want one line per event", ndjson)
 	}
-	var got Record
-	if err := ParseRecord(headersOf(&r), body, &got); err != nil {
-		t.Fatal(err)
+	plain := Record{Node: "edge-1", Project: "shop.eu", Seq: 42, ReceivedAt: 1765000000000, Body: ndjson}
+	packed := plain
+	packed.Body, packed.Snappy = plain.AppendSnappy(nil), true
+	if len(packed.Body) >= len(ndjson) && len(ndjson) > 64 {
+		t.Fatalf("Snappy body of %d bytes for %d of NDJSON", len(packed.Body), len(ndjson))
 	}
-	if got.Node != r.Node || got.Project != r.Project || got.Seq != r.Seq || got.ReceivedAt != r.ReceivedAt ||
-		!slices.EqualFunc(got.Events, r.Events, func(a, b []byte) bool { return string(a) == string(b) }) {
-		t.Fatalf("round trip: %+v, want %+v", got, r)
+	for _, r := range []Record{plain, packed} {
+		var got Record
+		if err := ParseRecord(headersOf(&r), r.Body, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Node != r.Node || got.Project != r.Project || got.Seq != r.Seq || got.ReceivedAt != r.ReceivedAt || got.Snappy != r.Snappy ||
+			!slices.EqualFunc(got.Events, events, func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Fatalf("round trip (Snappy %v): %+v", r.Snappy, got)
+		}
+		if b, err := r.AppendPlain([]byte("x")); err != nil || string(b) != "x"+string(ndjson) {
+			t.Fatalf("AppendPlain (Snappy %v): %q, %v", r.Snappy, b, err)
+		}
+		if b, err := (&Record{Body: r.AppendSnappy(nil), Snappy: true}).AppendPlain(nil); err != nil || string(b) != string(ndjson) {
+			t.Fatalf("AppendSnappy (Snappy %v) does not decode to the NDJSON: %q, %v", r.Snappy, b, err)
+		}
 	}
-	if id := r.MsgID(); id != "edge-1:shop.eu:42" {
+	if id := plain.MsgID(); id != "edge-1:shop.eu:42" {
 		t.Fatalf("MsgID %q", id)
 	}
 }
 
 func TestParseRecordRefuses(t *testing.T) {
-	good := Record{Node: "n", Project: "p", Seq: 1, ReceivedAt: 5, Events: [][]byte{[]byte(`{"a":1}`)}}
+	good := Record{Node: "n", Project: "p", Seq: 1, ReceivedAt: 5, Body: []byte("{\"a\":1}\n")}
+	// A Snappy block whose header claims 1 GiB: refused before decoding.
+	bomb := binary.AppendUvarint(nil, 1<<30)
 	for _, tc := range []struct {
 		name   string
 		header map[string]string
@@ -58,6 +78,11 @@ func TestParseRecordRefuses(t *testing.T) {
 		{"empty line", nil, "{}\n\n", "not a JSON object"},
 		{"no events", nil, "", "no events"},
 		{"too many", nil, strings.Repeat("{}\n", MaxEvents+1), "more than"},
+		{"encoding", map[string]string{HeaderEncoding: "gzip"}, "{}\n", "encoding"},
+		{"not Snappy", map[string]string{HeaderEncoding: EncodingSnappy}, "{}\n", "snappy"},
+		{"Snappy bomb", map[string]string{HeaderEncoding: EncodingSnappy}, string(bomb), "decompresses to"},
+		{"Snappy of nothing", map[string]string{HeaderEncoding: EncodingSnappy}, string(s2.EncodeSnappy(nil, nil)), "no events"},
+		{"Snappy not NDJSON", map[string]string{HeaderEncoding: EncodingSnappy}, string(s2.EncodeSnappy(nil, []byte("[1]\n"))), "not a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := headersOf(&good)
@@ -69,7 +94,7 @@ func TestParseRecordRefuses(t *testing.T) {
 			}
 			var r Record
 			err := ParseRecord(hdr, []byte(tc.body), &r)
-			if !errors.Is(err, ErrBadMessage) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, ErrBadMessage) || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.want)) {
 				t.Fatalf("ParseRecord: %v, want ErrBadMessage naming %q", err, tc.want)
 			}
 		})
@@ -109,11 +134,38 @@ func FuzzParseRecord(f *testing.F) {
 			}
 			return
 		}
-		if got := r.AppendBody(nil); string(got) != string(body) {
+		if got := AppendNDJSON(nil, r.Events); string(got) != string(body) {
 			t.Fatalf("accepted body %q encodes back to %q", body, got)
 		}
 		if !ValidNodeID(r.Node) || len(r.Events) == 0 || len(r.Events) > MaxEvents {
 			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
+// FuzzParseSnappyRecord: any body sent as a Snappy block parses without a
+// panic; what is accepted is the NDJSON of its events, compressed.
+func FuzzParseSnappyRecord(f *testing.F) {
+	f.Add(s2.EncodeSnappy(nil, []byte("{\"a\":1}\n{\"b\":2}\n")))
+	f.Add(s2.EncodeSnappy(nil, []byte("{}\n")))
+	f.Add(binary.AppendUvarint(nil, 1<<30))
+	f.Add([]byte{0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		h := map[string]string{HeaderNode: "n", HeaderProject: "p", HeaderSeq: "1", HeaderReceivedAt: "1", HeaderFormat: FormatNDJSON, HeaderEncoding: EncodingSnappy}
+		var r Record
+		if err := ParseRecord(func(n string) string { return h[n] }, body, &r); err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("error not ErrBadMessage: %v", err)
+			}
+			return
+		}
+		plain, err := s2.Decode(nil, body)
+		if err != nil {
+			t.Fatalf("accepted a body S2 cannot decode: %v", err)
+		}
+		if got := AppendNDJSON(nil, r.Events); string(got) != string(plain) {
+			t.Fatalf("accepted body %q: events %q", plain, got)
 		}
 	})
 }

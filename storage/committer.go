@@ -145,10 +145,10 @@ func (c *Committer) commit(ctx context.Context, b *core.Batch, origin *Origin) e
 		if err := c.s.fwd.checkBody(b); err != nil {
 			return err
 		}
-		// They are S2-compressed: a record may wait in the log for as long
-		// as the engine is down, and the backlog's cap then holds about
-		// four times as many (docs/RATIONALE.md).
-		r.log, r.tmp = encodeFullRecord(r.log[:0], r.tmp, b, &r.m, nil, true, true)
+		// Its body is a Snappy block, the message's body as JetStream
+		// carries it: compressed once here, sent as it is
+		// (docs/RATIONALE.md).
+		r.log, r.tmp = encodeFullRecord(r.log[:0], r.tmp, b, &r.m, nil, true, compress)
 	} else {
 		r.log, r.tmp = encodeLogRecord(r.log[:0], r.tmp, b, &r.m, compress)
 	}

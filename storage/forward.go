@@ -16,13 +16,16 @@ const forwardReader = "forward"
 
 // ForwardRecord is one committed record as the fleet forwarder sends it:
 // its project, its sequence number in the project's log, when it was
-// accepted, and its canonical events.
+// accepted, and its canonical events as the message's body.
 type ForwardRecord struct {
 	Project    string
 	Seq        uint64
-	ReceivedAt int64    // Unix milliseconds
-	Events     [][]byte // canonical JSON, one per event
-	Session    []byte   // the first event's session id
+	ReceivedAt int64 // Unix milliseconds
+	// Body is the canonical events as NDJSON, one per line: a Snappy block
+	// of it when Snappy is set (fleet.Record).
+	Body    []byte
+	Snappy  bool
+	Session []byte // the first event's session id
 }
 
 // Forward is the ingest log as the fleet forwarder reads it (Options.Forward):
@@ -39,9 +42,8 @@ type Forward struct {
 	ents    []ingestlog.Entry
 	buf     []byte // the frame being read
 	scratch []byte // its decompressed body
-	arena   []byte // the events of one Read
-	spans   [][2]int
-	sess    [][2]int // each record's first session id, in the arena
+	arena   []byte   // the bodies and sessions of one Read
+	spans   [][4]int // each record's body and session id, in the arena
 	pnums   []uint32
 
 	// wake is signalled after each append (committer).
@@ -125,7 +127,7 @@ func (f *Forward) Read(ctx context.Context, dst []ForwardRecord, max int) ([]For
 }
 
 func (f *Forward) readLocked(dst []ForwardRecord, max int) ([]ForwardRecord, error) {
-	f.arena, f.spans, f.sess = f.arena[:0], f.spans[:0], f.sess[:0]
+	f.arena, f.spans = f.arena[:0], f.spans[:0]
 	start := len(dst)
 	f.pnums = f.r.Projects(f.pnums[:0])
 	for _, pnum := range f.pnums {
@@ -151,42 +153,59 @@ func (f *Forward) readLocked(dst []ForwardRecord, max int) ([]ForwardRecord, err
 				f.r.Advance(pnum, e.Seq+1)
 				continue
 			}
-			first := len(f.spans)
-			at, scratch, err := DecodeRecord(rec, f.scratch, func(re RecordEvent) error {
-				if len(f.spans) == first {
-					f.sess = append(f.sess, [2]int{len(f.arena), len(f.arena) + len(re.Session)})
-					f.arena = append(f.arena, re.Session...)
-				}
-				f.spans = append(f.spans, [2]int{len(f.arena), len(f.arena) + len(re.JSON)})
-				f.arena = append(f.arena, re.JSON...)
-				return nil
-			})
-			f.scratch = scratch
-			if err != nil {
+			fr := ForwardRecord{Seq: e.Seq}
+			if fr.ReceivedAt, fr.Snappy, err = f.appendMessage(rec); err != nil {
 				return dst, fmt.Errorf("forward: record %d of project %d: %w", e.Seq, pnum, err)
 			}
-			id, err := f.projectID(pnum)
-			if err != nil {
+			if fr.Project, err = f.projectID(pnum); err != nil {
 				return dst, err
 			}
-			if len(f.spans) == first {
-				f.sess = append(f.sess, [2]int{len(f.arena), len(f.arena)}) // no events
-			}
-			dst = append(dst, ForwardRecord{Project: id, Seq: e.Seq, ReceivedAt: at, Events: make([][]byte, len(f.spans)-first)})
+			dst = append(dst, fr)
 		}
 	}
-	// The arena is complete: cut the events out of it.
-	k := 0
+	// The arena is complete: cut the bodies and sessions out of it.
 	for i := start; i < len(dst); i++ {
-		sp := f.sess[i-start]
-		dst[i].Session = f.arena[sp[0]:sp[1]:sp[1]]
-		for j := range dst[i].Events {
-			sp := f.spans[k]
-			dst[i].Events[j] = f.arena[sp[0]:sp[1]:sp[1]]
-			k++
-		}
+		sp := f.spans[i-start]
+		dst[i].Body = f.arena[sp[0]:sp[1]:sp[1]]
+		dst[i].Session = f.arena[sp[2]:sp[3]:sp[3]]
 	}
 	return dst, nil
+}
+
+// appendMessage appends a forwardable record's body and first session id
+// to the arena, and their spans to f.spans. A version-5 record holds them
+// as they are sent; the events of a version-4 or version-1 record (written
+// by an earlier release) are written out as NDJSON.
+func (f *Forward) appendMessage(rec []byte) (receivedAt int64, snappy bool, err error) {
+	if r, ok := splitFullRecord(rec); ok && r.version == fullRecordVersion {
+		if !r.hasEvents {
+			return 0, false, ErrCorruptRecord
+		}
+		b := len(f.arena)
+		f.arena = append(f.arena, r.body...)
+		s := len(f.arena)
+		f.arena = append(f.arena, r.session...)
+		f.spans = append(f.spans, [4]int{b, s, s, len(f.arena)})
+		return r.receivedAt, r.bodySnappy, nil
+	}
+	b := len(f.arena)
+	var sess []byte
+	first := true
+	receivedAt, f.scratch, err = DecodeRecord(rec, f.scratch, func(re RecordEvent) error {
+		if first {
+			sess, first = re.Session, false
+		}
+		f.arena = append(f.arena, re.JSON...)
+		f.arena = append(f.arena, '\n')
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	s := len(f.arena)
+	f.arena = append(f.arena, sess...)
+	f.spans = append(f.spans, [4]int{b, s, s, len(f.arena)})
+	return receivedAt, false, nil
 }
 
 // projectID returns the id of project number pnum.

@@ -1,17 +1,28 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/storage/ingestlog"
 )
 
+// readRecord is a ForwardRecord copied out of the Forward's buffers, with
+// its body's lines.
+type readRecord struct {
+	ForwardRecord
+	Events [][]byte
+}
+
 // readForward reads what the forwarder would send next, without waiting.
-func readForward(t *testing.T, f *Forward) []ForwardRecord {
+func readForward(t *testing.T, f *Forward) []readRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -19,16 +30,21 @@ func readForward(t *testing.T, f *Forward) []ForwardRecord {
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal(err)
 	}
-	// Copy out of the Forward's buffers.
-	for i := range recs {
-		evs := make([][]byte, len(recs[i].Events))
-		for j, e := range recs[i].Events {
-			evs[j] = append([]byte(nil), e...)
+	out := make([]readRecord, len(recs))
+	for i, r := range recs {
+		body := bytes.Clone(r.Body)
+		if r.Snappy {
+			if body, err = s2.Decode(nil, r.Body); err != nil {
+				t.Fatalf("record %s/%d: its body is not a Snappy block: %v", r.Project, r.Seq, err)
+			}
 		}
-		recs[i].Events = evs
-		recs[i].Session = append([]byte(nil), recs[i].Session...)
+		if len(body) == 0 || body[len(body)-1] != '\n' {
+			t.Fatalf("record %s/%d: body %q does not end in a newline", r.Project, r.Seq, body)
+		}
+		r.Body, r.Session = bytes.Clone(r.Body), bytes.Clone(r.Session)
+		out[i] = readRecord{ForwardRecord: r, Events: bytes.Split(body[:len(body)-1], []byte("\n"))}
 	}
-	return recs
+	return out
 }
 
 // TestForwardReadsCanonicalEvents: with forwarding on, each committed
@@ -86,6 +102,9 @@ func TestForwardReadsCanonicalEvents(t *testing.T) {
 		if string(r.Session) != string(b.Session(0)) {
 			t.Fatalf("record %s/%d: session %q, want %q", r.Project, r.Seq, r.Session, b.Session(0))
 		}
+		if !r.Snappy {
+			t.Fatalf("record %s/%d: its body is not the Snappy block the log keeps", r.Project, r.Seq)
+		}
 	}
 	if more := readForward(t, f); len(more) != 0 {
 		t.Fatalf("%d records read twice", len(more))
@@ -140,6 +159,46 @@ func TestForwardReadsCanonicalEvents(t *testing.T) {
 	}
 	if fmt.Sprint(got["a"]) != "[3]" || fmt.Sprint(got["b.eu"]) != "[1]" {
 		t.Fatalf("after a rewind the forwarder reads %v, want a [3] and b.eu [1]", got)
+	}
+}
+
+// TestForwardReadsRecordsOfEarlierReleases: the records a forwarding node
+// of an earlier release left in its log (version 4 with the events as a
+// version-1 body, S2-compressed or not, and version 1) are forwarded as
+// NDJSON, uncompressed, with the same events, session and time accepted.
+func TestForwardReadsRecordsOfEarlierReleases(t *testing.T) {
+	s := openTest(t, Options{Forward: true, DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	var m members
+	var sent []*core.Batch
+	for i, enc := range []func(*core.Batch) []byte{
+		func(b *core.Batch) []byte { return encodeV4Record(b, &m, nil, true, true) },
+		func(b *core.Batch) []byte { return encodeV4Record(b, &m, nil, true, false) },
+		func(b *core.Batch) []byte { rec, _ := encodeRecord(nil, nil, b, nil, true); return rec },
+	} {
+		b := testBatch(pnum, 3+i, fmt.Sprint("old", i), "other")
+		b.ReceivedAt += int64(i)
+		sent = append(sent, b)
+		if err := s.ilog.Append([]ingestlog.Append{{Project: pnum, Seq: uint64(i), Rec: enc(b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := readForward(t, s.Forward())
+	if len(recs) != len(sent) {
+		t.Fatalf("%d records to forward, want %d", len(recs), len(sent))
+	}
+	for i, r := range recs {
+		b := sent[i]
+		if r.Seq != uint64(i) || r.Snappy || r.ReceivedAt != b.ReceivedAt || string(r.Session) != string(b.Session(0)) || len(r.Events) != len(b.Events) {
+			t.Fatalf("record %d: seq %d, Snappy %v, at %d, session %q, %d events; want %d, false, %d, %q, %d",
+				i, r.Seq, r.Snappy, r.ReceivedAt, r.Session, len(r.Events), i, b.ReceivedAt, b.Session(0), len(b.Events))
+		}
+		for j, e := range r.Events {
+			if string(e) != string(b.JSON(j)) {
+				t.Fatalf("record %d event %d: %s, want %s", i, j, e, b.JSON(j))
+			}
+		}
 	}
 }
 

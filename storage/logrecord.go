@@ -122,7 +122,15 @@ func encodeLogRecord(dst, scratch []byte, b *core.Batch, m *members, compress bo
 }
 
 // appendS2 appends the S2 block encoding of src to dst.
-func appendS2(dst, src []byte) []byte {
+func appendS2(dst, src []byte) []byte { return appendBlock(dst, src, s2.Encode) }
+
+// appendSnappy appends the Snappy-compatible block encoding of src to dst:
+// as fast as S2's own and about as small (docs/RATIONALE.md), S2's decoder
+// reads it, and so does any Snappy library, as a consumer of the forwarded
+// messages must.
+func appendSnappy(dst, src []byte) []byte { return appendBlock(dst, src, s2.EncodeSnappy) }
+
+func appendBlock(dst, src []byte, encode func(dst, src []byte) []byte) []byte {
 	need := s2.MaxEncodedLen(len(src))
 	start := len(dst)
 	if cap(dst)-start < need {
@@ -130,7 +138,7 @@ func appendS2(dst, src []byte) []byte {
 		copy(grown, dst)
 		dst = grown
 	}
-	enc := s2.Encode(dst[start:start+need], src)
+	enc := encode(dst[start:start+need], src)
 	return dst[:start+len(enc)]
 }
 
@@ -190,7 +198,7 @@ func appendLogBody(dst []byte, b *core.Batch, m *members) []byte {
 }
 
 // decodeLogRecord calls fn for each event of a log record, of any version
-// (1, 2 or 4), in stored order. m is scratch for version-1 records, whose events
+// (1, 2, 4 or 5), in stored order. m is scratch for version-1 records, whose events
 // that are not JSON objects are skipped and counted; scratch is reused for
 // decompression and returned grown.
 func decodeLogRecord(val, scratch []byte, m *members, fn func(*logEvent) error) (_ []byte, skipped int, _ error) {
@@ -220,7 +228,7 @@ func decodeLogRecordInto(val, scratch []byte, m *members, e *logEvent, fn func(*
 	}
 	var body []byte
 	var err error
-	if len(val) >= 1 && val[0] == fullRecordVersion {
+	if len(val) >= 1 && (val[0] == fullRecordVersion || val[0] == fullRecordVersionV4) {
 		r, ok := splitFullRecord(val)
 		if !ok {
 			return scratch, 0, ErrCorruptRecord

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
 	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
@@ -117,9 +118,10 @@ func TestLogRecordCarriesWhatTheAggregatorReads(t *testing.T) {
 			for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 77}} {
 				for _, events := range []bool{false, true} {
 					rec, _ = encodeFullRecord(nil, nil, b, &m, origin, events, compress)
-					variants[fmt.Sprint("version 4, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
+					variants[fmt.Sprint("version 5, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
 					rec, _ = encodeFullRecord(nil, nil, plain[bi], &m, origin, events, compress)
-					variants[fmt.Sprint("version 4 scanned, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
+					variants[fmt.Sprint("version 5 scanned, origin=", origin != nil, " events=", events, " compress=", compress)] = rec
+					variants[fmt.Sprint("version 4, origin=", origin != nil, " events=", events, " compress=", compress)] = encodeV4Record(b, &m, origin, events, compress)
 				}
 			}
 		}
@@ -144,6 +146,39 @@ func TestLogRecordCarriesWhatTheAggregatorReads(t *testing.T) {
 	}
 }
 
+// encodeV4Record appends the version-4 record of b the previous release
+// wrote on a forwarding node (compress: both parts S2) or a hub (origin).
+func encodeV4Record(b *core.Batch, m *members, origin *Origin, events, compress bool) []byte {
+	var flags byte
+	if compress {
+		flags |= flagCompressedS
+	}
+	if origin != nil {
+		flags |= flagOrigin
+	}
+	if events {
+		flags |= flagEvents
+	}
+	dst := []byte{fullRecordVersionV4, flags}
+	if origin != nil {
+		dst = binary.AppendUvarint(dst, uint64(len(origin.Node)))
+		dst = append(dst, origin.Node...)
+		dst = binary.AppendUvarint(dst, origin.Seq)
+	}
+	part := func(dst []byte, body []byte) []byte {
+		if compress {
+			body = s2.Encode(nil, body)
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+		return append(dst, body...)
+	}
+	dst = part(dst, appendLogBody(nil, b, m))
+	if events {
+		dst = part(dst, appendRecordBody(nil, b, nil))
+	}
+	return dst
+}
+
 // TestLogRecordCorruption requires every truncation and every single-byte
 // change of a record to decode to an error or to events, never a panic, and
 // the cut record to be refused.
@@ -157,7 +192,7 @@ func TestLogRecordCorruption(t *testing.T) {
 		for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 77}} {
 			for _, events := range []bool{false, true} {
 				rec, _ := encodeFullRecord(nil, nil, b, &m, origin, events, compress)
-				recs = append(recs, rec)
+				recs = append(recs, rec, encodeV4Record(b, &m, origin, events, compress))
 			}
 		}
 	}
@@ -174,6 +209,15 @@ func TestLogRecordCorruption(t *testing.T) {
 			decodeLogRecord(mut, nil, &m, func(*logEvent) error { return nil })
 			DecodeRecord(mut, nil, func(RecordEvent) error { return nil })
 			recordOrigin(mut)
+			splitFullRecord(mut)
+		}
+		if rec[0] == fullRecordVersion {
+			for n := 0; n < len(rec); n++ {
+				if _, ok := splitFullRecord(rec[:n]); ok {
+					t.Fatalf("version-5 record cut to %d of %d bytes split", n, len(rec))
+				}
+			}
+			continue
 		}
 		if !forwardable(rec) {
 			continue
@@ -186,32 +230,25 @@ func TestLogRecordCorruption(t *testing.T) {
 	}
 }
 
-// TestFullRecordParts checks what a version-4 record carries besides the
-// aggregator's part: the origin of a hub's record, and the canonical events
-// of a forwarding node's, byte for byte as version 1 holds them; and that
-// the aggregator's part is what a version-2 record holds.
+// TestFullRecordParts checks what a version-5 record carries besides the
+// aggregator's part: the origin of a hub's record, and the message of a
+// forwarding node's (its body a Snappy block of the canonical events as
+// NDJSON, byte for byte as version 1 holds them, the first session and the
+// time accepted); that the aggregator's part is what a version-2 record
+// holds; and that a version-4 record of the previous release still reads.
 func TestFullRecordParts(t *testing.T) {
 	var m members
 	for bi, b := range validatedFixtures(t, 1, true) {
 		v1, _ := encodeRecord(nil, nil, b, nil, false)
 		v2, _ := encodeLogRecord(nil, nil, b, &m, false)
-		type ev struct {
-			typ  core.EventType
-			ts   int64
-			sess string
-			js   string
+		var ndjson []byte
+		wantAt, _, err := DecodeRecord(v1, nil, func(e RecordEvent) error {
+			ndjson = append(append(ndjson, e.JSON...), '\n')
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		events := func(rec []byte) (at int64, out []ev) {
-			at, _, err := DecodeRecord(rec, nil, func(e RecordEvent) error {
-				out = append(out, ev{e.Type, e.TS, string(e.Session), string(e.JSON)})
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("batch %d: %v", bi, err)
-			}
-			return at, out
-		}
-		wantAt, want := events(v1)
 		for _, compress := range []bool{false, true} {
 			for _, origin := range []*Origin{nil, {Node: "edge-1", Seq: 1 << 40}} {
 				for _, withEvents := range []bool{false, true} {
@@ -224,21 +261,43 @@ func TestFullRecordParts(t *testing.T) {
 					if forwardable(rec) != withEvents {
 						t.Fatalf("batch %d %s: forwardable %v", bi, name, !withEvents)
 					}
-					if withEvents {
-						at, got := events(rec)
-						if at != wantAt || fmt.Sprint(got) != fmt.Sprint(want) {
-							t.Fatalf("batch %d %s: the events differ from version 1's", bi, name)
-						}
-					} else if _, _, err := DecodeRecord(rec, nil, func(RecordEvent) error { return nil }); err == nil {
-						t.Fatalf("batch %d %s: events decoded from a record without them", bi, name)
-					}
 					r, ok := splitFullRecord(rec)
-					if !ok {
+					if !ok || r.version != fullRecordVersion {
 						t.Fatalf("batch %d %s: not split", bi, name)
+					}
+					if r.hasEvents != withEvents || r.bodySnappy != withEvents {
+						t.Fatalf("batch %d %s: events %v, Snappy body %v", bi, name, r.hasEvents, r.bodySnappy)
+					}
+					if withEvents {
+						body, err := s2.Decode(nil, r.body)
+						if err != nil || !bytes.Equal(body, ndjson) {
+							t.Fatalf("batch %d %s: the body is not the NDJSON of version 1's events (%v)", bi, name, err)
+						}
+						if r.receivedAt != wantAt || string(r.session) != string(b.Session(0)) {
+							t.Fatalf("batch %d %s: received at %d, session %q; want %d, %q", bi, name, r.receivedAt, r.session, wantAt, b.Session(0))
+						}
+					}
+					if _, _, err := DecodeRecord(rec, nil, func(RecordEvent) error { return nil }); err == nil {
+						t.Fatalf("batch %d %s: version-1 events decoded from a version-5 record", bi, name)
 					}
 					agg, _, err := r.part(r.agg, nil)
 					if err != nil || !bytes.Equal(agg, v2[2:]) {
 						t.Fatalf("batch %d %s: the aggregator's part is not the version-2 body (%v)", bi, name, err)
+					}
+					// The same record as version 4 wrote it.
+					v4 := encodeV4Record(b, &m, origin, withEvents, compress)
+					if node4, seq4, ok4 := recordOrigin(v4); ok4 != (origin != nil) || string(node4) != string(node) || seq4 != seq || forwardable(v4) != withEvents {
+						t.Fatalf("batch %d %s: version 4's origin or events misread", bi, name)
+					}
+					if withEvents {
+						var got []byte
+						at, _, err := DecodeRecord(v4, nil, func(e RecordEvent) error {
+							got = append(append(got, e.JSON...), '\n')
+							return nil
+						})
+						if err != nil || at != wantAt || !bytes.Equal(got, ndjson) {
+							t.Fatalf("batch %d %s: version 4's events differ from version 1's (%v)", bi, name, err)
+						}
 					}
 				}
 			}
@@ -266,6 +325,7 @@ func FuzzDecodeLogRecord(f *testing.F) {
 			f.Add(rec)
 			rec, _ = encodeFullRecord(nil, nil, b, &m, nil, true, true)
 			f.Add(rec)
+			f.Add(encodeV4Record(b, &m, nil, true, true))
 		}
 	}
 	f.Add([]byte{2, 0, 1, 1, 3, 5, 2, 's', 1, 1, 3, '"', 'x', '"'})
@@ -273,6 +333,7 @@ func FuzzDecodeLogRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m members
 		recordOrigin(data)
+		splitFullRecord(data)
 		DecodeRecord(data, nil, func(RecordEvent) error { return nil })
 		decodeLogRecord(data, nil, &m, func(e *logEvent) error {
 			if e.Type == core.TypeInvalid || e.Type >= core.NumEventTypes {

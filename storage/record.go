@@ -80,11 +80,13 @@ type RecordEvent struct {
 // DecodeRecord calls fn for each event of a stored record (version 1, or a
 // version-4 log record with its events) in stored order and returns the
 // record's receivedAt. scratch is reused for decompression and
-// returned grown.
+// returned grown. A version-5 record's events are its message (Forward
+// reads it), not a version-1 body: it is refused.
 func DecodeRecord(val, scratch []byte, fn func(RecordEvent) error) (receivedAt int64, scratchOut []byte, err error) {
 	var body []byte
-	if len(val) >= 1 && val[0] == fullRecordVersion {
-		// A forwarding node's record: its events part is a version-1 body.
+	if len(val) >= 1 && val[0] == fullRecordVersionV4 {
+		// A forwarding node's record of the previous release: its events
+		// part is a version-1 body.
 		r, ok := splitFullRecord(val)
 		if !ok || !r.hasEvents {
 			return 0, scratch, ErrCorruptRecord

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +35,14 @@ type benchNATS struct {
 	url  string
 	pid  int
 	stop func()
+	// prof is the address of its profiling endpoint (/debug/pprof), when
+	// started with profiling.
+	prof string
 }
 
-// startBenchNATS starts a nats-server with JetStream in dir.
-func startBenchNATS(ctx context.Context, bin, dir string) (*benchNATS, error) {
+// startBenchNATS starts a nats-server with JetStream in dir; with profile,
+// it also serves its profiles (nats-server's prof_port).
+func startBenchNATS(ctx context.Context, bin, dir string, profile bool) (*benchNATS, error) {
 	if bin == "" {
 		return nil, errors.New("the forward and hub scenarios need a nats-server binary (-nats; built from its Go module when not given)")
 	}
@@ -46,7 +51,16 @@ func startBenchNATS(ctx context.Context, bin, dir string) (*benchNATS, error) {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "listen: %q\nmax_payload: 8MB\njetstream { store_dir: %q }\n", addr, filepath.Join(dir, "nats")), 0o600); err != nil {
+	text := fmt.Appendf(nil, "listen: %q\nmax_payload: 8MB\njetstream { store_dir: %q }\n", addr, filepath.Join(dir, "nats"))
+	prof := ""
+	if profile {
+		if prof, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		_, port, _ := net.SplitHostPort(prof)
+		text = fmt.Appendf(text, "prof_port: %s\n", port)
+	}
+	if err := os.WriteFile(conf, text, 0o600); err != nil {
 		return nil, err
 	}
 	stop, pid, err := startProcessPID(ctx, filepath.Join(dir, "nats.log"), nil, bin, "-c", conf)
@@ -57,7 +71,7 @@ func startBenchNATS(ctx context.Context, bin, dir string) (*benchNATS, error) {
 		stop()
 		return nil, fmt.Errorf("nats-server: %w", err)
 	}
-	return &benchNATS{url: "nats://" + addr, pid: pid, stop: stop}, nil
+	return &benchNATS{url: "nats://" + addr, pid: pid, stop: stop, prof: prof}, nil
 }
 
 // streamMsgs returns how many messages the fleet's stream holds.
@@ -181,7 +195,7 @@ func (p *lagProbe) stop() {
 // the time it takes to fold every record gives its events per second.
 func runHub(ctx context.Context, o Options, sc Scenario, bodies []load.Body, dir string) (report.Row, error) {
 	row := report.Row{Scenario: sc.Name, Encoding: sc.Encoding, Projects: 1}
-	ns, err := startBenchNATS(ctx, o.NATS, dir)
+	ns, err := startBenchNATS(ctx, o.NATS, dir, o.ProfileDir != "")
 	if err != nil {
 		return row, err
 	}

@@ -243,7 +243,7 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 	var ns *benchNATS
 	var lag *lagProbe
 	if sc.Forward {
-		if ns, err = startBenchNATS(ctx, o.NATS, dir); err != nil {
+		if ns, err = startBenchNATS(ctx, o.NATS, dir, o.ProfileDir != ""); err != nil {
 			return row, err
 		}
 		defer ns.stop()
@@ -355,8 +355,22 @@ func runOne(ctx context.Context, o Options, sc Scenario, bodies []load.Body, rat
 			case <-ctx.Done():
 			}
 			secs := max(1, int(o.Duration.Seconds())-1)
-			profiled <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs),
+			var natsProfiled chan error
+			if ns != nil && ns.prof != "" {
+				natsProfiled = make(chan error, 1)
+				go func() {
+					natsProfiled <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ns.prof, secs),
+						filepath.Join(o.ProfileDir, sc.Name+".nats-server.cpu.pprof"))
+				}()
+			}
+			err := fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs),
 				filepath.Join(o.ProfileDir, sc.Name+".cpu.pprof"))
+			if natsProfiled != nil {
+				if nerr := <-natsProfiled; err == nil && nerr != nil {
+					err = fmt.Errorf("nats-server: %w", nerr)
+				}
+			}
+			profiled <- err
 		}()
 	}
 	if lag != nil {

@@ -29,7 +29,7 @@ func (s *forwardSource) Read(ctx context.Context, dst []fleet.Record, max int) (
 	var err error
 	s.buf, err = s.f.Read(ctx, s.buf[:0], max)
 	for _, r := range s.buf {
-		dst = append(dst, fleet.Record{Node: s.node, Project: r.Project, Seq: r.Seq, ReceivedAt: r.ReceivedAt, Events: r.Events, Session: r.Session})
+		dst = append(dst, fleet.Record{Node: s.node, Project: r.Project, Seq: r.Seq, ReceivedAt: r.ReceivedAt, Body: r.Body, Snappy: r.Snappy, Session: r.Session})
 	}
 	return dst, err
 }
@@ -74,7 +74,7 @@ func openEngine(ctx context.Context, url string, cfg *core.Config, log *slog.Log
 		Hosts: hosts, Stream: cfg.ForwardStream, Replicas: cfg.ForwardReplicas,
 		CredsFile: cfg.ForwardCreds, User: cfg.ForwardUser, Password: cfg.ForwardPassword, SASL: cfg.ForwardSASL,
 		TLSCA: cfg.ForwardTLSCA, TLSCert: cfg.ForwardTLSCert, TLSKey: cfg.ForwardTLSKey,
-		Name: cfg.NodeID,
+		Name: cfg.NodeID, Compression: cfg.ForwardCompression,
 	}
 	if kind == "kafka" {
 		e, err := kafka.Open(ctx, o, log)

@@ -122,10 +122,12 @@ func (s *MemSource) Commit() error {
 
 // NewRecord returns the suite's record seq of project: two events of the
 // project's one session, the second with a line break and a quote escaped
-// in a string, as canonical JSON has them.
+// in a string, as canonical JSON has them. Its body is their NDJSON, as a
+// Snappy block (as a node's log keeps it) when seq is even; Events are
+// what a hub must parse out of the message.
 func NewRecord(node, project string, seq uint64) fleet.Record {
 	session := "s-" + project
-	return fleet.Record{
+	r := fleet.Record{
 		Node: node, Project: project, Seq: seq, ReceivedAt: 1765000000000 + int64(seq),
 		Events: [][]byte{
 			fmt.Appendf(nil, `{"type":"session_start","sessionId":%q,"ts":%d}`, session, seq),
@@ -133,4 +135,9 @@ func NewRecord(node, project string, seq uint64) fleet.Record {
 		},
 		Session: []byte(session),
 	}
+	r.Body = fleet.AppendNDJSON(nil, r.Events)
+	if seq%2 == 0 {
+		r.Body, r.Snappy = r.AppendSnappy(nil), true
+	}
+	return r
 }

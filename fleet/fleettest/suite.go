@@ -46,11 +46,16 @@ type Caps struct {
 	Dedup bool
 	// Restart: Stop and Start work and keep the engine's data.
 	Restart bool
+	// SnappyBodies: with Compression snappy, a message's body is a Snappy
+	// block (JetStream). Without it the engine compresses in its own
+	// protocol (Kafka's batches), and a message's body is the NDJSON.
+	SnappyBodies bool
 }
 
 // Config is what a case asks of the engine it gets.
 type Config struct {
-	MaxInFlight int // the Publisher's bound (fleet.EngineOptions.MaxInFlight)
+	MaxInFlight int    // the Publisher's bound (fleet.EngineOptions.MaxInFlight)
+	Compression string // fleet.EngineOptions.Compression
 }
 
 // deadline bounds every wait of the suite: generous, for a loaded
@@ -78,6 +83,7 @@ func Run(t *testing.T, newEngine func(t *testing.T, c Config) Engine) {
 		{"Forwarder", testForwarder},
 		{"Pending", testPending},
 		{"SharedConsumer", testSharedConsumer},
+		{"Compression", testCompression},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEngine) })
@@ -1018,5 +1024,43 @@ func waitSoft(cond func() bool) {
 	start := time.Now()
 	for !cond() && time.Since(start) < 5*time.Second {
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testCompression: with either Compression, records whose bodies are
+// NDJSON or a Snappy block arrive with the same events; a message's body
+// is a Snappy block, and says so, exactly when the engine compresses
+// bodies (Caps.SnappyBodies) and Compression is snappy; else it is the
+// NDJSON itself, readable without a decompressor.
+func testCompression(t *testing.T, newEngine func(*testing.T, Config) Engine) {
+	for _, comp := range []string{fleet.CompressionSnappy, fleet.CompressionNone} {
+		t.Run(comp, func(t *testing.T) {
+			e := newEngine(t, Config{Compression: comp})
+			snappy := comp == fleet.CompressionSnappy && e.Caps().SnappyBodies
+			p := newPublisher(t, e)
+			recs := records("shop", 0, 10)
+			p.publishAll(recs)
+			p.close()
+			if failed := p.settled(); len(failed) > 0 {
+				t.Fatalf("%d records acknowledged with an error, first %s: %v", len(failed), failed[0], p.err(failed[0]))
+			}
+			c := newCollector()
+			sub := e.Subscriber(t, "compression", "")
+			consume(t, sub, func(m *fleet.Message) (bool, error) {
+				r := parse(t, m)
+				enc := m.Header(fleet.HeaderEncoding)
+				plain := string(fleet.AppendNDJSON(nil, r.Events))
+				switch {
+				case snappy && enc != fleet.EncodingSnappy:
+					t.Errorf("%s: encoding %q, want %q", r.MsgID(), enc, fleet.EncodingSnappy)
+				case !snappy && (enc != "" || string(m.Body) != plain):
+					t.Errorf("%s: encoding %q, body %q; want the NDJSON as it is", r.MsgID(), enc, m.Body)
+				}
+				c.add(r)
+				return c.hasAll(ids(recs)), nil
+			})
+			sub.Close()
+			checkExactlyOnce(t, c, recs, nil)
+		})
 	}
 }

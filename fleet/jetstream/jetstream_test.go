@@ -19,7 +19,7 @@ type engine struct {
 func newEngine(t *testing.T, c fleettest.Config) fleettest.Engine {
 	srv := fleettest.StartNATS(t)
 	e, err := jetstream.OpenWith(context.Background(), jetstream.Options{
-		EngineOptions: fleet.EngineOptions{Hosts: []string{srv.Addr()}, MaxInFlight: c.MaxInFlight, Name: "fleettest"},
+		EngineOptions: fleet.EngineOptions{Hosts: []string{srv.Addr()}, MaxInFlight: c.MaxInFlight, Name: "fleettest", Compression: c.Compression},
 		RetryDelay:    20 * time.Millisecond,
 		ReconnectWait: 20 * time.Millisecond,
 		AckTimeout:    10 * time.Second,
@@ -69,7 +69,7 @@ func (g *engine) DeadLetters(t *testing.T, durable string) fleet.Subscriber {
 	return s
 }
 
-func (g *engine) Caps() fleettest.Caps { return fleettest.Caps{Dedup: true, Restart: true} }
+func (g *engine) Caps() fleettest.Caps { return fleettest.Caps{Dedup: true, Restart: true, SnappyBodies: true} }
 
 func (g *engine) Stop(t *testing.T)  { g.srv.Stop() }
 func (g *engine) Start(t *testing.T) { g.srv.Start() }

@@ -126,6 +126,9 @@ func (o Options) Validate() error {
 	if o.MaxInFlight < 1 {
 		return fmt.Errorf("jetstream: MaxInFlight %d: want at least 1", o.MaxInFlight)
 	}
+	if !fleet.ValidCompression(o.Compression) {
+		return fmt.Errorf("jetstream: Compression %q: want %s or %s", o.Compression, fleet.CompressionSnappy, fleet.CompressionNone)
+	}
 	if o.CredsFile != "" && (o.User != "" || o.Password != "") {
 		return errors.New("jetstream: CredsFile and User/Password: give one or the other")
 	}

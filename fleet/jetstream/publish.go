@@ -19,6 +19,7 @@ type publisher struct {
 	stream string
 	js     jetstream.JetStream
 	tr     *inflight.Tracker
+	snappy bool // bodies go as Snappy blocks (Options.Compression)
 
 	mu      sync.Mutex
 	waiting map[*nats.Msg]func(error)
@@ -28,7 +29,7 @@ type publisher struct {
 // Options.MaxInFlight records unacknowledged. Its Close settles them; the
 // connection stays the Engine's.
 func (e *Engine) Publisher() fleet.Publisher {
-	p := &publisher{stream: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), waiting: map[*nats.Msg]func(error){}}
+	p := &publisher{stream: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), snappy: e.o.Compression != fleet.CompressionNone, waiting: map[*nats.Msg]func(error){}}
 	js, err := jetstream.New(e.nc,
 		jetstream.WithPublishAsyncMaxPending(e.o.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(e.o.AckTimeout),
@@ -70,24 +71,26 @@ func (p *publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 }
 
 // Publish sends r on its project's subject with its headers and
-// Nats-Msg-Id. A publish the connection refuses (NATS unreachable) is
-// acknowledged with the error at once.
+// Nats-Msg-Id, its body a Snappy block or the NDJSON (Options.Compression).
+// A publish the connection refuses (NATS unreachable) is acknowledged with
+// the error at once.
 func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error)) error {
 	settle, err := p.tr.Add(ctx, ack)
 	if err != nil {
 		return err
 	}
+	id := r.MsgID()
 	m := nats.NewMsg(fleet.Subject(r.Project))
-	for _, kv := range r.Headers() {
+	if p.snappy {
+		m.Data = r.AppendSnappy(make([]byte, 0, len(r.Body)))
+	} else if m.Data, err = r.AppendPlain(nil); err != nil {
+		settle(fmt.Errorf("jetstream: publish %s: %w", id, err))
+		return nil
+	}
+	for _, kv := range r.Headers(p.snappy) {
 		m.Header.Set(kv[0], kv[1])
 	}
-	id := r.MsgID()
 	m.Header.Set(jetstream.MsgIDHeader, id)
-	n := 0
-	for _, e := range r.Events {
-		n += len(e) + 1
-	}
-	m.Data = r.AppendBody(make([]byte, 0, n))
 	p.mu.Lock()
 	p.waiting[m] = settle
 	p.mu.Unlock()

@@ -98,12 +98,22 @@ func OpenWith(ctx context.Context, o Options, log *slog.Logger) (*Engine, error)
 		// forwarder's bound, not a timeout, limits them.
 		kgo.MaxBufferedRecords(2*o.MaxInFlight),
 		kgo.ProducerBatchMaxBytes(maxRecordBytes),
+		kgo.ProducerBatchCompression(compression(o.Compression)...),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	e.cl = cl
 	return e, nil
+}
+
+// compression is the producer's batch compression of Options.Compression:
+// Snappy (franz-go's default, which every Kafka client reads), or none.
+func compression(c string) []kgo.CompressionCodec {
+	if c == fleet.CompressionNone {
+		return []kgo.CompressionCodec{kgo.NoCompression()}
+	}
+	return []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.NoCompression()}
 }
 
 func (e *Engine) opts(more ...kgo.Opt) []kgo.Opt {

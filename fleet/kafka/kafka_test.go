@@ -19,7 +19,7 @@ type engine struct {
 func newEngine(t *testing.T, c fleettest.Config) fleettest.Engine {
 	k := fleettest.StartKafka(t)
 	e, err := kafka.OpenWith(context.Background(), kafka.Options{
-		EngineOptions: fleet.EngineOptions{Hosts: []string{k.Addr()}, MaxInFlight: c.MaxInFlight, Name: "fleettest"},
+		EngineOptions: fleet.EngineOptions{Hosts: []string{k.Addr()}, MaxInFlight: c.MaxInFlight, Name: "fleettest", Compression: c.Compression},
 		Partitions:    3,
 		RetryDelay:    20 * time.Millisecond,
 	}, nil)

@@ -104,6 +104,9 @@ func (o Options) Validate() error {
 	if o.MaxInFlight < 1 {
 		return fmt.Errorf("kafka: MaxInFlight %d: want at least 1", o.MaxInFlight)
 	}
+	if !fleet.ValidCompression(o.Compression) {
+		return fmt.Errorf("kafka: Compression %q: want %s or %s", o.Compression, fleet.CompressionSnappy, fleet.CompressionNone)
+	}
 	if o.Partitions < 1 {
 		return fmt.Errorf("kafka: Partitions %d: want at least 1", o.Partitions)
 	}

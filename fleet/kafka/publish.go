@@ -30,27 +30,29 @@ func (e *Engine) Publisher() fleet.Publisher {
 }
 
 // Publish produces r to the topic, keyed by its session, with its
-// headers and MsgIDHeader, its NDJSON body the value.
+// headers and MsgIDHeader, its NDJSON body the value (which the producer's
+// batches compress, Options.Compression).
 func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error)) error {
 	settle, err := p.tr.Add(ctx, ack)
 	if err != nil {
 		return err
 	}
-	n := 0
-	for _, e := range r.Events {
-		n += len(e) + 1
+	id := r.MsgID()
+	value, err := r.AppendPlain(nil)
+	if err != nil {
+		settle(fmt.Errorf("kafka: produce %s: %w", id, err))
+		return nil
 	}
-	hs := r.Headers()
+	hs := r.Headers(false)
 	rec := &kgo.Record{
 		Topic:   p.topic,
 		Key:     slices.Clone(r.Session),
-		Value:   r.AppendBody(make([]byte, 0, n)),
+		Value:   value,
 		Headers: make([]kgo.RecordHeader, 0, len(hs)+1),
 	}
 	for _, kv := range hs {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: kv[0], Value: []byte(kv[1])})
 	}
-	id := r.MsgID()
 	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: MsgIDHeader, Value: []byte(id)})
 	p.cl.Produce(p.ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
