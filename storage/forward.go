@@ -40,8 +40,8 @@ type Forward struct {
 	ids     map[uint32]string // project numbers' ids
 	nums    map[string]uint32
 	ents    []ingestlog.Entry
-	buf     []byte // the frame being read
-	scratch []byte // its decompressed body
+	buf     []byte   // the frame being read
+	scratch []byte   // its decompressed body
 	arena   []byte   // the bodies and sessions of one Read
 	spans   [][4]int // each record's body and session id, in the arena
 	pnums   []uint32

@@ -69,7 +69,9 @@ func (g *engine) DeadLetters(t *testing.T, durable string) fleet.Subscriber {
 	return s
 }
 
-func (g *engine) Caps() fleettest.Caps { return fleettest.Caps{Dedup: true, Restart: true, SnappyBodies: true} }
+func (g *engine) Caps() fleettest.Caps {
+	return fleettest.Caps{Dedup: true, Restart: true, SnappyBodies: true}
+}
 
 func (g *engine) Stop(t *testing.T)  { g.srv.Stop() }
 func (g *engine) Start(t *testing.T) { g.srv.Start() }
