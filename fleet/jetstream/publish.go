@@ -23,13 +23,21 @@ type publisher struct {
 
 	mu      sync.Mutex
 	waiting map[*nats.Msg]func(error)
+	// free holds the bodies of settled messages for the next ones (at most
+	// MaxInFlight): the client copies a body as it sends it, and reads it
+	// again only to resend it before the message is settled.
+	free [][]byte
+	max  int
 }
+
+// maxFreeBody bounds a body kept for reuse.
+const maxFreeBody = 1 << 20
 
 // Publisher returns a fleet.Publisher to the stream, with at most
 // Options.MaxInFlight records unacknowledged. Its Close settles them; the
 // connection stays the Engine's.
 func (e *Engine) Publisher() fleet.Publisher {
-	p := &publisher{stream: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), snappy: e.o.Compression != fleet.CompressionNone, waiting: map[*nats.Msg]func(error){}}
+	p := &publisher{stream: e.o.Stream, tr: inflight.New(e.o.MaxInFlight), max: e.o.MaxInFlight, snappy: e.o.Compression != fleet.CompressionNone, waiting: map[*nats.Msg]func(error){}}
 	js, err := jetstream.New(e.nc,
 		jetstream.WithPublishAsyncMaxPending(e.o.MaxInFlight),
 		jetstream.WithPublishAsyncTimeout(e.o.AckTimeout),
@@ -44,16 +52,35 @@ func (e *Engine) Publisher() fleet.Publisher {
 	return p
 }
 
-func (p *publisher) take(m *nats.Msg) func(error) {
+// take removes m from the messages waiting and returns its settle
+// function (nil when it has none: settled already). With settled, the
+// client is done with m, and its body is kept for reuse.
+func (p *publisher) take(m *nats.Msg, settled bool) func(error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	settle := p.waiting[m]
 	delete(p.waiting, m)
+	if settled && settle != nil && len(p.free) < p.max && cap(m.Data) <= maxFreeBody {
+		p.free = append(p.free, m.Data[:0])
+		m.Data = nil
+	}
 	return settle
 }
 
+// body returns a buffer for a message's body.
+func (p *publisher) body() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	return nil
+}
+
 func (p *publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
-	settle := p.take(m)
+	settle := p.take(m, true)
 	if settle == nil {
 		return
 	}
@@ -65,7 +92,7 @@ func (p *publisher) onAck(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.Pub
 }
 
 func (p *publisher) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if settle := p.take(m); settle != nil {
+	if settle := p.take(m, true); settle != nil {
 		settle(fmt.Errorf("jetstream: publish %s: %w", m.Header.Get(jetstream.MsgIDHeader), err))
 	}
 }
@@ -82,8 +109,8 @@ func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error
 	id := r.MsgID()
 	m := nats.NewMsg(fleet.Subject(r.Project))
 	if p.snappy {
-		m.Data = r.AppendSnappy(make([]byte, 0, len(r.Body)))
-	} else if m.Data, err = r.AppendPlain(nil); err != nil {
+		m.Data = r.AppendSnappy(p.body())
+	} else if m.Data, err = r.AppendPlain(p.body()); err != nil {
 		settle(fmt.Errorf("jetstream: publish %s: %w", id, err))
 		return nil
 	}
@@ -95,7 +122,7 @@ func (p *publisher) Publish(ctx context.Context, r *fleet.Record, ack func(error
 	p.waiting[m] = settle
 	p.mu.Unlock()
 	if _, err := p.js.PublishMsgAsync(m); err != nil {
-		if settle := p.take(m); settle != nil {
+		if settle := p.take(m, false); settle != nil {
 			settle(fmt.Errorf("jetstream: publish %s: %w", id, err))
 		}
 	}
