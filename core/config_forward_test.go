@@ -35,8 +35,8 @@ func TestForwardConfig(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if c.ForwardMaxBacklog != 64<<20 {
-		t.Fatalf("backlog %d", c.ForwardMaxBacklog)
+	if c.ForwardMaxBacklog != 64<<20 || c.ForwardCompression != "snappy" {
+		t.Fatalf("backlog %d, compression %q", c.ForwardMaxBacklog, c.ForwardCompression)
 	}
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "COLLECTOR_NODE_ID") {
@@ -52,6 +52,7 @@ func TestForwardConfig(t *testing.T) {
 		"COLLECTOR_FORWARD_MAX_BACKLOG": func(c *Config) { c.ForwardMaxBacklog = 1000 },
 		"COLLECTOR_FORWARD_REPLICAS":    func(c *Config) { c.ForwardReplicas = 0 },
 		"COLLECTOR_FORWARD_SASL":        func(c *Config) { c.ForwardSASL = "md5" },
+		"COLLECTOR_FORWARD_COMPRESSION": func(c *Config) { c.ForwardCompression = "gzip" },
 		"COLLECTOR_FORWARD_TLS_CERT":    func(c *Config) { c.ForwardTLSCert = "c.pem" },
 		"COLLECTOR_HUB_WORKERS":         func(c *Config) { c.HubWorkers = -1 },
 	} {
