@@ -43,14 +43,8 @@ func runAB(args []string) error {
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
+	root, err := resultsDir(out, "ab-")
 	if err != nil {
-		return err
-	}
-	if *out == "" {
-		*out = filepath.Join(root, "bench", "results", "ab-"+time.Now().UTC().Format("2006-01-02T150405Z"))
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -117,14 +117,8 @@ func runSuite(args []string) error {
 		}
 		return nil
 	}
-	root, err := repoRoot()
+	root, err := resultsDir(out, "")
 	if err != nil {
-		return err
-	}
-	if *out == "" {
-		*out = filepath.Join(root, "bench", "results", time.Now().UTC().Format("2006-01-02T150405Z"))
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -289,4 +283,16 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// resultsDir returns the repository's root and makes the results folder
+// *out, by default bench/results/<prefix><UTC time>.
+func resultsDir(out *string, prefix string) (root string, err error) {
+	if root, err = repoRoot(); err != nil {
+		return "", err
+	}
+	if *out == "" {
+		*out = filepath.Join(root, "bench", "results", prefix+time.Now().UTC().Format("2006-01-02T150405Z"))
+	}
+	return root, os.MkdirAll(*out, 0o755)
 }

@@ -51,14 +51,8 @@ func runSoak(args []string) error {
 		suite.AnalyzeSoak(s)
 		return writeSoak(*reanalyze, s)
 	}
-	root, err := repoRoot()
+	root, err := resultsDir(out, "")
 	if err != nil {
-		return err
-	}
-	if *out == "" {
-		*out = filepath.Join(root, "bench", "results", time.Now().UTC().Format("2006-01-02T150405Z"))
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
