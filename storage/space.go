@@ -760,9 +760,11 @@ func (g *spaceGuard) review() {
 		g.releaseLocked()
 		return
 	}
+	// Logged first, as a refusal is: whoever sees writes taken again finds
+	// the line written.
+	g.log.Info("free disk space recovered: taking writes again", "free_bytes", free-need, "min_free_bytes", g.floor, "reserve_bytes", need)
 	g.refusing.Store(false)
 	g.why = ""
-	g.log.Info("free disk space recovered: taking writes again", "free_bytes", free-need, "min_free_bytes", g.floor, "reserve_bytes", need)
 }
 
 // resizeLocked makes the reserve file hold n bytes.
