@@ -8,6 +8,7 @@ type Query struct {
 	Since, Until int64  // epoch ms, inclusive; Until is math.MaxInt64 when open
 	Scene        string // "" = every scene
 	Session      string // "" = every session
+	Source       string // "" = every input source (the routes that take one)
 	Limit        int    // 1–1000
 }
 
@@ -83,6 +84,54 @@ type (
 		VY    int64 `json:"vy"`
 		VZ    int64 `json:"vz"`
 		Count int64 `json:"count"`
+	}
+	InteractionSourceRow struct {
+		EventType string `json:"event_type"`
+		Source    string `json:"source"`
+		Count     int64  `json:"count"`
+		Sessions  int64  `json:"sessions"`
+	}
+	XRSourceRow struct {
+		Source       string `json:"source"`
+		Interactions int64  `json:"interactions"`
+		Sessions     int64  `json:"sessions"`
+	}
+	MeshKindRow struct {
+		Mesh  string `json:"mesh"`
+		Kind  string `json:"kind"`
+		Count int64  `json:"count"`
+	}
+	MeshSourceRow struct {
+		Mesh   string `json:"mesh"`
+		Source string `json:"source"`
+		Count  int64  `json:"count"`
+	}
+	MeshTrendRow struct {
+		Mesh   string `json:"mesh"`
+		Bucket int64  `json:"bucket"`
+		Count  int64  `json:"count"`
+	}
+	DeadClickRow struct {
+		TotalClicks int64 `json:"total_clicks"`
+		DeadClicks  int64 `json:"dead_clicks"`
+	}
+	RageClickRow struct {
+		SessionID string `json:"session_id"`
+		Mesh      string `json:"mesh"`
+		Bucket    int64  `json:"bucket"`
+		Clicks    int64  `json:"clicks"`
+	}
+	InputActionRow struct {
+		Action string `json:"action"`
+		Source string `json:"source"`
+		Count  int64  `json:"count"`
+	}
+	CameraGestureRow struct {
+		Kind     string  `json:"kind"`
+		Gestures int64   `json:"gestures"`
+		TotalMs  float64 `json:"total_ms"`
+		AvgMs    float64 `json:"avg_ms"`
+		MaxMs    float64 `json:"max_ms"`
 	}
 	CameraCellRow struct {
 		AzimuthBin   int   `json:"azimuth_bin"`

@@ -28,6 +28,8 @@ type Aggregates interface {
 	HeatPointer(pnum uint32, q core.Query, bins int) ([]core.PointerCellRow, error)
 	HeatGaze(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error)
 	HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error)
+
+	Interactions // read_interact.go
 }
 
 // ErrNotFound is what an Aggregates implementation returns (wrapped or
@@ -51,7 +53,7 @@ const (
 
 // parseQuery reads the shared parameters. Unknown parameters (projectId
 // among them) are ignored: the project always comes from the key.
-func parseQuery(args *fasthttp.Args) (core.Query, error) {
+func parseQuery(args *fasthttp.Args, defLimit, maxLim int) (core.Query, error) {
 	q := core.DefaultQuery()
 	var err error
 	if q.Since, err = intParam(args, "since", 0, 0, math.MaxInt64); err != nil {
@@ -63,7 +65,7 @@ func parseQuery(args *fasthttp.Args) (core.Query, error) {
 	if q.Until < q.Since {
 		return q, paramError{"until must not be before since"}
 	}
-	lim, err := intParam(args, "limit", defaultLimit, 1, maxLimit)
+	lim, err := intParam(args, "limit", int64(defLimit), 1, int64(maxLim))
 	if err != nil {
 		return q, err
 	}
@@ -102,6 +104,7 @@ func intParam(args *fasthttp.Args, name string, def, lo, hi int64) (int64, error
 // names none.
 func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool {
 	var run func(pnum uint32, q core.Query, args *fasthttp.Args) (any, error)
+	defLimit, maxLim := defaultLimit, maxLimit
 	a := s.aggregates
 	switch string(rest) {
 	case "event-counts":
@@ -167,7 +170,10 @@ func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool 
 			return a.HeatCamera(p, q, int(bins))
 		}
 	default:
-		return false
+		var ok bool
+		if run, defLimit, maxLim, ok = s.moreRoutes(string(rest)); !ok {
+			return false
+		}
 	}
 	project, ok := s.readAuth(ctx)
 	if !ok {
@@ -178,7 +184,7 @@ func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool 
 		return true
 	}
 	args := ctx.QueryArgs()
-	q, err := parseQuery(args)
+	q, err := parseQuery(args, defLimit, maxLim)
 	if err != nil {
 		s.fail(ctx, fasthttp.StatusBadRequest, err.Error())
 		return true

@@ -346,7 +346,8 @@ type foldState struct {
 	lastDelta              *sessionDelta
 	lastDeltaOf            string
 
-	buf []byte // an item key being built
+	buf  []byte     // an item key being built
+	row1 [1]float64 // a one-number row being added
 
 	// origins are the forwarded records folded, by node (a hub's records,
 	// origin.go): the fold's transaction adds them to the node's set.
@@ -445,6 +446,7 @@ type sessionDelta struct {
 	scenes        map[string]struct{}
 	sceneOrder    []string // scenes in the order first seen
 	meta          map[string]json.RawMessage
+	inputs        inputSeen
 }
 
 // foldProject folds up to max log records of one project and returns how many.
@@ -791,6 +793,9 @@ func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item []
 		st.add(kind, session, scene, ts-ts%kindBucket(kind), item, row)
 		return
 	}
+	if sessionOnly[kind] {
+		return
+	}
 	st.add(kind, "", scene, ts-ts%kindBucket(kind), item, row)
 	if hk := rollupOf[kind]; hk != 0 {
 		st.add(hk, "", scene, ts-ts%hourMs, item, row)
@@ -833,6 +838,9 @@ func (st *foldState) deriveScenes() {
 		}
 	}
 	for _, id := range st.sessionCells {
+		if sessionOnly[id.kind] {
+			continue
+		}
 		hk := rollupOf[id.kind]
 		for item, row := range st.cells[id] {
 			b := stringBytes(item)
@@ -927,6 +935,9 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 				st.bump(kindHeatCamera, sess, scene, ts, st.item(b), 1)
 			}
 		}
+	}
+	if inputIndex[e.Type] != 0 {
+		st.foldInput(e, sess, scene, ts, sd)
 	}
 }
 

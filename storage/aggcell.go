@@ -45,7 +45,12 @@ const (
 
 // rollupOf maps a per-minute kind to its hourly roll-up.
 // (An array indexed by kind, not a map: it is read for every event folded.)
-var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour}
+var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour,
+	kindMeshActive: kindMeshActiveHour}
+
+// sessionOnly kinds are kept per session and never merged into their
+// scene's cells: their queries look at each session's own cells.
+var sessionOnly = [numKinds]bool{kindRage: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -65,6 +70,16 @@ var kindOps = [numKinds][]mergeOp{
 	kindCountsHour:   {opSum, opMax},
 	kindPerfHour:     {opSum, opSum, opMin},
 	kindPerfHistHour: {opSum},
+
+	kindInputs:         {opSum},
+	kindInputsHLL:      {opMax},
+	kindMeshKinds:      {opSum},
+	kindMeshActive:     {opSum},
+	kindMeshActiveHour: {opSum},
+	kindClicks:         {opSum, opSum},
+	kindRage:           {opSum},
+	kindActions:        {opSum},
+	kindGestures:       {opSum, opSum, opMax},
 }
 
 // Bucket widths.
@@ -75,7 +90,7 @@ const (
 
 func kindBucket(k aggKind) int64 {
 	switch k {
-	case kindCounts, kindPerf, kindPerfHist:
+	case kindCounts, kindPerf, kindPerfHist, kindMeshActive:
 		return minuteMs
 	}
 	return hourMs

@@ -51,6 +51,11 @@ const (
 	fScreen
 	fHitPoint
 	fDirection
+	fSource
+	fKind
+	fHitMesh
+	fAction
+	fDurationMs
 	numAggFields = iota
 )
 
@@ -60,6 +65,7 @@ var aggFields = [numAggFields]string{
 	"fps", "jsHeapBytes", "triangles", "vertices", "textureBytes", "geometryBytes",
 	"mesh", "visibleMs", "centeredMs", "maxScreenFraction", "dwellMs",
 	"screen", "hitPoint", "direction",
+	"source", "kind", "hitMesh", "action", "durationMs",
 }
 
 // sessionMetaFields are the session_start fields kept in a session's record.
@@ -69,8 +75,8 @@ var sessionMetaFields = [...]uint8{fDevice, fScene, fUser, fConnector, fGraphics
 var resourceFields = [...]uint8{fJSHeapBytes, fTriangles, fVertices, fTextureBytes, fGeometryBytes}
 
 // aggWants[t] has bit f set when the aggregator reads field f of type t.
-var aggWants = func() (w [core.NumEventTypes]uint32) {
-	bit := func(fs ...uint8) (m uint32) {
+var aggWants = func() (w [core.NumEventTypes]uint64) {
+	bit := func(fs ...uint8) (m uint64) {
 		for _, f := range fs {
 			m |= 1 << f
 		}
@@ -86,8 +92,15 @@ var aggWants = func() (w [core.NumEventTypes]uint32) {
 	w[core.TypeMeshVisibility] |= bit(fMesh, fVisibleMs, fCenteredMs, fMaxScreenFraction)
 	w[core.TypeHoverDwell] |= bit(fMesh, fDwellMs)
 	w[core.TypePointerMove] |= bit(fScreen)
-	w[core.TypePointerClick] |= bit(fScreen)
+	w[core.TypePointerClick] |= bit(fScreen, fHitMesh)
 	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection)
+	// The interaction aggregates (agginteract.go).
+	for _, t := range inputTypes {
+		w[t] |= bit(fSource)
+	}
+	w[core.TypeMeshInteraction] |= bit(fKind)
+	w[core.TypeCameraGesture] |= bit(fKind, fDurationMs)
+	w[core.TypeInputAction] |= bit(fAction)
 	return w
 }()
 

@@ -1,0 +1,467 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// ErrBadSource is returned for a source filter that names no input source.
+var ErrBadSource = fmt.Errorf("source must be one of %v", SourceNames)
+
+// sourceFilter returns the source byte a query keeps; all is true when it
+// keeps every source.
+func sourceFilter(q *core.Query) (b byte, all bool, err error) {
+	if q.Source == "" {
+		return 0, true, nil
+	}
+	b, ok := SourceByte(q.Source)
+	if !ok {
+		return 0, false, ErrBadSource
+	}
+	return b, false, nil
+}
+
+// mergedBySource is the merged cell of kind over the query's range and
+// scope, with the items of other sources than the query's left out.
+func (r *Reader) mergedBySource(pnum uint32, kind aggKind, q *core.Query) (cell, error) {
+	src, all, err := sourceFilter(q)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.merged(pnum, kind, q)
+	if err != nil || all {
+		return c, err
+	}
+	for it := range c {
+		if len(it) == 0 || it[0] != src {
+			delete(c, it)
+		}
+	}
+	return c, nil
+}
+
+// typeName is the name of an event type's byte.
+func typeName(b byte) string {
+	if b >= byte(core.NumEventTypes) {
+		return ""
+	}
+	return core.EventType(b).String()
+}
+
+// inputSketches is the distinct-session sketch of each (type, source) of
+// the query's scope and range.
+func (r *Reader) inputSketches(pnum uint32, q *core.Query) (map[[2]byte]*hllSketch, error) {
+	out := map[[2]byte]*hllSketch{}
+	if q.Session != "" {
+		return out, nil // sketches are kept per scene only
+	}
+	err := r.scanCells(pnum, kindInputsHLL, q, false, func(_ []byte, _ int64, c cell) error {
+		for it, row := range c {
+			if len(it) != 4 {
+				continue
+			}
+			k := [2]byte{it[0], it[1]}
+			s := out[k]
+			if s == nil {
+				s = &hllSketch{}
+				out[k] = s
+			}
+			s.set(binary.BigEndian.Uint16([]byte(it[2:])), row[0])
+		}
+		return nil
+	})
+	return out, err
+}
+
+// InteractionSources is GET /api/v1/interactions/sources: events and
+// distinct sessions per (event type, input source), most events first.
+func (r *Reader) InteractionSources(pnum uint32, q core.Query) ([]core.InteractionSourceRow, error) {
+	src, all, err := sourceFilter(&q)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.merged(pnum, kindInputs, &q)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := r.inputSketches(pnum, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.InteractionSourceRow, 0, len(c))
+	for it, row := range c {
+		if len(it) != 2 || int(it[1]) >= numSources || (!all && it[1] != src) {
+			continue
+		}
+		n := int64(row[0])
+		sessions := int64(1) // a session's own query
+		if q.Session == "" {
+			sessions = 0
+			if s := sk[[2]byte{it[0], it[1]}]; s != nil {
+				sessions = min(n, max(1, s.estimate()))
+			}
+		}
+		rows = append(rows, core.InteractionSourceRow{EventType: typeName(it[0]), Source: SourceNames[it[1]], Count: n, Sessions: sessions})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.EventType != b.EventType {
+			return a.EventType < b.EventType
+		}
+		return a.Source < b.Source
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// XRSources is GET /api/v1/xr/sources: events and distinct sessions per
+// headset input source (xr-controller, hand, gaze, transient).
+func (r *Reader) XRSources(pnum uint32, q core.Query) ([]core.XRSourceRow, error) {
+	c, err := r.mergedBySource(pnum, kindInputs, &q)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := r.inputSketches(pnum, &q)
+	if err != nil {
+		return nil, err
+	}
+	var counts [numSources]int64
+	var union [numSources]*hllSketch
+	for it, row := range c {
+		if len(it) != 2 || int(it[1]) >= numSources || !xrSources[it[1]] {
+			continue
+		}
+		src := it[1]
+		counts[src] += int64(row[0])
+		if s := sk[[2]byte{it[0], src}]; s != nil {
+			if union[src] == nil {
+				union[src] = &hllSketch{}
+			}
+			union[src].union(s)
+		}
+	}
+	var rows []core.XRSourceRow
+	for src, n := range counts {
+		if n == 0 {
+			continue
+		}
+		sessions := int64(1)
+		if q.Session == "" {
+			sessions = 0
+			if union[src] != nil {
+				sessions = min(n, max(1, union[src].estimate()))
+			}
+		}
+		rows = append(rows, core.XRSourceRow{Source: SourceNames[src], Interactions: n, Sessions: sessions})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Interactions != rows[j].Interactions {
+			return rows[i].Interactions > rows[j].Interactions
+		}
+		return rows[i].Source < rows[j].Source
+	})
+	if rows == nil {
+		rows = []core.XRSourceRow{}
+	}
+	return limitRows(rows, q.Limit), nil
+}
+
+// MeshKinds is GET /api/v1/meshes/kinds: mesh_interaction counts per
+// (mesh, kind), most first.
+func (r *Reader) MeshKinds(pnum uint32, q core.Query) ([]core.MeshKindRow, error) {
+	c, err := r.mergedBySource(pnum, kindMeshKinds, &q)
+	if err != nil {
+		return nil, err
+	}
+	acc := map[[2]string]int64{}
+	for it, row := range c {
+		if len(it) < 1 {
+			continue
+		}
+		kind, mesh, ok := bytes.Cut([]byte(it[1:]), []byte{0})
+		if !ok {
+			continue
+		}
+		acc[[2]string{string(mesh), string(kind)}] += int64(row[0])
+	}
+	rows := make([]core.MeshKindRow, 0, len(acc))
+	for k, n := range acc {
+		rows = append(rows, core.MeshKindRow{Mesh: k[0], Kind: k[1], Count: n})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Mesh != b.Mesh {
+			return a.Mesh < b.Mesh
+		}
+		return a.Kind < b.Kind
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// MeshSources is GET /api/v1/meshes/sources: active interactions
+// (mesh_interaction, and pointer_click on a mesh) per (mesh, source).
+func (r *Reader) MeshSources(pnum uint32, q core.Query) ([]core.MeshSourceRow, error) {
+	c, err := r.mergedBySource(pnum, kindMeshActive, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.MeshSourceRow, 0, len(c))
+	for it, row := range c {
+		if len(it) < 2 || int(it[0]) >= numSources {
+			continue
+		}
+		rows = append(rows, core.MeshSourceRow{Mesh: it[1:], Source: SourceNames[it[0]], Count: int64(row[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Mesh != b.Mesh {
+			return a.Mesh < b.Mesh
+		}
+		return a.Source < b.Source
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// MeshTrend is GET /api/v1/meshes/trend: active interactions per mesh and
+// interval (a whole number of minutes), oldest first.
+func (r *Reader) MeshTrend(pnum uint32, q core.Query, intervalMs int64) ([]core.MeshTrendRow, error) {
+	src, all, err := sourceFilter(&q)
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		mesh   string
+		bucket int64
+	}
+	acc := map[key]int64{}
+	rollup := intervalMs%hourMs == 0
+	err = r.scanCells(pnum, kindMeshActive, &q, rollup, func(_ []byte, b int64, c cell) error {
+		b -= b % intervalMs
+		for it, row := range c {
+			if len(it) < 2 || (!all && it[0] != src) {
+				continue
+			}
+			acc[key{it[1:], b}] += int64(row[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.MeshTrendRow, 0, len(acc))
+	for k, n := range acc {
+		rows = append(rows, core.MeshTrendRow{Mesh: k.mesh, Bucket: k.bucket, Count: n})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Bucket != b.Bucket {
+			return a.Bucket < b.Bucket
+		}
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		return a.Mesh < b.Mesh
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// DeadClicks is GET /api/v1/clicks/dead: pointer clicks, and those that hit
+// no mesh.
+func (r *Reader) DeadClicks(pnum uint32, q core.Query) (core.DeadClickRow, error) {
+	c, err := r.mergedBySource(pnum, kindClicks, &q)
+	if err != nil {
+		return core.DeadClickRow{}, err
+	}
+	var row core.DeadClickRow
+	for _, v := range c {
+		row.TotalClicks += int64(v[0])
+		row.DeadClicks += int64(v[1])
+	}
+	return row, nil
+}
+
+// RageClicks is GET /api/v1/clicks/rage: a session's clicks on one mesh
+// within one window of intervalSec seconds (windows aligned to the epoch),
+// where there were at least minRepeats, most clicks first. Clicks are kept
+// to the second, so the range and the windows are exact to the second.
+func (r *Reader) RageClicks(pnum uint32, q core.Query, intervalSec, minRepeats int) ([]core.RageClickRow, error) {
+	src, all, err := sourceFilter(&q)
+	if err != nil {
+		return nil, err
+	}
+	if intervalSec < 1 || minRepeats < 1 {
+		return nil, fmt.Errorf("storage: rage clicks over %d s, %d repeats", intervalSec, minRepeats)
+	}
+	iv := int64(intervalSec) * 1000
+	type key struct {
+		session, mesh string
+		bucket        int64
+	}
+	acc := map[key]int64{}
+	err = r.scanSessionCells(pnum, kindRage, &q, func(session, _ string, hour int64, c cell) error {
+		for it, row := range c {
+			if len(it) < 4 || (!all && it[0] != src) {
+				continue
+			}
+			ts := hour + int64(binary.BigEndian.Uint16([]byte(it[1:3])))*1000
+			if ts < q.Since || ts > q.Until {
+				continue
+			}
+			acc[key{session, it[3:], ts - ts%iv}] += int64(row[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var rows []core.RageClickRow
+	for k, n := range acc {
+		if n >= int64(minRepeats) {
+			rows = append(rows, core.RageClickRow{SessionID: k.session, Mesh: k.mesh, Bucket: k.bucket, Clicks: n})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Clicks != b.Clicks {
+			return a.Clicks > b.Clicks
+		}
+		if a.Bucket != b.Bucket {
+			return a.Bucket < b.Bucket
+		}
+		if a.SessionID != b.SessionID {
+			return a.SessionID < b.SessionID
+		}
+		return a.Mesh < b.Mesh
+	})
+	if rows == nil {
+		rows = []core.RageClickRow{}
+	}
+	return limitRows(rows, q.Limit), nil
+}
+
+// scanSessionCells calls fn for each session-scope cell of kind in the
+// query's range (to the cell) and scope: one session's with q.Session,
+// else every session's, in q.Scene only when it is set.
+func (r *Reader) scanSessionCells(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, c cell) error) error {
+	prefix := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
+	prefix = append(prefix, byte(kind), scopeSession)
+	if q.Session != "" {
+		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(q.Session)))
+		prefix = append(prefix, q.Session...)
+	}
+	lo := max(0, q.Since-kindBucket(kind)+1)
+	ops := kindOps[kind]
+	return r.s.adb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			rest := k[1+4+1+1:]
+			if len(rest) < 2+1+8 {
+				continue
+			}
+			n := int(binary.BigEndian.Uint16(rest))
+			if len(rest) < 2+n+1+8 {
+				continue
+			}
+			session := rest[2 : 2+n]
+			rest = rest[2+n:]
+			m := int(rest[0])
+			if len(rest) != 1+m+8 {
+				continue
+			}
+			scene := rest[1 : 1+m]
+			bucket := int64(binary.BigEndian.Uint64(rest[1+m:]))
+			if bucket < lo || bucket > q.Until || (q.Scene != "" && string(scene) != q.Scene) ||
+				(q.Session != "" && string(session) != q.Session) {
+				continue
+			}
+			c := cell{}
+			if err := it.Item().Value(func(v []byte) error { return decodeCell(ops, v, c) }); err != nil {
+				return err
+			}
+			if err := fn(string(session), string(scene), bucket, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// InputActions is GET /api/v1/input-actions/top: input_action events per
+// (action, source), most first.
+func (r *Reader) InputActions(pnum uint32, q core.Query) ([]core.InputActionRow, error) {
+	c, err := r.mergedBySource(pnum, kindActions, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.InputActionRow, 0, len(c))
+	for it, row := range c {
+		if len(it) < 2 || int(it[0]) >= numSources {
+			continue
+		}
+		rows = append(rows, core.InputActionRow{Action: it[1:], Source: SourceNames[it[0]], Count: int64(row[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.Action != b.Action {
+			return a.Action < b.Action
+		}
+		return a.Source < b.Source
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// CameraGestures is GET /api/v1/camera-gestures: camera_gesture events per
+// kind, with their durations, most gestures first.
+func (r *Reader) CameraGestures(pnum uint32, q core.Query) ([]core.CameraGestureRow, error) {
+	c, err := r.mergedBySource(pnum, kindGestures, &q)
+	if err != nil {
+		return nil, err
+	}
+	acc := map[string]*core.CameraGestureRow{}
+	for it, row := range c {
+		if len(it) < 2 {
+			continue
+		}
+		a := acc[it[1:]]
+		if a == nil {
+			a = &core.CameraGestureRow{Kind: it[1:]}
+			acc[it[1:]] = a
+		}
+		a.Gestures += int64(row[0])
+		a.TotalMs += row[1]
+		a.MaxMs = max(a.MaxMs, row[2])
+	}
+	rows := make([]core.CameraGestureRow, 0, len(acc))
+	for _, a := range acc {
+		if a.Gestures > 0 {
+			a.AvgMs = a.TotalMs / float64(a.Gestures)
+		}
+		rows = append(rows, *a)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Gestures != rows[j].Gestures {
+			return rows[i].Gestures > rows[j].Gestures
+		}
+		return rows[i].Kind < rows[j].Kind
+	})
+	return limitRows(rows, q.Limit), nil
+}

@@ -1,0 +1,382 @@
+package storage
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// interactEvent is one generated input event, as the oracle sees it.
+type interactEvent struct {
+	typ                        core.EventType
+	ts                         int64
+	session, scene, source     string // source "" = none sent
+	mesh, kind, action, hitted string // hitted: pointer_click's hitMesh
+	dur                        float64
+}
+
+// genInteractions builds a random session mix of input events over a day
+// and commits it in batches.
+func genInteractions(t *testing.T, s *Store, pnum uint32, seed int64, n int) []interactEvent {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
+	base := int64(1795892400000)
+	sources := []string{"", "mouse", "touch", "xr-controller", "hand", "keyboard"}
+	meshes := []string{"door", "chair", "lamp", `qu"ote`}
+	kinds := []string{"click", "hover", "grab"}
+	gestures := []string{"orbit", "pan", "zoom"}
+	types := []core.EventType{core.TypePointerMove, core.TypePointerClick, core.TypePointerClick, core.TypeMeshInteraction,
+		core.TypeInputAction, core.TypeCameraGesture, core.TypeHoverDwell, core.TypePointerDown, core.TypeFramePerf}
+	var evs []interactEvent
+	for len(evs) < n {
+		b := &core.Batch{ProjectID: "p", ProjectNum: pnum}
+		sess := fmt.Sprintf("s%d", r.Intn(40))
+		start := base + r.Int63n(20*hourMs)
+		for i := 0; i < 50 && len(evs) < n; i++ {
+			e := interactEvent{typ: types[r.Intn(len(types))], session: sess, scene: []string{"a", "b"}[r.Intn(2)],
+				ts: start + r.Int63n(30_000), source: sources[r.Intn(len(sources))]}
+			js := fmt.Sprintf(`{"type":%q,"sessionId":%q,"ts":%d,"sceneId":%q`, e.typ.String(), sess, e.ts, e.scene)
+			if e.source != "" && e.typ != core.TypeFramePerf {
+				js += fmt.Sprintf(`,"source":%q`, e.source)
+			}
+			switch e.typ {
+			case core.TypePointerClick:
+				if r.Intn(3) > 0 {
+					e.hitted = meshes[r.Intn(len(meshes))]
+					js += fmt.Sprintf(`,"hitMesh":%q`, e.hitted)
+				}
+			case core.TypeMeshInteraction:
+				e.mesh, e.kind = meshes[r.Intn(len(meshes))], kinds[r.Intn(len(kinds))]
+				js += fmt.Sprintf(`,"mesh":%q,"kind":%q`, e.mesh, e.kind)
+			case core.TypeInputAction:
+				e.action = []string{"jump", "menu"}[r.Intn(2)]
+				js += fmt.Sprintf(`,"action":%q`, e.action)
+			case core.TypeCameraGesture:
+				e.kind, e.dur = gestures[r.Intn(len(gestures))], float64(r.Intn(900))
+				js += fmt.Sprintf(`,"kind":%q,"durationMs":%v`, e.kind, e.dur)
+			case core.TypeHoverDwell:
+				js += `,"mesh":"lamp","dwellMs":10`
+			case core.TypeFramePerf:
+				js += `,"fps":60`
+			}
+			b.AppendEvent(e.typ, e.ts, []byte(sess), []byte(js+"}"))
+			evs = append(evs, e)
+		}
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func (e interactEvent) src() string {
+	if e.source == "" {
+		return "mouse"
+	}
+	return e.source
+}
+
+func (e interactEvent) input() bool { return inputIndex[e.typ] != 0 }
+
+// inScope is the oracle's filter: hourly cells answer a range to the hour.
+func inScope(e interactEvent, q core.Query) bool {
+	h := e.ts - e.ts%hourMs
+	return h+hourMs > q.Since && h <= q.Until &&
+		(q.Scene == "" || e.scene == q.Scene) && (q.Session == "" || e.session == q.Session) &&
+		(q.Source == "" || e.src() == q.Source)
+}
+
+func interactQueries() []core.Query {
+	base := int64(1795892400000)
+	var qs []core.Query
+	for _, f := range []func(*core.Query){
+		func(q *core.Query) {},
+		func(q *core.Query) { q.Scene = "b" },
+		func(q *core.Query) { q.Session = "s7" },
+		func(q *core.Query) { q.Source = "touch" },
+		func(q *core.Query) { q.Since, q.Until = base+3*hourMs, base+9*hourMs-1 },
+		func(q *core.Query) { q.Scene, q.Source = "a", "mouse" },
+	} {
+		q := core.DefaultQuery()
+		q.Limit = 1000
+		f(&q)
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+func TestInteractionAggregates(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	evs := genInteractions(t, s, pnum, 5, 6000)
+	rd := s.Reader()
+	for _, q := range interactQueries() {
+		name := fmt.Sprintf("scene=%q session=%q source=%q range=%d..%d", q.Scene, q.Session, q.Source, q.Since, q.Until)
+		t.Run(name, func(t *testing.T) {
+			// interactions/sources: exact counts; sessions within the sketch's bound.
+			type pair struct{ typ, src string }
+			counts := map[pair]int64{}
+			sessions := map[pair]map[string]bool{}
+			kinds := map[[2]string]int64{}
+			active := map[[2]string]int64{}
+			actions := map[[2]string]int64{}
+			var total, dead int64
+			type gest struct {
+				n        int64
+				sum, max float64
+			}
+			gestures := map[string]*gest{}
+			for _, e := range evs {
+				if !e.input() || !inScope(e, q) {
+					continue
+				}
+				p := pair{e.typ.String(), e.src()}
+				counts[p]++
+				if sessions[p] == nil {
+					sessions[p] = map[string]bool{}
+				}
+				sessions[p][e.session] = true
+				switch e.typ {
+				case core.TypeMeshInteraction:
+					kinds[[2]string{e.mesh, e.kind}]++
+					active[[2]string{e.mesh, e.src()}]++
+				case core.TypePointerClick:
+					total++
+					if e.hitted == "" {
+						dead++
+					} else {
+						active[[2]string{e.hitted, e.src()}]++
+					}
+				case core.TypeInputAction:
+					actions[[2]string{e.action, e.src()}]++
+				case core.TypeCameraGesture:
+					g := gestures[e.kind]
+					if g == nil {
+						g = &gest{}
+						gestures[e.kind] = g
+					}
+					g.n++
+					g.sum += e.dur
+					g.max = math.Max(g.max, e.dur)
+				}
+			}
+			rows, err := rd.InteractionSources(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(counts) {
+				t.Fatalf("interactions/sources: %d rows, want %d", len(rows), len(counts))
+			}
+			for i, row := range rows {
+				p := pair{row.EventType, row.Source}
+				if row.Count != counts[p] {
+					t.Errorf("%v: count %d, want %d", p, row.Count, counts[p])
+				}
+				want := int64(len(sessions[p]))
+				if math.Abs(float64(row.Sessions-want)) > math.Max(2, 0.03*float64(want)) {
+					t.Errorf("%v: sessions %d, want %d (±2 or 3%%)", p, row.Sessions, want)
+				}
+				if i > 0 && rows[i-1].Count < row.Count {
+					t.Errorf("not by count: %+v before %+v", rows[i-1], row)
+				}
+			}
+			mk, err := rd.MeshKinds(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mk) != len(kinds) {
+				t.Fatalf("meshes/kinds: %d rows, want %d", len(mk), len(kinds))
+			}
+			for _, row := range mk {
+				if row.Count != kinds[[2]string{row.Mesh, row.Kind}] {
+					t.Errorf("meshes/kinds %+v, want %d", row, kinds[[2]string{row.Mesh, row.Kind}])
+				}
+			}
+			ms, err := rd.MeshSources(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != len(active) {
+				t.Fatalf("meshes/sources: %d rows, want %d", len(ms), len(active))
+			}
+			for _, row := range ms {
+				if row.Count != active[[2]string{row.Mesh, row.Source}] {
+					t.Errorf("meshes/sources %+v, want %d", row, active[[2]string{row.Mesh, row.Source}])
+				}
+			}
+			dc, err := rd.DeadClicks(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dc.TotalClicks != total || dc.DeadClicks != dead {
+				t.Errorf("clicks/dead %+v, want %d/%d", dc, total, dead)
+			}
+			ia, err := rd.InputActions(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ia) != len(actions) {
+				t.Fatalf("input-actions: %d rows, want %d", len(ia), len(actions))
+			}
+			for _, row := range ia {
+				if row.Count != actions[[2]string{row.Action, row.Source}] {
+					t.Errorf("input-actions %+v", row)
+				}
+			}
+			cg, err := rd.CameraGestures(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cg) != len(gestures) {
+				t.Fatalf("camera-gestures: %d rows, want %d", len(cg), len(gestures))
+			}
+			for _, row := range cg {
+				g := gestures[row.Kind]
+				if g == nil || row.Gestures != g.n || row.TotalMs != g.sum || row.MaxMs != g.max || math.Abs(row.AvgMs-g.sum/float64(g.n)) > 1e-9 {
+					t.Errorf("camera-gestures %+v, want %+v", row, g)
+				}
+			}
+			xr, err := rd.XRSources(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xrWant := map[string]int64{}
+			for p, n := range counts {
+				if p.src == "xr-controller" || p.src == "hand" {
+					xrWant[p.src] += n
+				}
+			}
+			if len(xr) != len(xrWant) {
+				t.Fatalf("xr/sources %+v, want %v", xr, xrWant)
+			}
+			for _, row := range xr {
+				if row.Interactions != xrWant[row.Source] || row.Sessions < 1 {
+					t.Errorf("xr/sources %+v, want %d", row, xrWant[row.Source])
+				}
+			}
+		})
+	}
+}
+
+// TestMeshTrendAndRage checks the minute-resolved trend and the
+// second-resolved rage clicks against a hand-built click sequence.
+func TestMeshTrendAndRage(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	base := int64(1795892400000) // an hour boundary, and a multiple of 2 s
+	b := &core.Batch{ProjectID: "p", ProjectNum: pnum}
+	click := func(sess, mesh string, ts int64) {
+		js := fmt.Sprintf(`{"type":"pointer_click","sessionId":%q,"ts":%d,"hitMesh":%q}`, sess, ts, mesh)
+		if mesh == "" {
+			js = fmt.Sprintf(`{"type":"pointer_click","sessionId":%q,"ts":%d}`, sess, ts)
+		}
+		b.AppendEvent(core.TypePointerClick, ts, []byte(sess), []byte(js))
+	}
+	// s1: 4 clicks on "door" within one 2-second window, then 2 in the next.
+	for _, d := range []int64{0, 300, 900, 1999, 2000, 2500} {
+		click("s1", "door", base+d)
+	}
+	// s2: 3 clicks on "lamp" across a 2 s boundary (1 + 2): no rage at 2 s,
+	// rage at 10 s windows.
+	for _, d := range []int64{61_000, 62_100, 62_900} {
+		click("s2", "lamp", base+d)
+	}
+	click("s2", "", base+61_500) // dead: counts nowhere
+	if err := s.Sink().Commit(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Aggregator().Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rd := s.Reader()
+	q := core.DefaultQuery()
+	rows, err := rd.RageClicks(pnum, q, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0] != (core.RageClickRow{SessionID: "s1", Mesh: "door", Bucket: base, Clicks: 4}) {
+		t.Fatalf("rage at 2 s: %+v", rows)
+	}
+	rows, _ = rd.RageClicks(pnum, q, 10, 3)
+	want := []core.RageClickRow{{SessionID: "s1", Mesh: "door", Bucket: base, Clicks: 6}, {SessionID: "s2", Mesh: "lamp", Bucket: base + 60_000, Clicks: 3}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Fatalf("rage at 10 s: %+v, want %+v", rows, want)
+	}
+	q.Session = "s2"
+	if rows, _ = rd.RageClicks(pnum, q, 10, 3); len(rows) != 1 || rows[0].SessionID != "s2" {
+		t.Fatalf("rage of s2: %+v", rows)
+	}
+	q = core.DefaultQuery()
+	q.Since = base + 1000 // the range is exact to the second
+	if rows, _ = rd.RageClicks(pnum, q, 10, 3); len(rows) != 2 || rows[0] != (core.RageClickRow{SessionID: "s1", Mesh: "door", Bucket: base, Clicks: 3}) {
+		t.Fatalf("rage from +1 s: %+v", rows)
+	}
+	q = core.DefaultQuery()
+	trend, err := rd.MeshTrend(pnum, q, minuteMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTrend := []core.MeshTrendRow{{Mesh: "door", Bucket: base, Count: 6}, {Mesh: "lamp", Bucket: base + 60_000, Count: 3}}
+	if fmt.Sprint(trend) != fmt.Sprint(wantTrend) {
+		t.Fatalf("trend per minute: %+v, want %+v", trend, wantTrend)
+	}
+	trend, _ = rd.MeshTrend(pnum, q, hourMs)
+	sort.Slice(trend, func(i, j int) bool { return trend[i].Mesh < trend[j].Mesh })
+	if len(trend) != 2 || trend[0].Count != 6 || trend[1].Count != 3 || trend[1].Bucket != base {
+		t.Fatalf("trend per hour: %+v", trend)
+	}
+	if dc, _ := rd.DeadClicks(pnum, q); dc.TotalClicks != 10 || dc.DeadClicks != 1 {
+		t.Fatalf("dead clicks %+v", dc)
+	}
+}
+
+// TestInteractionsEmpty: no data answers empty rows, not errors or nulls.
+func TestInteractionsEmpty(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	rd := s.Reader()
+	q := core.DefaultQuery()
+	is, err1 := rd.InteractionSources(pnum, q)
+	xr, err2 := rd.XRSources(pnum, q)
+	rage, err3 := rd.RageClicks(pnum, q, 2, 3)
+	dc, err4 := rd.DeadClicks(pnum, q)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		t.Fatal(err1, err2, err3, err4)
+	}
+	if is == nil || len(is) != 0 || xr == nil || len(xr) != 0 || rage == nil || len(rage) != 0 || dc != (core.DeadClickRow{}) {
+		t.Fatalf("empty: %v %v %v %v", is, xr, rage, dc)
+	}
+	q.Source = "nose"
+	if _, err := rd.MeshKinds(pnum, q); err != ErrBadSource {
+		t.Fatalf("bad source: %v", err)
+	}
+}
+
+// TestHLLError checks the distinct-session sketch against exact counts
+// from 1 to 200,000: within 4 standard errors (3.3%), and to two sessions
+// below 100.
+func TestHLLError(t *testing.T) {
+	for _, n := range []int{1, 2, 10, 99, 1000, 5000, 20000, 100000, 200000} {
+		var s hllSketch
+		for i := 0; i < n; i++ {
+			reg, rank := hllRegister(sessionHash(fmt.Sprintf("session-%d-%s", i, strings.Repeat("x", i%7))))
+			s.set(reg, rank)
+		}
+		got := s.estimate()
+		err := math.Abs(float64(got-int64(n))) / float64(n)
+		if n < 100 && math.Abs(float64(got-int64(n))) > 2 || err > 0.033 {
+			t.Errorf("%d sessions: estimate %d (%.1f%%)", n, got, 100*err)
+		}
+	}
+}
