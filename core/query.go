@@ -133,6 +133,89 @@ type (
 		AvgMs    float64 `json:"avg_ms"`
 		MaxMs    float64 `json:"max_ms"`
 	}
+	PerfDistributionRow struct {
+		Sessions int64    `json:"sessions"`
+		Samples  *int64   `json:"samples"`
+		P05FPS   *float64 `json:"p05_fps"`
+		P50FPS   *float64 `json:"p50_fps"`
+		P95FPS   *float64 `json:"p95_fps"`
+	}
+	FPSHistogramRow struct {
+		Bucket   int64 `json:"bucket"`
+		Sessions int64 `json:"sessions"`
+	}
+	FrameTimeRow struct {
+		Sessions int64    `json:"sessions"`
+		Samples  *int64   `json:"samples"`
+		P50Ms    *float64 `json:"p50_ms"`
+		P95Ms    *float64 `json:"p95_ms"`
+	}
+	JankRow struct {
+		Sessions        int64    `json:"sessions"`
+		TotalLongFrames *int64   `json:"total_long_frames"`
+		MedianRate      *float64 `json:"median_rate"`
+		WorstDecileRate *float64 `json:"worst_decile_rate"`
+	}
+	PerfByDeviceRow struct {
+		Engine   string  `json:"engine"`
+		IsMobile string  `json:"is_mobile"`
+		Renderer string  `json:"renderer"`
+		Browser  string  `json:"browser"`
+		OS       string  `json:"os"`
+		Sessions int64   `json:"sessions"`
+		Samples  int64   `json:"samples"`
+		P50FPS   float64 `json:"p50_fps"`
+	}
+	PerfBySceneRow struct {
+		SceneID  string  `json:"scene_id"`
+		Sessions int64   `json:"sessions"`
+		Samples  int64   `json:"samples"`
+		P50FPS   float64 `json:"p50_fps"`
+	}
+	ResourcePercentileRow struct {
+		Sessions        int64    `json:"sessions"`
+		Samples         *int64   `json:"samples"`
+		P50JSHeapBytes  *float64 `json:"p50_js_heap_bytes"`
+		P95JSHeapBytes  *float64 `json:"p95_js_heap_bytes"`
+		P50TextureBytes *float64 `json:"p50_texture_bytes"`
+		P95TextureBytes *float64 `json:"p95_texture_bytes"`
+		P50Triangles    *float64 `json:"p50_triangles"`
+		P95Triangles    *float64 `json:"p95_triangles"`
+	}
+	StabilityRow struct {
+		ContextLosses int64 `json:"context_losses"`
+		CompileStalls int64 `json:"compile_stalls"`
+		Incidents     int64 `json:"incidents"`
+	}
+	RenderScaleRow struct {
+		Samples           int64    `json:"samples"`
+		AvgFPS            *float64 `json:"avg_fps"`
+		P50FPS            *float64 `json:"p50_fps"`
+		AvgRenderScale    *float64 `json:"avg_render_scale"`
+		P50RenderScale    *float64 `json:"p50_render_scale"`
+		DownscaledSamples *int64   `json:"downscaled_samples"`
+		ScaleSamples      *int64   `json:"scale_samples"`
+	}
+	CompileStallRow struct {
+		Phase   string  `json:"phase"`
+		Stalls  int64   `json:"stalls"`
+		TotalMs float64 `json:"total_ms"`
+		AvgMs   float64 `json:"avg_ms"`
+		MaxMs   float64 `json:"max_ms"`
+	}
+	GraphicsDiagnosticRow struct {
+		Severity  string `json:"severity"`
+		Category  string `json:"category"`
+		Backend   string `json:"backend"`
+		Incidents int64  `json:"incidents"`
+	}
+	RenderingTechnologyRow struct {
+		API             string `json:"api"`
+		Backend         string `json:"backend"`
+		APIVersion      string `json:"api_version"`
+		ShadingLanguage string `json:"shading_language"`
+		Sessions        int64  `json:"sessions"`
+	}
 	CameraCellRow struct {
 		AzimuthBin   int   `json:"azimuth_bin"`
 		ElevationBin int   `json:"elevation_bin"`

@@ -30,6 +30,7 @@ type Aggregates interface {
 	HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error)
 
 	Interactions // read_interact.go
+	PerfStats    // read_perf.go
 }
 
 // ErrNotFound is what an Aggregates implementation returns (wrapped or

@@ -108,5 +108,5 @@ func (s *readAPI) moreRoutes(path string) (readRun, int, int, bool) {
 	case "camera-gestures":
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.CameraGestures(p, q) }), 25, maxLimit, true
 	}
-	return nil, 0, 0, false
+	return s.perfRoutes(path)
 }

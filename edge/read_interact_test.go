@@ -34,6 +34,18 @@ var readRoutes = []struct {
 	{"clicks/rage", []string{"interval=0", "interval=61", "minRepeats=1", "minRepeats=101"}},
 	{"input-actions/top", []string{"source=keyboards"}},
 	{"camera-gestures", []string{"source=x", "limit=1001"}},
+	{"perf/distribution", []string{"scene=bad%20scene"}},
+	{"perf/fps-histogram", []string{"bucket=0", "bucket=241", "bucket=x"}},
+	{"perf/frame-time", []string{"session="}},
+	{"perf/jank", []string{"since=x"}},
+	{"perf/by-device", []string{"until=x"}},
+	{"perf/by-scene", []string{"limit=0"}},
+	{"perf/resource-percentiles", []string{"since=-1"}},
+	{"perf/stability", []string{"limit=1001"}},
+	{"perf/render-scale", []string{"until=1&since=2"}},
+	{"perf/compile-stalls", []string{"limit=1001"}},
+	{"graphics-diagnostics", []string{"since=x"}},
+	{"rendering-technology", []string{"limit=0"}},
 }
 
 // TestReadRoutesRefuse walks every read route: no key and a bad key get

@@ -939,7 +939,14 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 	if inputIndex[e.Type] != 0 {
 		st.foldInput(e, sess, scene, ts, sd)
 	}
+	if perfTypes[e.Type] {
+		st.foldPerf(e, sess, scene, ts)
+	}
 }
+
+// perfTypes are the event types foldPerf reads.
+var perfTypes = [core.NumEventTypes]bool{core.TypeFramePerf: true, core.TypeResourceSample: true,
+	core.TypeCompileStall: true, core.TypeGraphicsDiagnostic: true, core.TypeSessionStart: true}
 
 // ResourceMetrics are the resource_sample fields aggregated (resourceFields
 // in the log record).

@@ -50,7 +50,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
-var sessionOnly = [numKinds]bool{kindRage: true}
+var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -80,6 +80,13 @@ var kindOps = [numKinds][]mergeOp{
 	kindRage:           {opSum},
 	kindActions:        {opSum},
 	kindGestures:       {opSum, opSum, opMax},
+
+	kindPerfSession: {opSum, opSum, opMax},
+	kindDevice:      {opMax},
+	kindRenderScale: {opSum, opSum, opSum},
+	kindCompile:     {opSum, opSum, opMax},
+	kindDiagnostics: {opSum},
+	kindTech:        {opSum},
 }
 
 // Bucket widths.

@@ -384,6 +384,8 @@ func (r *Reader) Resources(pnum uint32, q core.Query) (core.ResourceRow, error) 
 		if row, ok := c[m]; ok && row[0] > 0 {
 			*d[0] = ptrf(row[1] / row[0])
 			*d[1] = ptrf(row[2])
+		} else if out.Samples > 0 {
+			*d[1] = ptrf(0) // as the reference: a max over samples that lack the field is 0
 		}
 	}
 	return out, nil

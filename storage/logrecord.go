@@ -56,6 +56,15 @@ const (
 	fHitMesh
 	fAction
 	fDurationMs
+	fFrameTimeMs
+	fFrameTimeP95Ms
+	fLongFrames
+	fRenderScale
+	fPhase
+	fSeverity
+	fCategory
+	fBackend
+	fCount
 	numAggFields = iota
 )
 
@@ -66,6 +75,8 @@ var aggFields = [numAggFields]string{
 	"mesh", "visibleMs", "centeredMs", "maxScreenFraction", "dwellMs",
 	"screen", "hitPoint", "direction",
 	"source", "kind", "hitMesh", "action", "durationMs",
+	"frameTimeMs", "frameTimeP95Ms", "longFrames", "renderScale", "phase",
+	"severity", "category", "backend", "count",
 }
 
 // sessionMetaFields are the session_start fields kept in a session's record.
@@ -101,6 +112,10 @@ var aggWants = func() (w [core.NumEventTypes]uint64) {
 	w[core.TypeMeshInteraction] |= bit(fKind)
 	w[core.TypeCameraGesture] |= bit(fKind, fDurationMs)
 	w[core.TypeInputAction] |= bit(fAction)
+	// The performance aggregates (aggperf.go).
+	w[core.TypeFramePerf] |= bit(fFrameTimeMs, fFrameTimeP95Ms, fLongFrames, fRenderScale)
+	w[core.TypeCompileStall] |= bit(fPhase, fDurationMs)
+	w[core.TypeGraphicsDiagnostic] |= bit(fSeverity, fCategory, fBackend, fCount)
 	return w
 }()
 

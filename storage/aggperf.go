@@ -1,0 +1,165 @@
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// The performance aggregates: what the perf/*, graphics-diagnostics and
+// rendering-technology routes read (docs/API.md, "Performance"). The
+// reference computes most of them per session first, then across
+// sessions (a median of per-session percentiles), so a session's own
+// distributions are kept, per hour, in a session-only cell.
+const (
+	kindPerfSession aggKind = 'u' // per hour, session scope only: see perfItem* → [n, sum, max]
+	kindDevice      aggKind = 'w' // session scope only, one cell per session (bucket 0): device class → [1]
+	kindRenderScale aggKind = 's' // per hour: renderScaleSummary → [scale samples, sum, downscaled]; 2 + bin → [n]
+	kindCompile     aggKind = 'y' // per hour: phase → [stalls, total ms, max ms]
+	kindDiagnostics aggKind = 'z' // per hour: severity 0 category 0 backend → [incidents]
+	kindTech        aggKind = 't' // per hour: api 0 backend 0 apiVersion 0 shadingLanguage → [session_start events]
+)
+
+// Items of a session's performance cell.
+const (
+	perfItemFPS       = 1 // + fps bin (appendFPSBin) → [frames]
+	perfItemFrameTime = 2 // + frameTimeMs in 0.1 ms bins → [frames]
+	perfItemP95       = 3 // frameTimeP95Ms → [frames carrying it, sum, max]
+	perfItemWindows   = 4 // every frame_perf → [frames, long frames, 0]
+	perfItemResource  = 5 // + metric (resourcePercentileFields) + log bin → [samples]
+	perfItemSamples   = 6 // every resource_sample → [samples]
+
+	renderScaleSummary = 1
+	renderScaleBins    = 2 // + render scale in 0.01 bins
+)
+
+// resourcePercentileFields are the resource_sample fields of
+// perf/resource-percentiles, by their byte in perfItemResource items.
+var resourcePercentileFields = [...]uint8{fJSHeapBytes, fTextureBytes, fTriangles}
+
+// Bins of the per-session distributions.
+const (
+	frameTimeBin     = 0.1  // ms
+	renderScaleWidth = 0.01 // ratio
+	logBinsPerOct    = 16   // resource values: 2^(1/16) wide bins, within 2.2% of the value
+)
+
+// linearBin is v's bin of width w, clamped to two bytes.
+func linearBin(v, w float64) uint16 {
+	return uint16(max(0, min(math.MaxUint16, math.Floor(v/w))))
+}
+
+// logBin is v's logarithmic bin (v ≥ 1; smaller values share bin 0).
+func logBin(v float64) uint16 {
+	if v < 1 {
+		return 0
+	}
+	return uint16(min(math.MaxUint16, math.Floor(math.Log2(v)*logBinsPerOct)))
+}
+
+// logBinValue is a log bin's representative value (its geometric middle).
+func logBinValue(b uint16) float64 { return math.Exp2((float64(b) + 0.5) / logBinsPerOct) }
+
+// foldPerf folds the performance aggregates of one event.
+func (st *foldState) foldPerf(e *logEvent, sess, scene string, ts int64) {
+	switch e.Type {
+	case core.TypeFramePerf:
+		if sess == "" {
+			return
+		}
+		b := append(st.buf[:0], perfItemWindows)
+		long, _ := parseNum(e.f[fLongFrames])
+		st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, long, 0)
+		if fps, ok := parseNum(e.f[fFPS]); ok {
+			st.bump(kindPerfSession, sess, scene, ts, st.item(appendFPSBin(append(st.buf[:0], perfItemFPS), fps)), 1, 0, 0)
+		}
+		if ft, ok := parseNum(e.f[fFrameTimeMs]); ok && ft > 0 {
+			b = binary.BigEndian.AppendUint16(append(st.buf[:0], perfItemFrameTime), linearBin(ft, frameTimeBin))
+			st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, 0, 0)
+		}
+		if p95, ok := parseNum(e.f[fFrameTimeP95Ms]); ok && p95 > 0 {
+			st.bump(kindPerfSession, sess, scene, ts, st.item(append(st.buf[:0], perfItemP95)), 1, p95, p95)
+		}
+		if rs, ok := parseNum(e.f[fRenderScale]); ok && rs > 0 {
+			down := 0.0
+			if rs < 1 {
+				down = 1
+			}
+			st.bump(kindRenderScale, sess, scene, ts, st.item(append(st.buf[:0], renderScaleSummary)), 1, rs, down)
+			b = binary.BigEndian.AppendUint16(append(st.buf[:0], renderScaleBins), linearBin(rs, renderScaleWidth))
+			st.bump(kindRenderScale, sess, scene, ts, st.item(b), 1, 0, 0)
+		}
+	case core.TypeResourceSample:
+		if sess == "" {
+			return
+		}
+		st.bump(kindPerfSession, sess, scene, ts, st.item(append(st.buf[:0], perfItemSamples)), 1, 0, 0)
+		for i, f := range resourcePercentileFields {
+			if v, ok := parseNum(e.f[f]); ok && v > 0 {
+				b := binary.BigEndian.AppendUint16(append(st.buf[:0], perfItemResource, byte(i)), logBin(v))
+				st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, 0, 0)
+			}
+		}
+	case core.TypeCompileStall:
+		d, _ := parseNum(e.f[fDurationMs])
+		st.bump(kindCompile, sess, scene, ts, st.item(append(st.buf[:0], tokStr(e.f[fPhase])...)), 1, d, d)
+	case core.TypeGraphicsDiagnostic:
+		n := 1.0
+		if c, ok := parseNum(e.f[fCount]); ok && c > 0 {
+			n = c
+		}
+		b := append(append(st.buf[:0], tokStr(e.f[fSeverity])...), 0)
+		b = append(append(b, tokStr(e.f[fCategory])...), 0)
+		st.bump(kindDiagnostics, sess, scene, ts, st.item(append(b, tokStr(e.f[fBackend])...)), n)
+	case core.TypeSessionStart:
+		var g struct {
+			API, Backend, APIVersion, ShadingLanguage any
+		}
+		if x := e.f[fGraphics]; x != nil {
+			json.Unmarshal(x, &g)
+		}
+		b := append(append(st.buf[:0], textOf(g.API)...), 0)
+		b = append(append(b, textOf(g.Backend)...), 0)
+		b = append(append(b, textOf(g.APIVersion)...), 0)
+		st.bump(kindTech, sess, scene, ts, st.item(append(b, textOf(g.ShadingLanguage)...)), 1)
+		if sess == "" {
+			return
+		}
+		var d struct {
+			Engine, IsMobile, Renderer, Browser, OS any
+		}
+		if x := e.f[fDevice]; x != nil {
+			json.Unmarshal(x, &d)
+		}
+		b = append(append(st.buf[:0], textOf(d.Engine)...), 0)
+		b = append(append(b, textOf(d.IsMobile)...), 0)
+		b = append(append(b, textOf(d.Renderer)...), 0)
+		b = append(append(b, textOf(d.Browser)...), 0)
+		st.row1[0] = 1
+		st.add(kindDevice, sess, scene, 0, st.item(append(b, textOf(d.OS)...)), st.row1[:])
+	}
+}
+
+// textOf is a JSON value as the reference's text extraction reads it: a
+// string as it is, a boolean or number as its JSON text, "" for anything
+// else (absent, null, an object). A NUL is dropped: it separates the
+// parts of an item.
+func textOf(v any) []byte {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case bool, float64:
+		b, _ := json.Marshal(x)
+		s = string(b)
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != 0 {
+			out = append(out, s[i])
+		}
+	}
+	return out
+}

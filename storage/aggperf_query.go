@@ -1,0 +1,524 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"sort"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// binCount is one bin of a distribution: its representative value and
+// how many values fell in it.
+type binCount struct {
+	v float64
+	n int64
+}
+
+// hist is a distribution kept as bins (bin number → count).
+type hist map[uint16]int64
+
+// quantile is the continuous quantile q (linear interpolation between the
+// values at the neighbouring ranks, as quantile_cont) of the values, each
+// taken to be its bin's representative value; NaN when there is none.
+func (h hist) quantile(q float64, value func(uint16) float64) float64 {
+	if len(h) == 0 {
+		return math.NaN()
+	}
+	bins := make([]binCount, 0, len(h))
+	var total int64
+	for b, n := range h {
+		bins = append(bins, binCount{value(b), n})
+		total += n
+	}
+	sort.Slice(bins, func(i, j int) bool { return bins[i].v < bins[j].v })
+	at := func(rank int64) float64 {
+		for _, b := range bins {
+			if rank < b.n {
+				return b.v
+			}
+			rank -= b.n
+		}
+		return bins[len(bins)-1].v
+	}
+	pos := float64(total-1) * q
+	lo := int64(math.Floor(pos))
+	a, b := at(lo), at(int64(math.Ceil(pos)))
+	return a + (pos-float64(lo))*(b-a)
+}
+
+// quantileOf is the continuous quantile q of vals (sorted in place); NaN
+// when empty.
+func quantileOf(vals []float64, q float64) float64 {
+	if len(vals) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(vals)
+	pos := float64(len(vals)-1) * q
+	lo := int(math.Floor(pos))
+	hi := int(math.Ceil(pos))
+	return vals[lo] + (pos-float64(lo))*(vals[hi]-vals[lo])
+}
+
+func ptrOrNil(f float64) *float64 {
+	if math.IsNaN(f) {
+		return nil
+	}
+	return &f
+}
+
+func ptri(n int64) *int64 { return &n }
+
+func fpsBinValue(b uint16) float64       { return (float64(b) + 0.5) / 2 }
+func frameTimeBinValue(b uint16) float64 { return (float64(b) + 0.5) * frameTimeBin }
+func scaleBinValue(b uint16) float64     { return (float64(b) + 0.5) * renderScaleWidth }
+
+// sessionPerf is one session's performance in the query's scope and range.
+type sessionPerf struct {
+	fps, frameTime        hist
+	res                   [len(resourcePercentileFields)]hist
+	frames, long          int64
+	p95n                  int64
+	p95max                float64
+	resSamples            int64
+	hasFrames, hasSamples bool
+}
+
+func (p *sessionPerf) add(it string, row []float64) {
+	n := int64(row[0])
+	switch {
+	case it == string([]byte{perfItemWindows}):
+		p.frames += n
+		p.long += int64(row[1])
+		p.hasFrames = true
+	case it == string([]byte{perfItemP95}):
+		p.p95n += n
+		p.p95max = math.Max(p.p95max, row[2])
+	case it == string([]byte{perfItemSamples}):
+		p.resSamples += n
+		p.hasSamples = true
+	case len(it) == 3 && it[0] == perfItemFPS:
+		if p.fps == nil {
+			p.fps = hist{}
+		}
+		p.fps[binary.BigEndian.Uint16([]byte(it[1:]))] += n
+	case len(it) == 3 && it[0] == perfItemFrameTime:
+		if p.frameTime == nil {
+			p.frameTime = hist{}
+		}
+		p.frameTime[binary.BigEndian.Uint16([]byte(it[1:]))] += n
+	case len(it) == 4 && it[0] == perfItemResource && int(it[1]) < len(p.res):
+		h := &p.res[it[1]]
+		if *h == nil {
+			*h = hist{}
+		}
+		(*h)[binary.BigEndian.Uint16([]byte(it[2:]))] += n
+	}
+}
+
+// sessionPerfs reads the per-session performance cells of the query's
+// scope and range: by session, and by (session, scene) when byScene.
+func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[string]*sessionPerf, map[[2]string]*sessionPerf, error) {
+	sessions := map[string]*sessionPerf{}
+	var scenes map[[2]string]*sessionPerf
+	if byScene {
+		scenes = map[[2]string]*sessionPerf{}
+	}
+	err := r.scanSessionCells(pnum, kindPerfSession, q, func(session, scene string, _ int64, c cell) error {
+		p := sessions[session]
+		if p == nil {
+			p = &sessionPerf{}
+			sessions[session] = p
+		}
+		var ps *sessionPerf
+		if byScene {
+			k := [2]string{session, scene}
+			if ps = scenes[k]; ps == nil {
+				ps = &sessionPerf{}
+				scenes[k] = ps
+			}
+		}
+		for it, row := range c {
+			p.add(it, row)
+			if ps != nil {
+				ps.add(it, row)
+			}
+		}
+		return nil
+	})
+	return sessions, scenes, err
+}
+
+// PerfDistribution is GET /api/v1/perf/distribution: the median across
+// sessions of each session's 5th, 50th and 95th fps percentiles.
+func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistributionRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return core.PerfDistributionRow{}, err
+	}
+	var p05, p50, p95 []float64
+	var samples int64
+	for _, p := range sessions {
+		if len(p.fps) == 0 {
+			continue
+		}
+		for _, n := range p.fps {
+			samples += n
+		}
+		p05 = append(p05, p.fps.quantile(0.05, fpsBinValue))
+		p50 = append(p50, p.fps.quantile(0.5, fpsBinValue))
+		p95 = append(p95, p.fps.quantile(0.95, fpsBinValue))
+	}
+	row := core.PerfDistributionRow{Sessions: int64(len(p50))}
+	if len(p50) > 0 {
+		row.Samples = ptri(samples)
+		row.P05FPS, row.P50FPS, row.P95FPS = ptrOrNil(quantileOf(p05, 0.5)), ptrOrNil(quantileOf(p50, 0.5)), ptrOrNil(quantileOf(p95, 0.5))
+	}
+	return row, nil
+}
+
+// FPSHistogram is GET /api/v1/perf/fps-histogram: sessions by their median
+// fps, in bins of width fps.
+func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSHistogramRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return nil, err
+	}
+	w := float64(max(1, width))
+	bins := map[int64]int64{}
+	for _, p := range sessions {
+		if len(p.fps) == 0 {
+			continue
+		}
+		bins[int64(math.Floor(p.fps.quantile(0.5, fpsBinValue)/w)*w)]++
+	}
+	rows := make([]core.FPSHistogramRow, 0, len(bins))
+	for b, n := range bins {
+		rows = append(rows, core.FPSHistogramRow{Bucket: b, Sessions: n})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Bucket < rows[j].Bucket })
+	return rows, nil
+}
+
+// FrameTime is GET /api/v1/perf/frame-time: the median across sessions of
+// each session's median frameTimeMs and of its worst frameTimeP95Ms.
+func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return core.FrameTimeRow{}, err
+	}
+	var p50, p95 []float64
+	var row core.FrameTimeRow
+	var samples int64
+	for _, p := range sessions {
+		if !p.hasFrames {
+			continue
+		}
+		row.Sessions++
+		samples += p.frames
+		if len(p.frameTime) > 0 {
+			p50 = append(p50, p.frameTime.quantile(0.5, frameTimeBinValue))
+		}
+		if p.p95n > 0 {
+			p95 = append(p95, p.p95max)
+		}
+	}
+	if row.Sessions > 0 {
+		row.Samples = ptri(samples)
+		row.P50Ms, row.P95Ms = ptrOrNil(quantileOf(p50, 0.5)), ptrOrNil(quantileOf(p95, 0.5))
+	}
+	return row, nil
+}
+
+// Jank is GET /api/v1/perf/jank: each session's long frames per frame_perf
+// window, its median and 90th percentile across sessions.
+func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return core.JankRow{}, err
+	}
+	var rates []float64
+	var long int64
+	for _, p := range sessions {
+		if p.hasFrames && p.frames > 0 {
+			rates = append(rates, float64(p.long)/float64(p.frames))
+			long += p.long
+		}
+	}
+	row := core.JankRow{Sessions: int64(len(rates))}
+	if len(rates) > 0 {
+		row.TotalLongFrames = ptri(long)
+		row.MedianRate = ptrOrNil(quantileOf(rates, 0.5))
+		row.WorstDecileRate = ptrOrNil(quantileOf(rates, 0.9))
+	}
+	return row, nil
+}
+
+// deviceClasses is each session's device class, from its session_start
+// whenever it came (of several different ones, the greatest item, so that
+// every read agrees), as its five parts.
+func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string][5]string, error) {
+	all := core.DefaultQuery()
+	all.Session = q.Session
+	items := map[string]string{}
+	err := r.scanSessionCells(pnum, kindDevice, &all, func(session, _ string, _ int64, c cell) error {
+		for it := range c {
+			if cur, ok := items[session]; !ok || it > cur {
+				items[session] = it
+			}
+		}
+		return nil
+	})
+	out := make(map[string][5]string, len(items))
+	for s, it := range items {
+		if p := bytes.SplitN([]byte(it), []byte{0}, 5); len(p) == 5 {
+			out[s] = [5]string{string(p[0]), string(p[1]), string(p[2]), string(p[3]), string(p[4])}
+		}
+	}
+	return out, err
+}
+
+// PerfByDevice is GET /api/v1/perf/by-device: the median across sessions
+// of each session's median fps, by device class (engine, mobile, GPU
+// renderer, browser, OS of its session_start; "" when it had none).
+func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := r.deviceClasses(pnum, q)
+	if err != nil {
+		return nil, err
+	}
+	type acc struct {
+		medians []float64
+		samples int64
+	}
+	groups := map[[5]string]*acc{}
+	for s, p := range sessions {
+		if len(p.fps) == 0 {
+			continue
+		}
+		d := devs[s]
+		a := groups[d]
+		if a == nil {
+			a = &acc{}
+			groups[d] = a
+		}
+		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
+		a.samples += p.frames
+	}
+	rows := make([]core.PerfByDeviceRow, 0, len(groups))
+	for d, a := range groups {
+		rows = append(rows, core.PerfByDeviceRow{Engine: d[0], IsMobile: d[1], Renderer: d[2], Browser: d[3], OS: d[4],
+			Sessions: int64(len(a.medians)), Samples: a.samples, P50FPS: quantileOf(a.medians, 0.5)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Sessions != b.Sessions {
+			return a.Sessions > b.Sessions
+		}
+		return a.Engine+"\x00"+a.IsMobile+"\x00"+a.Renderer+"\x00"+a.Browser+"\x00"+a.OS < b.Engine+"\x00"+b.IsMobile+"\x00"+b.Renderer+"\x00"+b.Browser+"\x00"+b.OS
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// PerfByScene is GET /api/v1/perf/by-scene: per scene, the median across
+// its sessions of each session's median fps in that scene.
+func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, error) {
+	_, pairs, err := r.sessionPerfs(pnum, &q, true)
+	if err != nil {
+		return nil, err
+	}
+	type acc struct {
+		medians []float64
+		samples int64
+	}
+	groups := map[string]*acc{}
+	for k, p := range pairs {
+		if len(p.fps) == 0 {
+			continue
+		}
+		a := groups[k[1]]
+		if a == nil {
+			a = &acc{}
+			groups[k[1]] = a
+		}
+		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
+		a.samples += p.frames
+	}
+	rows := make([]core.PerfBySceneRow, 0, len(groups))
+	for s, a := range groups {
+		rows = append(rows, core.PerfBySceneRow{SceneID: s, Sessions: int64(len(a.medians)), Samples: a.samples, P50FPS: quantileOf(a.medians, 0.5)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Sessions != rows[j].Sessions {
+			return rows[i].Sessions > rows[j].Sessions
+		}
+		return rows[i].SceneID < rows[j].SceneID
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// ResourcePercentiles is GET /api/v1/perf/resource-percentiles: the median
+// across sessions of each session's 50th and 95th percentiles of JS heap,
+// texture bytes and triangles (values within 2.2%: logarithmic bins).
+func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePercentileRow, error) {
+	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	if err != nil {
+		return core.ResourcePercentileRow{}, err
+	}
+	var row core.ResourcePercentileRow
+	var samples int64
+	var p50, p95 [len(resourcePercentileFields)][]float64
+	for _, p := range sessions {
+		if !p.hasSamples {
+			continue
+		}
+		row.Sessions++
+		samples += p.resSamples
+		for i, h := range p.res {
+			if len(h) > 0 {
+				p50[i] = append(p50[i], h.quantile(0.5, logBinValue))
+				p95[i] = append(p95[i], h.quantile(0.95, logBinValue))
+			}
+		}
+	}
+	if row.Sessions > 0 {
+		row.Samples = ptri(samples)
+		m := func(v []float64) *float64 { return ptrOrNil(quantileOf(v, 0.5)) }
+		row.P50JSHeapBytes, row.P95JSHeapBytes = m(p50[0]), m(p95[0])
+		row.P50TextureBytes, row.P95TextureBytes = m(p50[1]), m(p95[1])
+		row.P50Triangles, row.P95Triangles = m(p50[2]), m(p95[2])
+	}
+	return row, nil
+}
+
+// Stability is GET /api/v1/perf/stability: context_lost and compile_stall
+// events.
+func (r *Reader) Stability(pnum uint32, q core.Query) (core.StabilityRow, error) {
+	c, err := r.merged(pnum, kindCounts, &q)
+	if err != nil {
+		return core.StabilityRow{}, err
+	}
+	var row core.StabilityRow
+	if v := c[core.TypeContextLost.String()]; v != nil {
+		row.ContextLosses = int64(v[0])
+	}
+	if v := c[core.TypeCompileStall.String()]; v != nil {
+		row.CompileStalls = int64(v[0])
+	}
+	row.Incidents = row.ContextLosses + row.CompileStalls
+	return row, nil
+}
+
+// RenderScale is GET /api/v1/perf/render-scale: fps beside the render
+// scale frame_perf reported (p50 within 0.005: 0.01 bins).
+func (r *Reader) RenderScale(pnum uint32, q core.Query) (core.RenderScaleRow, error) {
+	perf, err := r.Perf(pnum, q)
+	if err != nil {
+		return core.RenderScaleRow{}, err
+	}
+	c, err := r.merged(pnum, kindRenderScale, &q)
+	if err != nil {
+		return core.RenderScaleRow{}, err
+	}
+	row := core.RenderScaleRow{Samples: perf.Samples, AvgFPS: perf.AvgFPS, P50FPS: perf.P50FPS}
+	if perf.Samples == 0 {
+		return row, nil
+	}
+	var scaled, down int64
+	var sum float64
+	h := hist{}
+	for it, v := range c {
+		switch {
+		case it == string([]byte{renderScaleSummary}):
+			scaled += int64(v[0])
+			sum += v[1]
+			down += int64(v[2])
+		case len(it) == 3 && it[0] == renderScaleBins:
+			h[binary.BigEndian.Uint16([]byte(it[1:]))] += int64(v[0])
+		}
+	}
+	row.ScaleSamples, row.DownscaledSamples = ptri(scaled), ptri(down)
+	if scaled > 0 {
+		row.AvgRenderScale = ptrOrNil(sum / float64(scaled))
+		row.P50RenderScale = ptrOrNil(h.quantile(0.5, scaleBinValue))
+	}
+	return row, nil
+}
+
+// CompileStalls is GET /api/v1/perf/compile-stalls: compile_stall events per
+// phase ("" when none was given), most total time first.
+func (r *Reader) CompileStalls(pnum uint32, q core.Query) ([]core.CompileStallRow, error) {
+	c, err := r.merged(pnum, kindCompile, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.CompileStallRow, 0, len(c))
+	for phase, v := range c {
+		row := core.CompileStallRow{Phase: phase, Stalls: int64(v[0]), TotalMs: v[1], MaxMs: v[2]}
+		if row.Stalls > 0 {
+			row.AvgMs = v[1] / v[0]
+		}
+		rows = append(rows, row)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].TotalMs != rows[j].TotalMs {
+			return rows[i].TotalMs > rows[j].TotalMs
+		}
+		return rows[i].Phase < rows[j].Phase
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// GraphicsDiagnostics is GET /api/v1/graphics-diagnostics: incidents (an
+// event's count, 1 without one) per severity, category and backend.
+func (r *Reader) GraphicsDiagnostics(pnum uint32, q core.Query) ([]core.GraphicsDiagnosticRow, error) {
+	c, err := r.merged(pnum, kindDiagnostics, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.GraphicsDiagnosticRow, 0, len(c))
+	for it, v := range c {
+		p := bytes.SplitN([]byte(it), []byte{0}, 3)
+		if len(p) != 3 {
+			continue
+		}
+		rows = append(rows, core.GraphicsDiagnosticRow{Severity: string(p[0]), Category: string(p[1]), Backend: string(p[2]), Incidents: int64(v[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Incidents != b.Incidents {
+			return a.Incidents > b.Incidents
+		}
+		return a.Severity+"\x00"+a.Category+"\x00"+a.Backend < b.Severity+"\x00"+b.Category+"\x00"+b.Backend
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// RenderingTechnology is GET /api/v1/rendering-technology: session_start
+// events per graphics api, backend, apiVersion and shadingLanguage.
+func (r *Reader) RenderingTechnology(pnum uint32, q core.Query) ([]core.RenderingTechnologyRow, error) {
+	c, err := r.merged(pnum, kindTech, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.RenderingTechnologyRow, 0, len(c))
+	for it, v := range c {
+		p := bytes.SplitN([]byte(it), []byte{0}, 4)
+		if len(p) != 4 {
+			continue
+		}
+		rows = append(rows, core.RenderingTechnologyRow{API: string(p[0]), Backend: string(p[1]), APIVersion: string(p[2]), ShadingLanguage: string(p[3]), Sessions: int64(v[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Sessions != b.Sessions {
+			return a.Sessions > b.Sessions
+		}
+		return a.API+"\x00"+a.Backend+"\x00"+a.APIVersion+"\x00"+a.ShadingLanguage < b.API+"\x00"+b.Backend+"\x00"+b.APIVersion+"\x00"+b.ShadingLanguage
+	})
+	return limitRows(rows, q.Limit), nil
+}
