@@ -226,7 +226,13 @@ type (
 // SessionMetaRow is GET /api/v1/sessions/:id/meta: the session's summary and
 // what its session_start said of the device, scene, user and connector
 // (null when absent).
+//
+// It carries the reference's own keys too (sessionId, startedAt), which its
+// dashboard reads.
 type SessionMetaRow struct {
+	SessionIDRef string `json:"sessionId"`
+	StartedAtRef string `json:"startedAt"`
+
 	SessionID string         `json:"session_id"`
 	VisitorID string         `json:"visitor_id"`
 	Events    int64          `json:"events"`

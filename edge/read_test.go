@@ -423,7 +423,8 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 	}
 	// Session meta.
 	var meta map[string]any
-	if st := h.getJSON("/api/v1/sessions/"+sess+"/meta", q, &meta); st != 200 || meta["device"] == nil || meta["connector"] == nil {
+	if st := h.getJSON("/api/v1/sessions/"+sess+"/meta", q, &meta); st != 200 || meta["device"] == nil || meta["connector"] == nil ||
+		meta["sessionId"] != sess || meta["startedAt"] != meta["started_at"] || meta["startedAt"] == "" {
 		t.Errorf("meta: %d %v", st, meta)
 	}
 	if dev, _ := meta["device"].(map[string]any); dev["browser"] != "bot" || dev["engine"] != sessionStartDevice(t, fx, sess)["engine"] {

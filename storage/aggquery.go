@@ -555,6 +555,7 @@ func (r *Reader) SessionMeta(pnum uint32, session string) (core.SessionMetaRow, 
 	}
 	out = core.SessionMetaRow{SessionID: rec.ID, VisitorID: rec.VisitorID, Events: rec.Events,
 		StartedAt: iso(rec.StartedAt), EndedAt: iso(rec.EndedAt), Scenes: rec.Scenes}
+	out.SessionIDRef, out.StartedAtRef = out.SessionID, out.StartedAt
 	for name, dst := range map[string]*map[string]any{"device": &out.Device, "scene": &out.Scene, "user": &out.User, "connector": &out.Connector, "graphics": &out.Graphics} {
 		if raw, ok := rec.Meta[name]; ok {
 			_ = json.Unmarshal(raw, dst)
