@@ -91,6 +91,13 @@ type (
 		Count     int64  `json:"count"`
 		Sessions  int64  `json:"sessions"`
 	}
+	XRAbandonmentRow struct {
+		SessionID      string `json:"session_id"`
+		Events         int64  `json:"events"`
+		XRInteractions int64  `json:"xr_interactions"`
+		StartedAt      string `json:"started_at"`
+		EndedAt        string `json:"ended_at"`
+	}
 	XRSourceRow struct {
 		Source       string `json:"source"`
 		Interactions int64  `json:"interactions"`

@@ -14,6 +14,7 @@ import (
 type Interactions interface {
 	InteractionSources(pnum uint32, q core.Query) ([]core.InteractionSourceRow, error)
 	XRSources(pnum uint32, q core.Query) ([]core.XRSourceRow, error)
+	XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentRow, error)
 	MeshKinds(pnum uint32, q core.Query) ([]core.MeshKindRow, error)
 	MeshSources(pnum uint32, q core.Query) ([]core.MeshSourceRow, error)
 	MeshTrend(pnum uint32, q core.Query, intervalMs int64) ([]core.MeshTrendRow, error)
@@ -71,6 +72,8 @@ func (s *readAPI) moreRoutes(path string) (readRun, int, int, bool) {
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.InteractionSources(p, q) }), 100, maxLimit, true
 	case "xr/sources":
 		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.XRSources(p, q) }, 50, maxLimit, true
+	case "xr/abandonment":
+		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.XRAbandonment(p, q) }, 500, maxLimit, true
 	case "meshes/kinds":
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.MeshKinds(p, q) }), 100, maxLimit, true
 	case "meshes/sources":

@@ -465,3 +465,63 @@ func (r *Reader) CameraGestures(pnum uint32, q core.Query) ([]core.CameraGesture
 	})
 	return limitRows(rows, q.Limit), nil
 }
+
+// XRAbandonment is GET /api/v1/xr/abandonment: the sessions that ever had
+// input from a headset source (whenever and in whichever scene), with
+// their events and headset interactions in the query's range and scope,
+// latest start first. started_at and ended_at are the session's first and
+// last event, clipped to the range.
+func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentRow, error) {
+	ever := core.DefaultQuery()
+	ever.Session = q.Session
+	lo := max(0, q.Since-hourMs+1)
+	xr := map[string]int64{}
+	err := r.scanSessionCells(pnum, kindInputs, &ever, func(session, scene string, bucket int64, c cell) error {
+		inScope := bucket >= lo && bucket <= q.Until && (q.Scene == "" || scene == q.Scene)
+		for it, row := range c {
+			if len(it) == 2 && int(it[1]) < numSources && xrSources[it[1]] {
+				n := xr[session]
+				if inScope {
+					n += int64(row[0])
+				}
+				xr[session] = n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.XRAbandonmentRow, 0, len(xr))
+	started := map[string]int64{}
+	for session, n := range xr {
+		sq := q
+		sq.Session = session
+		counts, err := r.merged(pnum, kindCounts, &sq)
+		if err != nil {
+			return nil, err
+		}
+		var events int64
+		for _, row := range counts {
+			events += int64(row[0])
+		}
+		if events == 0 {
+			continue
+		}
+		rec, err := r.sessionRecord(pnum, session)
+		if err != nil && err != ErrSessionNotFound {
+			return nil, err
+		}
+		from, to := max(rec.StartedAt, q.Since), min(rec.EndedAt, q.Until)
+		started[session] = from
+		rows = append(rows, core.XRAbandonmentRow{SessionID: session, Events: events, XRInteractions: n, StartedAt: iso(from), EndedAt: iso(to)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := started[rows[i].SessionID], started[rows[j].SessionID]
+		if a != b {
+			return a > b
+		}
+		return rows[i].SessionID < rows[j].SessionID
+	})
+	return limitRows(rows, q.Limit), nil
+}

@@ -380,3 +380,50 @@ func TestHLLError(t *testing.T) {
 		}
 	}
 }
+
+// TestXRAbandonment: a session is listed when it ever had headset input;
+// its figures are those of the range and scene.
+func TestXRAbandonment(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	t0 := int64(1795892400000)
+	ev := func(typ, sess string, dt int64, extra string) [3]string {
+		return [3]string{typ, sess, fmt.Sprint(t0+dt) + extra}
+	}
+	commitEvents(t, s, pnum, [][3]string{
+		ev("scene_change", "vr", 0, `,"sceneId":"a"`),
+		ev("pointer_click", "vr", 1000, `,"sceneId":"a","source":"xr-controller"`),
+		ev("pointer_move", "vr", 2000, `,"sceneId":"b","source":"hand"`),
+		ev("pointer_move", "vr", 3*hourMs, `,"sceneId":"a","source":"mouse"`),
+		ev("pointer_click", "desk", 500, `,"sceneId":"a"`),
+		ev("scene_change", "desk", 900, `,"sceneId":"a"`),
+	})
+	rd := s.Reader()
+	rows, err := rd.XRAbandonment(pnum, core.DefaultQuery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []core.XRAbandonmentRow{{SessionID: "vr", Events: 4, XRInteractions: 2, StartedAt: iso(t0), EndedAt: iso(t0 + 3*hourMs)}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Fatalf("all: %+v, want %+v", rows, want)
+	}
+	// Later hours only: still listed (headset input ever), with no headset
+	// interactions in range.
+	q := core.DefaultQuery()
+	q.Since = t0 + 2*hourMs
+	rows, _ = rd.XRAbandonment(pnum, q)
+	if len(rows) != 1 || rows[0].Events != 1 || rows[0].XRInteractions != 0 || rows[0].StartedAt != iso(q.Since) {
+		t.Fatalf("from +2 h: %+v", rows)
+	}
+	q = core.DefaultQuery()
+	q.Scene = "b"
+	rows, _ = rd.XRAbandonment(pnum, q)
+	if len(rows) != 1 || rows[0].Events != 1 || rows[0].XRInteractions != 1 {
+		t.Fatalf("scene b: %+v", rows)
+	}
+	q.Session = "desk"
+	if rows, _ = rd.XRAbandonment(pnum, q); len(rows) != 0 {
+		t.Fatalf("desk is no headset session: %+v", rows)
+	}
+}

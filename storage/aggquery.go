@@ -539,17 +539,7 @@ func (r *Reader) Sessions(pnum uint32, q core.Query) ([]core.SessionRow, error) 
 // SessionMeta is GET /api/v1/sessions/:id/meta.
 func (r *Reader) SessionMeta(pnum uint32, session string) (core.SessionMetaRow, error) {
 	var out core.SessionMetaRow
-	var rec SessionRecord
-	err := r.s.adb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(sessionKey(pnum, []byte(session)))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrSessionNotFound
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
-	})
+	rec, err := r.sessionRecord(pnum, session)
 	if err != nil {
 		return out, err
 	}
@@ -562,6 +552,23 @@ func (r *Reader) SessionMeta(pnum uint32, session string) (core.SessionMetaRow, 
 		}
 	}
 	return out, nil
+}
+
+// sessionRecord is a session's summary; ErrSessionNotFound for a session
+// the project never saw.
+func (r *Reader) sessionRecord(pnum uint32, session string) (SessionRecord, error) {
+	var rec SessionRecord
+	err := r.s.adb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(sessionKey(pnum, []byte(session)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrSessionNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	return rec, err
 }
 
 func contains(list []string, s string) bool {
