@@ -98,6 +98,14 @@ type (
 		StartedAt      string `json:"started_at"`
 		EndedAt        string `json:"ended_at"`
 	}
+	XRRotationRow struct {
+		SessionID     string  `json:"session_id"`
+		Samples       int64   `json:"samples"`
+		AvgTurnRad    float64 `json:"avg_turn_rad"`
+		MaxTurnRad    float64 `json:"max_turn_rad"`
+		TotalTurnRad  float64 `json:"total_turn_rad"`
+		RapidSegments int64   `json:"rapid_segments"`
+	}
 	XRSourceRow struct {
 		Source       string `json:"source"`
 		Interactions int64  `json:"interactions"`

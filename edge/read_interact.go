@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -15,6 +17,7 @@ type Interactions interface {
 	InteractionSources(pnum uint32, q core.Query) ([]core.InteractionSourceRow, error)
 	XRSources(pnum uint32, q core.Query) ([]core.XRSourceRow, error)
 	XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentRow, error)
+	XRRotation(pnum uint32, q core.Query, rapidTurnRad float64) ([]core.XRRotationRow, error)
 	MeshKinds(pnum uint32, q core.Query) ([]core.MeshKindRow, error)
 	MeshSources(pnum uint32, q core.Query) ([]core.MeshSourceRow, error)
 	MeshTrend(pnum uint32, q core.Query, intervalMs int64) ([]core.MeshTrendRow, error)
@@ -74,6 +77,18 @@ func (s *readAPI) moreRoutes(path string) (readRun, int, int, bool) {
 		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.XRSources(p, q) }, 50, maxLimit, true
 	case "xr/abandonment":
 		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.XRAbandonment(p, q) }, 500, maxLimit, true
+	case "xr/rotation":
+		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			rapid := 0.5
+			if v := args.Peek("rapidTurn"); v != nil {
+				f, err := strconv.ParseFloat(string(v), 64)
+				if err != nil || !(f >= 0 && f <= math.Pi) {
+					return nil, paramError{"rapidTurn must be a number of radians from 0 to π"}
+				}
+				rapid = f
+			}
+			return a.XRRotation(p, q, rapid)
+		}, 500, maxLimit, true
 	case "meshes/kinds":
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.MeshKinds(p, q) }), 100, maxLimit, true
 	case "meshes/sources":

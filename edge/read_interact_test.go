@@ -28,6 +28,7 @@ var readRoutes = []struct {
 	{"interactions/sources", []string{"source=nose", "limit=0"}},
 	{"xr/sources", []string{"limit=1001"}},
 	{"xr/abandonment", []string{"scene=a%20b", "limit=1001"}},
+	{"xr/rotation", []string{"rapidTurn=-1", "rapidTurn=4", "rapidTurn=x"}},
 	{"meshes/kinds", []string{"source=Mouse"}},
 	{"meshes/sources", []string{"source="}},
 	{"meshes/trend", []string{"interval=90", "interval=0", "limit=5001", "source=x"}},

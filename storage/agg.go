@@ -447,6 +447,7 @@ type sessionDelta struct {
 	sceneOrder    []string // scenes in the order first seen
 	meta          map[string]json.RawMessage
 	inputs        inputSeen
+	turns         turnState
 }
 
 // foldProject folds up to max log records of one project and returns how many.
@@ -609,6 +610,20 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	// Merged cells are built in one buffer, reused by the next fold: Badger
 	// holds the values until Commit returns, and a slice handed to it stays
 	// valid even when the buffer grows (append moves on to a new array).
+	// A session's first turn of this fold is measured from the direction
+	// its record kept; it joins the cells before they are written.
+	for sess, d := range st.sessions {
+		if !d.turns.first.set {
+			continue
+		}
+		rec, err := readSessionRecord(txn, pnum, sess)
+		if err != nil {
+			return err
+		}
+		if rec.LastDir != nil {
+			st.addTurn(sess, d.turns.first.scene, d.turns.first.ts, *rec.LastDir, d.turns.first.dir)
+		}
+	}
 	out := a.cellBuf[:0]
 	for id, delta := range st.cells {
 		ops := kindOps[id.kind]
@@ -721,6 +736,24 @@ type SessionRecord struct {
 	EndedAt   int64                      `json:"ended"`
 	Scenes    []string                   `json:"scenes"`
 	Meta      map[string]json.RawMessage `json:"meta,omitempty"`
+	// LastDir is the view direction of the session's last camera_sample
+	// folded: the next fold's first turn is measured from it.
+	LastDir *[3]float64 `json:"lastDir,omitempty"`
+}
+
+// readSessionRecord reads a session's record in txn; the zero record when
+// there is none yet.
+func readSessionRecord(txn *badger.Txn, pnum uint32, sess string) (SessionRecord, error) {
+	var rec SessionRecord
+	item, err := txn.Get(sessionKey(pnum, []byte(sess)))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return rec, nil
+	case err != nil:
+		return rec, err
+	}
+	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	return rec, err
 }
 
 func (r *SessionRecord) merge(d *sessionDelta) {
@@ -741,6 +774,10 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 		if !found && len(r.Scenes) < 64 {
 			r.Scenes = append(r.Scenes, s)
 		}
+	}
+	if d.turns.last.set {
+		dir := d.turns.last.dir
+		r.LastDir = &dir
 	}
 	if len(d.meta) > 0 {
 		if r.Meta == nil {
@@ -934,6 +971,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			if b, ok := appendCameraCell(st.buf[:0], c); ok {
 				st.bump(kindHeatCamera, sess, scene, ts, st.item(b), 1)
 			}
+			st.foldTurn(sd, sess, scene, ts, c)
 		}
 	}
 	if inputIndex[e.Type] != 0 {

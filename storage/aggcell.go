@@ -50,7 +50,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
-var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true}
+var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -87,6 +87,7 @@ var kindOps = [numKinds][]mergeOp{
 	kindCompile:     {opSum, opSum, opMax},
 	kindDiagnostics: {opSum},
 	kindTech:        {opSum},
+	kindTurns:       {opSum, opSum, opMax},
 }
 
 // Bucket widths.
