@@ -82,6 +82,15 @@ type Config struct {
 	HubProject  string // COLLECTOR_HUB_PROJECT: only this project's records (a hub per shard of projects; "" = all)
 	HubWorkers  int    // COLLECTOR_HUB_WORKERS: consumers sharing the hub's durable consumer (0 = one per CPU)
 
+	// Live presence and streams (docs/API.md, "Live").
+	LiveMaxSubscribers int           // COLLECTOR_LIVE_MAX_SUBSCRIBERS: live streams one project may hold open on the node
+	LiveMaxStreams     int           // COLLECTOR_LIVE_MAX_STREAMS: live streams open on the node, every project's
+	LiveBuffer         int64         // COLLECTOR_LIVE_BUFFER: bytes of events queued for one stream; a stream that falls further behind is dropped
+	LiveWindow         time.Duration // COLLECTOR_LIVE_WINDOW: a session is present this long after its last batch
+	LiveMaxSessions    int           // COLLECTOR_LIVE_MAX_SESSIONS: present sessions kept per project (the least recent go first)
+	LiveTokenTTL       time.Duration // COLLECTOR_LIVE_TOKEN_TTL: lifetime of a token from POST /api/v1/live/token
+	LiveHeartbeat      time.Duration // COLLECTOR_LIVE_HEARTBEAT: a quiet stream sends a comment this often (and its key is checked again)
+
 	// ClockStart, when set, makes the node's clock start at this instant and
 	// run at real speed (COLLECTOR_CLOCK_START, RFC 3339): a testing aid for
 	// day turns; never set in production.
@@ -122,6 +131,13 @@ func DefaultConfig() Config {
 		HubConsumer:           "uptimizr-hub",
 		ForwardReplicas:       1,
 		ForwardCompression:    "snappy",
+		LiveMaxSubscribers:    16,
+		LiveMaxStreams:        256,
+		LiveBuffer:            1 << 20,
+		LiveWindow:            30 * time.Second,
+		LiveMaxSessions:       10000,
+		LiveTokenTTL:          15 * time.Minute,
+		LiveHeartbeat:         15 * time.Second,
 	}
 }
 
@@ -263,6 +279,19 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_HUB_CONSUMER", &c.HubConsumer)
 	str("COLLECTOR_HUB_PROJECT", &c.HubProject)
 	num("COLLECTOR_HUB_WORKERS", &c.HubWorkers)
+	num("COLLECTOR_LIVE_MAX_SUBSCRIBERS", &c.LiveMaxSubscribers)
+	num("COLLECTOR_LIVE_MAX_STREAMS", &c.LiveMaxStreams)
+	if v := getenv("COLLECTOR_LIVE_BUFFER"); v != "" {
+		if n, err := ParseBytes(v); err != nil {
+			errs = append(errs, fmt.Errorf("COLLECTOR_LIVE_BUFFER=%q: %v", v, err))
+		} else {
+			c.LiveBuffer = n
+		}
+	}
+	dur("COLLECTOR_LIVE_WINDOW", &c.LiveWindow)
+	num("COLLECTOR_LIVE_MAX_SESSIONS", &c.LiveMaxSessions)
+	dur("COLLECTOR_LIVE_TOKEN_TTL", &c.LiveTokenTTL)
+	dur("COLLECTOR_LIVE_HEARTBEAT", &c.LiveHeartbeat)
 	if v := getenv("COLLECTOR_CLOCK_START"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
 		if err != nil {
@@ -403,6 +432,27 @@ func (c *Config) Validate() error {
 	if (c.ForwardTLSCert == "") != (c.ForwardTLSKey == "") {
 		bad("COLLECTOR_FORWARD_TLS_CERT and COLLECTOR_FORWARD_TLS_KEY go together")
 	}
+	if c.LiveMaxSubscribers < 1 || c.LiveMaxSubscribers > 4096 {
+		bad("COLLECTOR_LIVE_MAX_SUBSCRIBERS %d: want 1–4096", c.LiveMaxSubscribers)
+	}
+	if c.LiveMaxStreams < 1 || c.LiveMaxStreams > 65536 {
+		bad("COLLECTOR_LIVE_MAX_STREAMS %d: want 1–65536", c.LiveMaxStreams)
+	}
+	if c.LiveBuffer < 64<<10 || c.LiveBuffer > 256<<20 {
+		bad("COLLECTOR_LIVE_BUFFER %d: want 64KiB–256MiB", c.LiveBuffer)
+	}
+	if c.LiveWindow < time.Second || c.LiveWindow > time.Hour {
+		bad("COLLECTOR_LIVE_WINDOW %s: want 1s–1h", c.LiveWindow)
+	}
+	if c.LiveMaxSessions < 1 || c.LiveMaxSessions > 1_000_000 {
+		bad("COLLECTOR_LIVE_MAX_SESSIONS %d: want 1–1000000", c.LiveMaxSessions)
+	}
+	if c.LiveTokenTTL < time.Minute || c.LiveTokenTTL > 24*time.Hour {
+		bad("COLLECTOR_LIVE_TOKEN_TTL %s: want 1m–24h", c.LiveTokenTTL)
+	}
+	if c.LiveHeartbeat < time.Second || c.LiveHeartbeat > 5*time.Minute {
+		bad("COLLECTOR_LIVE_HEARTBEAT %s: want 1s–5m", c.LiveHeartbeat)
+	}
 	return errors.Join(errs...)
 }
 
@@ -486,6 +536,13 @@ var Settings = []Setting{
 	{"COLLECTOR_HUB_CONSUMER", "hub-consumer", "the hub's durable consumer (Kafka: consumer group)"},
 	{"COLLECTOR_HUB_PROJECT", "hub-project", "a hub of one project's records only (hubs sharded by project); empty = all"},
 	{"COLLECTOR_HUB_WORKERS", "hub-workers", "consumers sharing the hub's durable consumer or group, each validating and committing (0 = one per CPU)"},
+	{"COLLECTOR_LIVE_MAX_SUBSCRIBERS", "live-max-subscribers", "live streams (presence, event stream, session tail) one project may hold open on the node; more are answered 429"},
+	{"COLLECTOR_LIVE_MAX_STREAMS", "live-max-streams", "live streams open on the node, every project's; more are answered 503"},
+	{"COLLECTOR_LIVE_BUFFER", "live-buffer", "bytes of events queued for one live stream (KiB/MiB); a reader that falls further behind is dropped, ingest never waits for it"},
+	{"COLLECTOR_LIVE_WINDOW", "live-window", "a session is present (GET /api/v1/live/presence) this long after its last batch"},
+	{"COLLECTOR_LIVE_MAX_SESSIONS", "live-max-sessions", "present sessions kept per project; past it the least recently seen is forgotten"},
+	{"COLLECTOR_LIVE_TOKEN_TTL", "live-token-ttl", "lifetime of a token from POST /api/v1/live/token"},
+	{"COLLECTOR_LIVE_HEARTBEAT", "live-heartbeat", "a quiet live stream sends a comment this often, and checks its key is still live"},
 	{"COLLECTOR_CLOCK_START", "clock-start", "testing aid: start the node's clock at this RFC 3339 instant (never in production)"},
 }
 

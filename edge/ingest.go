@@ -245,6 +245,9 @@ func (s *ingestAPI) ingest(ic *ingestCtx, project core.Project, ip netip.Addr, u
 		return fasthttp.StatusServiceUnavailable, "storage cannot take writes: " + errText(err) + "; nothing of this batch was stored"
 	}
 	s.m.commitDur.UpdateDuration(t1)
+	if s.live != nil {
+		s.live.observe(&ic.batch)
+	}
 	ic.accepted = len(ic.batch.Events)
 	ic.filtered += ic.batch.Filtered
 	s.countEvents(ic)

@@ -28,11 +28,12 @@ const (
 	routeScenes      // scene representations
 	routeKeys        // key administration
 	routePlugins     // plugin and quarantine administration
+	routeLive        // live token, presence and streams
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{"collect", "channels", "health", "ready", "metrics", "preflight", "other",
-	"read", "session_meta", "session_events", "scenes", "keys", "plugins"}
+	"read", "session_meta", "session_events", "scenes", "keys", "plugins", "live"}
 
 // serverMetrics are pre-registered so that recording one allocates nothing.
 type serverMetrics struct {

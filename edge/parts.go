@@ -74,6 +74,9 @@ type ingestAPI struct {
 	pool chan *ingestCtx
 	// keyBufs holds the API key hashes of requests being authenticated.
 	keyBufs sync.Pool
+	// live takes every committed batch: presence and the live streams
+	// (live_hub.go); it never waits.
+	live *liveHub
 }
 
 // readAPI serves the read API: the aggregate endpoints, session metadata,

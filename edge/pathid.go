@@ -14,7 +14,7 @@ import (
 // with an id splits the raw path, as sent, into segments and decodes each.
 
 // idRoutes are the path prefixes of the routes that take an id.
-var idRoutes = [...]string{"/api/v1/sessions/", "/api/v1/scenes/", "/api/v1/plugins/", "/api/v1/quarantine/", "/api/v1/keys/"}
+var idRoutes = [...]string{"/api/v1/sessions/", "/api/v1/scenes/", "/api/v1/plugins/", "/api/v1/quarantine/", "/api/v1/keys/", "/api/v1/live/sessions/"}
 
 // routePath is the path the server routes ctx by: the decoded path, except
 // for a route with an id, whose raw path is kept as it was sent (the

@@ -13,6 +13,9 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 		s.tooMany(ctx, retry, "client address")
 		return routeRead
 	}
+	if r, ok := s.live.route(ctx, rest); ok {
+		return r
+	}
 	// Routes with an id read it from the raw path (pathid.go): an id may
 	// hold an encoded "/" or dot segment that the decoded path has split
 	// or resolved.

@@ -77,6 +77,7 @@ type Server struct {
 	ingest ingestAPI
 	read   readAPI
 	admin  adminAPI
+	live   *liveAPI
 
 	draining   atomic.Bool
 	drainStart atomic.Int64 // Unix nanoseconds
@@ -183,6 +184,8 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		rawRetention: cfg.RawRetention,
 		writeTimeout: s.srv.WriteTimeout,
 	}
+	s.live = newLiveAPI(b, cfg, &d, s.srv.WriteTimeout, m)
+	s.ingest.live = s.live.hub
 	s.chunked.maxAge = 2 * s.srv.ReadTimeout // no body read lasts longer
 	return s, nil
 }

@@ -19,6 +19,8 @@ import (
 //     request on the API, on an open connection or a new one, is answered 503
 //     with Retry-After and Connection: close. The listener stays open while
 //     in-flight requests remain, and at least COLLECTOR_SHUTDOWN_GRACE.
+//     Open live streams are ended at once (they would never end on their
+//     own), each writing its last bytes within a second.
 //  2. The listener closes. A connection that is idle (no request since its
 //     last response, or none yet) is closed once it has been idle for
 //     idleCloseAfter and has no unread bytes in the kernel: a request that
@@ -130,6 +132,9 @@ func (s *Server) drainRefuse(ctx *fasthttp.RequestCtx, path []byte) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drainStart.Store(time.Now().UnixNano())
 	s.draining.Store(true)
+	// Live streams never end on their own: end them now, each writing what
+	// it holds within a second, so that their connections close.
+	s.live.hub.close(s.live.closeGrace)
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

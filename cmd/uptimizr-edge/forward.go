@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/edge"
 	"github.com/uptimizr/edge/fleet"
 	"github.com/uptimizr/edge/fleet/jetstream"
 	"github.com/uptimizr/edge/fleet/kafka"
@@ -219,6 +220,22 @@ func (f *forwarding) close(ctx context.Context) error {
 type hubStore struct {
 	s   *storage.Store
 	log *slog.Logger
+	// live, once the server runs, takes every batch committed (not a
+	// duplicate), so that the hub's live routes show the fleet's flow.
+	live *liveFeed
+}
+
+// liveFeed hands committed batches to the server's live presence and
+// streams; it is set once the server is made (the hub starts before it).
+type liveFeed struct{ srv atomic.Pointer[edge.Server] }
+
+func (f *liveFeed) observe(b *core.Batch) {
+	if f == nil {
+		return
+	}
+	if srv := f.srv.Load(); srv != nil {
+		srv.ObserveBatch(b)
+	}
 }
 
 func (h hubStore) Project(id string) (core.Project, error) {
@@ -236,6 +253,9 @@ func (h hubStore) Commit(ctx context.Context, node string, seq uint64, b *core.B
 	err := h.s.Committer().CommitForwarded(ctx, storage.Origin{Node: node, Seq: seq}, b)
 	if errors.Is(err, storage.ErrDuplicate) {
 		return true, nil
+	}
+	if err == nil {
+		h.live.observe(b)
 	}
 	return false, err
 }
@@ -257,7 +277,7 @@ type hubbing struct {
 const hubPendingEvery = 2 * time.Second
 
 // startHub consumes the fleet's stream (COLLECTOR_HUB_SOURCE) into store.
-func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger) (*hubbing, error) {
+func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger, live *liveFeed) (*hubbing, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	eng, err := openEngine(ctx, cfg.HubSource, cfg, log)
 	if err != nil {
@@ -291,7 +311,7 @@ func startHub(cfg *core.Config, store *storage.Store, log *slog.Logger) (*hubbin
 				return
 			}
 			subs = append(subs, sub)
-			hubs = append(hubs, fleet.NewHub(sub, hubStore{store, log}, fleet.HubOptions{Capture: storage.Capture(), Logger: log}))
+			hubs = append(hubs, fleet.NewHub(sub, hubStore{store, log, live}, fleet.HubOptions{Capture: storage.Capture(), Logger: log}))
 		}
 		h.hubs.Store(&hubs)
 		var wg sync.WaitGroup

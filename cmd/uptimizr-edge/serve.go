@@ -142,8 +142,9 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		return err
 	}
 	var hubs *hubbing
+	live := &liveFeed{}
 	if hub {
-		if hubs, err = startHub(&cfg, store, log); err != nil {
+		if hubs, err = startHub(&cfg, store, log, live); err != nil {
 			fwd.close(context.Background())
 			return err
 		}
@@ -180,6 +181,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		return err
 	}
 	store.Committer().OnCommit = srv.ObserveGroupCommit
+	live.srv.Store(srv)
 	pluginGauges(srv.AddGauge, pluginHost, pluginMgr.Filter())
 	fwd.gauges(srv.AddGauge)
 	hubs.gauges(srv.AddGauge)
