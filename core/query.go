@@ -106,6 +106,10 @@ type (
 		TotalTurnRad  float64 `json:"total_turn_rad"`
 		RapidSegments int64   `json:"rapid_segments"`
 	}
+	CameraDistanceRow struct {
+		Bucket int64 `json:"bucket"`
+		Count  int64 `json:"count"`
+	}
 	XRSourceRow struct {
 		Source       string `json:"source"`
 		Interactions int64  `json:"interactions"`

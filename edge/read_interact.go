@@ -25,6 +25,7 @@ type Interactions interface {
 	RageClicks(pnum uint32, q core.Query, intervalSec, minRepeats int) ([]core.RageClickRow, error)
 	InputActions(pnum uint32, q core.Query) ([]core.InputActionRow, error)
 	CameraGestures(pnum uint32, q core.Query) ([]core.CameraGestureRow, error)
+	CameraDistance(pnum uint32, q core.Query, center [3]float64, bucketSize float64) ([]core.CameraDistanceRow, error)
 }
 
 // inputSources are the values of the source parameter.
@@ -52,6 +53,24 @@ const (
 	maxTrendLimit       = 5000
 	maxTrendIntervalSec = 31_536_000
 )
+
+// floatParam reads a finite number parameter in [lo, hi] (above lo only,
+// when loOpen).
+func floatParam(args *fasthttp.Args, name string, def, lo, hi float64, loOpen bool) (float64, error) {
+	v := args.Peek(name)
+	if v == nil {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsNaN(f) || f < lo || f > hi || loOpen && f == lo {
+		op := "from"
+		if loOpen {
+			op = "above"
+		}
+		return 0, paramError{name + " must be a number " + op + " " + strconv.FormatFloat(lo, 'g', -1, 64) + " to " + strconv.FormatFloat(hi, 'g', -1, 64)}
+	}
+	return f, nil
+}
 
 type readRun = func(pnum uint32, q core.Query, args *fasthttp.Args) (any, error)
 
@@ -89,6 +108,22 @@ func (s *readAPI) moreRoutes(path string) (readRun, int, int, bool) {
 			}
 			return a.XRRotation(p, q, rapid)
 		}, 500, maxLimit, true
+	case "camera/distance":
+		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			var center [3]float64
+			for i, name := range []string{"centerX", "centerY", "centerZ"} {
+				f, err := floatParam(args, name, 0, -1e15, 1e15, false)
+				if err != nil {
+					return nil, err
+				}
+				center[i] = f
+			}
+			size, err := floatParam(args, "bucketSize", 1, 0, 1000, true)
+			if err != nil {
+				return nil, err
+			}
+			return a.CameraDistance(p, q, center, size)
+		}, 1000, maxLimit, true
 	case "meshes/kinds":
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.MeshKinds(p, q) }), 100, maxLimit, true
 	case "meshes/sources":

@@ -36,6 +36,7 @@ var readRoutes = []struct {
 	{"clicks/rage", []string{"interval=0", "interval=61", "minRepeats=1", "minRepeats=101"}},
 	{"input-actions/top", []string{"source=keyboards"}},
 	{"camera-gestures", []string{"source=x", "limit=1001"}},
+	{"camera/distance", []string{"bucketSize=0", "bucketSize=1001", "centerX=x", "centerZ=NaN", "centerY=1e16"}},
 	{"perf/distribution", []string{"scene=bad%20scene"}},
 	{"perf/fps-histogram", []string{"bucket=0", "bucket=241", "bucket=x"}},
 	{"perf/frame-time", []string{"session="}},

@@ -973,6 +973,9 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			}
 			st.foldTurn(sd, sess, scene, ts, c)
 		}
+		if tokVec(e.f[fPosition], c[:]) {
+			st.bump(kindCameraPos, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
+		}
 	}
 	if inputIndex[e.Type] != 0 {
 		st.foldInput(e, sess, scene, ts, sd)

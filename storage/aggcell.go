@@ -35,6 +35,7 @@ const (
 	kindHeatPtr    aggKind = 'p' // per hour: screen cell → [count]
 	kindHeatGaze   aggKind = 'g' // per hour: voxel → [count]
 	kindHeatCamera aggKind = 'a' // per hour: (azimuth, elevation) degree → [count]
+	kindCameraPos  aggKind = 'b' // per hour: camera_sample position voxel (as the gaze voxels) → [count]
 
 	// Hourly roll-ups of the per-minute kinds, so a query over days reads
 	// hours and touches minutes only at its ragged ends.
@@ -88,6 +89,7 @@ var kindOps = [numKinds][]mergeOp{
 	kindDiagnostics: {opSum},
 	kindTech:        {opSum},
 	kindTurns:       {opSum, opSum, opMax},
+	kindCameraPos:   {opSum},
 }
 
 // Bucket widths.

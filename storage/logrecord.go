@@ -65,6 +65,7 @@ const (
 	fCategory
 	fBackend
 	fCount
+	fPosition
 	numAggFields = iota
 )
 
@@ -77,6 +78,7 @@ var aggFields = [numAggFields]string{
 	"source", "kind", "hitMesh", "action", "durationMs",
 	"frameTimeMs", "frameTimeP95Ms", "longFrames", "renderScale", "phase",
 	"severity", "category", "backend", "count",
+	"position",
 }
 
 // sessionMetaFields are the session_start fields kept in a session's record.
@@ -104,7 +106,7 @@ var aggWants = func() (w [core.NumEventTypes]uint64) {
 	w[core.TypeHoverDwell] |= bit(fMesh, fDwellMs)
 	w[core.TypePointerMove] |= bit(fScreen)
 	w[core.TypePointerClick] |= bit(fScreen, fHitMesh)
-	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection)
+	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection, fPosition)
 	// The interaction aggregates (agginteract.go).
 	for _, t := range inputTypes {
 		w[t] |= bit(fSource)
