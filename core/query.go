@@ -12,6 +12,15 @@ type Query struct {
 	Limit        int    // 1–1000
 }
 
+// Region is an axis-aligned box of scene space: minX, minY, minZ, maxX,
+// maxY, maxZ. A nil *Region holds everything.
+type Region [6]float64
+
+// Holds reports whether p lies in the box, bounds included.
+func (r *Region) Holds(p [3]float64) bool {
+	return r == nil || p[0] >= r[0] && p[0] <= r[3] && p[1] >= r[1] && p[1] <= r[4] && p[2] >= r[2] && p[2] <= r[5]
+}
+
 // DefaultQuery is the query with no filters and the default limit.
 func DefaultQuery() Query { return Query{Since: 0, Until: math.MaxInt64, Limit: 100} }
 
@@ -105,6 +114,17 @@ type (
 		MaxTurnRad    float64 `json:"max_turn_rad"`
 		TotalTurnRad  float64 `json:"total_turn_rad"`
 		RapidSegments int64   `json:"rapid_segments"`
+	}
+	VoxelStatsRow struct {
+		CellSize float64 `json:"cellSize"`
+		Cells    int64   `json:"cells"`
+		Hits     int64   `json:"hits"`
+	}
+	PositionCellRow struct {
+		GX    int64   `json:"gx"`
+		GZ    int64   `json:"gz"`
+		AvgY  float64 `json:"avg_y"`
+		Count int64   `json:"count"`
 	}
 	CameraDistanceRow struct {
 		Bucket int64 `json:"bucket"`

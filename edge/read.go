@@ -26,11 +26,11 @@ type Aggregates interface {
 	Perf(pnum uint32, q core.Query) (core.PerfRow, error)
 	Resources(pnum uint32, q core.Query) (core.ResourceRow, error)
 	HeatPointer(pnum uint32, q core.Query, bins int) ([]core.PointerCellRow, error)
-	HeatGaze(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error)
 	HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error)
 
 	Interactions // read_interact.go
 	PerfStats    // read_perf.go
+	Spatial      // read_spatial.go
 }
 
 // ErrNotFound is what an Aggregates implementation returns (wrapped or
@@ -46,7 +46,7 @@ func (e paramError) Error() string { return e.msg }
 const (
 	maxLimit        = 1000
 	defaultLimit    = 100
-	maxPointerBins  = 100
+	maxPointerBins  = 500 // as the reference; the grid kept is 100 × 100 (docs/API.md)
 	maxCameraBins   = 180
 	minIntervalSecs = 60
 	maxIntervalSecs = 31 * 24 * 3600
@@ -143,24 +143,11 @@ func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool 
 		}
 	case "heatmaps/pointer":
 		run = func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
-			bins, err := intParam(args, "bins", 20, 1, maxPointerBins)
+			bins, err := intParam(args, "bins", 50, 1, maxPointerBins)
 			if err != nil {
 				return nil, err
 			}
 			return a.HeatPointer(p, q, int(bins))
-		}
-	case "heatmaps/gaze":
-		run = func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
-			c := 1.0
-			if v := args.Peek("cellSize"); v != nil {
-				f, err := strconv.ParseFloat(string(v), 64)
-				steps := math.Round(f / 0.1)
-				if err != nil || f < 0.1 || f > 1000 || math.Abs(steps*0.1-f) > 1e-9 {
-					return nil, paramError{"cellSize must be a multiple of 0.1 from 0.1 to 1000"}
-				}
-				c = f
-			}
-			return a.HeatGaze(p, q, c)
 		}
 	case "heatmaps/camera":
 		run = func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {

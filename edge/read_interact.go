@@ -74,21 +74,23 @@ func floatParam(args *fasthttp.Args, name string, def, lo, hi float64, loOpen bo
 
 type readRun = func(pnum uint32, q core.Query, args *fasthttp.Args) (any, error)
 
+// sourced wraps a route that takes the source parameter.
+func sourced(f readRun) readRun {
+	return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+		q, err := withSource(q, args)
+		if err != nil {
+			return nil, err
+		}
+		return f(p, q, args)
+	}
+}
+
 // moreRoutes returns the runner and the default and largest limit of the
 // routes beyond the first ones (aggregateEndpoint), and false for a path
 // that names none. meshes/trend takes a larger limit than the others: the
 // dashboard asks it for 2000 points.
 func (s *readAPI) moreRoutes(path string) (readRun, int, int, bool) {
 	a := s.aggregates
-	sourced := func(f func(p uint32, q core.Query, args *fasthttp.Args) (any, error)) readRun {
-		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
-			q, err := withSource(q, args)
-			if err != nil {
-				return nil, err
-			}
-			return f(p, q, args)
-		}
-	}
 	switch path {
 	case "interactions/sources":
 		return sourced(func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.InteractionSources(p, q) }), 100, maxLimit, true

@@ -65,7 +65,7 @@ func (s *readAPI) perfRoutes(path string) (readRun, int, int, bool) {
 	case "rendering-technology":
 		run = func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.RenderingTechnology(p, q) }
 	default:
-		return nil, 0, 0, false
+		return s.spatialRoutes(path)
 	}
 	// These routes take no limit in the reference; rows are bounded by
 	// what they group (sessions, device classes, scenes).

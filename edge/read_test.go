@@ -409,7 +409,7 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 			t.Errorf("%s: %d %s", bad, r.status, r.body)
 		}
 	}
-	for _, bad := range []string{"heatmaps/pointer?bins=0", "heatmaps/pointer?bins=101", "heatmaps/camera?bins=181", "heatmaps/gaze?cellSize=0.05", "heatmaps/gaze?cellSize=0.15"} {
+	for _, bad := range []string{"heatmaps/pointer?bins=0", "heatmaps/pointer?bins=501", "heatmaps/camera?bins=181", "heatmaps/gaze?cellSize=0", "heatmaps/gaze?cellSize=1001", "heatmaps/gaze?region=1,2,3"} {
 		if r := h.do("GET", "/api/v1/"+bad, nil, map[string]string{"x-api-key": q}); r.status != 400 {
 			t.Errorf("%s: %d", bad, r.status)
 		}

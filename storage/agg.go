@@ -962,6 +962,11 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 		if tokVec(e.f[fScreen], c[:]) {
 			st.bump(kindHeatPtr, sess, scene, ts, st.item(appendPointerCell(st.buf[:0], c[0], c[1])), 1)
 		}
+		var h [3]float64
+		if tokVec(e.f[fHitPoint], h[:]) {
+			b := appendGazeVoxel(append(st.buf[:0], sourceOf(e.f[fSource])), h)
+			st.bump(kindHeatWorld, sess, scene, ts, st.item(b), 1)
+		}
 	case core.TypeCameraSample:
 		var c [3]float64
 		if tokVec(e.f[fHitPoint], c[:]) {

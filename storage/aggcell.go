@@ -36,6 +36,7 @@ const (
 	kindHeatGaze   aggKind = 'g' // per hour: voxel → [count]
 	kindHeatCamera aggKind = 'a' // per hour: (azimuth, elevation) degree → [count]
 	kindCameraPos  aggKind = 'b' // per hour: camera_sample position voxel (as the gaze voxels) → [count]
+	kindHeatWorld  aggKind = 'W' // per hour: source, pointer_move/click hitPoint voxel → [count]
 
 	// Hourly roll-ups of the per-minute kinds, so a query over days reads
 	// hours and touches minutes only at its ragged ends.
@@ -90,6 +91,7 @@ var kindOps = [numKinds][]mergeOp{
 	kindTech:        {opSum},
 	kindTurns:       {opSum, opSum, opMax},
 	kindCameraPos:   {opSum},
+	kindHeatWorld:   {opSum},
 }
 
 // Bucket widths.

@@ -423,49 +423,6 @@ func (r *Reader) HeatPointer(pnum uint32, q core.Query, bins int) ([]core.Pointe
 	return limitRows(rows, q.Limit), nil
 }
 
-// HeatGaze is GET /api/v1/heatmaps/gaze: camera_sample.hitPoint voxels of
-// edge cellSize (a multiple of the 0.1 base voxel), busiest first.
-func (r *Reader) HeatGaze(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error) {
-	c, err := r.merged(pnum, kindHeatGaze, &q)
-	if err != nil {
-		return nil, err
-	}
-	f := int64(math.Round(cellSize / GazeVoxel))
-	if f < 1 {
-		f = 1
-	}
-	acc := map[[3]int64]int64{}
-	for item, row := range c {
-		if len(item) != 12 {
-			continue
-		}
-		var v [3]int64
-		for i := range v {
-			base := int64(int32(binary.BigEndian.Uint32([]byte(item[4*i : 4*i+4]))))
-			v[i] = floorDiv(base, f)
-		}
-		acc[v] += int64(row[0])
-	}
-	rows := make([]core.GazeVoxelRow, 0, len(acc))
-	for k, n := range acc {
-		rows = append(rows, core.GazeVoxelRow{VX: k[0], VY: k[1], VZ: k[2], Count: n})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Count != b.Count {
-			return a.Count > b.Count
-		}
-		if a.VX != b.VX {
-			return a.VX < b.VX
-		}
-		if a.VY != b.VY {
-			return a.VY < b.VY
-		}
-		return a.VZ < b.VZ
-	})
-	return limitRows(rows, q.Limit), nil
-}
-
 // HeatCamera is GET /api/v1/heatmaps/camera: view directions binned into
 // bins azimuth × bins elevation cells, busiest first.
 func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error) {

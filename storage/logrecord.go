@@ -104,8 +104,8 @@ var aggWants = func() (w [core.NumEventTypes]uint64) {
 	w[core.TypeMeshInteraction] |= bit(fMesh)
 	w[core.TypeMeshVisibility] |= bit(fMesh, fVisibleMs, fCenteredMs, fMaxScreenFraction)
 	w[core.TypeHoverDwell] |= bit(fMesh, fDwellMs)
-	w[core.TypePointerMove] |= bit(fScreen)
-	w[core.TypePointerClick] |= bit(fScreen, fHitMesh)
+	w[core.TypePointerMove] |= bit(fScreen, fHitPoint)
+	w[core.TypePointerClick] |= bit(fScreen, fHitMesh, fHitPoint)
 	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection, fPosition)
 	// The interaction aggregates (agginteract.go).
 	for _, t := range inputTypes {

@@ -81,7 +81,7 @@ func BenchmarkReadLatency(b *testing.B) {
 		{"perf", func() error { _, err := r.Perf(pnum, q); return err }},
 		{"perf/resources", func() error { _, err := r.Resources(pnum, q); return err }},
 		{"heatmaps/pointer", func() error { _, err := r.HeatPointer(pnum, q, 20); return err }},
-		{"heatmaps/gaze", func() error { _, err := r.HeatGaze(pnum, q, 1); return err }},
+		{"heatmaps/gaze", func() error { _, err := r.HeatGaze(pnum, q, 1, nil); return err }},
 		{"heatmaps/camera", func() error { _, err := r.HeatCamera(pnum, q, 36); return err }},
 	}
 	for _, c := range cases {
