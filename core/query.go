@@ -126,6 +126,19 @@ type (
 		AvgY  float64 `json:"avg_y"`
 		Count int64   `json:"count"`
 	}
+	NavigationRow struct {
+		SessionID      string  `json:"session_id"`
+		Segments       int64   `json:"segments"`
+		TotalDistance  float64 `json:"total_distance"`
+		ActiveSegments int64   `json:"active_segments"`
+		ActiveDistance float64 `json:"active_distance"`
+	}
+	CapabilityChangeRow struct {
+		Kind    string `json:"kind"`
+		From    string `json:"from"`
+		To      string `json:"to"`
+		Changes int64  `json:"changes"`
+	}
 	CameraDistanceRow struct {
 		Bucket int64 `json:"bucket"`
 		Count  int64 `json:"count"`

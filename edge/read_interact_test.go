@@ -29,6 +29,8 @@ var readRoutes = []struct {
 	{"heatmaps/world/stats", []string{"region=0,0,0,1,1,NaN"}},
 	{"heatmaps/position", []string{"cellSize=0", "limit=10001"}},
 	{"coverage", []string{"cellSize=1001", "limit=10001"}},
+	{"navigation", []string{"moveThreshold=-1", "moveThreshold=1001"}},
+	{"capabilities", []string{"limit=0"}},
 	{"heatmaps/camera", []string{"bins=181"}},
 	{"interactions/sources", []string{"source=nose", "limit=0"}},
 	{"xr/sources", []string{"limit=1001"}},

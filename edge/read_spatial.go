@@ -21,6 +21,8 @@ type Spatial interface {
 	GazeStats(pnum uint32, q core.Query, cellSize float64, region *core.Region) (core.VoxelStatsRow, error)
 	HeatPosition(pnum uint32, q core.Query, cellSize float64, region *core.Region) ([]core.PositionCellRow, error)
 	Coverage(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error)
+	Navigation(pnum uint32, q core.Query, moveThreshold float64) ([]core.NavigationRow, error)
+	Capabilities(pnum uint32, q core.Query) ([]core.CapabilityChangeRow, error)
 }
 
 // Cell sizes of the spatial routes.
@@ -137,6 +139,16 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 		return voxels(false, 1, func(p uint32, q core.Query, cs float64, r *core.Region) (any, error) {
 			return a.HeatPosition(p, q, cs, r)
 		}), 2000, 10000, true
+	case "navigation":
+		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			move, err := floatParam(args, "moveThreshold", 0.05, 0, 1000, false)
+			if err != nil {
+				return nil, err
+			}
+			return a.Navigation(p, q, move)
+		}, 500, maxLimit, true
+	case "capabilities":
+		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.Capabilities(p, q) }, 50, maxLimit, true
 	case "coverage":
 		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
 			cs, err := floatParam(args, "cellSize", 1, 0, maxCellSize, true)

@@ -448,6 +448,7 @@ type sessionDelta struct {
 	meta          map[string]json.RawMessage
 	inputs        inputSeen
 	turns         turnState
+	steps         turnState // positions (aDir.dir holds the position)
 }
 
 // foldProject folds up to max log records of one project and returns how many.
@@ -607,23 +608,27 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		}
 		return txn.Set(k, v)
 	}
-	// Merged cells are built in one buffer, reused by the next fold: Badger
-	// holds the values until Commit returns, and a slice handed to it stays
-	// valid even when the buffer grows (append moves on to a new array).
-	// A session's first turn of this fold is measured from the direction
-	// its record kept; it joins the cells before they are written.
+	// A session's first turn and step of this fold are measured from the
+	// direction and position its record kept; they join the cells before
+	// they are written.
 	for sess, d := range st.sessions {
-		if !d.turns.first.set {
+		if !d.turns.first.set && !d.steps.first.set {
 			continue
 		}
 		rec, err := readSessionRecord(txn, pnum, sess)
 		if err != nil {
 			return err
 		}
-		if rec.LastDir != nil {
-			st.addTurn(sess, d.turns.first.scene, d.turns.first.ts, *rec.LastDir, d.turns.first.dir)
+		if f := d.turns.first; f.set && rec.LastDir != nil {
+			st.addTurn(sess, f.scene, f.ts, *rec.LastDir, f.dir)
+		}
+		if f := d.steps.first; f.set && rec.LastPos != nil {
+			st.addStep(sess, f.scene, f.ts, *rec.LastPos, f.dir)
 		}
 	}
+	// Merged cells are built in one buffer, reused by the next fold: Badger
+	// holds the values until Commit returns, and a slice handed to it stays
+	// valid even when the buffer grows (append moves on to a new array).
 	out := a.cellBuf[:0]
 	for id, delta := range st.cells {
 		ops := kindOps[id.kind]
@@ -739,6 +744,8 @@ type SessionRecord struct {
 	// LastDir is the view direction of the session's last camera_sample
 	// folded: the next fold's first turn is measured from it.
 	LastDir *[3]float64 `json:"lastDir,omitempty"`
+	// LastPos is its position, for the next fold's first step.
+	LastPos *[3]float64 `json:"lastPos,omitempty"`
 }
 
 // readSessionRecord reads a session's record in txn; the zero record when
@@ -778,6 +785,10 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 	if d.turns.last.set {
 		dir := d.turns.last.dir
 		r.LastDir = &dir
+	}
+	if d.steps.last.set {
+		pos := d.steps.last.dir
+		r.LastPos = &pos
 	}
 	if len(d.meta) > 0 {
 		if r.Meta == nil {
@@ -926,6 +937,10 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 	}
 
 	switch e.Type {
+	case core.TypeCapabilityChange:
+		b := append(append(st.buf[:0], tokStr(e.f[fKind])...), 0)
+		b = append(append(b, tokStr(e.f[fFrom])...), 0)
+		st.bump(kindCapabilities, sess, scene, ts, st.item(append(b, tokStr(e.f[fTo])...)), 1)
 	case core.TypeSessionStart:
 		if sd.meta == nil {
 			sd.meta = map[string]json.RawMessage{}
@@ -980,6 +995,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 		}
 		if tokVec(e.f[fPosition], c[:]) {
 			st.bump(kindCameraPos, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
+			st.foldStep(sd, sess, scene, ts, c)
 		}
 	}
 	if inputIndex[e.Type] != 0 {

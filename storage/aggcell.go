@@ -25,18 +25,19 @@ const (
 type aggKind byte
 
 const (
-	kindCounts     aggKind = 'c' // per minute: event type → [count, max ts]
-	kindPerf       aggKind = 'f' // per minute: "" → [samples, fps sum, fps min]
-	kindPerfHist   aggKind = 'h' // per minute: fps bin → [count] (mergeable sketch)
-	kindResources  aggKind = 'r' // per hour: metric → [samples, sum, max]
-	kindMeshTop    aggKind = 'm' // per hour: mesh → [count]
-	kindMeshDwell  aggKind = 'v' // per hour: mesh → [visible ms, centered ms, max screen fraction, samples]
-	kindHover      aggKind = 'd' // per hour: mesh → [dwell ms, max dwell ms, episodes]
-	kindHeatPtr    aggKind = 'p' // per hour: screen cell → [count]
-	kindHeatGaze   aggKind = 'g' // per hour: voxel → [count]
-	kindHeatCamera aggKind = 'a' // per hour: (azimuth, elevation) degree → [count]
-	kindCameraPos  aggKind = 'b' // per hour: camera_sample position voxel (as the gaze voxels) → [count]
-	kindHeatWorld  aggKind = 'W' // per hour: source, pointer_move/click hitPoint voxel → [count]
+	kindCounts       aggKind = 'c' // per minute: event type → [count, max ts]
+	kindPerf         aggKind = 'f' // per minute: "" → [samples, fps sum, fps min]
+	kindPerfHist     aggKind = 'h' // per minute: fps bin → [count] (mergeable sketch)
+	kindResources    aggKind = 'r' // per hour: metric → [samples, sum, max]
+	kindMeshTop      aggKind = 'm' // per hour: mesh → [count]
+	kindMeshDwell    aggKind = 'v' // per hour: mesh → [visible ms, centered ms, max screen fraction, samples]
+	kindHover        aggKind = 'd' // per hour: mesh → [dwell ms, max dwell ms, episodes]
+	kindHeatPtr      aggKind = 'p' // per hour: screen cell → [count]
+	kindHeatGaze     aggKind = 'g' // per hour: voxel → [count]
+	kindHeatCamera   aggKind = 'a' // per hour: (azimuth, elevation) degree → [count]
+	kindCameraPos    aggKind = 'b' // per hour: camera_sample position voxel (as the gaze voxels) → [count]
+	kindHeatWorld    aggKind = 'W' // per hour: source, pointer_move/click hitPoint voxel → [count]
+	kindCapabilities aggKind = 'A' // per hour: kind 0 from 0 to of capability_change → [changes]
 
 	// Hourly roll-ups of the per-minute kinds, so a query over days reads
 	// hours and touches minutes only at its ragged ends.
@@ -52,7 +53,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
-var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true}
+var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -83,15 +84,17 @@ var kindOps = [numKinds][]mergeOp{
 	kindActions:        {opSum},
 	kindGestures:       {opSum, opSum, opMax},
 
-	kindPerfSession: {opSum, opSum, opMax},
-	kindDevice:      {opMax},
-	kindRenderScale: {opSum, opSum, opSum},
-	kindCompile:     {opSum, opSum, opMax},
-	kindDiagnostics: {opSum},
-	kindTech:        {opSum},
-	kindTurns:       {opSum, opSum, opMax},
-	kindCameraPos:   {opSum},
-	kindHeatWorld:   {opSum},
+	kindPerfSession:  {opSum, opSum, opMax},
+	kindDevice:       {opMax},
+	kindRenderScale:  {opSum, opSum, opSum},
+	kindCompile:      {opSum, opSum, opMax},
+	kindDiagnostics:  {opSum},
+	kindTech:         {opSum},
+	kindTurns:        {opSum, opSum, opMax},
+	kindCameraPos:    {opSum},
+	kindHeatWorld:    {opSum},
+	kindSteps:        {opSum, opSum, opMax},
+	kindCapabilities: {opSum},
 }
 
 // Bucket widths.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -117,6 +118,129 @@ func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XR
 			return rows[i].TotalTurnRad > rows[j].TotalTurnRad
 		}
 		return rows[i].SessionID < rows[j].SessionID
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// kindSteps is navigation's: per hour, session scope only, the distances
+// between a session's consecutive camera_sample positions. Item
+// turnSummary → [steps, sum, max]; turnBin + log bin (stepBin) → [steps,
+// sum, max], for the movement threshold a query names.
+const kindSteps aggKind = 'S'
+
+// stepBin is a distance's bin: 0 for no movement, else 1 + a logarithmic
+// bin of 2^(1/16) from 2^-20 (about a millionth of a unit) up.
+func stepBin(d float64) uint16 {
+	if !(d > 0) {
+		return 0
+	}
+	return uint16(max(1, min(math.MaxUint16, 1+math.Floor((math.Log2(d)+20)*logBinsPerOct))))
+}
+
+// stepBinLow is the smallest distance of bin b.
+func stepBinLow(b uint16) float64 {
+	if b == 0 {
+		return 0
+	}
+	return math.Exp2(float64(b-1)/logBinsPerOct - 20)
+}
+
+// foldStep folds a camera_sample's position: the step from the session's
+// previous position in this fold, or, for its first, remembers it.
+func (st *foldState) foldStep(sd *sessionDelta, sess, scene string, ts int64, pos [3]float64) {
+	if sess == "" {
+		return
+	}
+	t := &sd.steps
+	if !t.last.set {
+		t.first = aDir{true, pos, ts, scene}
+	} else {
+		st.addStep(sess, scene, ts, t.last.dir, pos)
+	}
+	t.last = aDir{true, pos, ts, scene}
+}
+
+// addStep adds the step from position a to b, seen at ts in scene.
+func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
+	dx, dy, dz := b[0]-a[0], b[1]-a[1], b[2]-a[2]
+	d := math.Sqrt(dx*dx + dy*dy + dz*dz)
+	if math.IsNaN(d) || math.IsInf(d, 0) {
+		return
+	}
+	st.bump(kindSteps, sess, scene, ts, st.item(append(st.buf[:0], turnSummary)), 1, d, d)
+	st.bump(kindSteps, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), stepBin(d))), 1, d, d)
+}
+
+// Navigation is GET /api/v1/navigation: per session, the distances between
+// consecutive camera_sample positions (in the order they were folded) in
+// the query's range and scope, and those of at least move units, most
+// distance first. Steps are told apart from the threshold to within a
+// 2^(1/16) bin (4.4%): the steps of the bin it falls in count as active
+// when the longest of them reaches it.
+func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.NavigationRow, error) {
+	bySession := map[string]*core.NavigationRow{}
+	err := r.scanSessionCells(pnum, kindSteps, &q, func(session, _ string, _ int64, c cell) error {
+		a := bySession[session]
+		if a == nil {
+			a = &core.NavigationRow{SessionID: session}
+			bySession[session] = a
+		}
+		for it, row := range c {
+			switch {
+			case it == string([]byte{turnSummary}):
+				a.Segments += int64(row[0])
+				a.TotalDistance += row[1]
+			case len(it) == 3 && it[0] == turnBin:
+				b := binary.BigEndian.Uint16([]byte(it[1:]))
+				// A bin wholly at or above the threshold is active; the one
+				// the threshold falls in is, when its longest step reaches it.
+				if lo, hi := stepBinLow(b), stepBinLow(b+1); move == 0 || lo >= move || hi > move && row[2] >= move {
+					a.ActiveSegments += int64(row[0])
+					a.ActiveDistance += row[1]
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.NavigationRow, 0, len(bySession))
+	for _, a := range bySession {
+		if a.Segments > 0 {
+			rows = append(rows, *a)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].TotalDistance != rows[j].TotalDistance {
+			return rows[i].TotalDistance > rows[j].TotalDistance
+		}
+		return rows[i].SessionID < rows[j].SessionID
+	})
+	return limitRows(rows, q.Limit), nil
+}
+
+// Capabilities is GET /api/v1/capabilities: capability_change events per
+// (kind, from, to), "" where the event named none, most first.
+func (r *Reader) Capabilities(pnum uint32, q core.Query) ([]core.CapabilityChangeRow, error) {
+	c, err := r.merged(pnum, kindCapabilities, &q)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]core.CapabilityChangeRow, 0, len(c))
+	for it, v := range c {
+		p := strings.SplitN(it, "\x00", 3)
+		if len(p) != 3 {
+			continue
+		}
+		rows = append(rows, core.CapabilityChangeRow{Kind: p[0], From: p[1], To: p[2], Changes: int64(v[0])})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Changes != b.Changes {
+			return a.Changes > b.Changes
+		}
+		return a.Kind+"\x00"+a.From+"\x00"+a.To < b.Kind+"\x00"+b.From+"\x00"+b.To
 	})
 	return limitRows(rows, q.Limit), nil
 }

@@ -43,3 +43,41 @@ func TestXRRotation(t *testing.T) {
 		t.Errorf("rapid at 0.8: %+v", rows)
 	}
 }
+
+// TestNavigation folds one session's positions over two folds and checks
+// the steps, their total and the active ones against the distances.
+func TestNavigation(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	t0 := int64(1795892400000)
+	cam := func(sess string, dt int64, x, y, z float64) [3]string {
+		return [3]string{"camera_sample", sess, fmt.Sprintf(`%d,"position":[%v,%v,%v],"direction":[0,0,1]`, t0+dt, x, y, z)}
+	}
+	// Steps: 3 (3-4-5 triangle... 0→(3,4,0) = 5), then 0.01, then (next
+	// fold) 2, and 0.
+	commitEvents(t, s, pnum, [][3]string{cam("s1", 0, 0, 0, 0), cam("s1", 10, 3, 4, 0), cam("s1", 20, 3, 4, 0.01)})
+	commitEvents(t, s, pnum, [][3]string{cam("s1", 30, 3, 4, 2.01), cam("s1", 40, 3, 4, 2.01), cam("s2", 0, 1, 1, 1)})
+	rows, err := s.Reader().Navigation(pnum, core.DefaultQuery(), 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("rows %+v (s2 has no step)", rows)
+	}
+	r := rows[0]
+	if r.SessionID != "s1" || r.Segments != 4 || math.Abs(r.TotalDistance-7.01) > 1e-9 || r.ActiveSegments != 2 || math.Abs(r.ActiveDistance-7) > 1e-9 {
+		t.Errorf("navigation %+v", r)
+	}
+	all, _ := s.Reader().Navigation(pnum, core.DefaultQuery(), 0)
+	if all[0].ActiveSegments != 4 {
+		t.Errorf("threshold 0: %+v", all)
+	}
+	commitEvents(t, s, pnum, [][3]string{{"capability_change", "s1", fmt.Sprint(t0) + `,"kind":"quality","from":"high","to":"low"`},
+		{"capability_change", "s2", fmt.Sprint(t0) + `,"kind":"quality","from":"high","to":"low"`},
+		{"capability_change", "s2", fmt.Sprint(t0) + `,"kind":"feature"`}})
+	caps, _ := s.Reader().Capabilities(pnum, core.DefaultQuery())
+	if fmt.Sprint(caps) != fmt.Sprint([]core.CapabilityChangeRow{{Kind: "quality", From: "high", To: "low", Changes: 2}, {Kind: "feature", Changes: 1}}) {
+		t.Errorf("capabilities %+v", caps)
+	}
+}

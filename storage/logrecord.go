@@ -66,6 +66,8 @@ const (
 	fBackend
 	fCount
 	fPosition
+	fFrom
+	fTo
 	numAggFields = iota
 )
 
@@ -78,7 +80,7 @@ var aggFields = [numAggFields]string{
 	"source", "kind", "hitMesh", "action", "durationMs",
 	"frameTimeMs", "frameTimeP95Ms", "longFrames", "renderScale", "phase",
 	"severity", "category", "backend", "count",
-	"position",
+	"position", "from", "to",
 }
 
 // sessionMetaFields are the session_start fields kept in a session's record.
@@ -118,6 +120,7 @@ var aggWants = func() (w [core.NumEventTypes]uint64) {
 	w[core.TypeFramePerf] |= bit(fFrameTimeMs, fFrameTimeP95Ms, fLongFrames, fRenderScale)
 	w[core.TypeCompileStall] |= bit(fPhase, fDurationMs)
 	w[core.TypeGraphicsDiagnostic] |= bit(fSeverity, fCategory, fBackend, fCount)
+	w[core.TypeCapabilityChange] |= bit(fKind, fFrom, fTo)
 	return w
 }()
 
