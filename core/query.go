@@ -126,6 +126,18 @@ type (
 		AvgY  float64 `json:"avg_y"`
 		Count int64   `json:"count"`
 	}
+	TrajectoryRow struct {
+		TS int64   `json:"ts"`
+		X  float64 `json:"x"`
+		Y  float64 `json:"y"`
+		Z  float64 `json:"z"`
+	}
+	PathPointRow struct {
+		SessionID string `json:"session_id"`
+		TS        int64  `json:"ts"`
+		GX        int64  `json:"gx"`
+		GZ        int64  `json:"gz"`
+	}
 	NavigationRow struct {
 		SessionID      string  `json:"session_id"`
 		Segments       int64   `json:"segments"`

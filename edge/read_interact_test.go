@@ -31,6 +31,7 @@ var readRoutes = []struct {
 	{"coverage", []string{"cellSize=1001", "limit=10001"}},
 	{"navigation", []string{"moveThreshold=-1", "moveThreshold=1001"}},
 	{"capabilities", []string{"limit=0"}},
+	{"paths", []string{"cellSize=0", "limit=50001"}},
 	{"heatmaps/camera", []string{"bins=181"}},
 	{"interactions/sources", []string{"source=nose", "limit=0"}},
 	{"xr/sources", []string{"limit=1001"}},

@@ -129,3 +129,51 @@ func TestPerfRoutesGolden(t *testing.T) {
 		t.Errorf("empty perf/by-scene %v", empty)
 	}
 }
+
+// TestTrajectoryRoute: a session's path, one point per second of its
+// camera samples, oldest first; another project's key sees none of it.
+func TestTrajectoryRoute(t *testing.T) {
+	h := newReadHarness(t, nil)
+	fx := loadFixtures(t)
+	seconds := map[string]map[int64]bool{}
+	for _, f := range fx {
+		h.collect(h.a.Ingest, f.body, nil)
+		for _, e := range f.events {
+			if e["type"] == "camera_sample" {
+				s := e["sessionId"].(string)
+				if seconds[s] == nil {
+					seconds[s] = map[int64]bool{}
+				}
+				seconds[s][int64(num64(e["ts"]))/1000] = true
+			}
+		}
+	}
+	h.sync()
+	for sess, secs := range seconds {
+		var rows []struct {
+			TS      int64
+			X, Y, Z float64
+		}
+		if st := h.getJSON("/api/v1/sessions/"+sess+"/trajectory", h.a.Query, &rows); st != 200 || len(rows) != len(secs) {
+			t.Errorf("%s: %d, %d points, want %d", sess, st, len(rows), len(secs))
+		}
+		for i := 1; i < len(rows); i++ {
+			if rows[i].TS <= rows[i-1].TS {
+				t.Errorf("%s: not oldest first", sess)
+			}
+		}
+		var theirs []any
+		if st := h.getJSON("/api/v1/sessions/"+sess+"/trajectory", h.b.Query, &theirs); st != 200 || len(theirs) != 0 {
+			t.Errorf("b reads a's trajectory: %d %v", st, theirs)
+		}
+		if r := h.do("GET", "/api/v1/sessions/"+sess+"/trajectory?limit=10001", nil, map[string]string{"x-api-key": h.a.Query}); r.status != 400 {
+			t.Errorf("limit 10001: %d", r.status)
+		}
+		if r := h.do("GET", "/api/v1/sessions/"+sess+"/trajectory", nil, map[string]string{"x-api-key": h.a.Ingest}); r.status != 403 {
+			t.Errorf("ingest key: %d", r.status)
+		}
+	}
+	if len(seconds) == 0 {
+		t.Fatal("fixtures have no camera samples")
+	}
+}

@@ -23,6 +23,8 @@ type Spatial interface {
 	Coverage(pnum uint32, q core.Query, cellSize float64) ([]core.GazeVoxelRow, error)
 	Navigation(pnum uint32, q core.Query, moveThreshold float64) ([]core.NavigationRow, error)
 	Capabilities(pnum uint32, q core.Query) ([]core.CapabilityChangeRow, error)
+	Trajectory(pnum uint32, q core.Query, session string) ([]core.TrajectoryRow, error)
+	Paths(pnum uint32, q core.Query, cellSize float64) ([]core.PathPointRow, error)
 }
 
 // Cell sizes of the spatial routes.
@@ -149,6 +151,14 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 		}, 500, maxLimit, true
 	case "capabilities":
 		return func(p uint32, q core.Query, _ *fasthttp.Args) (any, error) { return a.Capabilities(p, q) }, 50, maxLimit, true
+	case "paths":
+		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			cs, err := floatParam(args, "cellSize", 1, 0, maxCellSize, true)
+			if err != nil {
+				return nil, err
+			}
+			return a.Paths(p, q, cs)
+		}, 20000, 50000, true
 	case "coverage":
 		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
 			cs, err := floatParam(args, "cellSize", 1, 0, maxCellSize, true)
@@ -159,4 +169,23 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 		}, 5000, 10000, true
 	}
 	return nil, 0, 0, false
+}
+
+// sessionTrajectory is GET /api/v1/sessions/:id/trajectory.
+func (s *readAPI) sessionTrajectory(ctx *fasthttp.RequestCtx, sessionID []byte) {
+	project, ok := s.readAuth(ctx)
+	if !ok {
+		return
+	}
+	if s.aggregates == nil {
+		s.notImplemented(ctx)
+		return
+	}
+	q, err := parseQuery(ctx.QueryArgs(), 5000, 10000)
+	if err != nil {
+		s.fail(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	rows, err := s.aggregates.Trajectory(project.ProjectNum(), q, string(sessionID))
+	s.writeRows(ctx, rows, err)
 }

@@ -27,6 +27,9 @@ func (s *Server) readRoute(ctx *fasthttp.RequestCtx, rest []byte) route {
 		case hasTail && len(id) > 0 && string(tail) == "meta":
 			s.read.sessionMeta(ctx, id)
 			return routeSessionMeta
+		case hasTail && len(id) > 0 && string(tail) == "trajectory":
+			s.read.sessionTrajectory(ctx, id)
+			return routeRead
 		}
 		s.fail(ctx, fasthttp.StatusNotFound, "not found")
 		return routeOther

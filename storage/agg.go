@@ -996,6 +996,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 		if tokVec(e.f[fPosition], c[:]) {
 			st.bump(kindCameraPos, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
 			st.foldStep(sd, sess, scene, ts, c)
+			st.foldPath(sess, scene, ts, c)
 		}
 	}
 	if inputIndex[e.Type] != 0 {

@@ -53,7 +53,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
-var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true}
+var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true, kindPath: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -95,6 +95,7 @@ var kindOps = [numKinds][]mergeOp{
 	kindHeatWorld:    {opSum},
 	kindSteps:        {opSum, opSum, opMax},
 	kindCapabilities: {opSum},
+	kindPath:         {opSum, opSum, opSum, opSum, opSum},
 }
 
 // Bucket widths.

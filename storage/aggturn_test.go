@@ -81,3 +81,41 @@ func TestNavigation(t *testing.T) {
 		t.Errorf("capabilities %+v", caps)
 	}
 }
+
+// TestPaths: a session's path is its positions averaged per second, in
+// time order across folds; paths cut them to floor cells.
+func TestPaths(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	t0 := int64(1795892400000)
+	cam := func(sess string, dt int64, x, y, z float64) [3]string {
+		return [3]string{"camera_sample", sess, fmt.Sprintf(`%d,"position":[%v,%v,%v],"direction":[0,0,1]`, t0+dt, x, y, z)}
+	}
+	commitEvents(t, s, pnum, [][3]string{cam("b", 2500, 4, 0, 4), cam("b", 100, 0, 1, 0), cam("b", 300, 2, 3, 2.5)})
+	commitEvents(t, s, pnum, [][3]string{cam("a", 0, -1.5, 0, 0.5), cam("b", hourMs+10, 9, 9, 9)})
+	rd := s.Reader()
+	tr, err := rd.Trajectory(pnum, core.DefaultQuery(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []core.TrajectoryRow{{TS: t0 + 200, X: 1, Y: 2, Z: 1.25}, {TS: t0 + 2500, X: 4, Z: 4}, {TS: t0 + hourMs + 10, X: 9, Y: 9, Z: 9}}
+	if fmt.Sprint(tr) != fmt.Sprint(want) {
+		t.Fatalf("trajectory %+v, want %+v", tr, want)
+	}
+	q := core.DefaultQuery()
+	q.Until = t0 + 1999 // seconds overlapping the range are in it
+	if tr, _ := rd.Trajectory(pnum, q, "b"); len(tr) != 1 {
+		t.Errorf("until +1.999 s: %+v", tr)
+	}
+	q = core.DefaultQuery()
+	q.Limit = 3
+	ps, _ := rd.Paths(pnum, q, 2)
+	wantP := []core.PathPointRow{{SessionID: "a", TS: t0, GX: -1, GZ: 0}, {SessionID: "b", TS: t0 + 200, GX: 0, GZ: 0}, {SessionID: "b", TS: t0 + 2500, GX: 2, GZ: 2}}
+	if fmt.Sprint(ps) != fmt.Sprint(wantP) {
+		t.Errorf("paths %+v, want %+v", ps, wantP)
+	}
+	if tr, _ := rd.Trajectory(pnum, core.DefaultQuery(), "nobody"); tr == nil || len(tr) != 0 {
+		t.Errorf("unknown session: %v", tr)
+	}
+}
