@@ -902,9 +902,10 @@ func (st *foldState) deriveScenes() {
 
 // Grid resolutions of the heatmaps (see docs/API.md).
 const (
-	PointerGrid  = 100 // screen cells per axis
-	GazeVoxel    = 0.1 // base voxel edge in scene units
-	CameraDegree = 1   // camera direction cells are 1° × 1°
+	PointerGrid  = 100  // screen cells per axis
+	GazeVoxel    = 0.1  // base voxel edge in scene units (gaze and pointer hits)
+	CameraVoxel  = 0.25 // base voxel edge of camera positions
+	CameraDegree = 1    // camera direction cells are 1° × 1°
 )
 
 func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
@@ -994,7 +995,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			st.foldTurn(sd, sess, scene, ts, c)
 		}
 		if tokVec(e.f[fPosition], c[:]) {
-			st.bump(kindCameraPos, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
+			st.bump(kindCameraPos, sess, scene, ts, st.item(appendVoxel(st.buf[:0], c, CameraVoxel)), 1)
 			st.foldStep(sd, sess, scene, ts, c)
 			st.foldPath(sess, scene, ts, c)
 		}
@@ -1035,9 +1036,12 @@ func appendPointerCell(dst []byte, x, y float64) []byte {
 	return append(dst, byte(gx), byte(gy))
 }
 
-func appendGazeVoxel(dst []byte, c [3]float64) []byte {
+func appendGazeVoxel(dst []byte, c [3]float64) []byte { return appendVoxel(dst, c, GazeVoxel) }
+
+// appendVoxel appends the voxel of edge size holding c.
+func appendVoxel(dst []byte, c [3]float64, size float64) []byte {
 	for _, x := range c {
-		v := math.Floor(x / GazeVoxel)
+		v := math.Floor(x / size)
 		v = math.Max(math.MinInt32, math.Min(math.MaxInt32, v))
 		dst = binary.BigEndian.AppendUint32(dst, uint32(int32(v)))
 	}

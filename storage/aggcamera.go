@@ -8,23 +8,23 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// voxelCenter is the middle of a base voxel item (appendGazeVoxel) in scene
-// units; false for an item that is not one.
-func voxelCenter(item string) ([3]float64, bool) {
+// voxelCenter is the middle of a base voxel item of edge size (appendVoxel)
+// in scene units; false for an item that is not one.
+func voxelCenter(item string, size float64) ([3]float64, bool) {
 	var c [3]float64
 	if len(item) != 12 {
 		return c, false
 	}
 	for i := range c {
-		c[i] = (float64(int32(binary.BigEndian.Uint32([]byte(item[4*i:4*i+4])))) + 0.5) * GazeVoxel
+		c[i] = (float64(int32(binary.BigEndian.Uint32([]byte(item[4*i:4*i+4])))) + 0.5) * size
 	}
 	return c, true
 }
 
 // CameraDistance is GET /api/v1/camera/distance: camera_sample positions by
 // their distance from center, in buckets of bucketSize (bucket n holds
-// [n·size, (n+1)·size)), nearest first. Positions are kept in 0.1-unit
-// voxels and measured from a voxel's middle: a distance is within 0.087
+// [n·size, (n+1)·size)), nearest first. Positions are kept in 0.25-unit
+// voxels and measured from a voxel's middle: a distance is within 0.22
 // units (half a voxel's diagonal) of the exact one.
 func (r *Reader) CameraDistance(pnum uint32, q core.Query, center [3]float64, bucketSize float64) ([]core.CameraDistanceRow, error) {
 	c, err := r.merged(pnum, kindCameraPos, &q)
@@ -33,7 +33,7 @@ func (r *Reader) CameraDistance(pnum uint32, q core.Query, center [3]float64, bu
 	}
 	acc := map[int64]int64{}
 	for item, row := range c {
-		p, ok := voxelCenter(item)
+		p, ok := voxelCenter(item, CameraVoxel)
 		if !ok {
 			continue
 		}

@@ -23,7 +23,7 @@ func TestCameraDistance(t *testing.T) {
 	for i := 0; i < 400; i++ {
 		var p [3]float64
 		for k := range p {
-			p[k] = (float64(r.Intn(200)-100) + 0.5) * GazeVoxel // a voxel's middle
+			p[k] = (float64(r.Intn(200)-100) + 0.5) * CameraVoxel // a voxel's middle
 		}
 		d := math.Sqrt((p[0]-center[0])*(p[0]-center[0]) + (p[1]-center[1])*(p[1]-center[1]) + (p[2]-center[2])*(p[2]-center[2]))
 		want[int64(math.Floor(d/2.5))]++

@@ -41,7 +41,7 @@ var resourcePercentileFields = [...]uint8{fJSHeapBytes, fTextureBytes, fTriangle
 
 // Bins of the per-session distributions.
 const (
-	frameTimeBin     = 0.1  // ms
+	frameTimeBin     = 0.5  // ms
 	renderScaleWidth = 0.01 // ratio
 	logBinsPerOct    = 16   // resource values: 2^(1/16) wide bins, within 2.2% of the value
 )

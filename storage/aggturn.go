@@ -10,15 +10,14 @@ import (
 )
 
 // kindTurns is xr/rotation's: per hour, session scope only, the angles
-// between a session's consecutive camera_sample view directions. Item
-// turnSummary → [turns, sum rad, max rad]; turnBin + bin → [turns], bins of
-// turnBinRad for the rapid-turn threshold a query names.
+// between a session's consecutive camera_sample view directions, in bins
+// of turnBinRad (for the rapid-turn threshold a query names). Item turnBin
+// + bin → [turns, sum rad, max rad].
 const kindTurns aggKind = 'x'
 
 const (
-	turnSummary = 1
-	turnBin     = 2
-	turnBinRad  = 0.001
+	turnBin    = 2
+	turnBinRad = 0.01
 )
 
 // aDir is one view direction and where it was seen.
@@ -69,22 +68,22 @@ func (st *foldState) addTurn(sess, scene string, ts int64, a, b [3]float64) {
 	if !ok {
 		return
 	}
-	st.bump(kindTurns, sess, scene, ts, st.item(append(st.buf[:0], turnSummary)), 1, turn, turn)
 	bin := uint16(min(math.MaxUint16, math.Floor(turn/turnBinRad)))
-	st.bump(kindTurns, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), bin)), 1, 0, 0)
+	st.bump(kindTurns, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), bin)), 1, turn, turn)
 }
 
 // XRRotation is GET /api/v1/xr/rotation: per session, the angles between
 // consecutive camera_sample view directions (in the order they were
 // folded) within the query's range and scope, most total turn first. A
-// turn counts as rapid at rapid radians or more (to within turnBinRad).
+// turn counts as rapid at rapid radians or more: exactly when rapid is a
+// multiple of turnBinRad, else the turns of the bin it falls in count
+// when the largest of them reaches it.
 func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XRRotationRow, error) {
 	type acc struct {
 		n, sum, max float64
 		rapid       int64
 	}
 	bySession := map[string]*acc{}
-	rapidBin := uint16(min(math.MaxUint16, math.Ceil(rapid/turnBinRad-1e-9)))
 	err := r.scanSessionCells(pnum, kindTurns, &q, func(session, _ string, _ int64, c cell) error {
 		a := bySession[session]
 		if a == nil {
@@ -92,12 +91,14 @@ func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XR
 			bySession[session] = a
 		}
 		for it, row := range c {
-			switch {
-			case it == string([]byte{turnSummary}):
-				a.n += row[0]
-				a.sum += row[1]
-				a.max = math.Max(a.max, row[2])
-			case len(it) == 3 && it[0] == turnBin && binary.BigEndian.Uint16([]byte(it[1:])) >= rapidBin:
+			if len(it) != 3 || it[0] != turnBin {
+				continue
+			}
+			a.n += row[0]
+			a.sum += row[1]
+			a.max = math.Max(a.max, row[2])
+			lo := float64(binary.BigEndian.Uint16([]byte(it[1:]))) * turnBinRad
+			if lo >= rapid-1e-12 || lo+turnBinRad > rapid && row[2] >= rapid {
 				a.rapid += int64(row[0])
 			}
 		}
@@ -123,26 +124,34 @@ func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XR
 }
 
 // kindSteps is navigation's: per hour, session scope only, the distances
-// between a session's consecutive camera_sample positions. Item
-// turnSummary → [steps, sum, max]; turnBin + log bin (stepBin) → [steps,
-// sum, max], for the movement threshold a query names.
+// between a session's consecutive camera_sample positions, in logarithmic
+// bins (for the movement threshold a query names). Item turnBin + bin
+// (stepBin) → [steps, sum, max].
 const kindSteps aggKind = 'S'
 
-// stepBin is a distance's bin: 0 for no movement, else 1 + a logarithmic
-// bin of 2^(1/16) from 2^-20 (about a millionth of a unit) up.
+// Step bins are a quarter of an octave wide, with a bin boundary at the
+// default movement threshold, so that it is exact.
+const (
+	stepBinsPerOct = 4
+	stepAnchor     = 0.05 // the default moveThreshold
+	stepBinOffset  = 200  // bin of stepAnchor, above the bins of no movement (0) and of tiny steps
+)
+
+// stepBin is a distance's bin: 0 for no movement, else a quarter-octave
+// bin counted from stepAnchor (at stepBinOffset).
 func stepBin(d float64) uint16 {
 	if !(d > 0) {
 		return 0
 	}
-	return uint16(max(1, min(math.MaxUint16, 1+math.Floor((math.Log2(d)+20)*logBinsPerOct))))
+	return uint16(max(1, min(math.MaxUint16, stepBinOffset+math.Floor(math.Log2(d/stepAnchor)*stepBinsPerOct+1e-9))))
 }
 
 // stepBinLow is the smallest distance of bin b.
 func stepBinLow(b uint16) float64 {
-	if b == 0 {
+	if b <= 1 {
 		return 0
 	}
-	return math.Exp2(float64(b-1)/logBinsPerOct - 20)
+	return stepAnchor * math.Exp2(float64(int(b)-stepBinOffset)/stepBinsPerOct)
 }
 
 // foldStep folds a camera_sample's position: the step from the session's
@@ -167,16 +176,16 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 	if math.IsNaN(d) || math.IsInf(d, 0) {
 		return
 	}
-	st.bump(kindSteps, sess, scene, ts, st.item(append(st.buf[:0], turnSummary)), 1, d, d)
 	st.bump(kindSteps, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), stepBin(d))), 1, d, d)
 }
 
 // Navigation is GET /api/v1/navigation: per session, the distances between
 // consecutive camera_sample positions (in the order they were folded) in
 // the query's range and scope, and those of at least move units, most
-// distance first. Steps are told apart from the threshold to within a
-// 2^(1/16) bin (4.4%): the steps of the bin it falls in count as active
-// when the longest of them reaches it.
+// distance first. Steps are told apart exactly at the default threshold
+// (0.05) and at 0.05·2^(k/4); at another threshold the steps of the
+// quarter-octave bin it falls in count as active when the longest of them
+// reaches it.
 func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.NavigationRow, error) {
 	bySession := map[string]*core.NavigationRow{}
 	err := r.scanSessionCells(pnum, kindSteps, &q, func(session, _ string, _ int64, c cell) error {
@@ -186,18 +195,17 @@ func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.Nav
 			bySession[session] = a
 		}
 		for it, row := range c {
-			switch {
-			case it == string([]byte{turnSummary}):
-				a.Segments += int64(row[0])
-				a.TotalDistance += row[1]
-			case len(it) == 3 && it[0] == turnBin:
-				b := binary.BigEndian.Uint16([]byte(it[1:]))
-				// A bin wholly at or above the threshold is active; the one
-				// the threshold falls in is, when its longest step reaches it.
-				if lo, hi := stepBinLow(b), stepBinLow(b+1); move == 0 || lo >= move || hi > move && row[2] >= move {
-					a.ActiveSegments += int64(row[0])
-					a.ActiveDistance += row[1]
-				}
+			if len(it) != 3 || it[0] != turnBin {
+				continue
+			}
+			a.Segments += int64(row[0])
+			a.TotalDistance += row[1]
+			b := binary.BigEndian.Uint16([]byte(it[1:]))
+			// A bin wholly at or above the threshold is active; the one
+			// the threshold falls in is, when its longest step reaches it.
+			if lo, hi := stepBinLow(b), stepBinLow(b+1); move == 0 || lo >= move*(1-1e-9) || hi > move && row[2] >= move {
+				a.ActiveSegments += int64(row[0])
+				a.ActiveDistance += row[1]
 			}
 		}
 		return nil

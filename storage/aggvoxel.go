@@ -7,38 +7,39 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// Spatial heatmaps rebin the 0.1-unit base voxels (appendGazeVoxel) to the
-// cell size a query asks for. A cell size that is a multiple of 0.1 is
-// exact; another one places each base voxel by its middle, so a point is
-// at most 0.05 units per axis from the cell it is counted in. A region
-// keeps the base voxels whose middle lies in it (inclusive).
+// Spatial heatmaps rebin base voxels (appendVoxel: 0.1 units for hits,
+// 0.25 for camera positions) to the cell size a query asks for. A cell
+// size that is a multiple of the base is exact; another one places each
+// base voxel by its middle, so a point is at most half a base voxel per
+// axis from the cell it is counted in. A region keeps the base voxels
+// whose middle lies in it (inclusive).
 
 // Region is core's box filter.
 type Region = core.Region
 
-// voxelBin is where base voxels go at cell size cs.
+// voxelBin is where base voxels of edge base go at cell size cs.
 type voxelBin struct {
-	cs     float64
-	factor int64 // cs / 0.1 when that is whole, else 0
+	base, cs float64
+	factor   int64 // cs / base when that is whole, else 0
 }
 
-func newVoxelBin(cs float64) voxelBin {
-	f := math.Round(cs / GazeVoxel)
-	if f >= 1 && math.Abs(f*GazeVoxel-cs) <= 1e-9*math.Max(1, cs) {
-		return voxelBin{cs, int64(f)}
+func newVoxelBin(base, cs float64) voxelBin {
+	f := math.Round(cs / base)
+	if f >= 1 && math.Abs(f*base-cs) <= 1e-9*math.Max(1, cs) {
+		return voxelBin{base, cs, int64(f)}
 	}
-	return voxelBin{cs, 0}
+	return voxelBin{base, cs, 0}
 }
 
 // of is the cell of a base voxel item, with the voxel's middle.
 func (vb voxelBin) of(item string) (cell [3]int64, mid [3]float64, ok bool) {
-	mid, ok = voxelCenter(item)
+	mid, ok = voxelCenter(item, vb.base)
 	if !ok {
 		return cell, mid, false
 	}
 	for i := range cell {
 		if vb.factor > 0 {
-			cell[i] = floorDiv(int64(math.Floor(mid[i]/GazeVoxel)), vb.factor)
+			cell[i] = floorDiv(int64(math.Floor(mid[i]/vb.base)), vb.factor)
 		} else {
 			cell[i] = int64(math.Floor(mid[i] / vb.cs))
 		}
@@ -54,8 +55,8 @@ type voxelAcc struct {
 
 // rebinVoxels merges the base voxels of c (each item skip bytes of prefix,
 // then the voxel; keep says whether a prefix is wanted) into cells.
-func rebinVoxels(c cell, skip int, keep func(prefix string) bool, cs float64, region *Region) map[[3]int64]*voxelAcc {
-	vb := newVoxelBin(cs)
+func rebinVoxels(c cell, skip int, keep func(prefix string) bool, base, cs float64, region *Region) map[[3]int64]*voxelAcc {
+	vb := newVoxelBin(base, cs)
 	out := map[[3]int64]*voxelAcc{}
 	for it, row := range c {
 		if len(it) != skip+12 || keep != nil && !keep(it[:skip]) {
@@ -115,7 +116,7 @@ func (r *Reader) worldVoxels(pnum uint32, q *core.Query, cs float64, region *Reg
 	if err != nil {
 		return nil, err
 	}
-	return rebinVoxels(c, 1, func(p string) bool { return all || p[0] == src }, cs, region), nil
+	return rebinVoxels(c, 1, func(p string) bool { return all || p[0] == src }, GazeVoxel, cs, region), nil
 }
 
 // HeatWorld is GET /api/v1/heatmaps/world: pointer_move and pointer_click
@@ -145,7 +146,7 @@ func (r *Reader) HeatGaze(pnum uint32, q core.Query, cs float64, region *Region)
 	if err != nil {
 		return nil, err
 	}
-	return voxelRows(rebinVoxels(c, 0, nil, cs, region), q.Limit), nil
+	return voxelRows(rebinVoxels(c, 0, nil, GazeVoxel, cs, region), q.Limit), nil
 }
 
 // GazeStats is GET /api/v1/heatmaps/gaze/stats.
@@ -154,7 +155,7 @@ func (r *Reader) GazeStats(pnum uint32, q core.Query, cs float64, region *Region
 	if err != nil {
 		return core.VoxelStatsRow{}, err
 	}
-	return voxelStats(rebinVoxels(c, 0, nil, cs, region), cs), nil
+	return voxelStats(rebinVoxels(c, 0, nil, GazeVoxel, cs, region), cs), nil
 }
 
 // Coverage is GET /api/v1/coverage: camera_sample position voxels of cs
@@ -164,19 +165,19 @@ func (r *Reader) Coverage(pnum uint32, q core.Query, cs float64) ([]core.GazeVox
 	if err != nil {
 		return nil, err
 	}
-	return voxelRows(rebinVoxels(c, 0, nil, cs, nil), q.Limit), nil
+	return voxelRows(rebinVoxels(c, 0, nil, CameraVoxel, cs, nil), q.Limit), nil
 }
 
 // HeatPosition is GET /api/v1/heatmaps/position: camera_sample positions on
 // the floor plan (x, z) in cells of cs units, with their mean height (of
-// the voxels' middles: within 0.05), busiest first.
+// the voxels' middles: within 0.125), busiest first.
 func (r *Reader) HeatPosition(pnum uint32, q core.Query, cs float64, region *Region) ([]core.PositionCellRow, error) {
 	c, err := r.merged(pnum, kindCameraPos, &q)
 	if err != nil {
 		return nil, err
 	}
 	acc := map[[2]int64]*voxelAcc{}
-	for k, a := range rebinVoxels(c, 0, nil, cs, region) {
+	for k, a := range rebinVoxels(c, 0, nil, CameraVoxel, cs, region) {
 		p := [2]int64{k[0], k[2]}
 		b := acc[p]
 		if b == nil {

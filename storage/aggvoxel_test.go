@@ -42,14 +42,15 @@ func TestSpatialHeatmaps(t *testing.T) {
 	}
 	commitEvents(t, s, pnum, evs)
 	rd := s.Reader()
-	cell := func(p [3]float64, cs float64) [3]int64 {
+	cellOf := func(p [3]float64, base, cs float64) [3]int64 {
 		var c [3]int64
 		for i := range c {
-			// the base voxel, then its cell, as integers (exact for multiples of 0.1)
-			c[i] = floorDiv(int64(math.Floor(p[i]/GazeVoxel)), int64(math.Round(cs/GazeVoxel)))
+			// the base voxel, then its cell, as integers (exact for multiples of the base)
+			c[i] = floorDiv(int64(math.Floor(p[i]/base)), int64(math.Round(cs/base)))
 		}
 		return c
 	}
+	cell := func(p [3]float64, cs float64) [3]int64 { return cellOf(p, GazeVoxel, cs) }
 	for _, cs := range []float64{0.5, 1, 2.3} {
 		want := map[[3]int64]int64{}
 		for _, h := range hits {
@@ -119,14 +120,14 @@ func TestSpatialHeatmaps(t *testing.T) {
 	}
 	plan := map[[2]int64]*acc{}
 	for _, c := range cams {
-		k := cell(c.p, 1)
+		k := cellOf(c.p, CameraVoxel, 1)
 		a := plan[[2]int64{k[0], k[2]}]
 		if a == nil {
 			a = &acc{}
 			plan[[2]int64{k[0], k[2]}] = a
 		}
 		a.n++
-		a.sumY += (math.Floor(c.p[1]/GazeVoxel) + 0.5) * GazeVoxel
+		a.sumY += (math.Floor(c.p[1]/CameraVoxel) + 0.5) * CameraVoxel
 	}
 	pos, _ := rd.HeatPosition(pnum, q, 1, nil)
 	if len(pos) != len(plan) {
