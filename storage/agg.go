@@ -346,8 +346,9 @@ type foldState struct {
 	lastDelta              *sessionDelta
 	lastDeltaOf            string
 
-	buf  []byte     // an item key being built
-	row1 [1]float64 // a one-number row being added
+	buf     []byte     // an item key being built
+	row1    [1]float64 // a one-number row being added
+	members members    // a session_start object's members
 
 	// origins are the forwarded records folded, by node (a hub's records,
 	// origin.go): the fold's transaction adds them to the node's set.
@@ -449,6 +450,7 @@ type sessionDelta struct {
 	inputs        inputSeen
 	turns         turnState
 	steps         turnState // positions (aDir.dir holds the position)
+	pathSec       int64     // 1 + the second of the path's last point (foldPath)
 }
 
 // foldProject folds up to max log records of one project and returns how many.
@@ -997,7 +999,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 		if tokVec(e.f[fPosition], c[:]) {
 			st.bump(kindCameraPos, sess, scene, ts, st.item(appendVoxel(st.buf[:0], c, CameraVoxel)), 1)
 			st.foldStep(sd, sess, scene, ts, c)
-			st.foldPath(sess, scene, ts, c)
+			st.foldPath(sd, sess, scene, ts, c)
 		}
 	}
 	if inputIndex[e.Type] != 0 {

@@ -9,16 +9,19 @@ import (
 )
 
 // kindPath is the trajectory and paths routes': per hour, session scope
-// only, a session's camera_sample positions averaged per second. Item:
-// the second of the hour (2 bytes) → [samples, Σx, Σy, Σz, Σ ms into the
-// second].
+// only, a session's camera_sample positions, one per second: the first a
+// fold sees in that second (two folds that both see the same second give
+// their mean). Item: the second of the hour (2 bytes) → [samples, Σx, Σy,
+// Σz, Σ ms into the second].
 const kindPath aggKind = 'T'
 
-// foldPath folds a camera_sample position into its session's path.
-func (st *foldState) foldPath(sess, scene string, ts int64, pos [3]float64) {
-	if sess == "" {
+// foldPath folds a camera_sample position into its session's path, when
+// it is the fold's first of its second.
+func (st *foldState) foldPath(sd *sessionDelta, sess, scene string, ts int64, pos [3]float64) {
+	if sess == "" || sd.pathSec == ts/1000+1 {
 		return
 	}
+	sd.pathSec = ts/1000 + 1
 	in := ts % hourMs
 	b := binary.BigEndian.AppendUint16(st.buf[:0], uint16(in/1000))
 	st.bump(kindPath, sess, scene, ts, st.item(b), 1, pos[0], pos[1], pos[2], float64(in%1000))
@@ -74,8 +77,7 @@ func (r *Reader) sessionPaths(pnum uint32, q *core.Query) (map[string][]pathPoin
 }
 
 // Trajectory is GET /api/v1/sessions/:id/trajectory: the session's camera
-// positions, one per second (the mean of that second's samples, at their
-// mean time), oldest first.
+// positions, one per second (kindPath), oldest first.
 func (r *Reader) Trajectory(pnum uint32, q core.Query, session string) ([]core.TrajectoryRow, error) {
 	q.Session = session
 	paths, err := r.sessionPaths(pnum, &q)

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"math"
 
 	"github.com/uptimizr/edge/core"
@@ -16,7 +15,7 @@ import (
 const (
 	kindPerfSession aggKind = 'u' // per hour, session scope only: see perfItem* → [n, sum, max]
 	kindDevice      aggKind = 'w' // session scope only, one cell per session (bucket 0): device class → [1]
-	kindRenderScale aggKind = 's' // per hour: renderScaleSummary → [scale samples, sum, downscaled]; 2 + bin → [n]
+	kindRenderScale aggKind = 's' // per hour: renderScaleBins + bin → [scale samples, sum, downscaled]
 	kindCompile     aggKind = 'y' // per hour: phase → [stalls, total ms, max ms]
 	kindDiagnostics aggKind = 'z' // per hour: severity 0 category 0 backend → [incidents]
 	kindTech        aggKind = 't' // per hour: api 0 backend 0 apiVersion 0 shadingLanguage → [session_start events]
@@ -24,15 +23,14 @@ const (
 
 // Items of a session's performance cell.
 const (
-	perfItemFPS       = 1 // + fps bin (appendFPSBin) → [frames]
+	perfItemFPS       = 1 // + fps bin (appendFPSBin) → [frames, long frames, 0]
 	perfItemFrameTime = 2 // + frameTimeMs in 0.1 ms bins → [frames]
 	perfItemP95       = 3 // frameTimeP95Ms → [frames carrying it, sum, max]
-	perfItemWindows   = 4 // every frame_perf → [frames, long frames, 0]
+	perfItemWindows   = 4 // a frame_perf without fps → [frames, long frames, 0]
 	perfItemResource  = 5 // + metric (resourcePercentileFields) + log bin → [samples]
 	perfItemSamples   = 6 // every resource_sample → [samples]
 
-	renderScaleSummary = 1
-	renderScaleBins    = 2 // + render scale in 0.01 bins
+	renderScaleBins = 2 // + render scale in 0.01 bins
 )
 
 // resourcePercentileFields are the resource_sample fields of
@@ -69,12 +67,14 @@ func (st *foldState) foldPerf(e *logEvent, sess, scene string, ts int64) {
 		if sess == "" {
 			return
 		}
-		b := append(st.buf[:0], perfItemWindows)
+		// A frame's fps bin also counts its long frames (every frame_perf
+		// has fps; the windows item is for one that had not).
 		long, _ := parseNum(e.f[fLongFrames])
-		st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, long, 0)
+		b := append(st.buf[:0], perfItemWindows)
 		if fps, ok := parseNum(e.f[fFPS]); ok {
-			st.bump(kindPerfSession, sess, scene, ts, st.item(appendFPSBin(append(st.buf[:0], perfItemFPS), fps)), 1, 0, 0)
+			b = appendFPSBin(append(st.buf[:0], perfItemFPS), fps)
 		}
+		st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, long, 0)
 		if ft, ok := parseNum(e.f[fFrameTimeMs]); ok && ft > 0 {
 			b = binary.BigEndian.AppendUint16(append(st.buf[:0], perfItemFrameTime), linearBin(ft, frameTimeBin))
 			st.bump(kindPerfSession, sess, scene, ts, st.item(b), 1, 0, 0)
@@ -87,9 +87,8 @@ func (st *foldState) foldPerf(e *logEvent, sess, scene string, ts int64) {
 			if rs < 1 {
 				down = 1
 			}
-			st.bump(kindRenderScale, sess, scene, ts, st.item(append(st.buf[:0], renderScaleSummary)), 1, rs, down)
 			b = binary.BigEndian.AppendUint16(append(st.buf[:0], renderScaleBins), linearBin(rs, renderScaleWidth))
-			st.bump(kindRenderScale, sess, scene, ts, st.item(b), 1, 0, 0)
+			st.bump(kindRenderScale, sess, scene, ts, st.item(b), 1, rs, down)
 		}
 	case core.TypeResourceSample:
 		if sess == "" {
@@ -114,52 +113,58 @@ func (st *foldState) foldPerf(e *logEvent, sess, scene string, ts int64) {
 		b = append(append(b, tokStr(e.f[fCategory])...), 0)
 		st.bump(kindDiagnostics, sess, scene, ts, st.item(append(b, tokStr(e.f[fBackend])...)), n)
 	case core.TypeSessionStart:
-		var g struct {
-			API, Backend, APIVersion, ShadingLanguage any
+		m := &st.members
+		b := st.buf[:0]
+		if m.index(e.f[fGraphics]) != nil {
+			m.keys, m.vals = m.keys[:0], m.vals[:0]
 		}
-		if x := e.f[fGraphics]; x != nil {
-			json.Unmarshal(x, &g)
+		for i, k := range [...]string{"api", "backend", "apiVersion", "shadingLanguage"} {
+			if i > 0 {
+				b = append(b, 0)
+			}
+			b = appendText(b, m.raw(k))
 		}
-		b := append(append(st.buf[:0], textOf(g.API)...), 0)
-		b = append(append(b, textOf(g.Backend)...), 0)
-		b = append(append(b, textOf(g.APIVersion)...), 0)
-		st.bump(kindTech, sess, scene, ts, st.item(append(b, textOf(g.ShadingLanguage)...)), 1)
+		st.bump(kindTech, sess, scene, ts, st.item(b), 1)
 		if sess == "" {
 			return
 		}
-		var d struct {
-			Engine, IsMobile, Renderer, Browser, OS any
+		if m.index(e.f[fDevice]) != nil {
+			m.keys, m.vals = m.keys[:0], m.vals[:0]
 		}
-		if x := e.f[fDevice]; x != nil {
-			json.Unmarshal(x, &d)
+		b = st.buf[:0]
+		for i, k := range [...]string{"engine", "isMobile", "renderer", "browser", "os"} {
+			if i > 0 {
+				b = append(b, 0)
+			}
+			b = appendText(b, m.raw(k))
 		}
-		b = append(append(st.buf[:0], textOf(d.Engine)...), 0)
-		b = append(append(b, textOf(d.IsMobile)...), 0)
-		b = append(append(b, textOf(d.Renderer)...), 0)
-		b = append(append(b, textOf(d.Browser)...), 0)
 		st.row1[0] = 1
-		st.add(kindDevice, sess, scene, 0, st.item(append(b, textOf(d.OS)...)), st.row1[:])
+		st.add(kindDevice, sess, scene, 0, st.item(b), st.row1[:])
 	}
 }
 
-// textOf is a JSON value as the reference's text extraction reads it: a
-// string as it is, a boolean or number as its JSON text, "" for anything
-// else (absent, null, an object). A NUL is dropped: it separates the
-// parts of an item.
-func textOf(v any) []byte {
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case bool, float64:
-		b, _ := json.Marshal(x)
-		s = string(b)
+// appendText appends a JSON token as the reference's text extraction
+// reads it: a string's text, true or false, a number as written, nothing
+// for anything else (absent, null, an object, an array). NULs are dropped:
+// they separate the parts of an item.
+func appendText(dst, tok []byte) []byte {
+	var t []byte
+	switch {
+	case len(tok) == 0:
+		return dst
+	case tok[0] == '"':
+		t = tokStr(tok)
+	case string(tok) == "true" || string(tok) == "false":
+		t = tok
+	case tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9':
+		t = tok
+	default:
+		return dst
 	}
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != 0 {
-			out = append(out, s[i])
+	for _, c := range t {
+		if c != 0 {
+			dst = append(dst, c)
 		}
 	}
-	return out
+	return dst
 }

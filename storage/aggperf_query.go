@@ -103,6 +103,9 @@ func (p *sessionPerf) add(it string, row []float64) {
 			p.fps = hist{}
 		}
 		p.fps[binary.BigEndian.Uint16([]byte(it[1:]))] += n
+		p.frames += n
+		p.long += int64(row[1])
+		p.hasFrames = true
 	case len(it) == 3 && it[0] == perfItemFrameTime:
 		if p.frameTime == nil {
 			p.frameTime = hist{}
@@ -432,13 +435,11 @@ func (r *Reader) RenderScale(pnum uint32, q core.Query) (core.RenderScaleRow, er
 	var sum float64
 	h := hist{}
 	for it, v := range c {
-		switch {
-		case it == string([]byte{renderScaleSummary}):
+		if len(it) == 3 && it[0] == renderScaleBins {
+			h[binary.BigEndian.Uint16([]byte(it[1:]))] += int64(v[0])
 			scaled += int64(v[0])
 			sum += v[1]
 			down += int64(v[2])
-		case len(it) == 3 && it[0] == renderScaleBins:
-			h[binary.BigEndian.Uint16([]byte(it[1:]))] += int64(v[0])
 		}
 	}
 	row.ScaleSamples, row.DownscaledSamples = ptri(scaled), ptri(down)

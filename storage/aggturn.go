@@ -50,8 +50,8 @@ func (st *foldState) foldTurn(sd *sessionDelta, sess, scene string, ts int64, di
 	if sess == "" {
 		return
 	}
-	if _, ok := turnAngle(dir, dir); !ok {
-		return
+	if n := dir[0]*dir[0] + dir[1]*dir[1] + dir[2]*dir[2]; !(n > 0) || math.IsInf(n, 0) {
+		return // no direction
 	}
 	t := &sd.turns
 	if !t.last.set {
@@ -138,12 +138,16 @@ const (
 )
 
 // stepBin is a distance's bin: 0 for no movement, else a quarter-octave
-// bin counted from stepAnchor (at stepBinOffset).
+// bin counted from stepAnchor (at stepBinOffset). The quarters are of the
+// octave's span (2^e·(1+k/4)), read from the float's exponent and top
+// mantissa bits: no logarithm per step.
 func stepBin(d float64) uint16 {
-	if !(d > 0) {
+	if !(d > 0) || math.IsInf(d, 0) {
 		return 0
 	}
-	return uint16(max(1, min(math.MaxUint16, stepBinOffset+math.Floor(math.Log2(d/stepAnchor)*stepBinsPerOct+1e-9))))
+	frac, exp := math.Frexp(d / stepAnchor) // d/anchor = frac·2^exp, frac in [0.5, 1)
+	q := int(math.Floor((frac*2 - 1) * stepBinsPerOct))
+	return uint16(max(1, min(math.MaxUint16, stepBinOffset+(exp-1)*stepBinsPerOct+q)))
 }
 
 // stepBinLow is the smallest distance of bin b.
@@ -151,7 +155,12 @@ func stepBinLow(b uint16) float64 {
 	if b <= 1 {
 		return 0
 	}
-	return stepAnchor * math.Exp2(float64(int(b)-stepBinOffset)/stepBinsPerOct)
+	n := int(b) - stepBinOffset
+	e, q := n/stepBinsPerOct, n%stepBinsPerOct
+	if q < 0 {
+		e, q = e-1, q+stepBinsPerOct
+	}
+	return stepAnchor * math.Ldexp(1+float64(q)/stepBinsPerOct, e)
 }
 
 // foldStep folds a camera_sample's position: the step from the session's

@@ -82,8 +82,8 @@ func TestNavigation(t *testing.T) {
 	}
 }
 
-// TestPaths: a session's path is its positions averaged per second, in
-// time order across folds; paths cut them to floor cells.
+// TestPaths: a session's path is one position per second, in time order
+// across folds; paths cut them to floor cells.
 func TestPaths(t *testing.T) {
 	s := openTest(t, Options{DisableAggregation: true})
 	s.Registry().CreateProject("p")
@@ -99,7 +99,8 @@ func TestPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []core.TrajectoryRow{{TS: t0 + 200, X: 1, Y: 2, Z: 1.25}, {TS: t0 + 2500, X: 4, Z: 4}, {TS: t0 + hourMs + 10, X: 9, Y: 9, Z: 9}}
+	// One point per second: the first the fold saw in it.
+	want := []core.TrajectoryRow{{TS: t0 + 100, Y: 1}, {TS: t0 + 2500, X: 4, Z: 4}, {TS: t0 + hourMs + 10, X: 9, Y: 9, Z: 9}}
 	if fmt.Sprint(tr) != fmt.Sprint(want) {
 		t.Fatalf("trajectory %+v, want %+v", tr, want)
 	}
@@ -111,11 +112,25 @@ func TestPaths(t *testing.T) {
 	q = core.DefaultQuery()
 	q.Limit = 3
 	ps, _ := rd.Paths(pnum, q, 2)
-	wantP := []core.PathPointRow{{SessionID: "a", TS: t0, GX: -1, GZ: 0}, {SessionID: "b", TS: t0 + 200, GX: 0, GZ: 0}, {SessionID: "b", TS: t0 + 2500, GX: 2, GZ: 2}}
+	wantP := []core.PathPointRow{{SessionID: "a", TS: t0, GX: -1, GZ: 0}, {SessionID: "b", TS: t0 + 100, GX: 0, GZ: 0}, {SessionID: "b", TS: t0 + 2500, GX: 2, GZ: 2}}
 	if fmt.Sprint(ps) != fmt.Sprint(wantP) {
 		t.Errorf("paths %+v, want %+v", ps, wantP)
 	}
 	if tr, _ := rd.Trajectory(pnum, core.DefaultQuery(), "nobody"); tr == nil || len(tr) != 0 {
 		t.Errorf("unknown session: %v", tr)
+	}
+}
+
+// TestStepBins: every distance falls in the bin whose bounds hold it, and
+// the default threshold is a bound.
+func TestStepBins(t *testing.T) {
+	for _, d := range []float64{0.05, 0.0625, 0.074, 0.075, 0.1, 1, 0.01, 1e-9, 123, 0.049999} {
+		b := stepBin(d)
+		if !(stepBinLow(b) <= d*(1+1e-12) && stepBinLow(b+1) > d) {
+			t.Errorf("%v: bin %d [%v, %v)", d, b, stepBinLow(b), stepBinLow(b+1))
+		}
+	}
+	if stepBinLow(stepBin(stepAnchor)) != stepAnchor {
+		t.Errorf("the default threshold is no bin bound")
 	}
 }
