@@ -131,6 +131,10 @@ func (a *Aggregator) poke(n int) {
 // Reads see aggregates at most this much (plus one pass) behind.
 const foldInterval = 250 * time.Millisecond
 
+// passSpacing is how many times its own duration a pass is apart from the
+// next at least (run).
+const passSpacing = 4
+
 // Folding runs on one of two OS threads. Normally it is the background
 // thread, niced to backgroundNice, so that a pass (tens of milliseconds of
 // CPU every foldInterval under load) takes CPU the request path leaves
@@ -229,7 +233,11 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 			a.orphanCheck = start
 			a.dropOrphans(start)
 		}
-		if wait := foldInterval - time.Since(start); wait > 0 {
+		// A pass that took long (many hot cells to rewrite) spaces the next
+		// one out: the aggregator spends at most about a quarter of its
+		// time in passes, and each pass folds more records per rewrite.
+		took := time.Since(start)
+		if wait := max(foldInterval, passSpacing*took) - took; wait > 0 {
 			select {
 			case <-stop:
 				return
