@@ -47,7 +47,7 @@ const (
 	maxLimit        = 1000
 	defaultLimit    = 100
 	maxPointerBins  = 500 // as the reference; the grid kept is 100 × 100 (docs/API.md)
-	maxCameraBins   = 180
+	maxCameraBins   = 500 // as the reference; directions are kept in 1° cells
 	minIntervalSecs = 60
 	maxIntervalSecs = 31 * 24 * 3600
 )

@@ -32,7 +32,7 @@ var readRoutes = []struct {
 	{"navigation", []string{"moveThreshold=-1", "moveThreshold=1001"}},
 	{"capabilities", []string{"limit=0"}},
 	{"paths", []string{"cellSize=0", "limit=50001"}},
-	{"heatmaps/camera", []string{"bins=181"}},
+	{"heatmaps/camera", []string{"bins=501", "bins=0"}},
 	{"interactions/sources", []string{"source=nose", "limit=0"}},
 	{"xr/sources", []string{"limit=1001"}},
 	{"xr/abandonment", []string{"scene=a%20b", "limit=1001"}},

@@ -102,7 +102,9 @@ func computeGolden(events []map[string]any, pointerBins, cameraBins int, cell fl
 				}
 				el := math.Asin(y/n) * 180 / math.Pi
 				ai, ei := min(359, int(math.Floor(az))), max(0, min(179, int(math.Floor(el+90))))
-				g.camera[[2]int{ai * cameraBins / 360, ei * cameraBins / 180}]++
+				// The reference's azimuth, atan2(z, x) + π, of the 1° cell's middle.
+				ref := math.Mod(269.5-float64(ai)+360, 360)
+				g.camera[[2]int{int(ref / 360 * float64(cameraBins)), int((float64(ei) + 0.5) / 180 * float64(cameraBins))}]++
 			}
 		}
 		g.hourly[b] = h
@@ -409,7 +411,7 @@ func TestReadAPIFiltersAndParams(t *testing.T) {
 			t.Errorf("%s: %d %s", bad, r.status, r.body)
 		}
 	}
-	for _, bad := range []string{"heatmaps/pointer?bins=0", "heatmaps/pointer?bins=501", "heatmaps/camera?bins=181", "heatmaps/gaze?cellSize=0", "heatmaps/gaze?cellSize=1001", "heatmaps/gaze?region=1,2,3"} {
+	for _, bad := range []string{"heatmaps/pointer?bins=0", "heatmaps/pointer?bins=501", "heatmaps/camera?bins=501", "heatmaps/gaze?cellSize=0", "heatmaps/gaze?cellSize=1001", "heatmaps/gaze?region=1,2,3"} {
 		if r := h.do("GET", "/api/v1/"+bad, nil, map[string]string{"x-api-key": q}); r.status != 400 {
 			t.Errorf("%s: %d", bad, r.status)
 		}

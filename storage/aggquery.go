@@ -426,6 +426,7 @@ func (r *Reader) HeatPointer(pnum uint32, q core.Query, bins int) ([]core.Pointe
 // HeatCamera is GET /api/v1/heatmaps/camera: view directions binned into
 // bins azimuth × bins elevation cells, busiest first.
 func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error) {
+	bins = max(1, bins)
 	c, err := r.merged(pnum, kindHeatCamera, &q)
 	if err != nil {
 		return nil, err
@@ -435,9 +436,14 @@ func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraC
 		if len(item) != 4 {
 			continue
 		}
-		az := int(binary.BigEndian.Uint16([]byte(item[:2])))
-		el := int(binary.BigEndian.Uint16([]byte(item[2:])))
-		acc[[2]int{az * bins / 360, el * bins / 180}] += int64(row[0])
+		az := float64(binary.BigEndian.Uint16([]byte(item[:2])))
+		el := float64(binary.BigEndian.Uint16([]byte(item[2:])))
+		// The reference's bins: azimuth atan2(z, x) + π (from −x, through
+		// −z), elevation from straight down; a 1° cell goes by its middle.
+		ref := math.Mod(269.5-az+360, 360)
+		ab := min(bins-1, int(ref/360*float64(bins)))
+		eb := min(bins-1, int((el+0.5)/180*float64(bins)))
+		acc[[2]int{ab, eb}] += int64(row[0])
 	}
 	rows := make([]core.CameraCellRow, 0, len(acc))
 	for k, n := range acc {
