@@ -138,6 +138,34 @@ type (
 		GX        int64  `json:"gx"`
 		GZ        int64  `json:"gz"`
 	}
+	ClickRayRow struct {
+		CamVX   int64   `json:"cam_vx"`
+		CamVY   int64   `json:"cam_vy"`
+		CamVZ   int64   `json:"cam_vz"`
+		OriginX float64 `json:"origin_x"`
+		OriginY float64 `json:"origin_y"`
+		OriginZ float64 `json:"origin_z"`
+		HitVX   int64   `json:"hit_vx"`
+		HitVY   int64   `json:"hit_vy"`
+		HitVZ   int64   `json:"hit_vz"`
+		HitX    float64 `json:"hit_x"`
+		HitY    float64 `json:"hit_y"`
+		HitZ    float64 `json:"hit_z"`
+		Mesh    string  `json:"mesh"`
+		Count   int64   `json:"count"`
+	}
+	FlowRow struct {
+		AzimuthBin   int      `json:"azimuth_bin"`
+		ElevationBin int      `json:"elevation_bin"`
+		Mesh         string   `json:"mesh"`
+		Count        int64    `json:"count"`
+		OriginVX     *int64   `json:"origin_vx,omitempty"`
+		OriginVY     *int64   `json:"origin_vy,omitempty"`
+		OriginVZ     *int64   `json:"origin_vz,omitempty"`
+		OriginX      *float64 `json:"origin_x,omitempty"`
+		OriginY      *float64 `json:"origin_y,omitempty"`
+		OriginZ      *float64 `json:"origin_z,omitempty"`
+	}
 	NavigationRow struct {
 		SessionID      string  `json:"session_id"`
 		Segments       int64   `json:"segments"`

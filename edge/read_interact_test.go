@@ -32,6 +32,8 @@ var readRoutes = []struct {
 	{"navigation", []string{"moveThreshold=-1", "moveThreshold=1001"}},
 	{"capabilities", []string{"limit=0"}},
 	{"paths", []string{"cellSize=0", "limit=50001"}},
+	{"heatmaps/click-rays", []string{"cellSize=0", "source=x", "limit=1001"}},
+	{"heatmaps/flow", []string{"bins=0", "bins=501", "groupByOrigin=yes", "originVoxel=1,2", "originVoxel=a,b,c"}},
 	{"heatmaps/camera", []string{"bins=501", "bins=0"}},
 	{"interactions/sources", []string{"source=nose", "limit=0"}},
 	{"xr/sources", []string{"limit=1001"}},

@@ -25,6 +25,8 @@ type Spatial interface {
 	Capabilities(pnum uint32, q core.Query) ([]core.CapabilityChangeRow, error)
 	Trajectory(pnum uint32, q core.Query, session string) ([]core.TrajectoryRow, error)
 	Paths(pnum uint32, q core.Query, cellSize float64) ([]core.PathPointRow, error)
+	ClickRays(pnum uint32, q core.Query, cellSize float64) ([]core.ClickRayRow, error)
+	Flow(pnum uint32, q core.Query, bins int, cellSize float64, byOrigin bool, origin *[3]int64) ([]core.FlowRow, error)
 }
 
 // Cell sizes of the spatial routes.
@@ -159,6 +161,43 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 			}
 			return a.Paths(p, q, cs)
 		}, 20000, 50000, true
+	case "heatmaps/click-rays":
+		return sourced(func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			cs, err := floatParam(args, "cellSize", 0.5, 0, maxCellSize, true)
+			if err != nil {
+				return nil, err
+			}
+			return a.ClickRays(p, q, cs)
+		}), 500, maxLimit, true
+	case "heatmaps/flow":
+		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+			bins, err := intParam(args, "bins", 24, 1, 500)
+			if err != nil {
+				return nil, err
+			}
+			cs, err := floatParam(args, "cellSize", 0.5, 0, maxCellSize, true)
+			if err != nil {
+				return nil, err
+			}
+			byOrigin := false
+			if v := args.Peek("groupByOrigin"); v != nil {
+				switch string(v) {
+				case "true", "1":
+					byOrigin = true
+				case "false", "0":
+				default:
+					return nil, paramError{"groupByOrigin must be true, false, 1 or 0"}
+				}
+			}
+			origin, err := originVoxelParam(args)
+			if err != nil {
+				return nil, err
+			}
+			if origin == nil && args.Peek("originVoxel") != nil {
+				return []core.FlowRow{}, nil // a voxel index that is not whole matches nothing
+			}
+			return a.Flow(p, q, int(bins), cs, byOrigin, origin)
+		}, 150, maxLimit, true
 	case "coverage":
 		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
 			cs, err := floatParam(args, "cellSize", 1, 0, maxCellSize, true)
@@ -188,4 +227,34 @@ func (s *readAPI) sessionTrajectory(ctx *fasthttp.RequestCtx, sessionID []byte) 
 	}
 	rows, err := s.aggregates.Trajectory(project.ProjectNum(), q, string(sessionID))
 	s.writeRows(ctx, rows, err)
+}
+
+// originVoxelParam reads originVoxel, "x,y,z" voxel indices; nil when
+// absent or when an index is not whole (which matches no voxel).
+func originVoxelParam(args *fasthttp.Args) (*[3]int64, error) {
+	v := args.Peek("originVoxel")
+	if v == nil {
+		return nil, nil
+	}
+	parts := strings.Split(string(v), ",")
+	bad := paramError{"originVoxel must be three comma-separated numbers: vx,vy,vz"}
+	if len(parts) != 3 {
+		return nil, bad
+	}
+	var o [3]int64
+	whole := true
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || strings.ContainsAny(p, "eE+ ") {
+			return nil, bad
+		}
+		if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			whole = false
+		}
+		o[i] = int64(f)
+	}
+	if !whole {
+		return nil, nil
+	}
+	return &o, nil
 }

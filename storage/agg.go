@@ -459,6 +459,8 @@ type sessionDelta struct {
 	turns         turnState
 	steps         turnState // positions (aDir.dir holds the position)
 	pathSec       int64     // 1 + the second of the path's last point (foldPath)
+	cam           camState  // the latest camera_sample (clicks join it)
+	pendingClicks []pendingClick
 }
 
 // foldProject folds up to max log records of one project and returns how many.
@@ -622,7 +624,7 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	// direction and position its record kept; they join the cells before
 	// they are written.
 	for sess, d := range st.sessions {
-		if !d.turns.first.set && !d.steps.first.set {
+		if !d.turns.first.set && !d.steps.first.set && len(d.pendingClicks) == 0 {
 			continue
 		}
 		rec, err := readSessionRecord(txn, pnum, sess)
@@ -634,6 +636,14 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		}
 		if f := d.steps.first; f.set && rec.LastPos != nil {
 			st.addStep(sess, f.scene, f.ts, *rec.LastPos, f.dir)
+		}
+		if rec.LastCam != nil {
+			cam := *rec.LastCam
+			cam.Set = true
+			for i := range d.pendingClicks {
+				p := &d.pendingClicks[i]
+				st.addClick(sess, p, []byte(p.mesh), &cam, true)
+			}
 		}
 	}
 	// Merged cells are built in one buffer, reused by the next fold: Badger
@@ -756,6 +766,9 @@ type SessionRecord struct {
 	LastDir *[3]float64 `json:"lastDir,omitempty"`
 	// LastPos is its position, for the next fold's first step.
 	LastPos *[3]float64 `json:"lastPos,omitempty"`
+	// LastCam is its camera, for the clicks of the next fold before its
+	// first camera_sample.
+	LastCam *camState `json:"lastCam,omitempty"`
 }
 
 // readSessionRecord reads a session's record in txn; the zero record when
@@ -799,6 +812,10 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 	if d.steps.last.set {
 		pos := d.steps.last.dir
 		r.LastPos = &pos
+	}
+	if d.cam.Set {
+		c := d.cam
+		r.LastCam = &c
 	}
 	if len(d.meta) > 0 {
 		if r.Meta == nil {
@@ -994,6 +1011,7 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			st.bump(kindHeatWorld, sess, scene, ts, st.item(b), 1)
 		}
 	case core.TypeCameraSample:
+		sd.foldCamera(e)
 		var c [3]float64
 		if tokVec(e.f[fHitPoint], c[:]) {
 			st.bump(kindHeatGaze, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)

@@ -96,6 +96,7 @@ var kindOps = [numKinds][]mergeOp{
 	kindSteps:        {opSum, opSum, opMax},
 	kindCapabilities: {opSum},
 	kindPath:         {opSum, opSum, opSum, opSum, opSum},
+	kindClickRays:    {opSum, opSum, opSum, opSum, opSum, opSum, opSum},
 }
 
 // Bucket widths.

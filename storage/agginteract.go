@@ -188,6 +188,7 @@ func (st *foldState) foldInput(e *logEvent, sess, scene string, ts int64, sd *se
 			dead = 1
 		}
 		st.bump(kindClicks, sess, scene, ts, st.item(append(st.buf[:0], src)), 1, dead)
+		st.foldClick(e, sd, src, mesh, sess, scene, ts)
 		if dead == 0 {
 			st.bump(kindMeshActive, sess, scene, ts, st.item(append(append(st.buf[:0], src), mesh...)), 1)
 			b = binary.BigEndian.AppendUint16(append(st.buf[:0], src), uint16(ts%hourMs/1000))

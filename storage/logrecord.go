@@ -68,6 +68,10 @@ const (
 	fPosition
 	fFrom
 	fTo
+	fRay
+	fFOV
+	fAspect
+	fNear
 	numAggFields = iota
 )
 
@@ -80,7 +84,7 @@ var aggFields = [numAggFields]string{
 	"source", "kind", "hitMesh", "action", "durationMs",
 	"frameTimeMs", "frameTimeP95Ms", "longFrames", "renderScale", "phase",
 	"severity", "category", "backend", "count",
-	"position", "from", "to",
+	"position", "from", "to", "ray", "fov", "aspect", "near",
 }
 
 // sessionMetaFields are the session_start fields kept in a session's record.
@@ -107,8 +111,8 @@ var aggWants = func() (w [core.NumEventTypes]uint64) {
 	w[core.TypeMeshVisibility] |= bit(fMesh, fVisibleMs, fCenteredMs, fMaxScreenFraction)
 	w[core.TypeHoverDwell] |= bit(fMesh, fDwellMs)
 	w[core.TypePointerMove] |= bit(fScreen, fHitPoint)
-	w[core.TypePointerClick] |= bit(fScreen, fHitMesh, fHitPoint)
-	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection, fPosition)
+	w[core.TypePointerClick] |= bit(fScreen, fHitMesh, fHitPoint, fRay)
+	w[core.TypeCameraSample] |= bit(fHitPoint, fDirection, fPosition, fFOV, fAspect, fNear)
 	// The interaction aggregates (agginteract.go).
 	for _, t := range inputTypes {
 		w[t] |= bit(fSource)
