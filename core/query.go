@@ -166,6 +166,10 @@ type (
 		OriginY      *float64 `json:"origin_y,omitempty"`
 		OriginZ      *float64 `json:"origin_z,omitempty"`
 	}
+	FunnelStepRow struct {
+		Step     int   `json:"step"`
+		Sessions int64 `json:"sessions"`
+	}
 	NavigationRow struct {
 		SessionID      string  `json:"session_id"`
 		Segments       int64   `json:"segments"`

@@ -199,6 +199,9 @@ func (s *readAPI) writeRows(ctx *fasthttp.RequestCtx, rows any, err error) {
 	case errors.As(err, &pe):
 		s.fail(ctx, fasthttp.StatusBadRequest, pe.msg)
 		return
+	case errors.Is(err, errRetentionOff):
+		s.fail(ctx, fasthttp.StatusForbidden, errRetentionOff.Error())
+		return
 	case err != nil && err.Error() == errSessionNotFound:
 		s.fail(ctx, fasthttp.StatusNotFound, errSessionNotFound)
 		return

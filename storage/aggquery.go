@@ -559,3 +559,29 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// SessionIDs calls fn with the id of each session of the project that
+// overlaps the query's range (and visited its scene, when it names one),
+// latest start first.
+func (r *Reader) SessionIDs(pnum uint32, q core.Query, fn func(id string) error) error {
+	return r.s.adb.View(func(txn *badger.Txn) error {
+		prefix := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		seek := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(q.Until))
+		seek = append(seek, 0xff)
+		for it.Seek(seek); it.Valid(); it.Next() {
+			var rec SessionRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			if rec.EndedAt < q.Since || rec.StartedAt > q.Until || q.Scene != "" && !contains(rec.Scenes, q.Scene) {
+				continue
+			}
+			if err := fn(rec.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
