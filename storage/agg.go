@@ -36,6 +36,19 @@ const (
 // foldRecords bounds the log records folded in one transaction.
 const foldRecords = 1024
 
+// foldGrowAfter is how many full folds that fit a transaction double a
+// halved fold limit back.
+const foldGrowAfter = 64
+
+// limit is the records a fold takes now (foldLimit; foldRecords at first).
+func (a *Aggregator) limit() int {
+	if n := a.foldLimit.Load(); n > 0 {
+		return int(n)
+	}
+	a.foldLimit.CompareAndSwap(0, foldRecords)
+	return int(a.foldLimit.Load())
+}
+
 // Aggregator folds the ingest log into aggregates. It is the only writer of
 // aggregate keys. For each project it reads the log from a checkpoint, folds
 // a run of records in memory, and commits the updated aggregates, the new
@@ -61,6 +74,10 @@ type Aggregator struct {
 	st        foldState         // the fold's delta, reused by every fold
 	event     logEvent          // the event being folded
 	cellBuf   []byte            // merged cells of a fold (commitFold)
+	// foldLimit is how many records a fold takes: foldRecords, halved
+	// while folds do not fit one transaction, doubled back after
+	// foldGrowAfter folds that did (foldUntilCaughtUp).
+	foldLimit, foldFits atomic.Int64
 	recBuf    []byte            // the log record being folded
 	ents      []ingestlog.Entry // the records of a fold
 	keyBuf    []string          // a cell's sorted items (commitFold)
@@ -281,8 +298,8 @@ func (a *Aggregator) foldProjects(stop <-chan struct{}, pnums []uint32) error {
 }
 
 func (a *Aggregator) foldUntilCaughtUp(stop <-chan struct{}, pnum uint32) error {
-	limit := foldRecords // halved for good when a fold does not fit a transaction
 	for {
+		limit := a.limit()
 		select {
 		case <-stop:
 			return nil
@@ -303,8 +320,15 @@ func (a *Aggregator) foldUntilCaughtUp(stop <-chan struct{}, pnum uint32) error 
 			cutShort = background && n < limit && a.behind()
 		})
 		if errors.Is(err, badger.ErrTxnTooBig) && limit > 1 {
-			limit /= 2 // the fold's cells do not fit one transaction: fold fewer records
+			// The fold's cells do not fit one transaction: fold fewer
+			// records, from now on.
+			a.foldLimit.CompareAndSwap(int64(limit), int64(limit/2))
+			a.foldFits.Store(0)
 			continue
+		}
+		if err == nil && n == limit && limit < foldRecords && a.foldFits.Add(1) >= foldGrowAfter {
+			a.foldFits.Store(0)
+			a.foldLimit.CompareAndSwap(int64(limit), int64(min(foldRecords, 2*limit)))
 		}
 		if err != nil || (n < limit && !cutShort) {
 			return err
