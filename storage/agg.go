@@ -67,20 +67,20 @@ type Aggregator struct {
 	allDirty bool // at open: every project may have a backlog
 	done     chan struct{}
 
-	threadsMu sync.RWMutex      // held shared while a fold runs on a thread
-	threads   *foldThreads      // set while run runs
-	mu        sync.Mutex        // serialises folding (the loop and Sync)
-	members   members           // the event being folded
-	st        foldState         // the fold's delta, reused by every fold
-	event     logEvent          // the event being folded
-	cellBuf   []byte            // merged cells of a fold (commitFold)
+	threadsMu sync.RWMutex // held shared while a fold runs on a thread
+	threads   *foldThreads // set while run runs
+	mu        sync.Mutex   // serialises folding (the loop and Sync)
+	members   members      // the event being folded
+	st        foldState    // the fold's delta, reused by every fold
+	event     logEvent     // the event being folded
+	cellBuf   []byte       // merged cells of a fold (commitFold)
 	// foldLimit is how many records a fold takes: foldRecords, halved
 	// while folds do not fit one transaction, doubled back after
 	// foldGrowAfter folds that did (foldUntilCaughtUp).
 	foldLimit, foldFits atomic.Int64
-	recBuf    []byte            // the log record being folded
-	ents      []ingestlog.Entry // the records of a fold
-	keyBuf    []string          // a cell's sorted items (commitFold)
+	recBuf              []byte            // the log record being folded
+	ents                []ingestlog.Entry // the records of a fold
+	keyBuf              []string          // a cell's sorted items (commitFold)
 
 	records, events, errors atomic.Uint64
 	stale                   atomic.Uint64 // records found already folded (dropped unfolded)

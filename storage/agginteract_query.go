@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
@@ -307,33 +308,41 @@ func (r *Reader) RageClicks(pnum uint32, q core.Query, intervalSec, minRepeats i
 		return nil, fmt.Errorf("storage: rage clicks over %d s, %d repeats", intervalSec, minRepeats)
 	}
 	iv := int64(intervalSec) * 1000
-	type key struct {
-		session, mesh string
-		bucket        int64
+	// A session's cells are adjacent in key order: its windows are counted
+	// in a small map, and only those with enough clicks kept.
+	var rows []core.RageClickRow
+	type win struct {
+		mesh   string
+		bucket int64
 	}
-	acc := map[key]int64{}
-	err = r.scanSessionCells(pnum, kindRage, &q, func(session, _ string, hour int64, c cell) error {
-		for it, row := range c {
-			if len(it) < 4 || (!all && it[0] != src) {
-				continue
+	acc := map[win]int64{}
+	cur := ""
+	flush := func() {
+		for k, n := range acc {
+			if n >= int64(minRepeats) {
+				rows = append(rows, core.RageClickRow{SessionID: cur, Mesh: k.mesh, Bucket: k.bucket, Clicks: n})
 			}
-			ts := hour + int64(binary.BigEndian.Uint16([]byte(it[1:3])))*1000
-			if ts < q.Since || ts > q.Until {
-				continue
-			}
-			acc[key{session, it[3:], ts - ts%iv}] += int64(row[0])
 		}
-		return nil
+		clear(acc)
+	}
+	err = r.scanSessionItems(pnum, kindRage, &q, func(session, _ string, hour int64, it []byte, row []float64) {
+		if session != cur {
+			flush()
+			cur = session
+		}
+		if len(it) < 4 || (!all && it[0] != src) {
+			return
+		}
+		ts := hour + int64(binary.BigEndian.Uint16(it[1:3]))*1000
+		if ts < q.Since || ts > q.Until {
+			return
+		}
+		acc[win{string(it[3:]), ts - ts%iv}] += int64(row[0])
 	})
 	if err != nil {
 		return nil, err
 	}
-	var rows []core.RageClickRow
-	for k, n := range acc {
-		if n >= int64(minRepeats) {
-			rows = append(rows, core.RageClickRow{SessionID: k.session, Mesh: k.mesh, Bucket: k.bucket, Clicks: n})
-		}
-	}
+	flush()
 	sort.Slice(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if a.Clicks != b.Clicks {
@@ -524,4 +533,91 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 		return rows[i].SessionID < rows[j].SessionID
 	})
 	return limitRows(rows, q.Limit), nil
+}
+
+// walkCell calls fn for each item of an encoded cell, in stored order,
+// without building it: item and row alias b and a reused slice, valid only
+// during the call.
+func walkCell(ops []mergeOp, b []byte, row []float64, fn func(item []byte, row []float64)) error {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return ErrCorruptRecord
+	}
+	b = b[k:]
+	row = row[:len(ops)]
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l+uint64(8*len(ops)) {
+			return ErrCorruptRecord
+		}
+		item := b[k : k+int(l)]
+		b = b[k+int(l):]
+		for j := range row {
+			row[j] = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			b = b[8:]
+		}
+		fn(item, row)
+	}
+	if len(b) != 0 {
+		return ErrCorruptRecord
+	}
+	return nil
+}
+
+// scanSessionItems is scanSessionCells calling fn for each item of each
+// cell, without decoding cells into maps.
+// done, when given, ends the walk early once it says so.
+func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, item []byte, row []float64), done ...func() bool) error {
+	prefix := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
+	prefix = append(prefix, byte(kind), scopeSession)
+	if q.Session != "" {
+		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(q.Session)))
+		prefix = append(prefix, q.Session...)
+	}
+	lo := max(0, q.Since-kindBucket(kind)+1)
+	ops := kindOps[kind]
+	row := make([]float64, len(ops))
+	return r.s.adb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		var lastSession, lastScene string
+		for it.Rewind(); it.Valid(); it.Next() {
+			if len(done) > 0 && done[0]() {
+				return nil
+			}
+			k := it.Item().Key()
+			rest := k[1+4+1+1:]
+			if len(rest) < 2+1+8 {
+				continue
+			}
+			n := int(binary.BigEndian.Uint16(rest))
+			if len(rest) < 2+n+1+8 {
+				continue
+			}
+			session := rest[2 : 2+n]
+			rest = rest[2+n:]
+			m := int(rest[0])
+			if len(rest) != 1+m+8 {
+				continue
+			}
+			scene := rest[1 : 1+m]
+			bucket := int64(binary.BigEndian.Uint64(rest[1+m:]))
+			if bucket < lo || bucket > q.Until || (q.Scene != "" && string(scene) != q.Scene) ||
+				(q.Session != "" && string(session) != q.Session) {
+				continue
+			}
+			if string(session) != lastSession {
+				lastSession = string(session)
+			}
+			if string(scene) != lastScene {
+				lastScene = string(scene)
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				return walkCell(ops, v, row, func(item []byte, row []float64) { fn(lastSession, lastScene, bucket, item, row) })
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

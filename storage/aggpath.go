@@ -41,23 +41,20 @@ func (r *Reader) sessionPaths(pnum uint32, q *core.Query) (map[string][]pathPoin
 		sec     int64
 	}
 	acc := map[key][5]float64{}
-	err := r.scanSessionCells(pnum, kindPath, q, func(session, _ string, hour int64, c cell) error {
-		for it, row := range c {
-			if len(it) != 2 {
-				continue
-			}
-			sec := hour + int64(binary.BigEndian.Uint16([]byte(it)))*1000
-			if sec+999 < q.Since || sec > q.Until {
-				continue
-			}
-			k := key{session, sec}
-			a := acc[k] // a session in two scenes within one second: both merge
-			for i := range a {
-				a[i] += row[i]
-			}
-			acc[k] = a
+	err := r.scanSessionItems(pnum, kindPath, q, func(session, _ string, hour int64, it []byte, row []float64) {
+		if len(it) != 2 {
+			return
 		}
-		return nil
+		sec := hour + int64(binary.BigEndian.Uint16(it))*1000
+		if sec+999 < q.Since || sec > q.Until {
+			return
+		}
+		k := key{session, sec}
+		a := acc[k] // a session in two scenes within one second: both merge
+		for i := range a {
+			a[i] += row[i]
+		}
+		acc[k] = a
 	})
 	if err != nil {
 		return nil, err
@@ -93,25 +90,58 @@ func (r *Reader) Trajectory(pnum uint32, q core.Query, session string) ([]core.T
 }
 
 // Paths is GET /api/v1/paths: every session's path (as Trajectory's) on
-// the floor plan in cells of cs units, by session id, then time.
+// the floor plan in cells of cs units, session by session in the order of
+// the store's keys (shorter ids first, then by id), each oldest first. The
+// walk stops at the limit: it reads what it returns.
 func (r *Reader) Paths(pnum uint32, q core.Query, cs float64) ([]core.PathPointRow, error) {
-	paths, err := r.sessionPaths(pnum, &q)
+	rows := make([]core.PathPointRow, 0)
+	var cur string
+	type sec struct {
+		ts int64
+		a  [5]float64
+	}
+	var pts []sec
+	full := false
+	flush := func() {
+		sort.Slice(pts, func(i, j int) bool { return pts[i].ts < pts[j].ts })
+		for i := 0; i < len(pts); i++ {
+			// a second seen in two scenes (two cells) merges
+			a := pts[i].a
+			for i+1 < len(pts) && pts[i+1].ts == pts[i].ts {
+				i++
+				for k := range a {
+					a[k] += pts[i].a[k]
+				}
+			}
+			if len(rows) == q.Limit {
+				full = true
+				return
+			}
+			n := a[0]
+			rows = append(rows, core.PathPointRow{SessionID: cur, TS: pts[i].ts + int64(math.Round(a[4]/n)),
+				GX: int64(math.Floor(a[1] / n / cs)), GZ: int64(math.Floor(a[3] / n / cs))})
+		}
+		pts = pts[:0]
+	}
+	err := r.scanSessionItems(pnum, kindPath, &q, func(session, _ string, hour int64, it []byte, row []float64) {
+		if full || len(it) != 2 || row[0] == 0 {
+			return
+		}
+		if session != cur {
+			flush()
+			cur = session
+		}
+		t := hour + int64(binary.BigEndian.Uint16(it))*1000
+		if t+999 < q.Since || t > q.Until {
+			return
+		}
+		pts = append(pts, sec{t, [5]float64(row)})
+	}, func() bool { return full })
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(paths))
-	for s := range paths {
-		ids = append(ids, s)
-	}
-	sort.Strings(ids)
-	rows := make([]core.PathPointRow, 0)
-	for _, s := range ids {
-		for _, pt := range paths[s] {
-			if len(rows) == q.Limit {
-				return rows, nil
-			}
-			rows = append(rows, core.PathPointRow{SessionID: s, TS: pt.ts, GX: int64(math.Floor(pt.x / cs)), GZ: int64(math.Floor(pt.z / cs))})
-		}
+	if !full {
+		flush()
 	}
 	return rows, nil
 }

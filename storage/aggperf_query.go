@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/uptimizr/edge/core"
@@ -16,31 +17,62 @@ type binCount struct {
 	n int64
 }
 
-// hist is a distribution kept as bins (bin number → count).
-type hist map[uint16]int64
+// hist is a distribution kept as bins: (bin, count) pairs, in any order
+// and with repeats until sorted (quantile sorts and merges them once).
+type hist struct {
+	bins   []histBin
+	sorted bool
+}
+
+type histBin struct {
+	b uint16
+	n int64
+}
+
+func (h *hist) add(b uint16, n int64) {
+	h.bins = append(h.bins, histBin{b, n})
+	h.sorted = false
+}
+
+func (h *hist) empty() bool { return len(h.bins) == 0 }
+
+func (h *hist) sort() {
+	if h.sorted {
+		return
+	}
+	slices.SortFunc(h.bins, func(x, y histBin) int { return int(x.b) - int(y.b) })
+	out := h.bins[:0]
+	for _, x := range h.bins {
+		if len(out) > 0 && out[len(out)-1].b == x.b {
+			out[len(out)-1].n += x.n
+		} else {
+			out = append(out, x)
+		}
+	}
+	h.bins, h.sorted = out, true
+}
 
 // quantile is the continuous quantile q (linear interpolation between the
 // values at the neighbouring ranks, as quantile_cont) of the values, each
-// taken to be its bin's representative value; NaN when there is none.
-func (h hist) quantile(q float64, value func(uint16) float64) float64 {
-	if len(h) == 0 {
+// taken to be its bin's representative value (value must grow with the
+// bin); NaN when there is none.
+func (h *hist) quantile(q float64, value func(uint16) float64) float64 {
+	if len(h.bins) == 0 {
 		return math.NaN()
 	}
-	bins := make([]binCount, 0, len(h))
+	h.sort()
 	var total int64
-	for b, n := range h {
-		bins = append(bins, binCount{value(b), n})
-		total += n
+	for _, x := range h.bins {
+		total += x.n
 	}
-	sort.Slice(bins, func(i, j int) bool { return bins[i].v < bins[j].v })
 	at := func(rank int64) float64 {
-		for _, b := range bins {
-			if rank < b.n {
-				return b.v
+		for _, x := range h.bins {
+			if rank < x.n {
+				return value(x.b)
 			}
-			rank -= b.n
+			rank -= x.n
 		}
-		return bins[len(bins)-1].v
+		return value(h.bins[len(h.bins)-1].b)
 	}
 	pos := float64(total-1) * q
 	lo := int64(math.Floor(pos))
@@ -85,70 +117,61 @@ type sessionPerf struct {
 	hasFrames, hasSamples bool
 }
 
-func (p *sessionPerf) add(it string, row []float64) {
+func (p *sessionPerf) add(it []byte, row []float64) {
 	n := int64(row[0])
 	switch {
-	case it == string([]byte{perfItemWindows}):
+	case len(it) == 1 && it[0] == perfItemWindows:
 		p.frames += n
 		p.long += int64(row[1])
 		p.hasFrames = true
-	case it == string([]byte{perfItemP95}):
+	case len(it) == 1 && it[0] == perfItemP95:
 		p.p95n += n
 		p.p95max = math.Max(p.p95max, row[2])
-	case it == string([]byte{perfItemSamples}):
+	case len(it) == 1 && it[0] == perfItemSamples:
 		p.resSamples += n
 		p.hasSamples = true
 	case len(it) == 3 && it[0] == perfItemFPS:
-		if p.fps == nil {
-			p.fps = hist{}
-		}
-		p.fps[binary.BigEndian.Uint16([]byte(it[1:]))] += n
+		p.fps.add(binary.BigEndian.Uint16(it[1:]), n)
 		p.frames += n
 		p.long += int64(row[1])
 		p.hasFrames = true
 	case len(it) == 3 && it[0] == perfItemFrameTime:
-		if p.frameTime == nil {
-			p.frameTime = hist{}
-		}
-		p.frameTime[binary.BigEndian.Uint16([]byte(it[1:]))] += n
+		p.frameTime.add(binary.BigEndian.Uint16(it[1:]), n)
 	case len(it) == 4 && it[0] == perfItemResource && int(it[1]) < len(p.res):
-		h := &p.res[it[1]]
-		if *h == nil {
-			*h = hist{}
-		}
-		(*h)[binary.BigEndian.Uint16([]byte(it[2:]))] += n
+		p.res[it[1]].add(binary.BigEndian.Uint16(it[2:]), n)
 	}
 }
 
 // sessionPerfs reads the per-session performance cells of the query's
-// scope and range: by session, and by (session, scene) when byScene.
+// scope and range: by session, or by (session, scene) when byScene.
 func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[string]*sessionPerf, map[[2]string]*sessionPerf, error) {
 	sessions := map[string]*sessionPerf{}
 	var scenes map[[2]string]*sessionPerf
 	if byScene {
 		scenes = map[[2]string]*sessionPerf{}
 	}
-	err := r.scanSessionCells(pnum, kindPerfSession, q, func(session, scene string, _ int64, c cell) error {
-		p := sessions[session]
-		if p == nil {
-			p = &sessionPerf{}
-			sessions[session] = p
+	var p, ps *sessionPerf
+	var pOf, psOf [2]string
+	err := r.scanSessionItems(pnum, kindPerfSession, q, func(session, scene string, _ int64, it []byte, row []float64) {
+		if !byScene && (p == nil || pOf[0] != session) {
+			if p = sessions[session]; p == nil {
+				p = &sessionPerf{}
+				sessions[session] = p
+			}
+			pOf[0] = session
 		}
-		var ps *sessionPerf
 		if byScene {
-			k := [2]string{session, scene}
-			if ps = scenes[k]; ps == nil {
-				ps = &sessionPerf{}
-				scenes[k] = ps
+			if k := [2]string{session, scene}; ps == nil || psOf != k {
+				if ps = scenes[k]; ps == nil {
+					ps = &sessionPerf{}
+					scenes[k] = ps
+				}
+				psOf = k
 			}
+			ps.add(it, row)
+			return // by scene only: the session's own sums are not read
 		}
-		for it, row := range c {
-			p.add(it, row)
-			if ps != nil {
-				ps.add(it, row)
-			}
-		}
-		return nil
+		p.add(it, row)
 	})
 	return sessions, scenes, err
 }
@@ -163,11 +186,11 @@ func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistribut
 	var p05, p50, p95 []float64
 	var samples int64
 	for _, p := range sessions {
-		if len(p.fps) == 0 {
+		if p.fps.empty() {
 			continue
 		}
-		for _, n := range p.fps {
-			samples += n
+		for _, x := range p.fps.bins {
+			samples += x.n
 		}
 		p05 = append(p05, p.fps.quantile(0.05, fpsBinValue))
 		p50 = append(p50, p.fps.quantile(0.5, fpsBinValue))
@@ -191,7 +214,7 @@ func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSH
 	w := float64(max(1, width))
 	bins := map[int64]int64{}
 	for _, p := range sessions {
-		if len(p.fps) == 0 {
+		if p.fps.empty() {
 			continue
 		}
 		bins[int64(math.Floor(p.fps.quantile(0.5, fpsBinValue)/w)*w)]++
@@ -220,7 +243,7 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 		}
 		row.Sessions++
 		samples += p.frames
-		if len(p.frameTime) > 0 {
+		if !p.frameTime.empty() {
 			p50 = append(p50, p.frameTime.quantile(0.5, frameTimeBinValue))
 		}
 		if p.p95n > 0 {
@@ -300,7 +323,7 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 	}
 	groups := map[[5]string]*acc{}
 	for s, p := range sessions {
-		if len(p.fps) == 0 {
+		if p.fps.empty() {
 			continue
 		}
 		d := devs[s]
@@ -340,7 +363,7 @@ func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, 
 	}
 	groups := map[string]*acc{}
 	for k, p := range pairs {
-		if len(p.fps) == 0 {
+		if p.fps.empty() {
 			continue
 		}
 		a := groups[k[1]]
@@ -381,8 +404,8 @@ func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePe
 		}
 		row.Sessions++
 		samples += p.resSamples
-		for i, h := range p.res {
-			if len(h) > 0 {
+		for i := range p.res {
+			if h := &p.res[i]; !h.empty() {
 				p50[i] = append(p50[i], h.quantile(0.5, logBinValue))
 				p95[i] = append(p95[i], h.quantile(0.95, logBinValue))
 			}
@@ -436,7 +459,7 @@ func (r *Reader) RenderScale(pnum uint32, q core.Query) (core.RenderScaleRow, er
 	h := hist{}
 	for it, v := range c {
 		if len(it) == 3 && it[0] == renderScaleBins {
-			h[binary.BigEndian.Uint16([]byte(it[1:]))] += int64(v[0])
+			h.add(binary.BigEndian.Uint16([]byte(it[1:])), int64(v[0]))
 			scaled += int64(v[0])
 			sum += v[1]
 			down += int64(v[2])

@@ -84,25 +84,28 @@ func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XR
 		rapid       int64
 	}
 	bySession := map[string]*acc{}
-	err := r.scanSessionCells(pnum, kindTurns, &q, func(session, _ string, _ int64, c cell) error {
-		a := bySession[session]
-		if a == nil {
-			a = &acc{}
-			bySession[session] = a
+	var a *acc
+	var aOf string
+	err := r.scanSessionItems(pnum, kindTurns, &q, func(session, _ string, _ int64, it []byte, row []float64) {
+		if a == nil || aOf != session {
+			if a = bySession[session]; a == nil {
+				a = &acc{}
+				bySession[session] = a
+			}
+			aOf = session
 		}
-		for it, row := range c {
+		{
 			if len(it) != 3 || it[0] != turnBin {
-				continue
+				return
 			}
 			a.n += row[0]
 			a.sum += row[1]
 			a.max = math.Max(a.max, row[2])
-			lo := float64(binary.BigEndian.Uint16([]byte(it[1:]))) * turnBinRad
+			lo := float64(binary.BigEndian.Uint16(it[1:])) * turnBinRad
 			if lo >= rapid-1e-12 || lo+turnBinRad > rapid && row[2] >= rapid {
 				a.rapid += int64(row[0])
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -197,19 +200,21 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 // reaches it.
 func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.NavigationRow, error) {
 	bySession := map[string]*core.NavigationRow{}
-	err := r.scanSessionCells(pnum, kindSteps, &q, func(session, _ string, _ int64, c cell) error {
-		a := bySession[session]
-		if a == nil {
-			a = &core.NavigationRow{SessionID: session}
-			bySession[session] = a
+	var a *core.NavigationRow
+	err := r.scanSessionItems(pnum, kindSteps, &q, func(session, _ string, _ int64, it []byte, row []float64) {
+		if a == nil || a.SessionID != session {
+			if a = bySession[session]; a == nil {
+				a = &core.NavigationRow{SessionID: session}
+				bySession[session] = a
+			}
 		}
-		for it, row := range c {
+		{
 			if len(it) != 3 || it[0] != turnBin {
-				continue
+				return
 			}
 			a.Segments += int64(row[0])
 			a.TotalDistance += row[1]
-			b := binary.BigEndian.Uint16([]byte(it[1:]))
+			b := binary.BigEndian.Uint16(it[1:])
 			// A bin wholly at or above the threshold is active; the one
 			// the threshold falls in is, when its longest step reaches it.
 			if lo, hi := stepBinLow(b), stepBinLow(b+1); move == 0 || lo >= move*(1-1e-9) || hi > move && row[2] >= move {
@@ -217,7 +222,6 @@ func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.Nav
 				a.ActiveDistance += row[1]
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
