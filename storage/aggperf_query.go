@@ -102,6 +102,9 @@ func ptrOrNil(f float64) *float64 {
 
 func ptri(n int64) *int64 { return &n }
 
+// fpsHist keeps the fps distribution of each session (sessionPerfs).
+const fpsHist = 1 << perfItemFPS
+
 func fpsBinValue(b uint16) float64       { return (float64(b) + 0.5) / 2 }
 func frameTimeBinValue(b uint16) float64 { return (float64(b) + 0.5) * frameTimeBin }
 func scaleBinValue(b uint16) float64     { return (float64(b) + 0.5) * renderScaleWidth }
@@ -115,6 +118,7 @@ type sessionPerf struct {
 	p95max                float64
 	resSamples            int64
 	hasFrames, hasSamples bool
+	hists                 uint8 // the distributions kept: bit perfItemFPS, perfItemFrameTime, perfItemResource
 }
 
 func (p *sessionPerf) add(it []byte, row []float64) {
@@ -131,20 +135,27 @@ func (p *sessionPerf) add(it []byte, row []float64) {
 		p.resSamples += n
 		p.hasSamples = true
 	case len(it) == 3 && it[0] == perfItemFPS:
-		p.fps.add(binary.BigEndian.Uint16(it[1:]), n)
+		if p.hists&(1<<perfItemFPS) != 0 {
+			p.fps.add(binary.BigEndian.Uint16(it[1:]), n)
+		}
 		p.frames += n
 		p.long += int64(row[1])
 		p.hasFrames = true
 	case len(it) == 3 && it[0] == perfItemFrameTime:
-		p.frameTime.add(binary.BigEndian.Uint16(it[1:]), n)
+		if p.hists&(1<<perfItemFrameTime) != 0 {
+			p.frameTime.add(binary.BigEndian.Uint16(it[1:]), n)
+		}
 	case len(it) == 4 && it[0] == perfItemResource && int(it[1]) < len(p.res):
-		p.res[it[1]].add(binary.BigEndian.Uint16(it[2:]), n)
+		if p.hists&(1<<perfItemResource) != 0 {
+			p.res[it[1]].add(binary.BigEndian.Uint16(it[2:]), n)
+		}
 	}
 }
 
 // sessionPerfs reads the per-session performance cells of the query's
-// scope and range: by session, or by (session, scene) when byScene.
-func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[string]*sessionPerf, map[[2]string]*sessionPerf, error) {
+// scope and range: by session, or by (session, scene) when byScene,
+// keeping the distributions hists names.
+func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool, hists uint8) (map[string]*sessionPerf, map[[2]string]*sessionPerf, error) {
 	sessions := map[string]*sessionPerf{}
 	var scenes map[[2]string]*sessionPerf
 	if byScene {
@@ -155,7 +166,7 @@ func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[str
 	err := r.scanSessionItems(pnum, kindPerfSession, q, func(session, scene string, _ int64, it []byte, row []float64) {
 		if !byScene && (p == nil || pOf[0] != session) {
 			if p = sessions[session]; p == nil {
-				p = &sessionPerf{}
+				p = &sessionPerf{hists: hists}
 				sessions[session] = p
 			}
 			pOf[0] = session
@@ -163,7 +174,7 @@ func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[str
 		if byScene {
 			if k := [2]string{session, scene}; ps == nil || psOf != k {
 				if ps = scenes[k]; ps == nil {
-					ps = &sessionPerf{}
+					ps = &sessionPerf{hists: hists}
 					scenes[k] = ps
 				}
 				psOf = k
@@ -179,7 +190,7 @@ func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool) (map[str
 // PerfDistribution is GET /api/v1/perf/distribution: the median across
 // sessions of each session's 5th, 50th and 95th fps percentiles.
 func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistributionRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
 	if err != nil {
 		return core.PerfDistributionRow{}, err
 	}
@@ -207,7 +218,7 @@ func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistribut
 // FPSHistogram is GET /api/v1/perf/fps-histogram: sessions by their median
 // fps, in bins of width fps.
 func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSHistogramRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +241,7 @@ func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSH
 // FrameTime is GET /api/v1/perf/frame-time: the median across sessions of
 // each session's median frameTimeMs and of its worst frameTimeP95Ms.
 func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, 1<<perfItemFrameTime)
 	if err != nil {
 		return core.FrameTimeRow{}, err
 	}
@@ -260,7 +271,7 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 // Jank is GET /api/v1/perf/jank: each session's long frames per frame_perf
 // window, its median and 90th percentile across sessions.
 func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, 0)
 	if err != nil {
 		return core.JankRow{}, err
 	}
@@ -288,13 +299,10 @@ func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string][5]string,
 	all := core.DefaultQuery()
 	all.Session = q.Session
 	items := map[string]string{}
-	err := r.scanSessionCells(pnum, kindDevice, &all, func(session, _ string, _ int64, c cell) error {
-		for it := range c {
-			if cur, ok := items[session]; !ok || it > cur {
-				items[session] = it
-			}
+	err := r.scanSessionItems(pnum, kindDevice, &all, func(session, _ string, _ int64, it []byte, _ []float64) {
+		if cur, ok := items[session]; !ok || string(it) > cur {
+			items[session] = string(it)
 		}
-		return nil
 	})
 	out := make(map[string][5]string, len(items))
 	for s, it := range items {
@@ -309,7 +317,7 @@ func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string][5]string,
 // of each session's median fps, by device class (engine, mobile, GPU
 // renderer, browser, OS of its session_start; "" when it had none).
 func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +361,7 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 // PerfByScene is GET /api/v1/perf/by-scene: per scene, the median across
 // its sessions of each session's median fps in that scene.
 func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, error) {
-	_, pairs, err := r.sessionPerfs(pnum, &q, true)
+	_, pairs, err := r.sessionPerfs(pnum, &q, true, fpsHist)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +399,7 @@ func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, 
 // across sessions of each session's 50th and 95th percentiles of JS heap,
 // texture bytes and triangles (values within 2.2%: logarithmic bins).
 func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePercentileRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false)
+	sessions, _, err := r.sessionPerfs(pnum, &q, false, 1<<perfItemResource)
 	if err != nil {
 		return core.ResourcePercentileRow{}, err
 	}
