@@ -149,8 +149,13 @@ func (a *Aggregator) poke(n int) {
 const foldInterval = 250 * time.Millisecond
 
 // passSpacing is how many times its own duration a pass is apart from the
-// next at least (run).
-const passSpacing = 4
+// next at least (run), up to maxPassSpacing: a pass that caught up a
+// backlog is long, and spacing by it without a bound would let the next
+// backlog grow, and the next pass, and so on.
+const (
+	passSpacing    = 4
+	maxPassSpacing = time.Second
+)
 
 // Folding runs on one of two OS threads. Normally it is the background
 // thread, niced to backgroundNice, so that a pass (tens of milliseconds of
@@ -251,10 +256,10 @@ func (a *Aggregator) run(stop <-chan struct{}) {
 			a.dropOrphans(start)
 		}
 		// A pass that took long (many hot cells to rewrite) spaces the next
-		// one out: the aggregator spends at most about a quarter of its
-		// time in passes, and each pass folds more records per rewrite.
+		// one out, up to a second: each pass folds more records per
+		// rewrite.
 		took := time.Since(start)
-		if wait := max(foldInterval, passSpacing*took) - took; wait > 0 {
+		if wait := min(max(foldInterval, passSpacing*took), maxPassSpacing) - took; wait > 0 {
 			select {
 			case <-stop:
 				return
