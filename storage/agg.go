@@ -668,7 +668,7 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		}
 		if rec.LastCam != nil {
 			cam := *rec.LastCam
-			cam.Set = true
+			cam.Set, cam.parsed = true, true // its optics came decoded
 			for i := range d.pendingClicks {
 				p := &d.pendingClicks[i]
 				st.addClick(sess, p, []byte(p.mesh), &cam, true)
@@ -844,6 +844,7 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 	}
 	if d.cam.Set {
 		c := d.cam
+		c.parseOptics()
 		r.LastCam = &c
 	}
 	if len(d.meta) > 0 {
@@ -1040,22 +1041,24 @@ func (a *Aggregator) foldEvent(st *foldState, e *logEvent) {
 			st.bump(kindHeatWorld, sess, scene, ts, st.item(b), 1)
 		}
 	case core.TypeCameraSample:
-		sd.foldCamera(e)
-		var c [3]float64
+		var c, dir, pos [3]float64
 		if tokVec(e.f[fHitPoint], c[:]) {
 			st.bump(kindHeatGaze, sess, scene, ts, st.item(appendGazeVoxel(st.buf[:0], c)), 1)
 		}
-		if tokVec(e.f[fDirection], c[:]) {
-			if b, ok := appendCameraCell(st.buf[:0], c); ok {
+		hasDir := tokVec(e.f[fDirection], dir[:])
+		if hasDir {
+			if b, ok := appendCameraCell(st.buf[:0], dir); ok {
 				st.bump(kindHeatCamera, sess, scene, ts, st.item(b), 1)
 			}
-			st.foldTurn(sd, sess, scene, ts, c)
+			st.foldTurn(sd, sess, scene, ts, dir)
 		}
-		if tokVec(e.f[fPosition], c[:]) {
-			st.bump(kindCameraPos, sess, scene, ts, st.item(appendVoxel(st.buf[:0], c, CameraVoxel)), 1)
-			st.foldStep(sd, sess, scene, ts, c)
-			st.foldPath(sd, sess, scene, ts, c)
+		hasPos := tokVec(e.f[fPosition], pos[:])
+		if hasPos {
+			st.bump(kindCameraPos, sess, scene, ts, st.item(appendVoxel(st.buf[:0], pos, CameraVoxel)), 1)
+			st.foldStep(sd, sess, scene, ts, pos)
+			st.foldPath(sd, sess, scene, ts, pos)
 		}
+		sd.foldCamera(e, pos, hasPos, dir, hasDir)
 	}
 	if inputIndex[e.Type] != 0 {
 		st.foldInput(e, sess, scene, ts, sd)

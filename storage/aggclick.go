@@ -34,6 +34,23 @@ type camState struct {
 	FOV    float64    `json:"fov,omitempty"`
 	Aspect float64    `json:"aspect,omitempty"`
 	Near   float64    `json:"near,omitempty"`
+
+	// The fov, aspect and near tokens as folded, parsed only when a click
+	// needs them (parseOptics): most camera samples are never joined.
+	raw    [3][24]byte
+	rawLen [3]uint8
+	parsed bool
+}
+
+// parseOptics parses the raw fov, aspect and near tokens (once).
+func (c *camState) parseOptics() {
+	if c.parsed {
+		return
+	}
+	c.parsed = true
+	for i, dst := range []*float64{&c.FOV, &c.Aspect, &c.Near} {
+		*dst, _ = parseNum(c.raw[i][:c.rawLen[i]])
+	}
 }
 
 // pendingClick is a click folded before any camera_sample of its session
@@ -50,15 +67,18 @@ type pendingClick struct {
 
 const maxPendingClicks = 64
 
-// foldCamera remembers a camera_sample as its session's latest.
-func (sd *sessionDelta) foldCamera(e *logEvent) {
-	c := camState{Set: true}
-	c.HasPos = tokVec(e.f[fPosition], c.Pos[:])
-	c.HasDir = tokVec(e.f[fDirection], c.Dir[:])
-	c.FOV, _ = parseNum(e.f[fFOV])
-	c.Aspect, _ = parseNum(e.f[fAspect])
-	c.Near, _ = parseNum(e.f[fNear])
-	sd.cam = c
+// foldCamera remembers a camera_sample as its session's latest: its
+// position and direction as foldEvent parsed them, its optics as tokens.
+func (sd *sessionDelta) foldCamera(e *logEvent, pos [3]float64, hasPos bool, dir [3]float64, hasDir bool) {
+	c := &sd.cam
+	c.Set, c.Pos, c.HasPos, c.Dir, c.HasDir, c.parsed = true, pos, hasPos, dir, hasDir, false
+	for i, f := range [3]uint8{fFOV, fAspect, fNear} {
+		t := e.f[f]
+		if len(t) > len(c.raw[i]) {
+			t = nil // not a number a camera sends; ignored
+		}
+		c.rawLen[i] = uint8(copy(c.raw[i][:], t))
+	}
 }
 
 // foldClick folds a pointer_click that hit something (hitPoint) into the
@@ -74,6 +94,7 @@ func (st *foldState) foldClick(e *logEvent, sd *sessionDelta, src byte, mesh []b
 		p.hasRay = st.members.vec("origin", p.ray[:])
 	}
 	if sd.cam.Set {
+		sd.cam.parseOptics()
 		st.addClick(sess, &p, mesh, &sd.cam, false)
 		return
 	}
