@@ -218,23 +218,39 @@ func (r *Reader) MeshSources(pnum uint32, q core.Query) ([]core.MeshSourceRow, e
 		return nil, err
 	}
 	rows := make([]core.MeshSourceRow, 0, len(c))
+	for _, n := range namedBySource(c) {
+		rows = append(rows, core.MeshSourceRow{Mesh: n.name, Source: n.source, Count: n.count})
+	}
+	return limitRows(rows, q.Limit), nil
+}
+
+// namedCount is a count of a (name, source).
+type namedCount struct {
+	name, source string
+	count        int64
+}
+
+// namedBySource reads a cell of source + name items as counts, most
+// first, then by name and source.
+func namedBySource(c cell) []namedCount {
+	out := make([]namedCount, 0, len(c))
 	for it, row := range c {
 		if len(it) < 2 || int(it[0]) >= numSources {
 			continue
 		}
-		rows = append(rows, core.MeshSourceRow{Mesh: it[1:], Source: SourceNames[it[0]], Count: int64(row[0])})
+		out = append(out, namedCount{it[1:], SourceNames[it[0]], int64(row[0])})
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Count != b.Count {
-			return a.Count > b.Count
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.count != b.count {
+			return a.count > b.count
 		}
-		if a.Mesh != b.Mesh {
-			return a.Mesh < b.Mesh
+		if a.name != b.name {
+			return a.name < b.name
 		}
-		return a.Source < b.Source
+		return a.source < b.source
 	})
-	return limitRows(rows, q.Limit), nil
+	return out
 }
 
 // MeshTrend is GET /api/v1/meshes/trend: active interactions per mesh and
@@ -419,22 +435,9 @@ func (r *Reader) InputActions(pnum uint32, q core.Query) ([]core.InputActionRow,
 		return nil, err
 	}
 	rows := make([]core.InputActionRow, 0, len(c))
-	for it, row := range c {
-		if len(it) < 2 || int(it[0]) >= numSources {
-			continue
-		}
-		rows = append(rows, core.InputActionRow{Action: it[1:], Source: SourceNames[it[0]], Count: int64(row[0])})
+	for _, n := range namedBySource(c) {
+		rows = append(rows, core.InputActionRow{Action: n.name, Source: n.source, Count: n.count})
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Count != b.Count {
-			return a.Count > b.Count
-		}
-		if a.Action != b.Action {
-			return a.Action < b.Action
-		}
-		return a.Source < b.Source
-	})
 	return limitRows(rows, q.Limit), nil
 }
 

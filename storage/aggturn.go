@@ -53,13 +53,20 @@ func (st *foldState) foldTurn(sd *sessionDelta, sess, scene string, ts int64, di
 	if n := dir[0]*dir[0] + dir[1]*dir[1] + dir[2]*dir[2]; !(n > 0) || math.IsInf(n, 0) {
 		return // no direction
 	}
-	t := &sd.turns
-	if !t.last.set {
-		t.first = aDir{true, dir, ts, scene}
-	} else {
-		st.addTurn(sess, scene, ts, t.last.dir, dir)
+	if prev, ok := sd.turns.next(dir, ts, scene); ok {
+		st.addTurn(sess, scene, ts, prev, dir)
 	}
-	t.last = aDir{true, dir, ts, scene}
+}
+
+// next records v as the latest, seen at ts in scene, and returns the one
+// before it in this fold (false for the fold's first, which is kept).
+func (t *turnState) next(v [3]float64, ts int64, scene string) ([3]float64, bool) {
+	prev, ok := t.last.dir, t.last.set
+	if !ok {
+		t.first = aDir{true, v, ts, scene}
+	}
+	t.last = aDir{true, v, ts, scene}
+	return prev, ok
 }
 
 // addTurn adds the turn from direction a to b, seen at ts in scene.
@@ -172,13 +179,9 @@ func (st *foldState) foldStep(sd *sessionDelta, sess, scene string, ts int64, po
 	if sess == "" {
 		return
 	}
-	t := &sd.steps
-	if !t.last.set {
-		t.first = aDir{true, pos, ts, scene}
-	} else {
-		st.addStep(sess, scene, ts, t.last.dir, pos)
+	if prev, ok := sd.steps.next(pos, ts, scene); ok {
+		st.addStep(sess, scene, ts, prev, pos)
 	}
-	t.last = aDir{true, pos, ts, scene}
 }
 
 // addStep adds the step from position a to b, seen at ts in scene.
