@@ -110,7 +110,7 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 			if err != nil {
 				return nil, err
 			}
-			cs := def
+			var cs float64
 			if derived {
 				cs, err = s.spatialCell(p, q, args, region)
 			} else {

@@ -10,13 +10,6 @@ import (
 	"github.com/uptimizr/edge/core"
 )
 
-// binCount is one bin of a distribution: its representative value and
-// how many values fell in it.
-type binCount struct {
-	v float64
-	n int64
-}
-
 // hist is a distribution kept as bins: (bin, count) pairs, in any order
 // and with repeats until sorted (quantile sorts and merges them once).
 type hist struct {
