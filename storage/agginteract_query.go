@@ -378,55 +378,6 @@ func (r *Reader) RageClicks(pnum uint32, q core.Query, intervalSec, minRepeats i
 	return limitRows(rows, q.Limit), nil
 }
 
-// scanSessionCells calls fn for each session-scope cell of kind in the
-// query's range (to the cell) and scope: one session's with q.Session,
-// else every session's, in q.Scene only when it is set.
-func (r *Reader) scanSessionCells(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, c cell) error) error {
-	prefix := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
-	prefix = append(prefix, byte(kind), scopeSession)
-	if q.Session != "" {
-		prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(q.Session)))
-		prefix = append(prefix, q.Session...)
-	}
-	lo := max(0, q.Since-kindBucket(kind)+1)
-	ops := kindOps[kind]
-	return r.s.adb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			rest := k[1+4+1+1:]
-			if len(rest) < 2+1+8 {
-				continue
-			}
-			n := int(binary.BigEndian.Uint16(rest))
-			if len(rest) < 2+n+1+8 {
-				continue
-			}
-			session := rest[2 : 2+n]
-			rest = rest[2+n:]
-			m := int(rest[0])
-			if len(rest) != 1+m+8 {
-				continue
-			}
-			scene := rest[1 : 1+m]
-			bucket := int64(binary.BigEndian.Uint64(rest[1+m:]))
-			if bucket < lo || bucket > q.Until || (q.Scene != "" && string(scene) != q.Scene) ||
-				(q.Session != "" && string(session) != q.Session) {
-				continue
-			}
-			c := cell{}
-			if err := it.Item().Value(func(v []byte) error { return decodeCell(ops, v, c) }); err != nil {
-				return err
-			}
-			if err := fn(string(session), string(scene), bucket, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // InputActions is GET /api/v1/input-actions/top: input_action events per
 // (action, source), most first.
 func (r *Reader) InputActions(pnum uint32, q core.Query) ([]core.InputActionRow, error) {
@@ -488,18 +439,14 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 	ever.Session = q.Session
 	lo := max(0, q.Since-hourMs+1)
 	xr := map[string]int64{}
-	err := r.scanSessionCells(pnum, kindInputs, &ever, func(session, scene string, bucket int64, c cell) error {
-		inScope := bucket >= lo && bucket <= q.Until && (q.Scene == "" || scene == q.Scene)
-		for it, row := range c {
-			if len(it) == 2 && int(it[1]) < numSources && xrSources[it[1]] {
-				n := xr[session]
-				if inScope {
-					n += int64(row[0])
-				}
-				xr[session] = n
+	err := r.scanSessionItems(pnum, kindInputs, &ever, func(session, scene string, bucket int64, it []byte, row []float64) {
+		if len(it) == 2 && int(it[1]) < numSources && xrSources[it[1]] {
+			n := xr[session]
+			if bucket >= lo && bucket <= q.Until && (q.Scene == "" || scene == q.Scene) {
+				n += int64(row[0])
 			}
+			xr[session] = n
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -567,8 +514,11 @@ func walkCell(ops []mergeOp, b []byte, row []float64, fn func(item []byte, row [
 	return nil
 }
 
-// scanSessionItems is scanSessionCells calling fn for each item of each
-// cell, without decoding cells into maps.
+// scanSessionItems calls fn for each item of each session-scope cell of
+// kind in the query's range (to the cell) and scope: one session's with
+// q.Session, else every session's, in q.Scene only when it is set. Cells
+// are walked, not decoded into maps; item and row are valid only during
+// the call.
 // done, when given, ends the walk early once it says so.
 func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, item []byte, row []float64), done ...func() bool) error {
 	prefix := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
