@@ -14,6 +14,10 @@
 //	    serves the floor handler (read the body, answer 200).
 //	uptimizr-bench neighbour [-rounds 3] [-phase 5s] [-rate 200] …
 //	    the noisy-neighbour scenario (bench/suite/neighbour.go).
+//	uptimizr-bench read [-events 10000000] [-requests 50] [-retention] …
+//	    loads a collector through its ingest endpoint, waits for its
+//	    aggregator, then times every read route of the API one request at
+//	    a time, and writes read.md and read.json (bench/suite/read.go).
 //	uptimizr-bench ab -base REV [-run ^ingest$] [-rounds 3] …
 //	    builds the collector at REV and from the work tree, runs the same
 //	    scenarios on both, alternately, in one run, and reports each one's
@@ -64,6 +68,8 @@ func main() {
 		err = runFleet(os.Args[2:])
 	case "ab":
 		err = runAB(os.Args[2:])
+	case "read":
+		err = runRead(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -87,6 +93,7 @@ func usage() {
   uptimizr-bench fixtures [-out D]  write the repository's sample batches (testdata/fixtures)
   uptimizr-bench fleet -collector BIN -nats BIN  a nats-server, a hub and two edges on loopback (go tool task fleet)
   uptimizr-bench ab -base REV [-run REGEX] [-rounds 3]  the same scenarios on REV and the work tree, alternately (see -h)
+  uptimizr-bench read [flags]    load a collector, then time every read route, p50/p99 per route (see -h)
 `)
 }
 
