@@ -534,6 +534,7 @@ func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn f
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		var lastSession, lastScene string
+		scenes := map[string]string{}
 		for it.Rewind(); it.Valid(); it.Next() {
 			if len(done) > 0 && done[0]() {
 				return nil
@@ -563,7 +564,14 @@ func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn f
 				lastSession = string(session)
 			}
 			if string(scene) != lastScene {
-				lastScene = string(scene)
+				// A project has few scenes and sessions move between them:
+				// each is copied once per read, not once per cell.
+				if sc, ok := scenes[string(scene)]; ok {
+					lastScene = sc
+				} else {
+					lastScene = string(scene)
+					scenes[lastScene] = lastScene
+				}
 			}
 			if err := it.Item().Value(func(v []byte) error {
 				return walkCell(ops, v, row, func(item []byte, row []float64) { fn(lastSession, lastScene, bucket, item, row) })

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -95,7 +96,7 @@ func ptrOrNil(f float64) *float64 {
 
 func ptri(n int64) *int64 { return &n }
 
-// fpsHist keeps the fps distribution of each session (sessionPerfs).
+// fpsHist keeps the fps distribution of each session (eachSessionPerf).
 const fpsHist = 1 << perfItemFPS
 
 func fpsBinValue(b uint16) float64       { return (float64(b) + 0.5) / 2 }
@@ -145,53 +146,58 @@ func (p *sessionPerf) add(it []byte, row []float64) {
 	}
 }
 
-// sessionPerfs reads the per-session performance cells of the query's
-// scope and range: by session, or by (session, scene) when byScene,
-// keeping the distributions hists names.
-func (r *Reader) sessionPerfs(pnum uint32, q *core.Query, byScene bool, hists uint8) (map[string]*sessionPerf, map[[2]string]*sessionPerf, error) {
-	sessions := map[string]*sessionPerf{}
-	var scenes map[[2]string]*sessionPerf
-	if byScene {
-		scenes = map[[2]string]*sessionPerf{}
+// reset empties p for the next session, keeping its bins' capacity.
+func (p *sessionPerf) reset(hists uint8) {
+	fps, ft, res := p.fps.bins[:0], p.frameTime.bins[:0], p.res
+	*p = sessionPerf{hists: hists}
+	p.fps.bins, p.frameTime.bins = fps, ft
+	for i := range res {
+		p.res[i].bins = res[i].bins[:0]
 	}
-	var p, ps *sessionPerf
-	var pOf, psOf [2]string
+}
+
+// eachSessionPerf reads the per-session performance cells of the query's
+// scope and range and calls fn once per session, or once per (session,
+// scene) when byScene, with its performance, keeping the distributions
+// hists names. Cells are keyed by session, then scene, then hour, so a
+// session's (and a pair's) cells come one after another: each is summed
+// as it streams past and handed over when the next begins, in a single
+// reused sessionPerf, valid only during the call (scene is "" unless
+// byScene).
+func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists uint8, fn func(session, scene string, p *sessionPerf)) error {
+	var p sessionPerf
+	var curSession, curScene string
+	started := false
 	err := r.scanSessionItems(pnum, kindPerfSession, q, func(session, scene string, _ int64, it []byte, row []float64) {
-		if !byScene && (p == nil || pOf[0] != session) {
-			if p = sessions[session]; p == nil {
-				p = &sessionPerf{hists: hists}
-				sessions[session] = p
-			}
-			pOf[0] = session
+		if !byScene {
+			scene = ""
 		}
-		if byScene {
-			if k := [2]string{session, scene}; ps == nil || psOf != k {
-				if ps = scenes[k]; ps == nil {
-					ps = &sessionPerf{hists: hists}
-					scenes[k] = ps
-				}
-				psOf = k
+		if !started || session != curSession || scene != curScene {
+			if started {
+				fn(curSession, curScene, &p)
 			}
-			ps.add(it, row)
-			return // by scene only: the session's own sums are not read
+			p.reset(hists)
+			curSession, curScene, started = session, scene, true
 		}
 		p.add(it, row)
 	})
-	return sessions, scenes, err
+	if err != nil {
+		return err
+	}
+	if started {
+		fn(curSession, curScene, &p)
+	}
+	return nil
 }
 
 // PerfDistribution is GET /api/v1/perf/distribution: the median across
 // sessions of each session's 5th, 50th and 95th fps percentiles.
 func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistributionRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
-	if err != nil {
-		return core.PerfDistributionRow{}, err
-	}
 	var p05, p50, p95 []float64
 	var samples int64
-	for _, p := range sessions {
+	err := r.eachSessionPerf(pnum, &q, false, fpsHist, func(_, _ string, p *sessionPerf) {
 		if p.fps.empty() {
-			continue
+			return
 		}
 		for _, x := range p.fps.bins {
 			samples += x.n
@@ -199,6 +205,9 @@ func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistribut
 		p05 = append(p05, p.fps.quantile(0.05, fpsBinValue))
 		p50 = append(p50, p.fps.quantile(0.5, fpsBinValue))
 		p95 = append(p95, p.fps.quantile(0.95, fpsBinValue))
+	})
+	if err != nil {
+		return core.PerfDistributionRow{}, err
 	}
 	row := core.PerfDistributionRow{Sessions: int64(len(p50))}
 	if len(p50) > 0 {
@@ -211,17 +220,15 @@ func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistribut
 // FPSHistogram is GET /api/v1/perf/fps-histogram: sessions by their median
 // fps, in bins of width fps.
 func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSHistogramRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
-	if err != nil {
-		return nil, err
-	}
 	w := float64(max(1, width))
 	bins := map[int64]int64{}
-	for _, p := range sessions {
-		if p.fps.empty() {
-			continue
+	err := r.eachSessionPerf(pnum, &q, false, fpsHist, func(_, _ string, p *sessionPerf) {
+		if !p.fps.empty() {
+			bins[int64(math.Floor(p.fps.quantile(0.5, fpsBinValue)/w)*w)]++
 		}
-		bins[int64(math.Floor(p.fps.quantile(0.5, fpsBinValue)/w)*w)]++
+	})
+	if err != nil {
+		return nil, err
 	}
 	rows := make([]core.FPSHistogramRow, 0, len(bins))
 	for b, n := range bins {
@@ -234,16 +241,12 @@ func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSH
 // FrameTime is GET /api/v1/perf/frame-time: the median across sessions of
 // each session's median frameTimeMs and of its worst frameTimeP95Ms.
 func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, 1<<perfItemFrameTime)
-	if err != nil {
-		return core.FrameTimeRow{}, err
-	}
 	var p50, p95 []float64
 	var row core.FrameTimeRow
 	var samples int64
-	for _, p := range sessions {
+	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemFrameTime, func(_, _ string, p *sessionPerf) {
 		if !p.hasFrames {
-			continue
+			return
 		}
 		row.Sessions++
 		samples += p.frames
@@ -253,6 +256,9 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 		if p.p95n > 0 {
 			p95 = append(p95, p.p95max)
 		}
+	})
+	if err != nil {
+		return core.FrameTimeRow{}, err
 	}
 	if row.Sessions > 0 {
 		row.Samples = ptri(samples)
@@ -264,17 +270,16 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 // Jank is GET /api/v1/perf/jank: each session's long frames per frame_perf
 // window, its median and 90th percentile across sessions.
 func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, 0)
-	if err != nil {
-		return core.JankRow{}, err
-	}
 	var rates []float64
 	var long int64
-	for _, p := range sessions {
+	err := r.eachSessionPerf(pnum, &q, false, 0, func(_, _ string, p *sessionPerf) {
 		if p.hasFrames && p.frames > 0 {
 			rates = append(rates, float64(p.long)/float64(p.frames))
 			long += p.long
 		}
+	})
+	if err != nil {
+		return core.JankRow{}, err
 	}
 	row := core.JankRow{Sessions: int64(len(rates))}
 	if len(rates) > 0 {
@@ -287,33 +292,30 @@ func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
 
 // deviceClasses is each session's device class, from its session_start
 // whenever it came (of several different ones, the greatest item, so that
-// every read agrees), as its five parts.
-func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string][5]string, error) {
+// every read agrees): its five parts joined by NUL bytes.
+func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string]string, error) {
 	all := core.DefaultQuery()
 	all.Session = q.Session
 	items := map[string]string{}
+	var last string // consecutive sessions mostly share a class: one copy
 	err := r.scanSessionItems(pnum, kindDevice, &all, func(session, _ string, _ int64, it []byte, _ []float64) {
 		if cur, ok := items[session]; !ok || string(it) > cur {
-			items[session] = string(it)
+			if string(it) != last {
+				last = string(it)
+			}
+			items[session] = last
 		}
 	})
-	out := make(map[string][5]string, len(items))
-	for s, it := range items {
-		if p := bytes.SplitN([]byte(it), []byte{0}, 5); len(p) == 5 {
-			out[s] = [5]string{string(p[0]), string(p[1]), string(p[2]), string(p[3]), string(p[4])}
-		}
-	}
-	return out, err
+	return items, err
 }
+
+// noDevice is the device class of a session without one.
+const noDevice = "\x00\x00\x00\x00"
 
 // PerfByDevice is GET /api/v1/perf/by-device: the median across sessions
 // of each session's median fps, by device class (engine, mobile, GPU
 // renderer, browser, OS of its session_start; "" when it had none).
 func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, fpsHist)
-	if err != nil {
-		return nil, err
-	}
 	devs, err := r.deviceClasses(pnum, q)
 	if err != nil {
 		return nil, err
@@ -322,12 +324,15 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 		medians []float64
 		samples int64
 	}
-	groups := map[[5]string]*acc{}
-	for s, p := range sessions {
+	groups := map[string]*acc{}
+	err = r.eachSessionPerf(pnum, &q, false, fpsHist, func(s, _ string, p *sessionPerf) {
 		if p.fps.empty() {
-			continue
+			return
 		}
 		d := devs[s]
+		if strings.Count(d, "\x00") != 4 {
+			d = noDevice // none, or not five parts: every part ""
+		}
 		a := groups[d]
 		if a == nil {
 			a = &acc{}
@@ -335,9 +340,14 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 		}
 		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
 		a.samples += p.frames
+	})
+	if err != nil {
+		return nil, err
 	}
 	rows := make([]core.PerfByDeviceRow, 0, len(groups))
-	for d, a := range groups {
+	for item, a := range groups {
+		var d [5]string
+		copy(d[:], strings.SplitN(item, "\x00", 5))
 		rows = append(rows, core.PerfByDeviceRow{Engine: d[0], IsMobile: d[1], Renderer: d[2], Browser: d[3], OS: d[4],
 			Sessions: int64(len(a.medians)), Samples: a.samples, P50FPS: quantileOf(a.medians, 0.5)})
 	}
@@ -354,26 +364,25 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 // PerfByScene is GET /api/v1/perf/by-scene: per scene, the median across
 // its sessions of each session's median fps in that scene.
 func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, error) {
-	_, pairs, err := r.sessionPerfs(pnum, &q, true, fpsHist)
-	if err != nil {
-		return nil, err
-	}
 	type acc struct {
 		medians []float64
 		samples int64
 	}
 	groups := map[string]*acc{}
-	for k, p := range pairs {
+	err := r.eachSessionPerf(pnum, &q, true, fpsHist, func(_, scene string, p *sessionPerf) {
 		if p.fps.empty() {
-			continue
+			return
 		}
-		a := groups[k[1]]
+		a := groups[scene]
 		if a == nil {
 			a = &acc{}
-			groups[k[1]] = a
+			groups[scene] = a
 		}
 		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
 		a.samples += p.frames
+	})
+	if err != nil {
+		return nil, err
 	}
 	rows := make([]core.PerfBySceneRow, 0, len(groups))
 	for s, a := range groups {
@@ -392,16 +401,12 @@ func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, 
 // across sessions of each session's 50th and 95th percentiles of JS heap,
 // texture bytes and triangles (values within 2.2%: logarithmic bins).
 func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePercentileRow, error) {
-	sessions, _, err := r.sessionPerfs(pnum, &q, false, 1<<perfItemResource)
-	if err != nil {
-		return core.ResourcePercentileRow{}, err
-	}
 	var row core.ResourcePercentileRow
 	var samples int64
 	var p50, p95 [len(resourcePercentileFields)][]float64
-	for _, p := range sessions {
+	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemResource, func(_, _ string, p *sessionPerf) {
 		if !p.hasSamples {
-			continue
+			return
 		}
 		row.Sessions++
 		samples += p.resSamples
@@ -411,6 +416,9 @@ func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePe
 				p95[i] = append(p95[i], h.quantile(0.95, logBinValue))
 			}
 		}
+	})
+	if err != nil {
+		return core.ResourcePercentileRow{}, err
 	}
 	if row.Sessions > 0 {
 		row.Samples = ptri(samples)

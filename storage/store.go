@@ -558,7 +558,10 @@ func subDir(opts Options, name string) (dir string, ok bool, err error) {
 // openAggregates opens the aggregates database, DATA_DIR/agg. Cells are
 // rewritten several times a second under load, so they are kept in the
 // LSM tree (value threshold 1 MiB), where compactions drop old versions,
-// rather than in a value log that would need collecting.
+// rather than in a value log that would need collecting. Its block cache
+// (32 MiB) holds what one read of the session-scope aggregates walks at
+// 10,000 sessions (docs/RATIONALE.md, "Why is the aggregates' block cache
+// 32 MiB?").
 func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	dir, ok, err := subDir(opts, "agg")
 	if !ok {
@@ -567,7 +570,7 @@ func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	bo := badgerOptions(dir, opts).
 		WithValueThreshold(1 << 20).
 		WithMemTableSize(8 << 20).
-		WithBlockCacheSize(8 << 20).
+		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithValueLogFileSize(64 << 20)
 	db, err := openBadger(bo, opts.Dir)
