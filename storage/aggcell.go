@@ -166,23 +166,31 @@ func (c cell) encode(ops []mergeOp) []byte {
 
 func decodeCell(ops []mergeOp, b []byte, into cell) error {
 	n, k := binary.Uvarint(b)
-	if k <= 0 {
+	if k <= 0 || n > uint64(len(b)) {
 		return ErrCorruptRecord
 	}
 	b = b[k:]
+	w := len(ops)
+	// The rows of new items are carved from one slab: one allocation per
+	// cell, not one per item.
+	slab := make([]float64, int(n)*w)
 	for i := uint64(0); i < n; i++ {
 		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l+uint64(8*len(ops)) {
+		if k <= 0 || uint64(len(b)-k) < l+uint64(8*w) {
 			return ErrCorruptRecord
 		}
-		item := string(b[k : k+int(l)])
+		item := b[k : k+int(l)]
 		b = b[k+int(l):]
-		row := make([]float64, len(ops))
+		row := slab[int(i)*w : int(i+1)*w : int(i+1)*w]
 		for j := range row {
 			row[j] = math.Float64frombits(binary.LittleEndian.Uint64(b))
 			b = b[8:]
 		}
-		into.add(ops, item, row...)
+		if cur, ok := into[string(item)]; ok {
+			mergeRow(ops, cur, row)
+		} else {
+			into[string(item)] = row
+		}
 	}
 	if len(b) != 0 {
 		return ErrCorruptRecord

@@ -39,9 +39,24 @@ func sceneOfKey(k []byte) string {
 func (r *Reader) merged(pnum uint32, kind aggKind, q *core.Query) (cell, error) {
 	out := cell{}
 	ops := kindOps[kind]
-	err := r.scanCells(pnum, kind, q, true, func(_ []byte, _ int64, c cell) error {
-		out.merge(ops, c)
-		return nil
+	w := len(ops)
+	row := make([]float64, w)
+	var slab []float64
+	// The stored cells are walked, not decoded: an item already in out is
+	// merged in place, and only a new one is copied (its row from a slab).
+	err := r.scanCellBytes(pnum, kind, q, true, func(_ []byte, _ int64, v []byte) error {
+		return walkCell(ops, v, row, func(item []byte, row []float64) {
+			if cur, ok := out[string(item)]; ok {
+				mergeRow(ops, cur, row)
+				return
+			}
+			if len(slab)+w > cap(slab) {
+				slab = make([]float64, 0, max(1024, 64*w))
+			}
+			n := len(slab)
+			slab = append(slab, row...)
+			out[string(item)] = slab[n : n+w : n+w]
+		})
 	})
 	return out, err
 }
@@ -121,9 +136,22 @@ func (r *Reader) Timeseries(pnum uint32, q core.Query, interval time.Duration) (
 // With rollup, whole hours inside the range are read from the kind's hourly
 // roll-up and only the ragged ends from per-minute cells.
 func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool, fn func(k []byte, bucket int64, c cell) error) error {
+	ops := kindOps[kind]
+	return r.scanCellBytes(pnum, kind, q, rollup, func(k []byte, bucket int64, v []byte) error {
+		c := cell{}
+		if err := decodeCell(ops, v, c); err != nil {
+			return err
+		}
+		return fn(k, bucket, c)
+	})
+}
+
+// scanCellBytes is scanCells handing over each cell's stored encoding
+// (valid only during the call) instead of decoding it.
+func (r *Reader) scanCellBytes(pnum uint32, kind aggKind, q *core.Query, rollup bool, fn func(k []byte, bucket int64, v []byte) error) error {
 	hourKind := rollupOf[kind]
 	if !rollup || hourKind == 0 || q.Session != "" {
-		return r.scanRange(pnum, kind, q, q.Since, q.Until, fn)
+		return r.scanKeys(pnum, kind, q, q.Since, q.Until, fn)
 	}
 	first := (q.Since + hourMs - 1) / hourMs * hourMs // first whole hour
 	endFull := int64(math.MaxInt64)                   // end (exclusive) of the last whole hour
@@ -131,10 +159,10 @@ func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool
 		endFull = (q.Until + 1) / hourMs * hourMs
 	}
 	if first >= endFull {
-		return r.scanRange(pnum, kind, q, q.Since, q.Until, fn)
+		return r.scanKeys(pnum, kind, q, q.Since, q.Until, fn)
 	}
 	if q.Since < first {
-		if err := r.scanRange(pnum, kind, q, q.Since, first-1, fn); err != nil {
+		if err := r.scanKeys(pnum, kind, q, q.Since, first-1, fn); err != nil {
 			return err
 		}
 	}
@@ -142,25 +170,13 @@ func (r *Reader) scanCells(pnum uint32, kind aggKind, q *core.Query, rollup bool
 	if endFull == math.MaxInt64 {
 		hourUntil = math.MaxInt64
 	}
-	if err := r.scanRange(pnum, hourKind, q, first, hourUntil, fn); err != nil {
+	if err := r.scanKeys(pnum, hourKind, q, first, hourUntil, fn); err != nil {
 		return err
 	}
 	if endFull != math.MaxInt64 && endFull <= q.Until {
-		return r.scanRange(pnum, kind, q, endFull, q.Until, fn)
+		return r.scanKeys(pnum, kind, q, endFull, q.Until, fn)
 	}
 	return nil
-}
-
-// scanRange calls fn for each cell of kind whose bucket overlaps [since, until].
-func (r *Reader) scanRange(pnum uint32, kind aggKind, q *core.Query, since, until int64, fn func(k []byte, bucket int64, c cell) error) error {
-	ops := kindOps[kind]
-	return r.scanKeys(pnum, kind, q, since, until, func(k []byte, bucket int64, v []byte) error {
-		c := cell{}
-		if err := decodeCell(ops, v, c); err != nil {
-			return err
-		}
-		return fn(k, bucket, c)
-	})
 }
 
 // scanKeys walks the cells of kind in the query's scope whose bucket

@@ -65,6 +65,18 @@ type ReadOptions struct {
 	Retention bool
 	// CatchUpTimeout bounds the wait for the aggregator (default 10 min).
 	CatchUpTimeout time.Duration
+	// Keep leaves the data dir (with the keys and the plan's week, for
+	// Reuse) instead of removing it.
+	Keep bool
+	// Reuse is a directory Keep left: its collector is started on it and
+	// the routes timed without loading anything.
+	Reuse string
+	// Profile, when set, is a file the collector's CPU profile over the
+	// reads is written to.
+	Profile string
+	// ProfileSeconds is how long the profile lasts from the first read
+	// (default 120).
+	ProfileSeconds int
 	// Now is the end of the week of event timestamps (default: the time
 	// the run starts).
 	Now time.Time
@@ -91,6 +103,9 @@ func (o *ReadOptions) defaults() {
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
+	}
+	if o.ProfileSeconds <= 0 {
+		o.ProfileSeconds = 120
 	}
 	if o.Requests <= 0 {
 		o.Requests = 50
@@ -122,17 +137,34 @@ func RunRead(ctx context.Context, o ReadOptions) (*report.Read, error) {
 		From: time.UnixMilli(plan.from).UTC(), To: time.UnixMilli(plan.to).UTC(),
 		Requests: o.Requests, Target: o.Target,
 	}
-	dir, err := os.MkdirTemp("", "uptimizr-read-")
-	if err != nil {
-		return nil, err
+	dir := o.Reuse
+	var keys storage.NewKeys
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "uptimizr-read-"); err != nil {
+			return nil, err
+		}
+		if o.Keep {
+			defer fmt.Fprintf(progress(o), "data dir kept: %s (-reuse %s reads it again without loading)\n", dir, dir)
+		} else {
+			defer os.RemoveAll(dir)
+		}
+		if keys, err = provisionRead(filepath.Join(dir, "data")); err != nil {
+			return nil, fmt.Errorf("provision: %w", err)
+		}
+		if err := saveReadState(dir, keys, plan); err != nil {
+			return nil, err
+		}
+	} else if keys, err = loadReadState(dir, plan); err != nil {
+		return nil, fmt.Errorf("reuse %s: %w", dir, err)
 	}
-	defer os.RemoveAll(dir)
 	dataDir := filepath.Join(dir, "data")
-	keys, err := provisionRead(dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("provision: %w", err)
+	pprofAddr := ""
+	if o.Profile != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
 	}
-	c, err := startSoakCollector(ctx, o.Collector, Scenario{Name: "read", Retention: o.Retention}, dataDir, filepath.Join(dir, "server.log"), "")
+	c, err := startSoakCollector(ctx, o.Collector, Scenario{Name: "read", Retention: o.Retention}, dataDir, filepath.Join(dir, "server.log"), pprofAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +177,9 @@ func RunRead(ctx context.Context, o ReadOptions) (*report.Read, error) {
 		return fail(err)
 	}
 
+	if o.Reuse != "" {
+		return readPhase(ctx, o, run, plan, c, keys, dataDir, pprofAddr, fail)
+	}
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "loading %s events: %d sessions × %d batches of %d, %d connections\n",
 			report.Thousands(float64(plan.batches*int64(o.BatchSize))), plan.sessions, plan.perSession, o.BatchSize, o.Concurrency)
@@ -179,12 +214,20 @@ func RunRead(ctx context.Context, o ReadOptions) (*report.Read, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "aggregator caught up %.1f s after the load (lag %d records at its end)\n", waited.Seconds(), lag)
+	}
+	return readPhase(ctx, o, run, plan, c, keys, dataDir, pprofAddr, fail)
+}
+
+// readPhase times the routes on a loaded collector, with a CPU profile of
+// it saved to o.Profile when set.
+func readPhase(ctx context.Context, o ReadOptions, run *report.Read, plan *readPlan, c *soakCollector, keys storage.NewKeys,
+	dataDir, pprofAddr string, fail func(error) (*report.Read, error)) (*report.Read, error) {
 	run.DataDirBytes, _ = dirUsage(dataDir)
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "aggregator caught up %.1f s after the load (lag %d records at its end); data dir %s MiB\n",
-			waited.Seconds(), lag, report.MiB(run.DataDirBytes))
+		fmt.Fprintf(o.Progress, "data dir %s MiB\n", report.MiB(run.DataDirBytes))
 	}
-
 	scene, err := topScene(ctx, c.base, keys.Query, plan.from, plan.to)
 	if err != nil {
 		return fail(err)
@@ -196,8 +239,17 @@ func RunRead(ctx context.Context, o ReadOptions) (*report.Read, error) {
 	run.Week, run.Day = WeekQueries(plan.from, plan.to)
 	routes := ReadRoutes(run.Session, run.Scene, plan.from, plan.to)
 	start := time.Now()
+	var prof *profileCapture
+	if o.Profile != "" {
+		prof = startProfile(ctx, "http://"+pprofAddr, o.Profile, o.ProfileSeconds)
+	}
 	run.Routes, err = measureRoutes(ctx, c.base, keys.Query, routes, o.Requests, o.Retention, o.Target, o.Progress)
 	run.ReadTime = time.Since(start)
+	if prof != nil {
+		if perr := prof.finish(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -31,6 +31,10 @@ func runRead(args []string) error {
 	target := fs.Duration("target", 50*time.Millisecond, "the p99 each route must meet")
 	catchUp := fs.Duration("catchup-timeout", 10*time.Minute, "how long to wait for the aggregator to catch up after the load")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
+	keep := fs.Bool("keep", false, "keep the loaded data dir (its path is printed) for -reuse")
+	reuse := fs.String("reuse", "", "a directory -keep left: time the routes on it without loading")
+	profile := fs.String("profile", "", "write the collector's CPU profile over the reads to this file")
+	profileSeconds := fs.Int("profile-seconds", 120, "how long the -profile lasts from the first read")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +68,7 @@ func runRead(args []string) error {
 		Collector: *collector, Events: *events, SessionEvents: *sessionEvents, BatchSize: *batch, Concurrency: *conc,
 		Bodies: *bodies, Seed: *seed, Requests: *requests, Target: *target, Retention: *retention,
 		CatchUpTimeout: *catchUp, Progress: os.Stderr,
+		Keep: *keep, Reuse: *reuse, Profile: *profile, ProfileSeconds: *profileSeconds,
 	})
 	if r != nil && len(r.Routes) > 0 {
 		if werr := writeRead(*out, r); werr != nil && err == nil {
