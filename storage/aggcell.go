@@ -144,47 +144,40 @@ func (c cell) merge(ops []mergeOp, o cell) {
 	}
 }
 
-// encode writes items in sorted order: uvarint len, item, then the row as
-// float64 bits.
+// encode writes the cell in version 2 (cellcodec.go), items in sorted
+// order.
 func (c cell) encode(ops []mergeOp) []byte {
 	items := make([]string, 0, len(c))
 	for it := range c {
 		items = append(items, it)
 	}
 	sort.Strings(items)
-	out := make([]byte, 0, len(c)*(8+8*len(ops)))
+	out := make([]byte, 0, 1+len(c)*(8+2*len(ops)))
+	out = append(out, cellV2)
 	out = binary.AppendUvarint(out, uint64(len(items)))
 	for _, it := range items {
 		out = binary.AppendUvarint(out, uint64(len(it)))
 		out = append(out, it...)
-		for _, v := range c[it] {
-			out = binary.LittleEndian.AppendUint64(out, math.Float64bits(v))
-		}
+		out = appendCellRow(out, c[it])
 	}
 	return out
 }
 
+// decodeCell merges the stored cell b (either version) into into.
 func decodeCell(ops []mergeOp, b []byte, into cell) error {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return ErrCorruptRecord
-	}
-	b = b[k:]
 	w := len(ops)
+	r, err := newCellReader(b, w)
+	if err != nil {
+		return err
+	}
 	// The rows of new items are carved from one slab: one allocation per
 	// cell, not one per item.
-	slab := make([]float64, int(n)*w)
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l+uint64(8*w) {
-			return ErrCorruptRecord
-		}
-		item := b[k : k+int(l)]
-		b = b[k+int(l):]
-		row := slab[int(i)*w : int(i+1)*w : int(i+1)*w]
-		for j := range row {
-			row[j] = math.Float64frombits(binary.LittleEndian.Uint64(b))
-			b = b[8:]
+	slab := make([]float64, int(r.items())*w)
+	for i := 0; r.items() > 0; i++ {
+		row := slab[i*w : (i+1)*w : (i+1)*w]
+		item, _, _, err := r.next(row)
+		if err != nil {
+			return err
 		}
 		if cur, ok := into[string(item)]; ok {
 			mergeRow(ops, cur, row)
@@ -192,10 +185,7 @@ func decodeCell(ops []mergeOp, b []byte, into cell) error {
 			into[string(item)] = row
 		}
 	}
-	if len(b) != 0 {
-		return ErrCorruptRecord
-	}
-	return nil
+	return r.done()
 }
 
 // mergeEncoded appends to dst the encoding of the stored cell enc (nil when
@@ -209,71 +199,58 @@ func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []stri
 		keys = append(keys, it)
 	}
 	sort.Strings(keys)
-	var n uint64
+	w := len(ops)
+	var r cellReader
 	if len(enc) > 0 {
-		var k int
-		if n, k = binary.Uvarint(enc); k <= 0 {
-			return dst, keys, ErrCorruptRecord
+		var err error
+		if r, err = newCellReader(enc, w); err != nil {
+			return dst, keys, err
 		}
-		enc = enc[k:]
 	}
-	rowBytes := 8 * len(ops)
+	var rowBuf [8]float64
+	var row []float64
+	if w <= len(rowBuf) {
+		row = rowBuf[:w]
+	} else {
+		row = make([]float64, w)
+	}
 	// The item count leads the encoding; it is known once the walk is done,
 	// so the body is built after room for the largest possible count.
 	start := len(dst)
+	dst = append(dst, cellV2)
 	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
 	body := len(dst)
 	total := uint64(0)
 	appendDelta := func(it string) {
 		dst = binary.AppendUvarint(dst, uint64(len(it)))
 		dst = append(dst, it...)
-		for _, v := range delta[it] {
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
-		}
+		dst = appendCellRow(dst, delta[it])
 		total++
 	}
 	d := 0
-	var prev []byte
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(enc)
-		if k <= 0 || uint64(len(enc)-k) < l+uint64(rowBytes) {
-			return dst[:start], keys, ErrCorruptRecord
+	for r.items() > 0 {
+		item, span, head, err := r.next(row)
+		if err != nil {
+			return dst[:start], keys, err
 		}
-		item := enc[k : k+int(l)]
-		if i > 0 && string(item) <= string(prev) {
-			return dst[:start], keys, ErrCorruptRecord // items must be sorted and distinct
-		}
-		prev = item
-		row := enc[k+int(l) : k+int(l)+rowBytes]
-		span := enc[:k+int(l)+rowBytes]
-		enc = enc[len(span):]
 		for d < len(keys) && keys[d] < string(item) {
 			appendDelta(keys[d])
 			d++
 		}
-		if d < len(keys) && keys[d] == string(item) {
-			dst = append(dst, span[:k+int(l)]...)
-			src := delta[keys[d]]
-			for j, op := range ops {
-				v := math.Float64frombits(binary.LittleEndian.Uint64(row[8*j:]))
-				switch op {
-				case opSum:
-					v += src[j]
-				case opMin:
-					v = math.Min(v, src[j])
-				case opMax:
-					v = math.Max(v, src[j])
-				}
-				dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
-			}
+		switch {
+		case d < len(keys) && keys[d] == string(item):
+			mergeRow(ops, row, delta[keys[d]])
+			dst = appendCellRow(append(dst, span[:head]...), row)
 			d++
-		} else {
-			dst = append(dst, span...)
+		case r.v2:
+			dst = append(dst, span...) // untouched: copied as stored
+		default:
+			dst = appendCellRow(append(dst, span[:head]...), row)
 		}
 		total++
 	}
-	if len(enc) != 0 {
-		return dst[:start], keys, ErrCorruptRecord
+	if err := r.done(); len(enc) > 0 && err != nil {
+		return dst[:start], keys, err
 	}
 	for ; d < len(keys); d++ {
 		appendDelta(keys[d])
@@ -281,7 +258,7 @@ func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []stri
 	// Move the body left over the unused part of the count's room.
 	var cnt [binary.MaxVarintLen64]byte
 	c := binary.PutUvarint(cnt[:], total)
-	copy(dst[start:], cnt[:c])
-	m := copy(dst[start+c:], dst[body:])
-	return dst[:start+c+m], keys, nil
+	copy(dst[start+1:], cnt[:c])
+	m := copy(dst[start+1+c:], dst[body:])
+	return dst[:start+1+c+m], keys, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
@@ -489,29 +488,19 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 // without building it: item and row alias b and a reused slice, valid only
 // during the call.
 func walkCell(ops []mergeOp, b []byte, row []float64, fn func(item []byte, row []float64)) error {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return ErrCorruptRecord
+	r, err := newCellReader(b, len(ops))
+	if err != nil {
+		return err
 	}
-	b = b[k:]
 	row = row[:len(ops)]
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l+uint64(8*len(ops)) {
-			return ErrCorruptRecord
-		}
-		item := b[k : k+int(l)]
-		b = b[k+int(l):]
-		for j := range row {
-			row[j] = math.Float64frombits(binary.LittleEndian.Uint64(b))
-			b = b[8:]
+	for r.items() > 0 {
+		item, _, _, err := r.next(row)
+		if err != nil {
+			return err
 		}
 		fn(item, row)
 	}
-	if len(b) != 0 {
-		return ErrCorruptRecord
-	}
-	return nil
+	return r.done()
 }
 
 // scanSessionItems calls fn for each item of each session-scope cell of
