@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -450,38 +451,89 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]core.XRAbandonmentRow, 0, len(xr))
-	started := map[string]int64{}
-	for session, n := range xr {
+	// Rows come latest start first, and only limit of them: the sessions
+	// are taken from the by-start index, latest first, and a session's
+	// events counted only when it is a candidate. Those that started
+	// before since all start the range (from = since) and go by id: they
+	// are collected whole once the walk passes since.
+	row := func(rec *SessionRecord, n int64) (core.XRAbandonmentRow, bool, error) {
 		sq := q
-		sq.Session = session
+		sq.Session = rec.ID
 		counts, err := r.merged(pnum, kindCounts, &sq)
 		if err != nil {
-			return nil, err
+			return core.XRAbandonmentRow{}, false, err
 		}
 		var events int64
 		for _, row := range counts {
 			events += int64(row[0])
 		}
-		if events == 0 {
-			continue
-		}
-		rec, err := r.sessionRecord(pnum, session)
-		if err != nil && err != ErrSessionNotFound {
-			return nil, err
-		}
 		from, to := max(rec.StartedAt, q.Since), min(rec.EndedAt, q.Until)
-		started[session] = from
-		rows = append(rows, core.XRAbandonmentRow{SessionID: session, Events: events, XRInteractions: n, StartedAt: iso(from), EndedAt: iso(to)})
+		return core.XRAbandonmentRow{SessionID: rec.ID, Events: events, XRInteractions: n, StartedAt: iso(from), EndedAt: iso(to)}, events > 0, nil
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := started[rows[i].SessionID], started[rows[j].SessionID]
-		if a != b {
-			return a > b
+	var rows, before []core.XRAbandonmentRow
+	var starts []int64
+	err = r.sessionsByStart(pnum, q.Until, func(rec *SessionRecord) (bool, error) {
+		n, ok := xr[rec.ID]
+		if !ok || rec.EndedAt < q.Since {
+			return true, nil
 		}
-		return rows[i].SessionID < rows[j].SessionID
+		if len(rows) >= q.Limit && rec.StartedAt < starts[len(starts)-1] {
+			return false, nil // ties with the last row are still taken, to be ordered by id
+		}
+		x, ok, err := row(rec, n)
+		if err != nil || !ok {
+			return true, err
+		}
+		if rec.StartedAt < q.Since {
+			before = append(before, x)
+		} else {
+			rows, starts = append(rows, x), append(starts, rec.StartedAt)
+		}
+		return true, nil
 	})
-	return limitRows(rows, q.Limit), nil
+	if err != nil {
+		return nil, err
+	}
+	// Within one start, by id (the index holds them the other way round).
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if starts[idx[a]] != starts[idx[b]] {
+			return starts[idx[a]] > starts[idx[b]]
+		}
+		return rows[idx[a]].SessionID < rows[idx[b]].SessionID
+	})
+	out := make([]core.XRAbandonmentRow, 0, len(rows)+len(before))
+	for _, i := range idx {
+		out = append(out, rows[i])
+	}
+	sort.Slice(before, func(a, b int) bool { return before[a].SessionID < before[b].SessionID })
+	return limitRows(append(out, before...), q.Limit), nil
+}
+
+// sessionsByStart calls fn with the record of each session of the
+// project that started at or before until, latest start first, until fn
+// says to stop.
+func (r *Reader) sessionsByStart(pnum uint32, until int64, fn func(rec *SessionRecord) (more bool, err error)) error {
+	return r.s.adb.View(func(txn *badger.Txn) error {
+		prefix := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		seek := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(until))
+		seek = append(seek, 0xff)
+		for it.Seek(seek); it.Valid(); it.Next() {
+			var rec SessionRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			if more, err := fn(&rec); err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // walkCell calls fn for each item of an encoded cell, in stored order,

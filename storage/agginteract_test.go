@@ -427,3 +427,77 @@ func TestXRAbandonment(t *testing.T) {
 		t.Fatalf("desk is no headset session: %+v", rows)
 	}
 }
+
+// TestXRAbandonmentOrderAndLimit: rows are the latest-started sessions
+// first, by id within one start, the sessions that started before since
+// last (by id, as they all start the range), cut at the limit: the same as
+// ranking every headset session, at every limit.
+func TestXRAbandonmentOrderAndLimit(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	t0 := int64(1795892400000)
+	var evs [][3]string
+	// Sessions x0…x11 start in pairs at the same instant (ties), every
+	// third one without headset input; each lasts 5 minutes.
+	for i := 0; i < 12; i++ {
+		sess := fmt.Sprintf("x%02d", 11-i) // ids descend as starts ascend
+		start := t0 + int64(i/2)*10*60*1000
+		src := "xr-controller"
+		if i%3 == 2 {
+			src = "mouse"
+		}
+		evs = append(evs,
+			[3]string{"scene_change", sess, fmt.Sprint(start) + `,"sceneId":"a"`},
+			[3]string{"pointer_click", sess, fmt.Sprint(start+1000) + `,"sceneId":"a","source":"` + src + `"`},
+			[3]string{"pointer_move", sess, fmt.Sprint(start+5*60*1000) + `,"sceneId":"a","source":"mouse"`})
+	}
+	commitEvents(t, s, pnum, evs)
+	rd := s.Reader()
+	// The oracle: every headset session with events in range, ranked.
+	oracle := func(q core.Query) []string {
+		type cand struct {
+			id   string
+			from int64
+		}
+		var all []cand
+		for i := 0; i < 12; i++ {
+			if i%3 == 2 {
+				continue
+			}
+			start := t0 + int64(i/2)*10*60*1000
+			if start+5*60*1000 < q.Since || start > q.Until {
+				continue
+			}
+			all = append(all, cand{fmt.Sprintf("x%02d", 11-i), max(start, q.Since)})
+		}
+		sort.Slice(all, func(a, b int) bool {
+			if all[a].from != all[b].from {
+				return all[a].from > all[b].from
+			}
+			return all[a].id < all[b].id
+		})
+		var ids []string
+		for _, c := range all[:min(len(all), q.Limit)] {
+			ids = append(ids, c.id)
+		}
+		return ids
+	}
+	for _, since := range []int64{0, t0 + 22*60*1000, t0 + 31*60*1000} {
+		for limit := 1; limit <= 9; limit++ {
+			q := core.DefaultQuery()
+			q.Since, q.Limit = since, limit
+			rows, err := rd.XRAbandonment(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, r.SessionID)
+			}
+			if want := oracle(q); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("since %d, limit %d: %v, want %v", since-t0, limit, got, want)
+			}
+		}
+	}
+}
