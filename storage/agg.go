@@ -390,6 +390,11 @@ type foldState struct {
 	// origins are the forwarded records folded, by node (a hub's records,
 	// origin.go): the fold's transaction adds them to the node's set.
 	origins map[string][]uint64
+
+	// atCommit is set while commitFold adds what needed the sessions'
+	// records, after deriveScenes: those additions make their derived
+	// cells themselves.
+	atCommit bool
 }
 
 // reset readies the state for the next fold. Its maps are new for every
@@ -652,6 +657,8 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	// A session's first turn and step of this fold are measured from the
 	// direction and position its record kept; they join the cells before
 	// they are written.
+	st.atCommit = true
+	defer func() { st.atCommit = false }()
 	for sess, d := range st.sessions {
 		if !d.turns.first.set && !d.steps.first.set && len(d.pendingClicks) == 0 {
 			continue
@@ -944,6 +951,11 @@ func (st *foldState) deriveScenes() {
 	}
 	for _, id := range st.sessionCells {
 		if sessionOnly[id.kind] {
+			if ak := allScenesOf[id.kind]; ak != 0 {
+				for item, row := range st.cells[id] {
+					st.add(ak, id.session, "", id.bucket, stringBytes(item), row)
+				}
+			}
 			continue
 		}
 		hk := rollupOf[id.kind]

@@ -51,9 +51,23 @@ const (
 var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour,
 	kindMeshActive: kindMeshActiveHour}
 
+// Every scene's cells of a session, merged: the per-session routes read
+// these when no scene is asked for, one cell per session and hour instead
+// of one per scene it visited (derived from the session's cells once per
+// fold, deriveScenes).
+const (
+	kindPerfAll  aggKind = 'P' // kindPerfSession's
+	kindStepsAll aggKind = 'N' // kindSteps'
+	kindTurnsAll aggKind = 'X' // kindTurns'
+)
+
+// allScenesOf maps a per-session kind to its every-scene kind.
+var allScenesOf = [numKinds]aggKind{kindPerfSession: kindPerfAll, kindSteps: kindStepsAll, kindTurns: kindTurnsAll}
+
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
-var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true, kindPath: true}
+var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true, kindPath: true,
+	kindPerfAll: true, kindStepsAll: true, kindTurnsAll: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -97,6 +111,10 @@ var kindOps = [numKinds][]mergeOp{
 	kindCapabilities: {opSum},
 	kindPath:         {opSum, opSum, opSum, opSum, opSum},
 	kindClickRays:    {opSum, opSum, opSum, opSum, opSum, opSum, opSum},
+
+	kindPerfAll:  {opSum, opSum, opMax},
+	kindStepsAll: {opSum, opSum, opMax},
+	kindTurnsAll: {opSum, opSum, opMax},
 }
 
 // Bucket widths.

@@ -62,20 +62,26 @@ func (r *Reader) inputSketches(pnum uint32, q *core.Query) (map[[2]byte]*hllSket
 	if q.Session != "" {
 		return out, nil // sketches are kept per scene only
 	}
-	err := r.scanCells(pnum, kindInputsHLL, q, false, func(_ []byte, _ int64, c cell) error {
-		for it, row := range c {
+	ops := kindOps[kindInputsHLL]
+	row := make([]float64, len(ops))
+	var s *hllSketch
+	var sk [2]byte
+	err := r.scanCellBytes(pnum, kindInputsHLL, q, false, func(_ []byte, _ int64, v []byte) error {
+		return walkCell(ops, v, row, func(it []byte, row []float64) {
 			if len(it) != 4 {
-				continue
+				return
 			}
-			k := [2]byte{it[0], it[1]}
-			s := out[k]
-			if s == nil {
-				s = &hllSketch{}
-				out[k] = s
+			// A cell's registers come sorted by (type, source): one map
+			// lookup per run of them.
+			if k := [2]byte{it[0], it[1]}; s == nil || k != sk {
+				if s = out[k]; s == nil {
+					s = &hllSketch{}
+					out[k] = s
+				}
+				sk = k
 			}
-			s.set(binary.BigEndian.Uint16([]byte(it[2:])), row[0])
-		}
-		return nil
+			s.set(binary.BigEndian.Uint16(it[2:]), row[0])
+		})
 	})
 	return out, err
 }
@@ -562,6 +568,25 @@ func walkCell(ops []mergeOp, b []byte, row []float64, fn func(item []byte, row [
 // the call.
 // done, when given, ends the walk early once it says so.
 func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, item []byte, row []float64), done ...func() bool) error {
+	ops := kindOps[kind]
+	row := make([]float64, len(ops))
+	return r.scanSessionCells(pnum, kind, q, func(session, scene string, bucket int64, v []byte) error {
+		return walkCell(ops, v, row, func(item []byte, row []float64) { fn(session, scene, bucket, item, row) })
+	}, done...)
+}
+
+// everyScene is the kind a session-scope read of kind scans: its
+// every-scene cells when the query names no scene and the kind has them.
+func everyScene(kind aggKind, q *core.Query) aggKind {
+	if ak := allScenesOf[kind]; ak != 0 && q.Scene == "" {
+		return ak
+	}
+	return kind
+}
+
+// scanSessionCells is scanSessionItems handing over each cell's stored
+// encoding (valid only during the call) instead of its items.
+func (r *Reader) scanSessionCells(pnum uint32, kind aggKind, q *core.Query, fn func(session, scene string, bucket int64, v []byte) error, done ...func() bool) error {
 	prefix := binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum)
 	prefix = append(prefix, byte(kind), scopeSession)
 	if q.Session != "" {
@@ -569,8 +594,6 @@ func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn f
 		prefix = append(prefix, q.Session...)
 	}
 	lo := max(0, q.Since-kindBucket(kind)+1)
-	ops := kindOps[kind]
-	row := make([]float64, len(ops))
 	return r.s.adb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -614,9 +637,7 @@ func (r *Reader) scanSessionItems(pnum uint32, kind aggKind, q *core.Query, fn f
 					scenes[lastScene] = lastScene
 				}
 			}
-			if err := it.Item().Value(func(v []byte) error {
-				return walkCell(ops, v, row, func(item []byte, row []float64) { fn(lastSession, lastScene, bucket, item, row) })
-			}); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return fn(lastSession, lastScene, bucket, v) }); err != nil {
 				return err
 			}
 		}

@@ -24,8 +24,15 @@ type histBin struct {
 }
 
 func (h *hist) add(b uint16, n int64) {
+	// One cell's bins come in ascending order: a session with one cell
+	// needs no sort.
+	switch {
+	case len(h.bins) == 0:
+		h.sorted = true
+	case h.bins[len(h.bins)-1].b >= b:
+		h.sorted = false
+	}
 	h.bins = append(h.bins, histBin{b, n})
-	h.sorted = false
 }
 
 func (h *hist) empty() bool { return len(h.bins) == 0 }
@@ -168,7 +175,13 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 	var p sessionPerf
 	var curSession, curScene string
 	started := false
-	err := r.scanSessionItems(pnum, kindPerfSession, q, func(session, scene string, _ int64, it []byte, row []float64) {
+	w := len(kindOps[kindPerfSession])
+	row := make([]float64, w)
+	kind := kindPerfSession
+	if !byScene {
+		kind = everyScene(kindPerfSession, q)
+	}
+	err := r.scanSessionCells(pnum, kind, q, func(session, scene string, _ int64, v []byte) error {
 		if !byScene {
 			scene = ""
 		}
@@ -179,7 +192,29 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 			p.reset(hists)
 			curSession, curScene, started = session, scene, true
 		}
-		p.add(it, row)
+		// The cell is walked here, and the rows of the distributions not
+		// asked for are passed over without being read.
+		cr, err := newCellReader(v, w)
+		if err != nil {
+			return err
+		}
+		for cr.items() > 0 {
+			it, _, err := cr.item()
+			if err != nil {
+				return err
+			}
+			if !p.wants(it) {
+				if err := cr.skipRow(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := cr.row(row); err != nil {
+				return err
+			}
+			p.add(it, row)
+		}
+		return cr.done()
 	})
 	if err != nil {
 		return err
@@ -188,6 +223,21 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 		fn(curSession, curScene, &p)
 	}
 	return nil
+}
+
+// wants reports whether add reads item it: the frame-time and resource
+// distributions' bins only when they are kept.
+func (p *sessionPerf) wants(it []byte) bool {
+	if len(it) == 0 {
+		return false
+	}
+	switch it[0] {
+	case perfItemFrameTime:
+		return p.hists&(1<<perfItemFrameTime) != 0
+	case perfItemResource:
+		return p.hists&(1<<perfItemResource) != 0
+	}
+	return true
 }
 
 // PerfDistribution is GET /api/v1/perf/distribution: the median across

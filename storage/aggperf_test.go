@@ -352,3 +352,31 @@ func TestPerfGoldens(t *testing.T) {
 		t.Errorf("s2 distribution %+v", d)
 	}
 }
+
+// TestHistQuantileAnyOrder: a distribution's quantiles do not depend on
+// the order its bins came in (ascending runs, repeats, any order).
+func TestHistQuantileAnyOrder(t *testing.T) {
+	r := rand.New(rand.NewSource(56))
+	value := func(b uint16) float64 { return float64(b) }
+	for trial := 0; trial < 200; trial++ {
+		var vals []float64
+		var h hist
+		for run := 0; run < 1+r.Intn(4); run++ {
+			b := uint16(r.Intn(50))
+			for i := 0; i < r.Intn(30); i++ {
+				n := int64(1 + r.Intn(3))
+				h.add(b, n)
+				for k := int64(0); k < n; k++ {
+					vals = append(vals, float64(b))
+				}
+				b += uint16(r.Intn(3)) // ascending, with repeats
+			}
+		}
+		for _, q := range []float64{0, 0.05, 0.5, 0.95, 1} {
+			want := quantileOf(append([]float64(nil), vals...), q)
+			if got := h.quantile(q, value); got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+				t.Fatalf("trial %d q %v: %v, want %v", trial, q, got, want)
+			}
+		}
+	}
+}

@@ -76,7 +76,11 @@ func (st *foldState) addTurn(sess, scene string, ts int64, a, b [3]float64) {
 		return
 	}
 	bin := uint16(min(math.MaxUint16, math.Floor(turn/turnBinRad)))
-	st.bump(kindTurns, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), bin)), 1, turn, turn)
+	it := st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), bin))
+	st.bump(kindTurns, sess, scene, ts, it, 1, turn, turn)
+	if st.atCommit { // after deriveScenes: the every-scene cell too
+		st.bump(kindTurnsAll, sess, "", ts, it, 1, turn, turn)
+	}
 }
 
 // XRRotation is GET /api/v1/xr/rotation: per session, the angles between
@@ -93,7 +97,7 @@ func (r *Reader) XRRotation(pnum uint32, q core.Query, rapid float64) ([]core.XR
 	bySession := map[string]*acc{}
 	var a *acc
 	var aOf string
-	err := r.scanSessionItems(pnum, kindTurns, &q, func(session, _ string, _ int64, it []byte, row []float64) {
+	err := r.scanSessionItems(pnum, everyScene(kindTurns, &q), &q, func(session, _ string, _ int64, it []byte, row []float64) {
 		if a == nil || aOf != session {
 			if a = bySession[session]; a == nil {
 				a = &acc{}
@@ -191,7 +195,11 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 	if math.IsNaN(d) || math.IsInf(d, 0) {
 		return
 	}
-	st.bump(kindSteps, sess, scene, ts, st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), stepBin(d))), 1, d, d)
+	it := st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), stepBin(d)))
+	st.bump(kindSteps, sess, scene, ts, it, 1, d, d)
+	if st.atCommit { // after deriveScenes: the every-scene cell too
+		st.bump(kindStepsAll, sess, "", ts, it, 1, d, d)
+	}
 }
 
 // Navigation is GET /api/v1/navigation: per session, the distances between
@@ -204,7 +212,7 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.NavigationRow, error) {
 	bySession := map[string]*core.NavigationRow{}
 	var a *core.NavigationRow
-	err := r.scanSessionItems(pnum, kindSteps, &q, func(session, _ string, _ int64, it []byte, row []float64) {
+	err := r.scanSessionItems(pnum, everyScene(kindSteps, &q), &q, func(session, _ string, _ int64, it []byte, row []float64) {
 		if a == nil || a.SessionID != session {
 			if a = bySession[session]; a == nil {
 				a = &core.NavigationRow{SessionID: session}

@@ -96,40 +96,86 @@ func (r *cellReader) items() uint64 { return r.n }
 // encoding, both aliasing the cell. Items must ascend.
 func (r *cellReader) next(row []float64) (item, span []byte, head int, err error) {
 	b := r.b
+	if item, head, err = r.item(); err != nil {
+		return nil, nil, 0, err
+	}
+	if err = r.row(row); err != nil {
+		return nil, nil, 0, err
+	}
+	return item, b[:len(b)-len(r.b)], head, nil
+}
+
+// item reads the next item's header: the item (aliasing the cell) and the
+// header's length. Its row must be read (row) or skipped (skipRow) next.
+func (r *cellReader) item() (item []byte, head int, err error) {
+	if r.n == 0 {
+		return nil, 0, ErrCorruptRecord
+	}
+	b := r.b
 	l, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < l {
-		return nil, nil, 0, ErrCorruptRecord
+		return nil, 0, ErrCorruptRecord
 	}
 	head = k + int(l)
-	item = b[k:head]
+	item = b[k:head:head]
 	if r.prev != nil && string(item) <= string(r.prev) {
-		return nil, nil, 0, ErrCorruptRecord // items must be sorted and distinct
+		return nil, 0, ErrCorruptRecord // items must be sorted and distinct
 	}
-	at := head
+	r.prev, r.b, r.n = item, b[head:], r.n-1
+	return item, head, nil
+}
+
+// row reads the current item's row into row (of w numbers).
+func (r *cellReader) row(row []float64) error {
+	b := r.b
+	at := 0
 	if r.v2 {
 		for j := range row[:r.w] {
 			v, m := readCellNum(b[at:])
 			if m == 0 {
-				return nil, nil, 0, ErrCorruptRecord
+				return ErrCorruptRecord
 			}
 			row[j] = v
 			at += m
 		}
 	} else {
-		if len(b)-at < 8*r.w {
-			return nil, nil, 0, ErrCorruptRecord
+		if len(b) < 8*r.w {
+			return ErrCorruptRecord
 		}
 		for j := range row[:r.w] {
 			row[j] = math.Float64frombits(binary.LittleEndian.Uint64(b[at:]))
 			at += 8
 		}
 	}
-	r.b, r.n = b[at:], r.n-1
-	r.prev = item
-	if r.prev == nil {
-		r.prev = b[:0] // an empty first item: later ones must be greater
+	r.b = b[at:]
+	return nil
+}
+
+// skipRow passes over the current item's row.
+func (r *cellReader) skipRow() error {
+	b := r.b
+	if !r.v2 {
+		if len(b) < 8*r.w {
+			return ErrCorruptRecord
+		}
+		r.b = b[8*r.w:]
+		return nil
 	}
-	return item, b[:at], head, nil
+	at := 0
+	for j := 0; j < r.w; j++ {
+		switch {
+		case at < len(b) && b[at] < 0x80 && b[at]&1 == 0: // a small integer
+			at++
+		default:
+			_, m := readCellNum(b[at:])
+			if m == 0 {
+				return ErrCorruptRecord
+			}
+			at += m
+		}
+	}
+	r.b = b[at:]
+	return nil
 }
 
 // done reports an error unless every item was read and nothing follows.

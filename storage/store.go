@@ -289,6 +289,12 @@ func Open(opts Options) (*Store, error) {
 				s.log.Warn("the project counter was behind the project numbers the ingest log or the aggregates hold (a lost registry?); raised so that no new project takes one of them", "counter", held)
 			}
 		}
+		if err == nil {
+			var n int
+			if n, err = s.backfillEveryScene(); n > 0 {
+				s.log.Info("wrote the every-scene session cells of aggregates folded before they existed", "cells", n)
+			}
+		}
 		if err != nil {
 			s.ilog.Close()
 			s.adb.Close()
