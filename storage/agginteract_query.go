@@ -441,50 +441,82 @@ func (r *Reader) CameraGestures(pnum uint32, q core.Query) ([]core.CameraGesture
 // latest start first. started_at and ended_at are the session's first and
 // last event, clipped to the range.
 func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentRow, error) {
-	ever := core.DefaultQuery()
-	ever.Session = q.Session
 	lo := max(0, q.Since-hourMs+1)
-	xr := map[string]int64{}
-	err := r.scanSessionItems(pnum, kindInputs, &ever, func(session, scene string, bucket int64, it []byte, row []float64) {
-		if len(it) == 2 && int(it[1]) < numSources && xrSources[it[1]] {
-			n := xr[session]
-			if bucket >= lo && bucket <= q.Until && (q.Scene == "" || scene == q.Scene) {
-				n += int64(row[0])
+	// A session's headset interactions are read when it comes up as a
+	// candidate: one seek into the input cells (keyed by session first)
+	// per session, with one iterator.
+	txn := r.s.adb.NewTransaction(false)
+	defer txn.Discard()
+	base := append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kindInputs), scopeSession)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: base})
+	defer it.Close()
+	ops := kindOps[kindInputs]
+	cellRow := make([]float64, len(ops))
+	var sp []byte
+	xrOf := func(session string) (n int64, headset bool, err error) {
+		sp = binary.BigEndian.AppendUint16(append(sp[:0], base...), uint16(len(session)))
+		sp = append(sp, session...)
+		for it.Seek(sp); it.ValidForPrefix(sp); it.Next() {
+			rest := it.Item().Key()[len(sp):]
+			if len(rest) < 1+8 || len(rest) != 1+int(rest[0])+8 {
+				continue
 			}
-			xr[session] = n
+			scene := rest[1 : 1+int(rest[0])]
+			bucket := int64(binary.BigEndian.Uint64(rest[len(rest)-8:]))
+			in := bucket >= lo && bucket <= q.Until && (q.Scene == "" || string(scene) == q.Scene)
+			err = it.Item().Value(func(v []byte) error {
+				return walkCell(ops, v, cellRow, func(item []byte, row []float64) {
+					if len(item) == 2 && int(item[1]) < numSources && xrSources[item[1]] {
+						headset = true
+						if in {
+							n += int64(row[0])
+						}
+					}
+				})
+			})
+			if err != nil {
+				return 0, false, err
+			}
 		}
-	})
-	if err != nil {
-		return nil, err
+		return n, headset, nil
 	}
 	// Rows come latest start first, and only limit of them: the sessions
 	// are taken from the by-start index, latest first, and a session's
 	// events counted only when it is a candidate. Those that started
 	// before since all start the range (from = since) and go by id: they
 	// are collected whole once the walk passes since.
-	row := func(rec *SessionRecord, n int64) (core.XRAbandonmentRow, bool, error) {
-		sq := q
-		sq.Session = rec.ID
-		counts, err := r.merged(pnum, kindCounts, &sq)
-		if err != nil {
-			return core.XRAbandonmentRow{}, false, err
-		}
-		var events int64
-		for _, row := range counts {
-			events += int64(row[0])
+	row := func(rec *sessionSpan, n int64) (core.XRAbandonmentRow, bool, error) {
+		// A session wholly in the range has all its events in it: its
+		// record's count. Only one the range cuts, or a scene filter,
+		// needs its counts cells.
+		events := rec.Events
+		if rec.StartedAt < q.Since || rec.EndedAt > q.Until || q.Scene != "" {
+			sq := q
+			sq.Session = rec.ID
+			counts, err := r.merged(pnum, kindCounts, &sq)
+			if err != nil {
+				return core.XRAbandonmentRow{}, false, err
+			}
+			events = 0
+			for _, row := range counts {
+				events += int64(row[0])
+			}
 		}
 		from, to := max(rec.StartedAt, q.Since), min(rec.EndedAt, q.Until)
 		return core.XRAbandonmentRow{SessionID: rec.ID, Events: events, XRInteractions: n, StartedAt: iso(from), EndedAt: iso(to)}, events > 0, nil
 	}
 	var rows, before []core.XRAbandonmentRow
 	var starts []int64
-	err = r.sessionsByStart(pnum, q.Until, func(rec *SessionRecord) (bool, error) {
-		n, ok := xr[rec.ID]
-		if !ok || rec.EndedAt < q.Since {
+	err := r.sessionsByStart(pnum, q.Until, func(rec *sessionSpan) (bool, error) {
+		if rec.EndedAt < q.Since || (q.Session != "" && rec.ID != q.Session) {
 			return true, nil
 		}
 		if len(rows) >= q.Limit && rec.StartedAt < starts[len(starts)-1] {
 			return false, nil // ties with the last row are still taken, to be ordered by id
+		}
+		n, headset, err := xrOf(rec.ID)
+		if err != nil || !headset {
+			return true, err
 		}
 		x, ok, err := row(rec, n)
 		if err != nil || !ok {
@@ -519,10 +551,19 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 	return limitRows(append(out, before...), q.Limit), nil
 }
 
-// sessionsByStart calls fn with the record of each session of the
-// project that started at or before until, latest start first, until fn
-// says to stop.
-func (r *Reader) sessionsByStart(pnum uint32, until int64, fn func(rec *SessionRecord) (more bool, err error)) error {
+// sessionSpan is the part of a SessionRecord that sessionsByStart reads
+// (the rest of the JSON is passed over, not decoded).
+type sessionSpan struct {
+	ID        string `json:"id"`
+	Events    int64  `json:"events"`
+	StartedAt int64  `json:"started"`
+	EndedAt   int64  `json:"ended"`
+}
+
+// sessionsByStart calls fn with the span of each session of the project
+// that started at or before until, latest start first, until fn says to
+// stop.
+func (r *Reader) sessionsByStart(pnum uint32, until int64, fn func(rec *sessionSpan) (more bool, err error)) error {
 	return r.s.adb.View(func(txn *badger.Txn) error {
 		prefix := binary.BigEndian.AppendUint32([]byte{nsSessionIdx}, pnum)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true, PrefetchValues: true, PrefetchSize: 100})
@@ -530,7 +571,7 @@ func (r *Reader) sessionsByStart(pnum uint32, until int64, fn func(rec *SessionR
 		seek := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(until))
 		seek = append(seek, 0xff)
 		for it.Seek(seek); it.Valid(); it.Next() {
-			var rec SessionRecord
+			var rec sessionSpan
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return err
 			}

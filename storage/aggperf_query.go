@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/uptimizr/edge/core"
 )
 
@@ -171,7 +173,10 @@ func (p *sessionPerf) reset(hists uint8) {
 // as it streams past and handed over when the next begins, in a single
 // reused sessionPerf, valid only during the call (scene is "" unless
 // byScene).
-func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists uint8, fn func(session, scene string, p *sessionPerf)) error {
+//
+// Items of a cell go by their type byte first (perfItemFPS, …): upTo is
+// the greatest type the caller reads, and a cell's walk ends there.
+func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
 	var p sessionPerf
 	var curSession, curScene string
 	started := false
@@ -202,6 +207,9 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 			it, _, err := cr.item()
 			if err != nil {
 				return err
+			}
+			if len(it) > 0 && it[0] > upTo {
+				return nil // the rest of the cell is of types not read
 			}
 			if !p.wants(it) {
 				if err := cr.skipRow(); err != nil {
@@ -245,7 +253,7 @@ func (p *sessionPerf) wants(it []byte) bool {
 func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistributionRow, error) {
 	var p05, p50, p95 []float64
 	var samples int64
-	err := r.eachSessionPerf(pnum, &q, false, fpsHist, func(_, _ string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, false, fpsHist, perfItemFPS, func(_, _ string, p *sessionPerf) {
 		if p.fps.empty() {
 			return
 		}
@@ -272,7 +280,7 @@ func (r *Reader) PerfDistribution(pnum uint32, q core.Query) (core.PerfDistribut
 func (r *Reader) FPSHistogram(pnum uint32, q core.Query, width int) ([]core.FPSHistogramRow, error) {
 	w := float64(max(1, width))
 	bins := map[int64]int64{}
-	err := r.eachSessionPerf(pnum, &q, false, fpsHist, func(_, _ string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, false, fpsHist, perfItemFPS, func(_, _ string, p *sessionPerf) {
 		if !p.fps.empty() {
 			bins[int64(math.Floor(p.fps.quantile(0.5, fpsBinValue)/w)*w)]++
 		}
@@ -294,7 +302,7 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 	var p50, p95 []float64
 	var row core.FrameTimeRow
 	var samples int64
-	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemFrameTime, func(_, _ string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemFrameTime, perfItemWindows, func(_, _ string, p *sessionPerf) {
 		if !p.hasFrames {
 			return
 		}
@@ -322,7 +330,7 @@ func (r *Reader) FrameTime(pnum uint32, q core.Query) (core.FrameTimeRow, error)
 func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
 	var rates []float64
 	var long int64
-	err := r.eachSessionPerf(pnum, &q, false, 0, func(_, _ string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, false, 0, perfItemWindows, func(_, _ string, p *sessionPerf) {
 		if p.hasFrames && p.frames > 0 {
 			rates = append(rates, float64(p.long)/float64(p.frames))
 			long += p.long
@@ -340,23 +348,66 @@ func (r *Reader) Jank(pnum uint32, q core.Query) (core.JankRow, error) {
 	return row, nil
 }
 
-// deviceClasses is each session's device class, from its session_start
+// deviceCursor reads sessions' device classes, from their session_start
 // whenever it came (of several different ones, the greatest item, so that
-// every read agrees): its five parts joined by NUL bytes.
-func (r *Reader) deviceClasses(pnum uint32, q core.Query) (map[string]string, error) {
-	all := core.DefaultQuery()
-	all.Session = q.Session
-	items := map[string]string{}
-	var last string // consecutive sessions mostly share a class: one copy
-	err := r.scanSessionItems(pnum, kindDevice, &all, func(session, _ string, _ int64, it []byte, _ []float64) {
-		if cur, ok := items[session]; !ok || string(it) > cur {
-			if string(it) != last {
-				last = string(it)
+// every read agrees): its five parts joined by NUL bytes. Sessions must be
+// asked for in key order (eachSessionPerf's): the cursor moves forward
+// through the device cells alongside, one step per cell.
+type deviceCursor struct {
+	txn    *badger.Txn
+	it     *badger.Iterator
+	base   []byte
+	want   []byte
+	row    []float64
+	class  []byte
+	primed bool
+}
+
+func (r *Reader) newDeviceCursor(pnum uint32) *deviceCursor {
+	c := &deviceCursor{txn: r.s.adb.NewTransaction(false), row: make([]float64, len(kindOps[kindDevice]))}
+	c.base = append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kindDevice), scopeSession)
+	c.it = c.txn.NewIterator(badger.IteratorOptions{Prefix: c.base})
+	return c
+}
+
+func (c *deviceCursor) close() {
+	c.it.Close()
+	c.txn.Discard()
+}
+
+// of returns session's class ("" when it has none, or not five parts).
+func (c *deviceCursor) of(session string) (string, error) {
+	if !c.primed {
+		c.it.Rewind()
+		c.primed = true
+	}
+	c.want = binary.BigEndian.AppendUint16(c.want[:0], uint16(len(session)))
+	c.want = append(c.want, session...)
+	c.class = c.class[:0]
+	found := false
+	for ; c.it.Valid(); c.it.Next() {
+		k := c.it.Item().Key()[len(c.base):]
+		if len(k) < len(c.want) || !bytes.Equal(k[:len(c.want)], c.want) {
+			if bytes.Compare(k, c.want) > 0 {
+				break // past the session: it has no (more) cells
 			}
-			items[session] = last
+			continue // an earlier session's
 		}
-	})
-	return items, err
+		err := c.it.Item().Value(func(v []byte) error {
+			return walkCell(kindOps[kindDevice], v, c.row, func(item []byte, _ []float64) {
+				if !found || bytes.Compare(item, c.class) > 0 {
+					c.class, found = append(c.class[:0], item...), true
+				}
+			})
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	if !found || bytes.Count(c.class, []byte{0}) != 4 {
+		return noDevice, nil
+	}
+	return string(c.class), nil
 }
 
 // noDevice is the device class of a session without one.
@@ -366,22 +417,22 @@ const noDevice = "\x00\x00\x00\x00"
 // of each session's median fps, by device class (engine, mobile, GPU
 // renderer, browser, OS of its session_start; "" when it had none).
 func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow, error) {
-	devs, err := r.deviceClasses(pnum, q)
-	if err != nil {
-		return nil, err
-	}
+	devs := r.newDeviceCursor(pnum)
+	defer devs.close()
+	var derr error
 	type acc struct {
 		medians []float64
 		samples int64
 	}
 	groups := map[string]*acc{}
-	err = r.eachSessionPerf(pnum, &q, false, fpsHist, func(s, _ string, p *sessionPerf) {
-		if p.fps.empty() {
+	err := r.eachSessionPerf(pnum, &q, false, fpsHist, perfItemWindows, func(s, _ string, p *sessionPerf) {
+		if p.fps.empty() || derr != nil {
 			return
 		}
-		d := devs[s]
-		if strings.Count(d, "\x00") != 4 {
-			d = noDevice // none, or not five parts: every part ""
+		d, err := devs.of(s)
+		if err != nil {
+			derr = err
+			return
 		}
 		a := groups[d]
 		if a == nil {
@@ -391,6 +442,9 @@ func (r *Reader) PerfByDevice(pnum uint32, q core.Query) ([]core.PerfByDeviceRow
 		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
 		a.samples += p.frames
 	})
+	if err == nil {
+		err = derr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +473,7 @@ func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, 
 		samples int64
 	}
 	groups := map[string]*acc{}
-	err := r.eachSessionPerf(pnum, &q, true, fpsHist, func(_, scene string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, true, fpsHist, perfItemWindows, func(_, scene string, p *sessionPerf) {
 		if p.fps.empty() {
 			return
 		}
@@ -454,7 +508,7 @@ func (r *Reader) ResourcePercentiles(pnum uint32, q core.Query) (core.ResourcePe
 	var row core.ResourcePercentileRow
 	var samples int64
 	var p50, p95 [len(resourcePercentileFields)][]float64
-	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemResource, func(_, _ string, p *sessionPerf) {
+	err := r.eachSessionPerf(pnum, &q, false, 1<<perfItemResource, perfItemSamples, func(_, _ string, p *sessionPerf) {
 		if !p.hasSamples {
 			return
 		}

@@ -380,3 +380,39 @@ func TestHistQuantileAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPerfByDeviceSeveralClasses: a session whose session_starts named
+// different devices (in different scenes, so in different cells) counts
+// once, under the greatest class, and its neighbours in key order keep
+// their own.
+func TestPerfByDeviceSeveralClasses(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	base := int64(1795892400000)
+	dev := func(engine string) string {
+		return `,"device":{"engine":"` + engine + `","isMobile":false,"renderer":"r","browser":"b","os":"o"}`
+	}
+	var evs [][3]string
+	for i, sess := range []string{"a1", "a2", "a3"} {
+		ts := fmt.Sprint(base + int64(i)*1000)
+		evs = append(evs, [3]string{"frame_perf", sess, ts + `,"sceneId":"x","fps":60`})
+	}
+	evs = append(evs,
+		[3]string{"session_start", "a1", fmt.Sprint(base) + `,"sceneId":"x"` + dev("webgl")},
+		[3]string{"session_start", "a2", fmt.Sprint(base) + `,"sceneId":"x"` + dev("webgl")},
+		[3]string{"session_start", "a2", fmt.Sprint(base+5) + `,"sceneId":"y"` + dev("webgpu")},
+		[3]string{"session_start", "a3", fmt.Sprint(base) + `,"sceneId":"y"` + dev("webgl")})
+	commitEvents(t, s, pnum, evs)
+	rows, err := s.Reader().PerfByDevice(pnum, core.DefaultQuery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range rows {
+		got[r.Engine] = r.Sessions
+	}
+	if len(rows) != 2 || got["webgl"] != 2 || got["webgpu"] != 1 {
+		t.Fatalf("by-device %+v, want webgl 2 (a1, a3) and webgpu 1 (a2)", rows)
+	}
+}
