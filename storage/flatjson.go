@@ -107,27 +107,98 @@ func tokVec(v []byte, dst []float64) bool {
 	}
 	v = v[1 : len(v)-1]
 	for n := range dst {
-		end := bytes.IndexByte(v, ',')
-		if n == len(dst)-1 {
-			if end >= 0 {
-				return false
-			}
-			end = len(v)
-		} else if end < 0 {
-			return false
-		}
-		f, ok := parseNum(bytes.TrimSpace(v[:end]))
+		i := skipSpace(v, 0)
+		f, m, ok := fastNum(v[i:])
 		if !ok {
 			return false
 		}
 		dst[n] = f
-		if end < len(v) {
-			v = v[end+1:]
+		i = skipSpace(v, i+m)
+		switch {
+		case n == len(dst)-1:
+			if i != len(v) {
+				return false
+			}
+		case i < len(v) && v[i] == ',':
+			v = v[i+1:]
+		default:
+			return false
 		}
 	}
 	return true
 }
 
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// fastNum parses the JSON number at the start of b and returns it with
+// its length. A plain decimal of at most 15 digits (nearly every number
+// an event carries) is read in one pass: its digits make an integer below
+// 2^53, and one division by an exact power of ten rounds correctly, as
+// strconv would. Anything else (an exponent, more digits) goes to
+// core.ParseNumber.
+func fastNum(b []byte) (f float64, n int, ok bool) {
+	i := 0
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var m uint64
+	for i < len(b) && b[i]-'0' <= 9 {
+		m = m*10 + uint64(b[i]-'0')
+		i++
+	}
+	digits := i - start
+	if digits == 0 || digits > 1 && b[start] == '0' {
+		return slowNum(b) // no integer digit, or a leading zero: not JSON
+	}
+	frac := 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		fs := i
+		for i < len(b) && b[i]-'0' <= 9 {
+			m = m*10 + uint64(b[i]-'0')
+			i++
+		}
+		frac = i - fs
+		digits += frac
+		if frac == 0 {
+			return slowNum(b)
+		}
+	}
+	if digits > 15 || i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		return slowNum(b)
+	}
+	f = float64(m)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, i, true
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// slowNum is fastNum for the numbers its one pass does not take.
+func slowNum(b []byte) (float64, int, bool) {
+	n := 0
+	for n < len(b) && (b[n]-'0' <= 9 || b[n] == '-' || b[n] == '+' || b[n] == '.' || b[n] == 'e' || b[n] == 'E') {
+		n++
+	}
+	f, ok := core.ParseNumber(b[:n])
+	return f, n, ok
+}
+
 // parseNum parses a JSON number token (core.ParseNumber): the log holds
 // the validator's tokens, which follow the JSON grammar.
-func parseNum(b []byte) (float64, bool) { return core.ParseNumber(b) }
+func parseNum(b []byte) (float64, bool) {
+	f, n, ok := fastNum(b)
+	return f, ok && n == len(b)
+}

@@ -3,10 +3,15 @@ package storage
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/uptimizr/edge/core"
 )
 
 // TestMembersAgreesWithFastjson: the aggregator's member index reads the
@@ -122,6 +127,68 @@ func FuzzMembers(f *testing.F) {
 			if len(m.vals[i]) == 0 {
 				t.Fatalf("empty value for %q", k)
 			}
+		}
+	})
+}
+
+// TestFastNumMatchesParseNumber: the one-pass parse gives what
+// core.ParseNumber gives, bit for bit, for tokens of every shape, and
+// refuses what it refuses.
+func TestFastNumMatchesParseNumber(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	toks := []string{"0", "-0", "1", "-1", "0.5", "-0.0", "123456789012345", "1234567890123456", "0.1", "0.30000000000000004",
+		"1e3", "1E-3", "-2.5e+10", "01", "-", ".5", "-.5", "1.", "+1", "1e", "1.5.5", "9007199254740993", "1e400", "-1e400", "00", "0.000000000000001"}
+	for i := 0; i < 20000; i++ {
+		v := (r.Float64() - 0.5) * math.Pow(10, float64(r.IntN(30)-15))
+		switch i % 4 {
+		case 0:
+			toks = append(toks, strconv.FormatFloat(v, 'f', -1, 64))
+		case 1:
+			toks = append(toks, strconv.FormatFloat(v, 'f', r.IntN(8), 64))
+		case 2:
+			toks = append(toks, strconv.FormatFloat(v, 'g', -1, 64))
+		default:
+			toks = append(toks, strconv.FormatFloat(v, 'e', r.IntN(17), 64))
+		}
+	}
+	for _, tok := range toks {
+		want, wok := core.ParseNumber([]byte(tok))
+		got, gok := parseNum([]byte(tok))
+		if gok != wok || wok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("%q: %v %v, want %v %v", tok, got, gok, want, wok)
+		}
+	}
+	var v [3]float64
+	for _, c := range []struct {
+		tok  string
+		ok   bool
+		want [3]float64
+	}{
+		{"[1,2,3]", true, [3]float64{1, 2, 3}},
+		{"[ -0.25 , 1e2,3.5 ]", true, [3]float64{-0.25, 100, 3.5}},
+		{"[1,2]", false, [3]float64{}},
+		{"[1,2,3,4]", false, [3]float64{}},
+		{"[1,,3]", false, [3]float64{}},
+		{"[1,2,x]", false, [3]float64{}},
+		{"[1 2 3]", false, [3]float64{}},
+	} {
+		v = [3]float64{}
+		if ok := tokVec([]byte(c.tok), v[:]); ok != c.ok || ok && v != c.want {
+			t.Errorf("tokVec(%s) = %v %v, want %v %v", c.tok, v, ok, c.want, c.ok)
+		}
+	}
+}
+
+// FuzzFastNum: for any bytes, parseNum agrees with core.ParseNumber.
+func FuzzFastNum(f *testing.F) {
+	for _, s := range []string{"0", "-1.5", "1e3", "123456789012345678", "01", ".5", "-0.0"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, wok := core.ParseNumber(b)
+		got, gok := parseNum(b)
+		if gok != wok || wok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: %v %v, want %v %v", b, got, gok, want, wok)
 		}
 	})
 }
