@@ -951,9 +951,15 @@ func (st *foldState) deriveScenes() {
 	}
 	for _, id := range st.sessionCells {
 		if sessionOnly[id.kind] {
-			if ak := allScenesOf[id.kind]; ak != 0 {
+			for _, d := range derivedFrom[id.kind] {
+				scene := id.scene
+				if d.allScenes {
+					scene = ""
+				}
 				for item, row := range st.cells[id] {
-					st.add(ak, id.session, "", id.bucket, stringBytes(item), row)
+					if d.keep == nil || d.keep(item) {
+						st.add(d.to, id.session, scene, id.bucket, stringBytes(item), row)
+					}
 				}
 			}
 			continue

@@ -51,23 +51,63 @@ const (
 var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfHour, kindPerfHist: kindPerfHistHour,
 	kindMeshActive: kindMeshActiveHour}
 
-// Every scene's cells of a session, merged: the per-session routes read
-// these when no scene is asked for, one cell per session and hour instead
-// of one per scene it visited (derived from the session's cells once per
-// fold, deriveScenes).
+// Derived session cells: the per-session routes read a session's cells
+// one by one, so the fold also keeps, for the kinds they read, cells that
+// hold just what a route needs: a session's cells of every scene merged
+// (one cell per session and hour instead of one per scene it visited),
+// and the part of a cell a route reads. They are derived from the
+// session's cells once per fold (deriveScenes), per cell and not per
+// event.
 const (
-	kindPerfAll  aggKind = 'P' // kindPerfSession's
-	kindStepsAll aggKind = 'N' // kindSteps'
-	kindTurnsAll aggKind = 'X' // kindTurns'
+	kindPerfAll   aggKind = 'P' // kindPerfSession's fps, frame-time and window items, every scene
+	kindResAll    aggKind = 'Q' // kindPerfSession's resource items, every scene
+	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps and window items, per scene
+	kindStepsAll  aggKind = 'N' // kindSteps', every scene
+	kindTurnsAll  aggKind = 'X' // kindTurns', every scene
+	kindDeviceAll aggKind = 'D' // kindDevice's, every scene
 )
 
-// allScenesOf maps a per-session kind to its every-scene kind.
-var allScenesOf = [numKinds]aggKind{kindPerfSession: kindPerfAll, kindSteps: kindStepsAll, kindTurns: kindTurnsAll}
+// derivation says how the cells of kind to come from the session cells of
+// kind from: their items that keep accepts (every item when nil), merged
+// over every scene when allScenes, else per scene.
+type derivation struct {
+	from, to  aggKind
+	allScenes bool
+	keep      func(item string) bool
+}
+
+var derivations = []derivation{
+	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }},
+	{kindPerfSession, kindResAll, true, isResourceItem},
+	{kindPerfSession, kindPerfFPS, false, isFPSItem},
+	{kindSteps, kindStepsAll, true, nil},
+	{kindTurns, kindTurnsAll, true, nil},
+	{kindDevice, kindDeviceAll, true, nil},
+}
+
+// derivedFrom lists, per kind, the derivations from it.
+var derivedFrom = func() (d [numKinds][]derivation) {
+	for _, x := range derivations {
+		d[x.from] = append(d[x.from], x)
+	}
+	return d
+}()
+
+// allScenesOf maps a per-session kind to its every-scene kind, where that
+// holds every item.
+var allScenesOf = func() (a [numKinds]aggKind) {
+	for _, x := range derivations {
+		if x.allScenes && x.keep == nil {
+			a[x.from] = x.to
+		}
+	}
+	return a
+}()
 
 // sessionOnly kinds are kept per session and never merged into their
 // scene's cells: their queries look at each session's own cells.
 var sessionOnly = [numKinds]bool{kindRage: true, kindPerfSession: true, kindDevice: true, kindTurns: true, kindSteps: true, kindPath: true,
-	kindPerfAll: true, kindStepsAll: true, kindTurnsAll: true}
+	kindPerfAll: true, kindResAll: true, kindPerfFPS: true, kindStepsAll: true, kindTurnsAll: true, kindDeviceAll: true}
 
 // numKinds bounds the kind bytes (ASCII letters).
 const numKinds = 128
@@ -112,9 +152,12 @@ var kindOps = [numKinds][]mergeOp{
 	kindPath:         {opSum, opSum, opSum, opSum, opSum},
 	kindClickRays:    {opSum, opSum, opSum, opSum, opSum, opSum, opSum},
 
-	kindPerfAll:  {opSum, opSum, opMax},
-	kindStepsAll: {opSum, opSum, opMax},
-	kindTurnsAll: {opSum, opSum, opMax},
+	kindPerfAll:   {opSum, opSum, opMax},
+	kindResAll:    {opSum, opSum, opMax},
+	kindPerfFPS:   {opSum, opSum, opMax},
+	kindStepsAll:  {opSum, opSum, opMax},
+	kindTurnsAll:  {opSum, opSum, opMax},
+	kindDeviceAll: {opMax},
 }
 
 // Bucket widths.

@@ -168,3 +168,11 @@ func appendText(dst, tok []byte) []byte {
 	}
 	return dst
 }
+
+// isResourceItem is whether a per-session perf item is of the resource
+// distributions (kindResAll's), isFPSItem whether of the fps distribution
+// or the frame windows (kindPerfFPS's).
+func isResourceItem(it string) bool { return len(it) > 0 && it[0] >= perfItemResource }
+func isFPSItem(it string) bool {
+	return len(it) > 0 && (it[0] == perfItemFPS || it[0] == perfItemWindows)
+}

@@ -177,15 +177,16 @@ func (p *sessionPerf) reset(hists uint8) {
 // Items of a cell go by their type byte first (perfItemFPS, …): upTo is
 // the greatest type the caller reads, and a cell's walk ends there.
 func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
+	return r.eachSessionPerfOf(perfKind(q, byScene, hists, upTo), pnum, q, byScene, hists, upTo, fn)
+}
+
+// eachSessionPerfOf is eachSessionPerf reading the cells of kind.
+func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
 	var p sessionPerf
 	var curSession, curScene string
 	started := false
 	w := len(kindOps[kindPerfSession])
 	row := make([]float64, w)
-	kind := kindPerfSession
-	if !byScene {
-		kind = everyScene(kindPerfSession, q)
-	}
 	err := r.scanSessionCells(pnum, kind, q, func(session, scene string, _ int64, v []byte) error {
 		if !byScene {
 			scene = ""
@@ -231,6 +232,24 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 		fn(curSession, curScene, &p)
 	}
 	return nil
+}
+
+// perfKind is the per-session perf cells a read scans: those of the
+// items it reads (the fps and window items alone, the resource items
+// alone), of every scene merged unless it is by scene or of one scene.
+func perfKind(q *core.Query, byScene bool, hists uint8, upTo byte) aggKind {
+	scoped := byScene || q.Scene != ""
+	resources := hists&(1<<perfItemResource) != 0 || upTo >= perfItemResource
+	fpsOnly := !resources && hists&(1<<perfItemFrameTime) == 0 && upTo <= perfItemWindows
+	switch {
+	case resources && !scoped:
+		return kindResAll
+	case fpsOnly && scoped:
+		return kindPerfFPS
+	case scoped:
+		return kindPerfSession
+	}
+	return kindPerfAll
 }
 
 // wants reports whether add reads item it: the frame-time and resource
@@ -364,8 +383,8 @@ type deviceCursor struct {
 }
 
 func (r *Reader) newDeviceCursor(pnum uint32) *deviceCursor {
-	c := &deviceCursor{txn: r.s.adb.NewTransaction(false), row: make([]float64, len(kindOps[kindDevice]))}
-	c.base = append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kindDevice), scopeSession)
+	c := &deviceCursor{txn: r.s.adb.NewTransaction(false), row: make([]float64, len(kindOps[kindDeviceAll]))}
+	c.base = append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kindDeviceAll), scopeSession)
 	c.it = c.txn.NewIterator(badger.IteratorOptions{Prefix: c.base})
 	return c
 }
@@ -394,7 +413,7 @@ func (c *deviceCursor) of(session string) (string, error) {
 			continue // an earlier session's
 		}
 		err := c.it.Item().Value(func(v []byte) error {
-			return walkCell(kindOps[kindDevice], v, c.row, func(item []byte, _ []float64) {
+			return walkCell(kindOps[kindDeviceAll], v, c.row, func(item []byte, _ []float64) {
 				if !found || bytes.Compare(item, c.class) > 0 {
 					c.class, found = append(c.class[:0], item...), true
 				}

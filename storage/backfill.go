@@ -7,16 +7,18 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// everySceneDone marks, in the aggregates database, that every session's
-// every-scene cells (kindPerfAll, kindStepsAll, kindTurnsAll) exist for
-// all it folded: the folds make them as they go, and a store folded before
-// they existed gets them once, at open, from its per-scene session cells.
-var everySceneDone = []byte{nsMeta, 'e', 's', 1}
+// everySceneDone marks, in the aggregates database, that the derived
+// session cells (derivations) exist for all it folded: the folds make them
+// as they go, and a store folded before they existed gets them once, at
+// open, from its session cells. Its last byte is the version of the
+// derivations: a store marked with an older one gets the new ones.
+var everySceneDone = []byte{nsMeta, 'e', 's', 2}
 
-// backfillEveryScene writes the every-scene cells of a store that folded
-// without them, before its aggregator starts. Each is written whole (the
-// merge of the session's cells of its hour over every scene), not merged
-// into: run again after a crash half-way, it writes the same cells.
+// backfillEveryScene writes the derived session cells of a store that
+// folded without them, before its aggregator starts. Each is written whole
+// (what it derives from: the session's cells of its hour over every scene,
+// or of its scene), not merged into: run again after a crash half-way, or
+// over cells a fold already derived, it writes the same cells.
 func (s *Store) backfillEveryScene() (cells int, err error) {
 	if s.adb == nil {
 		return 0, nil
@@ -45,11 +47,8 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	wb := s.adb.NewWriteBatch()
 	defer wb.Cancel()
 	for _, pnum := range pnums {
-		for k, ak := range allScenesOf {
-			if ak == 0 {
-				continue
-			}
-			n, err := s.backfillKind(wb, pnum, aggKind(k), ak)
+		for _, d := range derivations {
+			n, err := s.backfillKind(wb, pnum, d)
 			if err != nil {
 				return cells, err
 			}
@@ -59,28 +58,39 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	if err := wb.Set(append([]byte(nil), everySceneDone...), nil); err != nil {
 		return cells, err
 	}
+	if err := wb.Delete([]byte{nsMeta, 'e', 's', 1}); err != nil { // the first version's mark
+		return cells, err
+	}
 	return cells, wb.Flush()
 }
 
-// backfillKind writes project pnum's cells of ak from its session cells of
-// kind: a session's cells come one after another (keys go by session,
-// then scene, then hour), so one session's hours are held at a time.
-func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, kind, ak aggKind) (int, error) {
-	ops := kindOps[kind]
+// backfillKind writes project pnum's cells of derivation d: a session's
+// cells come one after another (keys go by session, then scene, then
+// hour), so one session's are held at a time.
+func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (int, error) {
+	ops := kindOps[d.from]
 	var session string
-	hours := map[int64]cell{}
+	type sceneHour struct {
+		scene  string
+		bucket int64
+	}
+	cells := map[sceneHour]cell{}
 	written := 0
 	flush := func() error {
-		for bucket, c := range hours {
-			if err := wb.Set(cellKey(pnum, ak, []byte(session), nil, bucket), c.encode(ops)); err != nil {
+		for sh, c := range cells {
+			if len(c) == 0 {
+				continue
+			}
+			if err := wb.Set(cellKey(pnum, d.to, []byte(session), []byte(sh.scene), sh.bucket), c.encode(ops)); err != nil {
 				return err
 			}
 			written++
 		}
-		clear(hours)
+		clear(cells)
 		return nil
 	}
-	prefix := append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kind), scopeSession)
+	prefix := append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(d.from), scopeSession)
+	row := make([]float64, len(ops))
 	err := s.adb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -99,13 +109,23 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, kind, ak aggKin
 				}
 				session = string(sess)
 			}
-			bucket := int64(binary.BigEndian.Uint64(rest[len(rest)-8:]))
-			c := hours[bucket]
+			sh := sceneHour{bucket: int64(binary.BigEndian.Uint64(rest[len(rest)-8:]))}
+			if !d.allScenes {
+				sh.scene = string(rest[2+n+1 : len(rest)-8])
+			}
+			c := cells[sh]
 			if c == nil {
 				c = cell{}
-				hours[bucket] = c
+				cells[sh] = c
 			}
-			if err := it.Item().Value(func(v []byte) error { return decodeCell(ops, v, c) }); err != nil {
+			err := it.Item().Value(func(v []byte) error {
+				return walkCell(ops, v, row, func(item []byte, row []float64) {
+					if d.keep == nil || d.keep(string(item)) {
+						c.add(ops, string(item), row...)
+					}
+				})
+			})
+			if err != nil {
 				return err
 			}
 		}
