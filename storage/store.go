@@ -292,7 +292,7 @@ func Open(opts Options) (*Store, error) {
 		if err == nil {
 			var n int
 			if n, err = s.backfillEveryScene(); n > 0 {
-				s.log.Info("wrote the every-scene session cells of aggregates folded before they existed", "cells", n)
+				s.log.Info("wrote the derived session cells of aggregates folded before they existed", "cells", n)
 			}
 		}
 		if err != nil {

@@ -60,7 +60,9 @@ type profileCapture struct{ done chan error }
 // the next seconds, written to path.
 func startProfile(ctx context.Context, base, path string, seconds int) *profileCapture {
 	pc := &profileCapture{done: make(chan error, 1)}
-	go func() { pc.done <- fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), path) }()
+	go func() {
+		pc.done <- fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), path)
+	}()
 	return pc
 }
 
