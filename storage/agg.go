@@ -957,15 +957,9 @@ func (st *foldState) deriveScenes() {
 					scene = ""
 				}
 				for item, row := range st.cells[id] {
-					if d.keep != nil && !d.keep(item) {
-						continue
+					if d.keep == nil || d.keep(item) {
+						st.add(d.to, id.session, scene, id.bucket, stringBytes(item), row)
 					}
-					it := stringBytes(item)
-					if d.sceneInItem {
-						st.buf = append(append(append(st.buf[:0], byte(len(id.scene))), id.scene...), item...)
-						it = st.buf
-					}
-					st.add(d.to, id.session, scene, id.bucket, it, row)
 				}
 			}
 			continue

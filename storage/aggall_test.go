@@ -75,9 +75,6 @@ func TestEverySceneCells(t *testing.T) {
 						if filter && d.keep != nil && !d.keep(item) {
 							continue
 						}
-						if filter && d.sceneInItem {
-							item = string([]byte{byte(len(scene))}) + scene + item
-						}
 						if into[id] == nil {
 							into[id] = cell{}
 						}
@@ -258,60 +255,5 @@ func TestPerfKindsAgree(t *testing.T) {
 		if !checked[k] {
 			t.Errorf("no read picked %q", k)
 		}
-	}
-}
-
-// TestBackfillDropsPerSceneFPSCells: a store whose fps cells were kept per
-// scene (the previous version of the derivations) gets them in the current
-// form at open, and the per-scene ones are gone.
-func TestBackfillDropsPerSceneFPSCells(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir, DisableAggregation: true, MinFreeDisk: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Registry().CreateProject("p")
-	pnum := s.Registry().Project("p").Num
-	if err := s.Sink().Commit(t.Context(), batchFromFixture(t, filepath.Join("../testdata/fixtures", "batch200_00.json"), pnum)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Aggregator().foldUntilCaughtUp(nil, pnum); err != nil {
-		t.Fatal(err)
-	}
-	want, err := s.Reader().PerfByScene(pnum, core.DefaultQuery())
-	if err != nil || len(want) < 2 {
-		t.Fatalf("by-scene %v %v", want, err)
-	}
-	// The previous version: one fps cell per scene, marked version 2.
-	stale := cellKey(pnum, kindPerfFPS, []byte("some-session"), []byte("a-scene"), 0)
-	err = s.adb.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(stale, cell{"\x01\x00\x10": {1, 0, 0}}.encode(kindOps[kindPerfFPS])); err != nil {
-			return err
-		}
-		if err := txn.Set([]byte{nsMeta, 'e', 's', 2}, nil); err != nil {
-			return err
-		}
-		return txn.Delete(everySceneDone)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	if s, err = Open(Options{Dir: dir, DisableAggregation: true, MinFreeDisk: -1}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.adb.View(func(txn *badger.Txn) error {
-		if _, err := txn.Get(stale); err != badger.ErrKeyNotFound {
-			t.Errorf("per-scene fps cell still there: %v", err)
-		}
-		if _, err := txn.Get([]byte{nsMeta, 'e', 's', 2}); err != badger.ErrKeyNotFound {
-			t.Errorf("old mark still there: %v", err)
-		}
-		return nil
-	})
-	got, err := s.Reader().PerfByScene(pnum, core.DefaultQuery())
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("by-scene after the backfill %v %v, want %v", got, err, want)
 	}
 }

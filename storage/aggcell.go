@@ -61,7 +61,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 const (
 	kindPerfAll   aggKind = 'P' // kindPerfSession's fps, frame-time and window items, every scene
 	kindResAll    aggKind = 'Q' // kindPerfSession's resource items, every scene
-	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps and window items, every scene, each item led by its scene
+	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps and window items, per scene
 	kindStepsAll  aggKind = 'N' // kindSteps', every scene
 	kindTurnsAll  aggKind = 'X' // kindTurns', every scene
 	kindDeviceAll aggKind = 'D' // kindDevice's, every scene
@@ -69,24 +69,20 @@ const (
 
 // derivation says how the cells of kind to come from the session cells of
 // kind from: their items that keep accepts (every item when nil), merged
-// over every scene when allScenes, else per scene; with sceneInItem, over
-// every scene with each item led by its scene (a length byte and the
-// scene), so that one cell per session and hour still tells the scenes
-// apart.
+// over every scene when allScenes, else per scene.
 type derivation struct {
-	from, to    aggKind
-	allScenes   bool
-	keep        func(item string) bool
-	sceneInItem bool
+	from, to  aggKind
+	allScenes bool
+	keep      func(item string) bool
 }
 
 var derivations = []derivation{
-	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }, false},
-	{kindPerfSession, kindResAll, true, isResourceItem, false},
-	{kindPerfSession, kindPerfFPS, true, isFPSItem, true},
-	{kindSteps, kindStepsAll, true, nil, false},
-	{kindTurns, kindTurnsAll, true, nil, false},
-	{kindDevice, kindDeviceAll, true, nil, false},
+	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }},
+	{kindPerfSession, kindResAll, true, isResourceItem},
+	{kindPerfSession, kindPerfFPS, false, isFPSItem},
+	{kindSteps, kindStepsAll, true, nil},
+	{kindTurns, kindTurnsAll, true, nil},
+	{kindDevice, kindDeviceAll, true, nil},
 }
 
 // derivedFrom lists, per kind, the derivations from it.
@@ -101,7 +97,7 @@ var derivedFrom = func() (d [numKinds][]derivation) {
 // holds every item.
 var allScenesOf = func() (a [numKinds]aggKind) {
 	for _, x := range derivations {
-		if x.allScenes && x.keep == nil && !x.sceneInItem {
+		if x.allScenes && x.keep == nil {
 			a[x.from] = x.to
 		}
 	}

@@ -182,9 +182,6 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 
 // eachSessionPerfOf is eachSessionPerf reading the cells of kind.
 func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
-	if kind == kindPerfFPS {
-		return r.eachSessionScenePerf(pnum, q, byScene, hists, upTo, fn)
-	}
 	var p sessionPerf
 	var curSession, curScene string
 	started := false
@@ -233,111 +230,6 @@ func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byS
 	}
 	if started {
 		fn(curSession, curScene, &p)
-	}
-	return nil
-}
-
-// eachSessionScenePerf is eachSessionPerfOf for kindPerfFPS, whose cell
-// of a session and hour holds every scene's items, each led by its scene:
-// a session's scenes are summed apart as its cells stream past, and
-// handed over (by scene, or the one scene q names) when the next session
-// begins.
-func (r *Reader) eachSessionScenePerf(pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
-	var cur string
-	started := false
-	perfs := map[string]*sessionPerf{} // the current session's, by scene
-	var pool []*sessionPerf
-	names := map[string]string{} // scene names, copied once per read
-	flush := func() {
-		scenes := make([]string, 0, len(perfs))
-		for sc := range perfs {
-			scenes = append(scenes, sc)
-		}
-		slices.Sort(scenes)
-		for _, sc := range scenes {
-			p := perfs[sc]
-			name := sc
-			if !byScene {
-				name = ""
-			}
-			fn(cur, name, p)
-			pool = append(pool, p)
-		}
-		clear(perfs)
-	}
-	w := len(kindOps[kindPerfFPS])
-	row := make([]float64, w)
-	nq := *q
-	nq.Scene = "" // the cells name no scene: their items do
-	err := r.scanSessionCells(pnum, kindPerfFPS, &nq, func(session, keyScene string, _ int64, v []byte) error {
-		if keyScene != "" {
-			return nil // an older version's cell of one scene (removed at open)
-		}
-		if !started || session != cur {
-			if started {
-				flush()
-			}
-			cur, started = session, true
-		}
-		cr, err := newCellReader(v, w)
-		if err != nil {
-			return err
-		}
-		var p *sessionPerf
-		var pScene []byte
-		for cr.items() > 0 {
-			it, _, err := cr.item()
-			if err != nil {
-				return err
-			}
-			if len(it) < 1 || len(it) < 1+int(it[0])+1 {
-				if err := cr.skipRow(); err != nil {
-					return err
-				}
-				continue
-			}
-			scene, inner := it[1:1+int(it[0])], it[1+int(it[0]):]
-			if (q.Scene != "" && string(scene) != q.Scene) || inner[0] > upTo {
-				if err := cr.skipRow(); err != nil {
-					return err
-				}
-				continue
-			}
-			if p == nil || !bytes.Equal(scene, pScene) {
-				name, ok := names[string(scene)]
-				if !ok {
-					name = string(scene)
-					names[name] = name
-				}
-				if p = perfs[name]; p == nil {
-					if n := len(pool); n > 0 {
-						p, pool = pool[n-1], pool[:n-1]
-					} else {
-						p = &sessionPerf{}
-					}
-					p.reset(hists)
-					perfs[name] = p
-				}
-				pScene = scene
-			}
-			if !p.wants(inner) {
-				if err := cr.skipRow(); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := cr.row(row); err != nil {
-				return err
-			}
-			p.add(inner, row)
-		}
-		return cr.done()
-	})
-	if err != nil {
-		return err
-	}
-	if started {
-		flush()
 	}
 	return nil
 }

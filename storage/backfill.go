@@ -12,7 +12,7 @@ import (
 // as they go, and a store folded before they existed gets them once, at
 // open, from its session cells. Its last byte is the version of the
 // derivations: a store marked with an older one gets the new ones.
-var everySceneDone = []byte{nsMeta, 'e', 's', 3}
+var everySceneDone = []byte{nsMeta, 'e', 's', 2}
 
 // backfillEveryScene writes the derived session cells of a store that
 // folded without them, before its aggregator starts. Each is written whole
@@ -48,12 +48,6 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	defer wb.Cancel()
 	for _, pnum := range pnums {
 		for _, d := range derivations {
-			if d.sceneInItem {
-				// An older version kept these per scene: those cells go.
-				if err := s.dropSceneCells(wb, pnum, d.to); err != nil {
-					return cells, err
-				}
-			}
 			n, err := s.backfillKind(wb, pnum, d)
 			if err != nil {
 				return cells, err
@@ -64,10 +58,8 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	if err := wb.Set(append([]byte(nil), everySceneDone...), nil); err != nil {
 		return cells, err
 	}
-	for v := byte(1); v < everySceneDone[3]; v++ { // older versions' marks
-		if err := wb.Delete([]byte{nsMeta, 'e', 's', v}); err != nil {
-			return cells, err
-		}
+	if err := wb.Delete([]byte{nsMeta, 'e', 's', 1}); err != nil { // the first version's mark
+		return cells, err
 	}
 	return cells, wb.Flush()
 }
@@ -126,16 +118,11 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 				c = cell{}
 				cells[sh] = c
 			}
-			scene := rest[2+n+1 : len(rest)-8]
 			err := it.Item().Value(func(v []byte) error {
 				return walkCell(ops, v, row, func(item []byte, row []float64) {
-					if d.keep != nil && !d.keep(string(item)) {
-						return
+					if d.keep == nil || d.keep(string(item)) {
+						c.add(ops, string(item), row...)
 					}
-					if d.sceneInItem {
-						item = append(append([]byte{byte(len(scene))}, scene...), item...)
-					}
-					c.add(ops, string(item), row...)
 				})
 			})
 			if err != nil {
@@ -145,27 +132,4 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 		return flush()
 	})
 	return written, err
-}
-
-// dropSceneCells deletes project pnum's session cells of kind that name a
-// scene.
-func (s *Store) dropSceneCells(wb *badger.WriteBatch, pnum uint32, kind aggKind) error {
-	prefix := append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(kind), scopeSession)
-	return s.adb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			rest := it.Item().Key()[len(prefix):]
-			if len(rest) < 2 {
-				continue
-			}
-			n := int(binary.BigEndian.Uint16(rest))
-			if len(rest) > 2+n && rest[2+n] != 0 {
-				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 }
