@@ -957,9 +957,15 @@ func (st *foldState) deriveScenes() {
 					scene = ""
 				}
 				for item, row := range st.cells[id] {
-					if d.keep == nil || d.keep(item) {
-						st.add(d.to, id.session, scene, id.bucket, stringBytes(item), row)
+					if d.keep != nil && !d.keep(item) {
+						continue
 					}
+					it := stringBytes(item)
+					if d.item != nil {
+						st.buf = d.item(st.buf[:0], item)
+						it = st.buf
+					}
+					st.add(d.to, id.session, scene, id.bucket, it, row)
 				}
 			}
 			continue

@@ -61,28 +61,30 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 const (
 	kindPerfAll   aggKind = 'P' // kindPerfSession's fps, frame-time and window items, every scene
 	kindResAll    aggKind = 'Q' // kindPerfSession's resource items, every scene
-	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps and window items, per scene
+	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps (in 1-fps bins) and window items, per scene
 	kindStepsAll  aggKind = 'N' // kindSteps', every scene
 	kindTurnsAll  aggKind = 'X' // kindTurns', every scene
 	kindDeviceAll aggKind = 'D' // kindDevice's, every scene
 )
 
 // derivation says how the cells of kind to come from the session cells of
-// kind from: their items that keep accepts (every item when nil), merged
-// over every scene when allScenes, else per scene.
+// kind from: their items that keep accepts (every item when nil), each as
+// item makes it (unchanged when nil), merged over every scene when
+// allScenes, else per scene.
 type derivation struct {
 	from, to  aggKind
 	allScenes bool
 	keep      func(item string) bool
+	item      func(dst []byte, item string) []byte
 }
 
 var derivations = []derivation{
-	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }},
-	{kindPerfSession, kindResAll, true, isResourceItem},
-	{kindPerfSession, kindPerfFPS, false, isFPSItem},
-	{kindSteps, kindStepsAll, true, nil},
-	{kindTurns, kindTurnsAll, true, nil},
-	{kindDevice, kindDeviceAll, true, nil},
+	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }, nil},
+	{kindPerfSession, kindResAll, true, isResourceItem, nil},
+	{kindPerfSession, kindPerfFPS, false, isFPSItem, coarseFPSItem},
+	{kindSteps, kindStepsAll, true, nil, nil},
+	{kindTurns, kindTurnsAll, true, nil, nil},
+	{kindDevice, kindDeviceAll, true, nil, nil},
 }
 
 // derivedFrom lists, per kind, the derivations from it.
@@ -97,7 +99,7 @@ var derivedFrom = func() (d [numKinds][]derivation) {
 // holds every item.
 var allScenesOf = func() (a [numKinds]aggKind) {
 	for _, x := range derivations {
-		if x.allScenes && x.keep == nil {
+		if x.allScenes && x.keep == nil && x.item == nil {
 			a[x.from] = x.to
 		}
 	}

@@ -176,3 +176,18 @@ func isResourceItem(it string) bool { return len(it) > 0 && it[0] >= perfItemRes
 func isFPSItem(it string) bool {
 	return len(it) > 0 && (it[0] == perfItemFPS || it[0] == perfItemWindows)
 }
+
+// coarseFPSItem is an fps item of kindPerfFPS: its half-fps bin halved
+// (1-fps bins, coarseFPSBinValue); other items unchanged. perf/by-scene
+// walks an fps distribution per session, scene and hour, half as many
+// bins this way (docs/RATIONALE.md).
+func coarseFPSItem(dst []byte, it string) []byte {
+	if len(it) == 3 && it[0] == perfItemFPS {
+		b := uint16(it[1])<<8 | uint16(it[2])
+		return binary.BigEndian.AppendUint16(append(dst, perfItemFPS), b/2)
+	}
+	return append(dst, it...)
+}
+
+// coarseFPSBinValue is the representative fps of a coarseFPSItem bin.
+func coarseFPSBinValue(b uint16) float64 { return float64(b) + 0.5 }

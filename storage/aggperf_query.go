@@ -234,20 +234,20 @@ func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byS
 	return nil
 }
 
-// perfKind is the per-session perf cells a read scans: those of the
-// items it reads (the fps and window items alone, the resource items
-// alone), of every scene merged unless it is by scene or of one scene.
+// perfKind is the per-session perf cells a read scans: without a scene,
+// those of every scene merged, of the items it reads (the resource items
+// apart); by scene, kindPerfFPS (its fps in 1-fps bins:
+// coarseFPSBinValue); of one scene, the scene cells.
 func perfKind(q *core.Query, byScene bool, hists uint8, upTo byte) aggKind {
-	scoped := byScene || q.Scene != ""
 	resources := hists&(1<<perfItemResource) != 0 || upTo >= perfItemResource
 	fpsOnly := !resources && hists&(1<<perfItemFrameTime) == 0 && upTo <= perfItemWindows
 	switch {
-	case resources && !scoped:
-		return kindResAll
-	case fpsOnly && scoped:
+	case byScene && fpsOnly:
 		return kindPerfFPS
-	case scoped:
+	case byScene || q.Scene != "":
 		return kindPerfSession
+	case resources:
+		return kindResAll
 	}
 	return kindPerfAll
 }
@@ -501,7 +501,7 @@ func (r *Reader) PerfByScene(pnum uint32, q core.Query) ([]core.PerfBySceneRow, 
 			a = &acc{}
 			groups[scene] = a
 		}
-		a.medians = append(a.medians, p.fps.quantile(0.5, fpsBinValue))
+		a.medians = append(a.medians, p.fps.quantile(0.5, coarseFPSBinValue)) // 1-fps bins (kindPerfFPS)
 		a.samples += p.frames
 	})
 	if err != nil {

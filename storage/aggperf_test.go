@@ -235,7 +235,8 @@ func TestPerfSessionStats(t *testing.T) {
 			med = append(med, exactQuantile(fps, 0.5))
 			n += int64(len(fps))
 		}
-		if row.Sessions != int64(len(med)) || row.Samples != n || math.Abs(row.P50FPS-exactQuantile(med, 0.5)) > 0.25 {
+		// Within 0.5 fps: by scene, sessions' fps go in 1-fps bins.
+		if row.Sessions != int64(len(med)) || row.Samples != n || math.Abs(row.P50FPS-exactQuantile(med, 0.5)) > 0.5 {
 			t.Errorf("by-scene %+v, want %d sessions %d samples", row, len(med), n)
 		}
 	}

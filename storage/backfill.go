@@ -12,7 +12,7 @@ import (
 // as they go, and a store folded before they existed gets them once, at
 // open, from its session cells. Its last byte is the version of the
 // derivations: a store marked with an older one gets the new ones.
-var everySceneDone = []byte{nsMeta, 'e', 's', 2}
+var everySceneDone = []byte{nsMeta, 'e', 's', 3}
 
 // backfillEveryScene writes the derived session cells of a store that
 // folded without them, before its aggregator starts. Each is written whole
@@ -57,6 +57,11 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	}
 	if err := wb.Set(append([]byte(nil), everySceneDone...), nil); err != nil {
 		return cells, err
+	}
+	for v := byte(1); v < everySceneDone[3]; v++ { // older versions' marks
+		if err := wb.Delete([]byte{nsMeta, 'e', 's', v}); err != nil {
+			return cells, err
+		}
 	}
 	if err := wb.Delete([]byte{nsMeta, 'e', 's', 1}); err != nil { // the first version's mark
 		return cells, err
@@ -120,9 +125,13 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 			}
 			err := it.Item().Value(func(v []byte) error {
 				return walkCell(ops, v, row, func(item []byte, row []float64) {
-					if d.keep == nil || d.keep(string(item)) {
-						c.add(ops, string(item), row...)
+					if d.keep != nil && !d.keep(string(item)) {
+						return
 					}
+					if d.item != nil {
+						item = d.item(nil, string(item))
+					}
+					c.add(ops, string(item), row...)
 				})
 			})
 			if err != nil {
