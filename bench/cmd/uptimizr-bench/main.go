@@ -180,19 +180,28 @@ func runSuite(args []string) error {
 
 func write(dir string, m report.Machine, rows []report.Row) error {
 	checks := suite.Targets(rows)
-	for _, f := range []struct {
-		name string
-		fn   func(*os.File) error
-	}{
+	return writeFiles(dir, []reportFile{
 		{"results.md", func(w *os.File) error { return report.Markdown(w, m, rows, checks) }},
 		{"results.svg", func(w *os.File) error { return report.SVG(w, "Uptimizr Edge load suite", rows) }},
 		{"results.json", func(w *os.File) error { return report.JSON(w, m, rows) }},
-	} {
+	})
+}
+
+// reportFile is one file of a report and what writes it.
+type reportFile struct {
+	name  string
+	write func(*os.File) error
+}
+
+// writeFiles writes a report's files to dir, then prints the first (the
+// markdown) to standard output.
+func writeFiles(dir string, files []reportFile) error {
+	for _, f := range files {
 		w, err := os.Create(filepath.Join(dir, f.name))
 		if err != nil {
 			return err
 		}
-		if err := f.fn(w); err != nil {
+		if err := f.write(w); err != nil {
 			w.Close()
 			return err
 		}
@@ -200,7 +209,7 @@ func write(dir string, m report.Machine, rows []report.Row) error {
 			return err
 		}
 	}
-	md, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	md, _ := os.ReadFile(filepath.Join(dir, files[0].name))
 	os.Stdout.Write(md)
 	return nil
 }

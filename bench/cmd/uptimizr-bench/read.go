@@ -86,26 +86,8 @@ func runRead(args []string) error {
 }
 
 func writeRead(dir string, r *report.Read) error {
-	for _, f := range []struct {
-		name string
-		fn   func(*os.File) error
-	}{
+	return writeFiles(dir, []reportFile{
 		{"read.md", func(w *os.File) error { return report.ReadMarkdown(w, r) }},
 		{"read.json", func(w *os.File) error { return report.ReadJSON(w, r) }},
-	} {
-		w, err := os.Create(filepath.Join(dir, f.name))
-		if err != nil {
-			return err
-		}
-		if err := f.fn(w); err != nil {
-			w.Close()
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-	md, _ := os.ReadFile(filepath.Join(dir, "read.md"))
-	os.Stdout.Write(md)
-	return nil
+	})
 }

@@ -85,29 +85,11 @@ func runSoak(args []string) error {
 
 func writeSoak(dir string, s *report.Soak) error {
 	title := fmt.Sprintf("Uptimizr Edge soak: %s at %.0f req/s for %s", s.Scenario, s.Rate, s.Duration)
-	for _, f := range []struct {
-		name string
-		fn   func(*os.File) error
-	}{
+	return writeFiles(dir, []reportFile{
 		{"soak.md", func(w *os.File) error { return report.SoakMarkdown(w, s) }},
 		{"soak.svg", func(w *os.File) error { return report.SoakSVG(w, title, s, suite.SoakPanels(s)) }},
 		{"soak.json", func(w *os.File) error { return report.SoakJSON(w, s) }},
-	} {
-		w, err := os.Create(filepath.Join(dir, f.name))
-		if err != nil {
-			return err
-		}
-		if err := f.fn(w); err != nil {
-			w.Close()
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-	md, _ := os.ReadFile(filepath.Join(dir, "soak.md"))
-	os.Stdout.Write(md)
-	return nil
+	})
 }
 
 // multiFlag collects a repeatable string flag.
