@@ -392,9 +392,9 @@ type foldState struct {
 	origins map[string][]uint64
 
 	// atCommit is set while commitFold adds what needed the sessions'
-	// records, after deriveScenes: those additions make their derived
-	// cells themselves.
+	// records, after deriveScenes: bump then derives what it adds.
 	atCommit bool
+	dbuf     []byte // derive's item being built
 }
 
 // reset readies the state for the next fold. Its maps are new for every
@@ -678,7 +678,7 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 			cam.Set, cam.parsed = true, true // its optics came decoded
 			for i := range d.pendingClicks {
 				p := &d.pendingClicks[i]
-				st.addClick(sess, p, []byte(p.mesh), &cam, true)
+				st.addClick(sess, p, []byte(p.mesh), &cam)
 			}
 		}
 	}
@@ -901,16 +901,50 @@ func cellKey(pnum uint32, kind aggKind, session, scene []byte, bucket int64) []b
 // derives from it once, so most events cost one cell lookup instead of
 // three.
 func (st *foldState) bump(kind aggKind, session, scene string, ts int64, item []byte, row ...float64) {
-	if session != "" {
-		st.add(kind, session, scene, ts-ts%kindBucket(kind), item, row)
+	bucket := ts - ts%kindBucket(kind)
+	if session == "" {
+		if !sessionOnly[kind] {
+			st.toScene(kind, scene, bucket, item, row)
+		}
 		return
 	}
-	if sessionOnly[kind] {
-		return
+	st.add(kind, session, scene, bucket, item, row)
+	if st.atCommit {
+		// Added at commit, after deriveScenes: derived here.
+		st.derive(kind, session, scene, bucket, string(item), row)
 	}
-	st.add(kind, "", scene, ts-ts%kindBucket(kind), item, row)
+}
+
+// toScene adds an item to its scene's cell and, for a per-minute kind,
+// the scene's hourly roll-up.
+func (st *foldState) toScene(kind aggKind, scene string, bucket int64, item []byte, row []float64) {
+	st.add(kind, "", scene, bucket, item, row)
 	if hk := rollupOf[kind]; hk != 0 {
-		st.add(hk, "", scene, ts-ts%hourMs, item, row)
+		st.add(hk, "", scene, bucket-bucket%hourMs, item, row)
+	}
+}
+
+// derive adds an item of a session's cell to the cells derived from it:
+// its scene's (toScene), or, for a session-only kind, its derivations'.
+func (st *foldState) derive(kind aggKind, session, scene string, bucket int64, item string, row []float64) {
+	if !sessionOnly[kind] {
+		st.toScene(kind, scene, bucket, stringBytes(item), row)
+		return
+	}
+	for _, d := range derivedFrom[kind] {
+		if d.keep != nil && !d.keep(item) {
+			continue
+		}
+		sc := scene
+		if d.allScenes {
+			sc = ""
+		}
+		it := stringBytes(item)
+		if d.item != nil {
+			st.dbuf = d.item(st.dbuf[:0], item)
+			it = st.dbuf
+		}
+		st.add(d.to, session, sc, bucket, it, row)
 	}
 }
 
@@ -950,33 +984,8 @@ func (st *foldState) deriveScenes() {
 		}
 	}
 	for _, id := range st.sessionCells {
-		if sessionOnly[id.kind] {
-			for _, d := range derivedFrom[id.kind] {
-				scene := id.scene
-				if d.allScenes {
-					scene = ""
-				}
-				for item, row := range st.cells[id] {
-					if d.keep != nil && !d.keep(item) {
-						continue
-					}
-					it := stringBytes(item)
-					if d.item != nil {
-						st.buf = d.item(st.buf[:0], item)
-						it = st.buf
-					}
-					st.add(d.to, id.session, scene, id.bucket, it, row)
-				}
-			}
-			continue
-		}
-		hk := rollupOf[id.kind]
 		for item, row := range st.cells[id] {
-			b := stringBytes(item)
-			st.add(id.kind, "", id.scene, id.bucket, b, row)
-			if hk != 0 {
-				st.add(hk, "", id.scene, id.bucket-id.bucket%hourMs, b, row)
-			}
+			st.derive(id.kind, id.session, id.scene, id.bucket, item, row)
 		}
 	}
 }

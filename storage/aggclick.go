@@ -95,7 +95,7 @@ func (st *foldState) foldClick(e *logEvent, sd *sessionDelta, src byte, mesh []b
 	}
 	if sd.cam.Set {
 		sd.cam.parseOptics()
-		st.addClick(sess, &p, mesh, &sd.cam, false)
+		st.addClick(sess, &p, mesh, &sd.cam)
 		return
 	}
 	if len(sd.pendingClicks) < maxPendingClicks {
@@ -129,15 +129,9 @@ func clickOrigin(p *pendingClick, c *camState) ([3]float64, bool) {
 	return c.Pos, c.HasPos
 }
 
-// addClick adds a click joined to camera c; late (at commit, after the
-// scene cells were derived) adds it to its scene's cell as well.
-func (st *foldState) addClick(sess string, p *pendingClick, mesh []byte, c *camState, late bool) {
-	bump := func(item []byte, row ...float64) {
-		st.bump(kindClickRays, sess, p.scene, p.ts, item, row...)
-		if late {
-			st.bump(kindClickRays, "", p.scene, p.ts, item, row...)
-		}
-	}
+// addClick adds a click joined to camera c.
+func (st *foldState) addClick(sess string, p *pendingClick, mesh []byte, c *camState) {
+	bump := func(item []byte, row ...float64) { st.bump(kindClickRays, sess, p.scene, p.ts, item, row...) }
 	if o, ok := clickOrigin(p, c); ok {
 		b := appendGazeVoxel(appendGazeVoxel(append(st.buf[:0], rayItem, p.src), o), p.hit)
 		bump(st.item(append(b, mesh...)), 1, o[0], o[1], o[2], p.hit[0], p.hit[1], p.hit[2])

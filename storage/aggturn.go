@@ -78,9 +78,6 @@ func (st *foldState) addTurn(sess, scene string, ts int64, a, b [3]float64) {
 	bin := uint16(min(math.MaxUint16, math.Floor(turn/turnBinRad)))
 	it := st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), bin))
 	st.bump(kindTurns, sess, scene, ts, it, 1, turn, turn)
-	if st.atCommit { // after deriveScenes: the every-scene cell too
-		st.bump(kindTurnsAll, sess, "", ts, it, 1, turn, turn)
-	}
 }
 
 // XRRotation is GET /api/v1/xr/rotation: per session, the angles between
@@ -197,9 +194,6 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 	}
 	it := st.item(binary.BigEndian.AppendUint16(append(st.buf[:0], turnBin), stepBin(d)))
 	st.bump(kindSteps, sess, scene, ts, it, 1, d, d)
-	if st.atCommit { // after deriveScenes: the every-scene cell too
-		st.bump(kindStepsAll, sess, "", ts, it, 1, d, d)
-	}
 }
 
 // Navigation is GET /api/v1/navigation: per session, the distances between
