@@ -81,6 +81,8 @@ type Aggregator struct {
 	recBuf              []byte            // the log record being folded
 	ents                []ingestlog.Entry // the records of a fold
 	keyBuf              []string          // a cell's sorted items (commitFold)
+	rowBuf              [][]float64       // their rows
+	entBuf              []int32           // their entries
 
 	records, events, errors atomic.Uint64
 	stale                   atomic.Uint64 // records found already folded (dropped unfolded)
@@ -364,7 +366,7 @@ func (a *Aggregator) behind() bool { return a.Stats().Lag > behindRecords }
 
 // foldState is one fold's in-memory delta.
 type foldState struct {
-	cells    map[cellID]cell
+	cells    foldCells
 	sessions map[string]*sessionDelta
 	strs     map[string]string // interned session and scene ids
 
@@ -373,9 +375,7 @@ type foldState struct {
 	// time bucket, so most lookups skip the map (and hashing two strings).
 	recent [numKinds][2]recentCell
 
-	slab []float64 // rows of new items are carved from here
-
-	sessionCells []cellID // deriveScenes' scratch
+	sessionCells []int32 // deriveScenes' scratch
 
 	// The previous event's scene, session and session delta: consecutive
 	// events mostly share them.
@@ -401,11 +401,10 @@ type foldState struct {
 // fold: a cleared map keeps its size, and iterating or probing a big,
 // nearly empty one (sessions come and go) costs more than a new one.
 func (st *foldState) reset() {
-	st.cells = map[cellID]cell{}
+	st.cells.reset()
 	st.sessions = map[string]*sessionDelta{}
 	st.strs = map[string]string{}
 	st.recent = [numKinds][2]recentCell{}
-	st.slab = st.slab[:0]
 	st.lastScene, st.lastSession, st.lastDelta, st.lastDeltaOf = "", "", nil, ""
 	st.origins = nil
 }
@@ -438,20 +437,9 @@ var (
 // modified.
 func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// newRow copies row into the fold's slab (one allocation per 4096 numbers,
-// not one per new item).
-func (st *foldState) newRow(row []float64) []float64 {
-	if len(st.slab)+len(row) > cap(st.slab) {
-		st.slab = make([]float64, 0, 4096)
-	}
-	n := len(st.slab)
-	st.slab = append(st.slab, row...)
-	return st.slab[n : n+len(row) : n+len(row)]
-}
-
 type recentCell struct {
 	id   cellID
-	cell cell
+	cell int32 // 1 + the cell's index in the fold's cells; 0 for none
 }
 
 // cellID names a cell while folding; its Badger key is built once, at commit.
@@ -686,8 +674,18 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 	// holds the values until Commit returns, and a slice handed to it stays
 	// valid even when the buffer grows (append moves on to a new array).
 	out := a.cellBuf[:0]
-	for id, delta := range st.cells {
+	c := &st.cells
+	for ci, id := range c.ids {
 		ops := kindOps[id.kind]
+		a.entBuf = c.sorted(a.entBuf, int32(ci))
+		if len(a.entBuf) == 0 {
+			continue
+		}
+		a.keyBuf, a.rowBuf = a.keyBuf[:0], a.rowBuf[:0]
+		for _, e := range a.entBuf {
+			a.keyBuf = append(a.keyBuf, c.item(&c.ents[e]))
+			a.rowBuf = append(a.rowBuf, c.row(&c.ents[e]))
+		}
 		var sess []byte
 		if id.session != "" {
 			sess = []byte(id.session)
@@ -699,14 +697,14 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 		case err == nil:
 			err = item.Value(func(v []byte) error {
 				var err error
-				out, a.keyBuf, err = mergeEncoded(out, ops, v, delta, a.keyBuf)
+				out, err = mergeSorted(out, ops, v, a.keyBuf, a.rowBuf)
 				return err
 			})
 			if err != nil {
 				return err
 			}
 		case errors.Is(err, badger.ErrKeyNotFound):
-			out, a.keyBuf, _ = mergeEncoded(out, ops, nil, delta, a.keyBuf)
+			out, _ = mergeSorted(out, ops, nil, a.keyBuf, a.rowBuf)
 		default:
 			return err
 		}
@@ -948,9 +946,7 @@ func (st *foldState) derive(kind aggKind, session, scene string, bucket int64, i
 	}
 }
 
-// add merges row into item of the cell (kind, session, scene, bucket). The
-// item is looked up as bytes and copied into a string only when it is new
-// to the cell.
+// add merges row into item of the cell (kind, session, scene, bucket).
 func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item []byte, row []float64) {
 	id := cellID{kind, session, scene, bucket}
 	scope := 0
@@ -958,34 +954,32 @@ func (st *foldState) add(kind aggKind, session, scene string, bucket int64, item
 		scope = 1
 	}
 	r := &st.recent[kind][scope]
-	if r.cell == nil || r.id != id {
-		c, ok := st.cells[id]
-		if !ok {
-			c = cell{}
-			st.cells[id] = c
-		}
-		r.id, r.cell = id, c
+	if r.cell == 0 || r.id != id {
+		r.id, r.cell = id, st.cells.cell(id)+1
 	}
-	if cur, ok := r.cell[string(item)]; ok {
-		mergeRow(kindOps[kind], cur, row)
-	} else {
-		r.cell[string(item)] = st.newRow(row)
-	}
+	st.cells.add(r.cell-1, kindOps[kind], item, row)
 }
 
 // deriveScenes merges every session cell into its scene-wide cell, and
 // per-minute kinds also into the scene's hourly roll-up (session queries
 // read minutes; there is no per-session roll-up).
 func (st *foldState) deriveScenes() {
+	c := &st.cells
 	st.sessionCells = st.sessionCells[:0]
-	for id := range st.cells {
+	for i, id := range c.ids {
 		if id.session != "" {
-			st.sessionCells = append(st.sessionCells, id)
+			st.sessionCells = append(st.sessionCells, int32(i))
 		}
 	}
-	for _, id := range st.sessionCells {
-		for item, row := range st.cells[id] {
-			st.derive(id.kind, id.session, id.scene, id.bucket, item, row)
+	// derive adds to other cells only; the rows may move as the table
+	// grows, so each is copied before.
+	var buf [16]float64
+	for _, ci := range st.sessionCells {
+		id := c.ids[ci]
+		for e := c.heads[ci]; e >= 0; e = c.ents[e].prev {
+			ent := &c.ents[e]
+			row := buf[:copy(buf[:], c.row(ent))]
+			st.derive(id.kind, id.session, id.scene, id.bucket, c.item(ent), row)
 		}
 	}
 }

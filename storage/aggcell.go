@@ -262,12 +262,23 @@ func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []stri
 		keys = append(keys, it)
 	}
 	sort.Strings(keys)
+	rows := make([][]float64, len(keys))
+	for i, k := range keys {
+		rows[i] = delta[k]
+	}
+	dst, err := mergeSorted(dst, ops, enc, keys, rows)
+	return dst, keys, err
+}
+
+// mergeSorted is mergeEncoded with the delta as items in sorted order
+// (each once) and their rows.
+func mergeSorted(dst []byte, ops []mergeOp, enc []byte, keys []string, rows [][]float64) ([]byte, error) {
 	w := len(ops)
 	var r cellReader
 	if len(enc) > 0 {
 		var err error
 		if r, err = newCellReader(enc, w); err != nil {
-			return dst, keys, err
+			return dst, err
 		}
 	}
 	var rowBuf [8]float64
@@ -284,25 +295,25 @@ func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []stri
 	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
 	body := len(dst)
 	total := uint64(0)
-	appendDelta := func(it string) {
-		dst = binary.AppendUvarint(dst, uint64(len(it)))
-		dst = append(dst, it...)
-		dst = appendCellRow(dst, delta[it])
+	appendDelta := func(d int) {
+		dst = binary.AppendUvarint(dst, uint64(len(keys[d])))
+		dst = append(dst, keys[d]...)
+		dst = appendCellRow(dst, rows[d])
 		total++
 	}
 	d := 0
 	for r.items() > 0 {
 		item, span, head, err := r.next(row)
 		if err != nil {
-			return dst[:start], keys, err
+			return dst[:start], err
 		}
 		for d < len(keys) && keys[d] < string(item) {
-			appendDelta(keys[d])
+			appendDelta(d)
 			d++
 		}
 		switch {
 		case d < len(keys) && keys[d] == string(item):
-			mergeRow(ops, row, delta[keys[d]])
+			mergeRow(ops, row, rows[d])
 			dst = appendCellRow(append(dst, span[:head]...), row)
 			d++
 		case r.v2:
@@ -313,15 +324,15 @@ func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []stri
 		total++
 	}
 	if err := r.done(); len(enc) > 0 && err != nil {
-		return dst[:start], keys, err
+		return dst[:start], err
 	}
 	for ; d < len(keys); d++ {
-		appendDelta(keys[d])
+		appendDelta(d)
 	}
 	// Move the body left over the unused part of the count's room.
 	var cnt [binary.MaxVarintLen64]byte
 	c := binary.PutUvarint(cnt[:], total)
 	copy(dst[start+1:], cnt[:c])
 	m := copy(dst[start+1+c:], dst[body:])
-	return dst[:start+1+c+m], keys, nil
+	return dst[:start+1+c+m], nil
 }
