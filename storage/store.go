@@ -567,7 +567,9 @@ func subDir(opts Options, name string) (dir string, ok bool, err error) {
 // rather than in a value log that would need collecting. Its block cache
 // (32 MiB) holds what one read of the session-scope aggregates walks at
 // 10,000 sessions (docs/RATIONALE.md, "Why is the aggregates' block cache
-// 32 MiB?").
+// 32 MiB?"). Its memtables are 32 MiB: Badger bounds a transaction at 15%
+// of one, and a fold writes every cell it touches in one transaction
+// (docs/RATIONALE.md, "Why is the aggregates' memtable 32 MiB?").
 func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	dir, ok, err := subDir(opts, "agg")
 	if !ok {
@@ -575,7 +577,7 @@ func openAggregates(opts Options, space *spaceGuard) (*badger.DB, error) {
 	}
 	bo := badgerOptions(dir, opts).
 		WithValueThreshold(1 << 20).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(32 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(4 << 20).
 		WithValueLogFileSize(64 << 20)
