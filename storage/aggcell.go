@@ -251,27 +251,11 @@ func decodeCell(ops []mergeOp, b []byte, into cell) error {
 	return r.done()
 }
 
-// mergeEncoded appends to dst the encoding of the stored cell enc (nil when
-// there is none) merged with delta, without decoding enc into a map: both
-// are walked in item order, stored items copied or merged in place, new
-// ones inserted. keys is scratch for delta's sorted items and is returned
-// grown. The result equals decoding enc, merging delta and encoding.
-func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []string) ([]byte, []string, error) {
-	keys = keys[:0]
-	for it := range delta {
-		keys = append(keys, it)
-	}
-	sort.Strings(keys)
-	rows := make([][]float64, len(keys))
-	for i, k := range keys {
-		rows[i] = delta[k]
-	}
-	dst, err := mergeSorted(dst, ops, enc, keys, rows)
-	return dst, keys, err
-}
-
-// mergeSorted is mergeEncoded with the delta as items in sorted order
-// (each once) and their rows.
+// mergeSorted appends to dst the encoding of the stored cell enc (nil
+// when there is none) merged with a delta, keys (sorted, each once) and
+// their rows, without decoding enc into a map: both are walked in item
+// order, stored items copied or merged in place, new ones inserted. The
+// result equals decoding enc, merging the delta and encoding.
 func mergeSorted(dst []byte, ops []mergeOp, enc []byte, keys []string, rows [][]float64) ([]byte, error) {
 	w := len(ops)
 	var r cellReader

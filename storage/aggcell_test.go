@@ -9,8 +9,25 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
 )
+
+// mergeEncoded is mergeSorted with the delta as a cell (a map); keys is
+// scratch for its sorted items and is returned grown.
+func mergeEncoded(dst []byte, ops []mergeOp, enc []byte, delta cell, keys []string) ([]byte, []string, error) {
+	keys = keys[:0]
+	for it := range delta {
+		keys = append(keys, it)
+	}
+	sort.Strings(keys)
+	rows := make([][]float64, len(keys))
+	for i, k := range keys {
+		rows[i] = delta[k]
+	}
+	dst, err := mergeSorted(dst, ops, enc, keys, rows)
+	return dst, keys, err
+}
 
 // refMerge is the plain path: decode the stored cell, merge, encode.
 func refMerge(ops []mergeOp, enc []byte, delta cell) ([]byte, error) {
