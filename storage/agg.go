@@ -972,7 +972,7 @@ func (st *foldState) deriveScenes() {
 		}
 	}
 	// derive adds to other cells only; the rows may move as the table
-	// grows, so each is copied before.
+	// grows, so each is copied before (a row is at most 7 numbers: kindOps).
 	var buf [16]float64
 	for _, ci := range st.sessionCells {
 		id := c.ids[ci]

@@ -48,8 +48,9 @@ func batchFromBody(tb testing.TB, raw []byte, pnum uint32) *core.Batch {
 }
 
 // BenchmarkAggregatorFold measures how fast the aggregator folds the ingest
-// log into aggregates: each op folds one 200-event record (256 records per
-// transaction), events/s reported.
+// log into aggregates: each op folds one 200-event record (up to
+// benchFoldRecords records per transaction), events/s and records per
+// fold reported.
 func BenchmarkAggregatorFold(b *testing.B) {
 	benchFold(b, func(pnum uint32) []*core.Batch { return []*core.Batch{fixtureBatch(b, pnum)} })
 }
