@@ -82,6 +82,14 @@ func orUnknown(s string) string {
 // since Begin, per Strip.
 func (p *Processor) Stripped() [NumStrips]int { return p.stripped }
 
+// Restart forgets the events added since Begin, for a caller that decodes
+// the request again from its start: the strip counts are zeroed (the caller
+// truncates the batch to what it held at Begin).
+func (p *Processor) Restart() {
+	p.stripped = [NumStrips]int{}
+	p.slots = [maxDepth + 1][maxSlots]Value{}
+}
+
 // Add validates one event, applies gating and, when it is kept, appends its
 // canonical JSON (and its session id) to the batch. It returns what became of
 // the event, its type (TypeInvalid when the type is missing or unknown) and,

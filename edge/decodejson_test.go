@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,22 +51,27 @@ func decodeWhole(s *ingestAPI, ic *ingestCtx, data []byte) string {
 		return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
 	}
 	for i, ev := range events {
-		s.addEvent(ic, i, ev)
+		s.addEvent(ic, i, jsonvalue.Wrap(ev))
 	}
 	return ""
 }
 
 // decodeBoth runs data through decodeJSON and decodeWhole, each with a
 // fresh context, and fails unless they agree: on whether the body is
-// malformed, on any other message, and on every event kept or refused.
+// malformed, on any other message, and on every event kept or refused. It
+// also holds decodeJSON, which parses with the tape, to decodeJSONSplit,
+// the splitter and fastjson alone (sameDecode).
 func decodeBoth(t *testing.T, s *ingestAPI, data []byte) (msg string, kept int) {
 	t.Helper()
 	info := &core.RequestInfo{ProjectID: "p", Channels: core.AllChannels()}
 	var a, b ingestCtx
+	a.proc.SetCapture(s.capture)
+	b.proc.SetCapture(s.capture)
 	a.proc.Begin(&a.batch, info)
 	b.proc.Begin(&b.batch, info)
 	got := s.decodeJSON(&a, data)
 	want := decodeWhole(s, &b, data)
+	sameDecode(t, s, data, &a, got)
 	gm, wm := strings.HasPrefix(got, "malformed JSON body"), strings.HasPrefix(want, "malformed JSON body")
 	if gm != wm || (!gm && got != want) {
 		t.Fatalf("body %.200q:\n got %q\nwant %q", data, got, want)
@@ -83,6 +89,27 @@ func decodeBoth(t *testing.T, s *ingestAPI, data []byte) (msg string, kept int) 
 		}
 	}
 	return "", len(a.batch.Events)
+}
+
+// sameDecode fails unless decodeJSONSplit decodes data exactly as
+// decodeJSON did into a, with message msg: the same message, to the byte,
+// the same canonical events, spans and errors, the same counts.
+func sameDecode(t *testing.T, s *ingestAPI, data []byte, a *ingestCtx, msg string) {
+	t.Helper()
+	info := &core.RequestInfo{ProjectID: "p", Channels: core.AllChannels()}
+	var c ingestCtx
+	c.proc.SetCapture(s.capture)
+	c.proc.Begin(&c.batch, info)
+	want := s.decodeJSONSplit(&c, data)
+	if msg != want {
+		t.Fatalf("body %.200q:\n tape  %q\nsplit %q", data, msg, want)
+	}
+	if a.rejected != c.rejected || a.filtered != c.filtered || a.dropped != c.dropped || a.proc.Stripped() != c.proc.Stripped() ||
+		!slices.Equal(a.errs, c.errs) || !bytes.Equal(a.batch.Buf, c.batch.Buf) ||
+		!slices.Equal(a.batch.Events, c.batch.Events) || !slices.Equal(a.batch.Spans, c.batch.Spans) {
+		t.Fatalf("body %.200q: the tape's decode differs from the split one's: %d/%d/%d against %d/%d/%d", data,
+			len(a.batch.Events), a.rejected, a.filtered, len(c.batch.Events), c.rejected, c.filtered)
+	}
 }
 
 func TestDecodeJSONAgreesWithASingleParse(t *testing.T) {
@@ -144,6 +171,47 @@ func TestDecodeJSONAgreesWithASingleParse(t *testing.T) {
 	}
 	if kept < 600 {
 		t.Fatalf("only %d events kept over all cases", kept)
+	}
+}
+
+// TestDecodeJSONUsesTheTape: the fixtures, and bodies of every kind of
+// event, are parsed by the tape alone; a body it refuses is decoded again.
+func TestDecodeJSONUsesTheTape(t *testing.T) {
+	s := newPathRig(t, true, false).in
+	info := &core.RequestInfo{ProjectID: "p", Channels: core.AllChannels()}
+	paths, _ := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
+	if len(paths) == 0 {
+		t.Fatal("no fixtures")
+	}
+	decode := func(body []byte) (*ingestCtx, string) {
+		ic := new(ingestCtx)
+		ic.proc.SetCapture(s.capture)
+		ic.proc.Begin(&ic.batch, info)
+		msg := s.decodeJSON(ic, body)
+		sameDecode(t, s, body, ic, msg)
+		return ic, msg
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic, msg := decode(b)
+		if msg != "" || ic.refusals != 0 || len(ic.batch.Events) == 0 {
+			t.Fatalf("%s: %q, %d refusals, %d events kept", p, msg, ic.refusals, len(ic.batch.Events))
+		}
+	}
+	ok := `{"type":"scene_change","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1"}`
+	for _, body := range []string{
+		`{"events":[` + ok + `,{"type":"custom","projectId":"p","sessionId":"s","ts":1,"sdkVersion":"1","name":"n","props":{"a":NaN}}]}`,
+		`{"events":[` + ok + `],"meta":{"x":}}`,
+		`{"events":[` + ok + `,{"type":"custom","projectId":"p","sessionId":"s\x","ts":1,"sdkVersion":"1","name":"n"}]}`,
+		`{"\u0065vents":[` + ok + `]}`,
+	} {
+		ic, msg := decode([]byte(body))
+		if ic.refusals != 1 {
+			t.Fatalf("%s: %d refusals (%q)", body, ic.refusals, msg)
+		}
 	}
 }
 
@@ -222,7 +290,7 @@ func TestDecodeNDJSONChecksEveryLine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.addEvent(&ic, 0, v)
+			s.addEvent(&ic, 0, jsonvalue.Wrap(v))
 			wantRejected += ic.rejected
 			if len(ic.batch.Events) == 1 {
 				wantKept = append(wantKept, string(ic.batch.Session(0)))

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"github.com/valyala/fastjson"
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/internal/jsonscan"
@@ -22,9 +21,10 @@ import (
 // buffers, batch and processor are reused, so a request in steady state
 // allocates nothing per event.
 type ingestCtx struct {
-	parser  jsonvalue.Parser
-	slotted bool   // holds one of the server's ingest slots (admission)
-	pnum    uint32 // the project the slot is held for
+	tape    jsonvalue.Tape   // the write path's parser
+	parser  jsonvalue.Parser // the parser of what the tape refuses
+	slotted bool             // holds one of the server's ingest slots (admission)
+	pnum    uint32           // the project the slot is held for
 	body    []byte
 	batch   core.Batch
 	proc    core.Processor
@@ -32,6 +32,7 @@ type ingestCtx struct {
 	errs    []eventError
 
 	accepted, rejected, filtered int
+	refusals                     int // bodies the tape refused, decoded again (decodeJSON)
 	stripped                     [core.NumStrips]int
 	// dropped counts filtered and rejected events by type until the body
 	// is known to be well formed; then they go to the metrics.
@@ -49,10 +50,11 @@ const maxReportedErrors = 20
 func (ic *ingestCtx) reset() {
 	ic.batch.Reset()
 	ic.errs = ic.errs[:0]
-	ic.accepted, ic.rejected, ic.filtered = 0, 0, 0
+	ic.accepted, ic.rejected, ic.filtered, ic.refusals = 0, 0, 0, 0
 	ic.stripped = [core.NumStrips]int{}
 	ic.dropped = [core.NumEventTypes]struct{ filtered, rejected int32 }{}
 	ic.info = core.RequestInfo{}
+	ic.tape.Release()
 	if cap(ic.body) > 4<<20 { // do not pin a rare huge body in the pool
 		ic.body = nil
 	}
@@ -275,7 +277,33 @@ func errText(err error) string {
 // when it is valid JSON, as a single parse would decide. Syntax errors take
 // precedence over the other 400s, as they would after a single parse: the
 // whole body is checked before those are returned.
+//
+// Events and members are parsed by the tape (jsonvalue.Tape), which finds
+// each value's end as it parses it. The tape reads a strict subset of what
+// fastjson reads; when it refuses anything, or the body is malformed, the
+// body is decoded again from the start by the splitter and fastjson
+// (decodeJSONSplit), which decides it and names its error exactly as it
+// always has: the tape only makes the common case faster.
 func (s *ingestAPI) decodeJSON(ic *ingestCtx, data []byte) string {
+	nbuf, nev, nspan := len(ic.batch.Buf), len(ic.batch.Events), len(ic.batch.Spans)
+	d := bodyDecoder{s: s, ic: ic, data: data, fast: true}
+	msg := d.decode()
+	if !d.refused {
+		return msg
+	}
+	// Forget what the tape's pass added, and decode again.
+	b := &ic.batch
+	b.Buf, b.Events, b.Spans = b.Buf[:nbuf], b.Events[:nev], b.Spans[:nspan]
+	ic.errs = ic.errs[:0]
+	ic.rejected, ic.filtered = 0, 0
+	ic.dropped = [core.NumEventTypes]struct{ filtered, rejected int32 }{}
+	ic.proc.Restart()
+	ic.refusals++
+	return s.decodeJSONSplit(ic, data)
+}
+
+// decodeJSONSplit is decodeJSON with the splitter and fastjson alone.
+func (s *ingestAPI) decodeJSONSplit(ic *ingestCtx, data []byte) string {
 	d := bodyDecoder{s: s, ic: ic, data: data}
 	return d.decode()
 }
@@ -290,11 +318,19 @@ type bodyDecoder struct {
 	// badVersion: the schemaVersion is not 1.x, which is reported before
 	// any other error but a syntax error.
 	badVersion bool
+	// fast: values are parsed by the tape; refused: the tape refused a
+	// value, or the body is malformed, and it must be decoded again
+	// without the tape (decodeJSON).
+	fast, refused bool
 }
 
 // malformed is the message of a syntax error at d.i (err from the parser,
 // or nil for a structural error found by the splitter).
 func (d *bodyDecoder) malformed(err error) string {
+	if d.fast {
+		d.refused = true
+		return "refused by the tape"
+	}
 	var ee *jsonvalue.EscapeError
 	if errors.As(err, &ee) {
 		return "malformed JSON body: invalid escape " + strconv.Quote(ee.Seq) + " in a string at offset " + strconv.Itoa(d.i+ee.Offset)
@@ -326,6 +362,9 @@ func (d *bodyDecoder) decode() string {
 		bad = d.object()
 	default:
 		// Valid JSON, but not an object or array, or not JSON at all.
+		if d.fast {
+			return d.malformed(nil)
+		}
 		if _, err := d.ic.parser.ParseBytes(data); err != nil {
 			return d.malformed(err)
 		}
@@ -364,6 +403,9 @@ func (d *bodyDecoder) object() string {
 		key := data[d.i+1 : kend-1]
 		if bytes.IndexByte(key, '\\') >= 0 {
 			// An escaped key: fastjson unescapes it.
+			if d.fast {
+				return d.malformed(nil)
+			}
 			v, err := d.ic.parser.ParseBytes(data[d.i:kend])
 			if err != nil {
 				return d.malformed(err)
@@ -396,8 +438,8 @@ func (d *bodyDecoder) object() string {
 			if bad != "" {
 				return bad
 			}
-			b, err := v.StringBytes()
-			d.badVersion = err != nil || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1.")))
+			b := v.Str()
+			d.badVersion = v.Kind() != core.KindString || !(string(b) == "1" || bytes.HasPrefix(b, []byte("1.")))
 		default:
 			if _, bad := d.value(); bad != "" {
 				return bad
@@ -429,9 +471,18 @@ func (d *bodyDecoder) next(closer byte) (more bool, bad string) {
 	return false, d.malformed(nil)
 }
 
-// value finds the end of the value at d.i, parses it with fastjson and
-// moves past it. The value is valid until the parser's next use.
-func (d *bodyDecoder) value() (*fastjson.Value, string) {
+// value parses the value at d.i and moves past it: with the tape, or by
+// finding its end with the splitter and parsing that with fastjson. The
+// value is valid until the parser's next use.
+func (d *bodyDecoder) value() (core.Value, string) {
+	if d.fast {
+		v, end, ok := d.ic.tape.Parse(d.data, d.i)
+		if !ok {
+			return nil, d.malformed(nil)
+		}
+		d.i = end
+		return v, ""
+	}
 	end, escaped := jsonscan.SkipValueEscaped(d.data, d.i)
 	if end < 0 {
 		// Unterminated: fastjson names the error, if it finds one.
@@ -449,7 +500,7 @@ func (d *bodyDecoder) value() (*fastjson.Value, string) {
 		return nil, d.malformed(fmt.Errorf("cannot parse number: unexpected char: %q", d.data[d.i:end]))
 	}
 	d.i = end
-	return v, ""
+	return jsonvalue.Wrap(v), ""
 }
 
 // events reads the events array at d.i, parsing and processing each event
@@ -510,11 +561,18 @@ func (s *ingestAPI) decodeNDJSON(ic *ingestCtx, data []byte) string {
 		if n == MaxBatchEvents {
 			return "too many events in one batch: at most " + strconv.Itoa(MaxBatchEvents)
 		}
+		// The tape parses the line when it can (it refuses a line that is
+		// not an object); fastjson decides and names the rest.
+		if v, end, ok := ic.tape.Parse(l, 0); ok && end == len(l) && v.Kind() == core.KindObject {
+			s.addEvent(ic, n, v)
+			n++
+			continue
+		}
 		v, err := ic.parser.Parse(l, escaped)
 		if err != nil {
 			return "malformed JSON on line " + strconv.Itoa(line) + ": " + truncate(err.Error(), 200)
 		}
-		s.addEvent(ic, n, v)
+		s.addEvent(ic, n, jsonvalue.Wrap(v))
 		n++
 	}
 	if n == 0 {
@@ -523,8 +581,8 @@ func (s *ingestAPI) decodeNDJSON(ic *ingestCtx, data []byte) string {
 	return ""
 }
 
-func (s *ingestAPI) addEvent(ic *ingestCtx, i int, ev *fastjson.Value) {
-	out, t, reason := ic.proc.Add(jsonvalue.Wrap(ev))
+func (s *ingestAPI) addEvent(ic *ingestCtx, i int, ev core.Value) {
+	out, t, reason := ic.proc.Add(ev)
 	switch out {
 	case core.Accepted:
 		// counted once committed
