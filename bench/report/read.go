@@ -43,8 +43,9 @@ type Read struct {
 	// CatchUp runs from the last batch's answer until the aggregator's lag
 	// was 0 (and stayed so).
 	CatchUp      time.Duration
-	FoldedEvents int64 // uptimizr_aggregator_folded_events once caught up
-	DataDirBytes int64 // the data dir's size once caught up
+	FoldedEvents int64   // uptimizr_aggregator_folded_events once caught up
+	DataDirBytes int64   // the data dir's size once caught up
+	ReadCPU      float64 // cores the collector used during the reads
 
 	// The reads.
 	Requests int           // per route
@@ -278,6 +279,9 @@ func ReadMarkdown(w io.Writer, s *Read) error {
 	if s.DataDirBytes > 0 {
 		fmt.Fprintf(&b, "| data dir | %s MiB |\n", MiB(s.DataDirBytes))
 	}
+	if s.ReadCPU > 0 {
+		fmt.Fprintf(&b, "| collector CPU during the reads | %.2f cores |\n", s.ReadCPU)
+	}
 
 	pass, fail, byDesign, withErrors := s.Tally()
 	fmt.Fprintf(&b, "\n## Routes\n\n%d routes, %d requests each (%.1f s in all). %d of %d meet the %s ms p99 target",
@@ -376,6 +380,7 @@ type jsonRead struct {
 	CatchUpSeconds    float64         `json:"catch_up_seconds"`
 	FoldedEvents      int64           `json:"folded_events"`
 	DataDirBytes      int64           `json:"data_dir_bytes"`
+	ReadCPU           float64         `json:"read_server_cpu_cores"`
 	Requests          int             `json:"requests_per_route"`
 	Target            float64         `json:"target_p99_ms"`
 	Session           string          `json:"session"`
@@ -399,6 +404,7 @@ func ReadJSON(w io.Writer, s *Read) error {
 		Accepted: s.Accepted, Rejected: s.Rejected, Filtered: s.Filtered,
 		LoadCPU: finite(s.LoadCPU), LoadPeakRSS: s.LoadPeakRSS, LagAtLoadEnd: s.LagAtLoadEnd,
 		CatchUpSeconds: s.CatchUp.Seconds(), FoldedEvents: s.FoldedEvents, DataDirBytes: s.DataDirBytes,
+		ReadCPU:  finite(s.ReadCPU),
 		Requests: s.Requests, Target: ms(s.Target), Session: s.Session, Scene: s.Scene, Week: s.Week, Day: s.Day,
 		ReadSeconds: s.ReadTime.Seconds(), Routes: []jsonReadRoute{}, Notes: s.Notes,
 	}

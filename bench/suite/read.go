@@ -243,8 +243,12 @@ func readPhase(ctx context.Context, o ReadOptions, run *report.Read, plan *readP
 	if o.Profile != "" {
 		prof = startProfile(ctx, "http://"+pprofAddr, o.Profile, o.ProfileSeconds)
 	}
+	smp, serr := startSampler(c.cmd.Process.Pid, time.Second)
 	run.Routes, err = measureRoutes(ctx, c.base, keys.Query, routes, o.Requests, o.Retention, o.Target, o.Progress)
 	run.ReadTime = time.Since(start)
+	if serr == nil {
+		run.ReadCPU = smp.finish().Cores
+	}
 	if prof != nil {
 		if perr := prof.finish(); perr != nil && err == nil {
 			err = perr
