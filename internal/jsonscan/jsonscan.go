@@ -186,7 +186,7 @@ func FixEscapes(dst, b []byte) (out []byte, bad int) {
 		default:
 			return b, i
 		}
-		u, ok := hex4(b, i+2)
+		u, ok := Hex4(b, i+2)
 		if !ok {
 			return b, i
 		}
@@ -195,7 +195,7 @@ func FixEscapes(dst, b []byte) (out []byte, bad int) {
 			continue
 		}
 		if u < 0xDC00 && i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
-			if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+			if lo, ok := Hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
 				i += 12 // a pair: the parser decodes it
 				continue
 			}
@@ -216,8 +216,8 @@ func FixEscapes(dst, b []byte) (out []byte, bad int) {
 	return out, -1
 }
 
-// hex4 decodes the four hex digits at b[i:].
-func hex4(b []byte, i int) (uint16, bool) {
+// Hex4 decodes the four hex digits at b[i:] (a \u escape's).
+func Hex4(b []byte, i int) (uint16, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/uptimizr/edge/core"
+	"github.com/uptimizr/edge/internal/jsonscan"
 )
 
 // Tape parses one JSON value in a single pass into flat arrays and serves
@@ -278,18 +279,19 @@ func (t *Tape) parseStr(i int) (int32, int, bool) {
 			case 't':
 				u = append(u, '\t')
 			case 'u':
-				r, ok := tapeHex4(b, j+2)
+				u16, ok := jsonscan.Hex4(b, j+2)
 				if !ok {
 					return 0, 0, false
 				}
+				r := rune(u16)
 				j += 6
 				if r < 0xD800 || r > 0xDFFF {
 					u = utf8.AppendRune(u, r)
 					continue
 				}
 				if r < 0xDC00 && j+1 < len(b) && b[j] == '\\' && b[j+1] == 'u' {
-					if lo, ok := tapeHex4(b, j+2); ok && lo >= 0xDC00 && lo <= 0xDFFF {
-						u = utf8.AppendRune(u, utf16.DecodeRune(r, lo))
+					if lo, ok := jsonscan.Hex4(b, j+2); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+						u = utf8.AppendRune(u, utf16.DecodeRune(r, rune(lo)))
 						j += 6
 						continue
 					}
@@ -329,27 +331,6 @@ func strStop(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-func tapeHex4(b []byte, i int) (rune, bool) {
-	if i+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 func (v *tapeVal) node() *tapeNode { return &v.t.nodes[v.i] }
