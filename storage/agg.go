@@ -481,6 +481,7 @@ type sessionDelta struct {
 	turns         turnState
 	steps         turnState // positions (aDir.dir holds the position)
 	pathSec       int64     // 1 + the second of the path's last point (foldPath)
+	xr            int64     // events of an input type from a headset's source (xrSources)
 	cam           camState  // the latest camera_sample (clicks join it)
 	pendingClicks []pendingClick
 }
@@ -753,6 +754,7 @@ func (a *Aggregator) commitFold(pnum uint32, st *foldState, cpKey []byte, next u
 			return err
 		default:
 			rec.ID, rec.StartedAt, rec.EndedAt = sess, d.started, d.last
+			rec.XR = new(int64)
 		}
 		oldStart, existed := rec.StartedAt, err == nil
 		rec.merge(d)
@@ -803,6 +805,13 @@ type SessionRecord struct {
 	// LastCam is its camera, for the clicks of the next fold before its
 	// first camera_sample.
 	LastCam *camState `json:"lastCam,omitempty"`
+	// XR counts the session's events of an input type from a headset's
+	// source (the input cells' count of those items, all scenes and
+	// hours), so xr/abandonment tells a headset session from its record
+	// alone. Nil in a record folded before the count was kept: it stays
+	// nil (a count from then on would be short), and the reads fall back
+	// to the input cells.
+	XR *int64 `json:"xr,omitempty"`
 }
 
 // readSessionRecord reads a session's record in txn; the zero record when
@@ -824,6 +833,9 @@ func (r *SessionRecord) merge(d *sessionDelta) {
 	r.Events += d.events
 	r.StartedAt = min(r.StartedAt, d.started)
 	r.EndedAt = max(r.EndedAt, d.last)
+	if r.XR != nil {
+		*r.XR += d.xr
+	}
 	if d.visitor != "" {
 		r.VisitorID = d.visitor
 	}

@@ -154,6 +154,9 @@ func (st *foldState) foldInput(e *logEvent, sess, scene string, ts int64, sd *se
 	src := sourceOf(e.f[fSource])
 	b := append(st.buf[:0], byte(e.Type), src)
 	st.bump(kindInputs, sess, scene, ts, st.item(b), 1)
+	if xrSources[src] {
+		sd.xr++
+	}
 
 	hour := ts - ts%hourMs
 	seen := &sd.inputs

@@ -514,9 +514,21 @@ func (r *Reader) XRAbandonment(pnum uint32, q core.Query) ([]core.XRAbandonmentR
 		if len(rows) >= q.Limit && rec.StartedAt < starts[len(starts)-1] {
 			return false, nil // ties with the last row are still taken, to be ordered by id
 		}
-		n, headset, err := xrOf(rec.ID)
-		if err != nil || !headset {
+		// The record's count tells a headset session, and is its count
+		// when the range holds the whole session: only a session the
+		// range or a scene cuts, or one whose record predates the count,
+		// reads its input cells.
+		var n int64
+		var headset bool
+		var err error
+		whole := rec.StartedAt >= q.Since && rec.EndedAt <= q.Until && q.Scene == ""
+		if rec.XR != nil && (whole || *rec.XR == 0) {
+			n, headset = *rec.XR, *rec.XR > 0
+		} else if n, headset, err = xrOf(rec.ID); err != nil {
 			return true, err
+		}
+		if !headset {
+			return true, nil
 		}
 		x, ok, err := row(rec, n)
 		if err != nil || !ok {
@@ -558,6 +570,7 @@ type sessionSpan struct {
 	Events    int64  `json:"events"`
 	StartedAt int64  `json:"started"`
 	EndedAt   int64  `json:"ended"`
+	XR        *int64 `json:"xr"`
 }
 
 // sessionsByStart calls fn with the span of each session of the project

@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/uptimizr/edge/core"
 )
 
@@ -498,6 +501,144 @@ func TestXRAbandonmentOrderAndLimit(t *testing.T) {
 			if want := oracle(q); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("since %d, limit %d: %v, want %v", since-t0, limit, got, want)
 			}
+		}
+	}
+}
+
+// stripXRCounts rewrites every session record of the project as a store
+// folded before the records kept their headset count has it: no "xr".
+func stripXRCounts(t *testing.T, s *Store, pnum uint32) {
+	t.Helper()
+	err := s.adb.Update(func(txn *badger.Txn) error {
+		for _, ns := range []byte{nsSession, nsSessionIdx} {
+			prefix := binary.BigEndian.AppendUint32([]byte{ns}, pnum)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			var keys, vals [][]byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					it.Close()
+					return err
+				}
+				var rec SessionRecord
+				if err := json.Unmarshal(v, &rec); err != nil {
+					it.Close()
+					return err
+				}
+				if rec.XR == nil {
+					it.Close()
+					return fmt.Errorf("record %s has no headset count", rec.ID)
+				}
+				rec.XR = nil
+				b, _ := json.Marshal(&rec)
+				keys, vals = append(keys, it.Item().KeyCopy(nil)), append(vals, b)
+			}
+			it.Close()
+			for i := range keys {
+				if err := txn.Set(keys[i], vals[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestXRAbandonmentRecordCount: the headset count a session's record
+// keeps gives the same rows as reading its input cells, for every range,
+// scene and limit; and a record folded before the count was kept stays
+// without one when more events come, so it is read from its cells and
+// stays right.
+func TestXRAbandonmentRecordCount(t *testing.T) {
+	s := openTest(t, Options{DisableAggregation: true})
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	t0 := int64(1795892400000)
+	r := rand.New(rand.NewSource(3))
+	sources := []string{"mouse", "touch", "xr-controller", "hand", "gaze", ""}
+	batch := func(from, to int) [][3]string {
+		var evs [][3]string
+		for i := from; i < to; i++ {
+			sess := fmt.Sprintf("s%03d", i%40)
+			ts := t0 + int64(i)*7*60*1000 + r.Int63n(60_000)
+			typ := []string{"pointer_click", "pointer_move", "scene_change", "camera_sample"}[r.Intn(4)]
+			extra := fmt.Sprintf(`,"sceneId":"%c"`, 'a'+r.Intn(3))
+			if src := sources[r.Intn(len(sources))]; src != "" && typ != "scene_change" && typ != "camera_sample" {
+				extra += `,"source":"` + src + `"`
+			}
+			evs = append(evs, [3]string{typ, sess, fmt.Sprint(ts) + extra})
+		}
+		return evs
+	}
+	commitEvents(t, s, pnum, batch(0, 300))
+	commitEvents(t, s, pnum, batch(300, 600)) // records updated by a second fold
+	rd := s.Reader()
+	queries := func() []core.Query {
+		var qs []core.Query
+		for _, since := range []int64{0, t0 + 5*hourMs + 123, t0 + 40*hourMs} {
+			for _, until := range []int64{t0 + 20*hourMs, t0 + 100*hourMs} {
+				for _, scene := range []string{"", "b"} {
+					for _, limit := range []int{3, 500} {
+						q := core.DefaultQuery()
+						q.Since, q.Until, q.Scene, q.Limit = since, until, scene, limit
+						qs = append(qs, q)
+					}
+				}
+			}
+		}
+		return qs
+	}
+	answer := func() []string {
+		var out []string
+		for _, q := range queries() {
+			rows, err := rd.XRAbandonment(pnum, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(rows))
+		}
+		return out
+	}
+	withCount := answer()
+	if !strings.Contains(withCount[0], "s0") {
+		t.Fatalf("no headset session in the mix: %s", withCount[0])
+	}
+	stripXRCounts(t, s, pnum)
+	fromCells := answer()
+	for i, q := range queries() {
+		if withCount[i] != fromCells[i] {
+			t.Errorf("since %d until %d scene %q limit %d:\nrecord %s\ncells  %s", q.Since, q.Until, q.Scene, q.Limit, withCount[i], fromCells[i])
+		}
+	}
+	// More events for the same sessions after the strip: the records stay
+	// without a count, and the rows are still those of the cells.
+	commitEvents(t, s, pnum, batch(600, 700))
+	rec, err := rd.sessionRecord(pnum, "s001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.XR != nil {
+		t.Fatalf("a record without a count got one from a later fold: %d", *rec.XR)
+	}
+	stripped := answer()
+	s2 := openTest(t, Options{DisableAggregation: true})
+	s2.Registry().CreateProject("p")
+	p2 := s2.Registry().Project("p").Num
+	r = rand.New(rand.NewSource(3))
+	commitEvents(t, s2, p2, batch(0, 300))
+	commitEvents(t, s2, p2, batch(300, 600))
+	commitEvents(t, s2, p2, batch(600, 700))
+	rd2 := s2.Reader()
+	for i, q := range queries() {
+		rows, err := rd2.XRAbandonment(p2, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rows) != stripped[i] {
+			t.Errorf("after a later fold, since %d scene %q limit %d:\ncounted %v\ncells   %s", q.Since, q.Scene, q.Limit, rows, stripped[i])
 		}
 	}
 }
