@@ -443,27 +443,51 @@ func (r *Reader) HeatPointer(pnum uint32, q core.Query, bins int) ([]core.Pointe
 // bins azimuth × bins elevation cells, busiest first.
 func (r *Reader) HeatCamera(pnum uint32, q core.Query, bins int) ([]core.CameraCellRow, error) {
 	bins = max(1, bins)
-	c, err := r.merged(pnum, kindHeatCamera, &q)
+	// The reference's bins: azimuth atan2(z, x) + π (from −x, through −z),
+	// elevation from straight down; a 1° cell goes by its middle. Each
+	// stored 1° cell is counted into its bin as the cells are walked, with
+	// the bin of each azimuth and elevation looked up: no map of the 1°
+	// cells is built.
+	var azBin [360]int32
+	var elBin [181]int32
+	binOf := func(ref, span float64) int32 { return int32(min(bins-1, int(ref/span*float64(bins)))) }
+	for az := range azBin {
+		azBin[az] = binOf(math.Mod(269.5-float64(az)+360, 360), 360)
+	}
+	for el := range elBin {
+		elBin[el] = binOf(float64(el)+0.5, 180)
+	}
+	counts := make([]int64, bins*bins)
+	ops := kindOps[kindHeatCamera]
+	row := make([]float64, len(ops))
+	err := r.scanCellBytes(pnum, kindHeatCamera, &q, true, func(_ []byte, _ int64, v []byte) error {
+		return walkCell(ops, v, row, func(item []byte, row []float64) {
+			if len(item) != 4 {
+				return
+			}
+			az, el := binary.BigEndian.Uint16(item[:2]), binary.BigEndian.Uint16(item[2:])
+			var ab, eb int32
+			if az < 360 {
+				ab = azBin[az]
+			} else {
+				ab = binOf(math.Mod(269.5-float64(az)+360, 360), 360)
+			}
+			if el < 181 {
+				eb = elBin[el]
+			} else {
+				eb = binOf(float64(el)+0.5, 180)
+			}
+			counts[int(ab)*bins+int(eb)] += int64(row[0])
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	acc := map[[2]int]int64{}
-	for item, row := range c {
-		if len(item) != 4 {
-			continue
+	rows := []core.CameraCellRow{}
+	for i, n := range counts {
+		if n != 0 {
+			rows = append(rows, core.CameraCellRow{AzimuthBin: i / bins, ElevationBin: i % bins, Count: n})
 		}
-		az := float64(binary.BigEndian.Uint16([]byte(item[:2])))
-		el := float64(binary.BigEndian.Uint16([]byte(item[2:])))
-		// The reference's bins: azimuth atan2(z, x) + π (from −x, through
-		// −z), elevation from straight down; a 1° cell goes by its middle.
-		ref := math.Mod(269.5-az+360, 360)
-		ab := min(bins-1, int(ref/360*float64(bins)))
-		eb := min(bins-1, int((el+0.5)/180*float64(bins)))
-		acc[[2]int{ab, eb}] += int64(row[0])
-	}
-	rows := make([]core.CameraCellRow, 0, len(acc))
-	for k, n := range acc {
-		rows = append(rows, core.CameraCellRow{AzimuthBin: k[0], ElevationBin: k[1], Count: n})
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
