@@ -950,7 +950,16 @@ func (st *foldState) derive(kind aggKind, session, scene string, bucket int64, i
 			sc = ""
 		}
 		it := stringBytes(item)
-		if d.item != nil {
+		switch {
+		case d.sceneItems:
+			st.dbuf = sceneItem(st.dbuf[:0], scene)
+			if d.item != nil {
+				st.dbuf = d.item(st.dbuf, item)
+			} else {
+				st.dbuf = append(st.dbuf, item...)
+			}
+			it = st.dbuf
+		case d.item != nil:
 			st.dbuf = d.item(st.dbuf[:0], item)
 			it = st.dbuf
 		}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -75,8 +76,15 @@ func TestEverySceneCells(t *testing.T) {
 						if filter && d.keep != nil && !d.keep(item) {
 							continue
 						}
-						if filter && d.item != nil {
-							item = string(d.item(nil, item))
+						var pre []byte
+						if filter && d.sceneItems {
+							pre = append([]byte{byte(len(scene))}, scene...)
+						}
+						switch {
+						case filter && d.item != nil:
+							item = string(d.item(pre, item))
+						case filter && d.sceneItems:
+							item = string(pre) + item
 						}
 						if into[id] == nil {
 							into[id] = cell{}
@@ -157,6 +165,10 @@ func TestBackfillEveryScene(t *testing.T) {
 				return err
 			}
 		}
+		// A cell of a kind derived once and retired since.
+		if err := txn.Set(cellKey(pnum, retiredKinds[0], []byte("s"), []byte("a"), 0), cell{"x": {1, 1, 1}}.encode(kindOps[kindPerfFPS])); err != nil {
+			return err
+		}
 		return txn.Delete(everySceneDone)
 	})
 	if err != nil {
@@ -167,6 +179,12 @@ func TestBackfillEveryScene(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.adb.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(cellKey(pnum, retiredKinds[0], []byte("s"), []byte("a"), 0)); !errors.Is(err, badger.ErrKeyNotFound) {
+			t.Errorf("a retired kind's cell after the backfill: %v", err)
+		}
+		return nil
+	})
 	got := everyScene(s)
 	if len(got) != len(folded) {
 		t.Fatalf("backfilled %d cells, folded %d", len(got), len(folded))

@@ -61,7 +61,7 @@ var rollupOf = [numKinds]aggKind{kindCounts: kindCountsHour, kindPerf: kindPerfH
 const (
 	kindPerfAll   aggKind = 'P' // kindPerfSession's fps, frame-time and window items, every scene
 	kindResAll    aggKind = 'Q' // kindPerfSession's resource items, every scene
-	kindPerfFPS   aggKind = 'U' // kindPerfSession's fps (in 1-fps bins) and window items, per scene
+	kindPerfFPS   aggKind = 'V' // kindPerfSession's fps (in 1-fps bins) and window items, every scene, each item after its scene (sceneItem)
 	kindStepsAll  aggKind = 'N' // kindSteps', every scene
 	kindTurnsAll  aggKind = 'X' // kindTurns', every scene
 	kindDeviceAll aggKind = 'D' // kindDevice's, every scene
@@ -76,15 +76,39 @@ type derivation struct {
 	allScenes bool
 	keep      func(item string) bool
 	item      func(dst []byte, item string) []byte
+	// sceneItems, with allScenes, keeps the scene in each item instead:
+	// one cell per session and hour, its items those of every scene, each
+	// after its scene (sceneItem). A read by scene of every session then
+	// walks one cell per session and hour rather than one per scene too.
+	sceneItems bool
 }
 
+// sceneItem is an item of a sceneItems derivation: the scene's length and
+// bytes (as in a cell's key), then the item. Items sort by scene as the
+// keys of per-scene cells do.
+func sceneItem(dst []byte, scene string) []byte {
+	return append(append(dst, byte(len(scene))), scene...)
+}
+
+// splitSceneItem is sceneItem undone; ok is false for an item too short.
+func splitSceneItem(it []byte) (scene, item []byte, ok bool) {
+	if len(it) == 0 || len(it) < 1+int(it[0]) {
+		return nil, nil, false
+	}
+	return it[1 : 1+int(it[0])], it[1+int(it[0]):], true
+}
+
+// retiredKinds were derived once and are no more: the backfill of a newer
+// version of the derivations deletes their cells.
+var retiredKinds = []aggKind{'U'} // kindPerfFPS per scene, before sceneItems
+
 var derivations = []derivation{
-	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }, nil},
-	{kindPerfSession, kindResAll, true, isResourceItem, nil},
-	{kindPerfSession, kindPerfFPS, false, isFPSItem, coarseFPSItem},
-	{kindSteps, kindStepsAll, true, nil, nil},
-	{kindTurns, kindTurnsAll, true, nil, nil},
-	{kindDevice, kindDeviceAll, true, nil, nil},
+	{kindPerfSession, kindPerfAll, true, func(it string) bool { return !isResourceItem(it) }, nil, false},
+	{kindPerfSession, kindResAll, true, isResourceItem, nil, false},
+	{kindPerfSession, kindPerfFPS, true, isFPSItem, coarseFPSItem, true},
+	{kindSteps, kindStepsAll, true, nil, nil, false},
+	{kindTurns, kindTurnsAll, true, nil, nil, false},
+	{kindDevice, kindDeviceAll, true, nil, nil, false},
 }
 
 // derivedFrom lists, per kind, the derivations from it.

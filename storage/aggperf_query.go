@@ -182,6 +182,9 @@ func (r *Reader) eachSessionPerf(pnum uint32, q *core.Query, byScene bool, hists
 
 // eachSessionPerfOf is eachSessionPerf reading the cells of kind.
 func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
+	if kind == kindPerfFPS {
+		return r.eachSessionScenePerf(pnum, q, byScene, hists, upTo, fn)
+	}
 	var p sessionPerf
 	var curSession, curScene string
 	started := false
@@ -234,6 +237,101 @@ func (r *Reader) eachSessionPerfOf(kind aggKind, pnum uint32, q *core.Query, byS
 	return nil
 }
 
+// eachSessionScenePerf is eachSessionPerfOf over the kindPerfFPS cells,
+// whose items are those of every scene, each after its scene (sceneItem):
+// a session's figures are summed per scene as its cells pass, and handed
+// to fn, a scene after the other in the order of per-scene cells' keys,
+// when the next session begins. Without byScene, the scenes are summed
+// together (scene "").
+func (r *Reader) eachSessionScenePerf(pnum uint32, q *core.Query, byScene bool, hists uint8, upTo byte, fn func(session, scene string, p *sessionPerf)) error {
+	type sceneAcc struct {
+		scene string
+		p     sessionPerf
+	}
+	var accs []*sceneAcc // this session's, reused from one session to the next
+	used := 0
+	var curSession string
+	started := false
+	flush := func() {
+		got := accs[:used]
+		slices.SortFunc(got, func(a, b *sceneAcc) int {
+			if len(a.scene) != len(b.scene) {
+				return len(a.scene) - len(b.scene)
+			}
+			return strings.Compare(a.scene, b.scene)
+		})
+		for _, a := range got {
+			fn(curSession, a.scene, &a.p)
+		}
+		used = 0
+	}
+	accOf := func(scene []byte) *sceneAcc {
+		if !byScene {
+			scene = nil
+		}
+		for _, a := range accs[:used] {
+			if a.scene == string(scene) {
+				return a
+			}
+		}
+		if used == len(accs) {
+			accs = append(accs, &sceneAcc{})
+		}
+		a := accs[used]
+		used++
+		a.scene = string(scene)
+		a.p.reset(hists)
+		return a
+	}
+	w := len(kindOps[kindPerfFPS])
+	row := make([]float64, w)
+	all := *q
+	all.Scene = "" // the cells are every scene's: the scene is in the items
+	var last []byte
+	var cur *sceneAcc
+	err := r.scanSessionCells(pnum, kindPerfFPS, &all, func(session, _ string, _ int64, v []byte) error {
+		if !started || session != curSession {
+			if started {
+				flush()
+			}
+			curSession, started = session, true
+		}
+		cr, err := newCellReader(v, w)
+		if err != nil {
+			return err
+		}
+		last, cur = last[:0], nil
+		for cr.items() > 0 {
+			it, _, err := cr.item()
+			if err != nil {
+				return err
+			}
+			scene, item, ok := splitSceneItem(it)
+			if !ok || (q.Scene != "" && string(scene) != q.Scene) || (len(item) > 0 && item[0] > upTo) || !wantsItem(hists, item) {
+				if err := cr.skipRow(); err != nil {
+					return err
+				}
+				continue
+			}
+			if cur == nil || string(scene) != string(last) {
+				cur, last = accOf(scene), append(last[:0], scene...)
+			}
+			if err := cr.row(row); err != nil {
+				return err
+			}
+			cur.p.add(item, row)
+		}
+		return cr.done()
+	})
+	if err != nil {
+		return err
+	}
+	if started {
+		flush()
+	}
+	return nil
+}
+
 // perfKind is the per-session perf cells a read scans: without a scene,
 // those of every scene merged, of the items it reads (the resource items
 // apart); by scene, kindPerfFPS (its fps in 1-fps bins:
@@ -254,15 +352,18 @@ func perfKind(q *core.Query, byScene bool, hists uint8, upTo byte) aggKind {
 
 // wants reports whether add reads item it: the frame-time and resource
 // distributions' bins only when they are kept.
-func (p *sessionPerf) wants(it []byte) bool {
+func (p *sessionPerf) wants(it []byte) bool { return wantsItem(p.hists, it) }
+
+// wantsItem is whether a read keeping the distributions hists reads item.
+func wantsItem(hists uint8, it []byte) bool {
 	if len(it) == 0 {
 		return false
 	}
 	switch it[0] {
 	case perfItemFrameTime:
-		return p.hists&(1<<perfItemFrameTime) != 0
+		return hists&(1<<perfItemFrameTime) != 0
 	case perfItemResource:
-		return p.hists&(1<<perfItemResource) != 0
+		return hists&(1<<perfItemResource) != 0
 	}
 	return true
 }

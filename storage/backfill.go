@@ -12,7 +12,7 @@ import (
 // as they go, and a store folded before they existed gets them once, at
 // open, from its session cells. Its last byte is the version of the
 // derivations: a store marked with an older one gets the new ones.
-var everySceneDone = []byte{nsMeta, 'e', 's', 3}
+var everySceneDone = []byte{nsMeta, 'e', 's', 4}
 
 // backfillEveryScene writes the derived session cells of a store that
 // folded without them, before its aggregator starts. Each is written whole
@@ -47,6 +47,9 @@ func (s *Store) backfillEveryScene() (cells int, err error) {
 	wb := s.adb.NewWriteBatch()
 	defer wb.Cancel()
 	for _, pnum := range pnums {
+		if err := s.deleteRetired(wb, pnum); err != nil {
+			return cells, err
+		}
 		for _, d := range derivations {
 			n, err := s.backfillKind(wb, pnum, d)
 			if err != nil {
@@ -115,8 +118,9 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 				session = string(sess)
 			}
 			sh := sceneHour{bucket: int64(binary.BigEndian.Uint64(rest[len(rest)-8:]))}
+			scene := rest[2+n+1 : len(rest)-8]
 			if !d.allScenes {
-				sh.scene = string(rest[2+n+1 : len(rest)-8])
+				sh.scene = string(scene)
 			}
 			c := cells[sh]
 			if c == nil {
@@ -128,8 +132,15 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 					if d.keep != nil && !d.keep(string(item)) {
 						return
 					}
-					if d.item != nil {
-						item = d.item(nil, string(item))
+					var pre []byte
+					if d.sceneItems {
+						pre = sceneItem(nil, string(scene))
+					}
+					switch {
+					case d.item != nil:
+						item = d.item(pre, string(item))
+					case d.sceneItems:
+						item = append(pre, item...)
 					}
 					c.add(ops, string(item), row...)
 				})
@@ -141,4 +152,25 @@ func (s *Store) backfillKind(wb *badger.WriteBatch, pnum uint32, d derivation) (
 		return flush()
 	})
 	return written, err
+}
+
+// deleteRetired deletes project pnum's cells of the retiredKinds.
+func (s *Store) deleteRetired(wb *badger.WriteBatch, pnum uint32) error {
+	for _, k := range retiredKinds {
+		prefix := append(binary.BigEndian.AppendUint32([]byte{nsAgg}, pnum), byte(k))
+		err := s.adb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
