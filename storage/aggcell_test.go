@@ -242,3 +242,64 @@ func TestCellNumbers(t *testing.T) {
 		t.Errorf("one item of three counts: v1 %d bytes, v2 %d", v1, v2)
 	}
 }
+
+// TestCellDecodeFastPaths: the one- and two-byte paths of readCellNum and
+// cellReader.row read every byte string as the general varint decode
+// does, and ascends orders items as a string comparison does.
+func TestCellDecodeFastPaths(t *testing.T) {
+	general := func(b []byte) (float64, int) {
+		x, k := binary.Uvarint(b)
+		switch {
+		case k <= 0:
+			return 0, 0
+		case x&1 == 0:
+			if x>>1 > maxExactInt {
+				return 0, 0
+			}
+			return float64(x >> 1), k
+		case x == 1 && len(b) >= k+8:
+			return math.Float64frombits(binary.LittleEndian.Uint64(b[k:])), k + 8
+		}
+		return 0, 0
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	check := func(b []byte) {
+		v, n := readCellNum(b)
+		wv, wn := general(b)
+		if n != wn || math.Float64bits(v) != math.Float64bits(wv) {
+			t.Fatalf("% x: %v (%d bytes), want %v (%d bytes)", b, v, n, wv, wn)
+		}
+		// row over a v2 cell reader on the same bytes, one number wide.
+		cr := cellReader{b: b, v2: true, w: 1}
+		row := []float64{-1}
+		err := cr.row(row)
+		if (err != nil) != (wn == 0) || (err == nil && (math.Float64bits(row[0]) != math.Float64bits(wv) || len(b)-len(cr.b) != wn)) {
+			t.Fatalf("row % x: %v, %v, want %v (%d bytes)", b, row, err, wv, wn)
+		}
+	}
+	for x := 0; x < 1<<16; x++ {
+		check([]byte{byte(x >> 8), byte(x)})
+		check([]byte{byte(x >> 8), byte(x), byte(r.IntN(256)), 0, 0, 0, 0, 0, 0, 0, 0})
+		check([]byte{byte(x >> 8)})
+	}
+	check(nil)
+	for i := 0; i < 100000; i++ {
+		b := make([]byte, r.IntN(12))
+		for j := range b {
+			b[j] = byte(r.IntN(256))
+		}
+		check(b)
+	}
+	for i := 0; i < 200000; i++ {
+		a, b := make([]byte, r.IntN(7)), make([]byte, r.IntN(7))
+		for j := range a {
+			a[j] = byte(r.IntN(3))
+		}
+		for j := range b {
+			b[j] = byte(r.IntN(3))
+		}
+		if got, want := ascends(a, b), string(a) < string(b); got != want {
+			t.Fatalf("ascends(% x, % x) = %v", a, b, got)
+		}
+	}
+}

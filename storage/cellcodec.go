@@ -50,6 +50,13 @@ func appendCellRow(dst []byte, row []float64) []byte {
 // readCellNum reads a version-2 number; n is 0 when b does not start with
 // one.
 func readCellNum(b []byte) (v float64, n int) {
+	// Nearly every number is a small count: one or two bytes, read here.
+	switch {
+	case len(b) > 0 && b[0] < 0x80 && b[0]&1 == 0: // an integer under 64
+		return float64(b[0] >> 1), 1
+	case len(b) > 1 && b[0] >= 0x80 && b[1] < 0x80 && b[0]&1 == 0: // under 8192
+		return float64((uint64(b[0]&0x7f) | uint64(b[1])<<7) >> 1), 2
+	}
 	x, k := binary.Uvarint(b)
 	switch {
 	case k <= 0:
@@ -88,6 +95,19 @@ func newCellReader(b []byte, w int) (cellReader, error) {
 	return r, nil
 }
 
+// ascends is whether item sorts after prev. Items mostly differ from the
+// one before in their first bytes: those are compared here, the rest (as
+// strings) only when they are equal.
+func ascends(prev, item []byte) bool {
+	n := min(len(prev), len(item))
+	for i := 0; i < n && i < 4; i++ {
+		if prev[i] != item[i] {
+			return prev[i] < item[i]
+		}
+	}
+	return string(prev) < string(item)
+}
+
 // items is how many items are left.
 func (r *cellReader) items() uint64 { return r.n }
 
@@ -112,13 +132,19 @@ func (r *cellReader) item() (item []byte, head int, err error) {
 		return nil, 0, ErrCorruptRecord
 	}
 	b := r.b
-	l, k := binary.Uvarint(b)
+	var l uint64
+	var k int
+	if len(b) > 0 && b[0] < 0x80 { // a length under 128: one byte
+		l, k = uint64(b[0]), 1
+	} else {
+		l, k = binary.Uvarint(b)
+	}
 	if k <= 0 || uint64(len(b)-k) < l {
 		return nil, 0, ErrCorruptRecord
 	}
 	head = k + int(l)
 	item = b[k:head:head]
-	if r.prev != nil && string(item) <= string(r.prev) {
+	if r.prev != nil && !ascends(r.prev, item) {
 		return nil, 0, ErrCorruptRecord // items must be sorted and distinct
 	}
 	r.prev, r.b, r.n = item, b[head:], r.n-1
@@ -131,6 +157,11 @@ func (r *cellReader) row(row []float64) error {
 	at := 0
 	if r.v2 {
 		for j := range row[:r.w] {
+			if at < len(b) && b[at] < 0x80 && b[at]&1 == 0 { // an integer under 64: one byte
+				row[j] = float64(b[at] >> 1)
+				at++
+				continue
+			}
 			v, m := readCellNum(b[at:])
 			if m == 0 {
 				return ErrCorruptRecord
