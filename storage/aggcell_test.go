@@ -291,12 +291,16 @@ func TestCellDecodeFastPaths(t *testing.T) {
 		check(b)
 	}
 	for i := 0; i < 200000; i++ {
-		a, b := make([]byte, r.IntN(7)), make([]byte, r.IntN(7))
+		a, b := make([]byte, r.IntN(20)), make([]byte, r.IntN(20))
 		for j := range a {
 			a[j] = byte(r.IntN(3))
 		}
 		for j := range b {
 			b[j] = byte(r.IntN(3))
+		}
+		if i%2 == 0 { // a shared prefix, as a scene's name is
+			pre := []byte("\x10apartment.living"[:r.IntN(18)])
+			a, b = append(pre[:len(pre):len(pre)], a...), append(pre[:len(pre):len(pre)], b...)
 		}
 		if got, want := ascends(a, b), string(a) < string(b); got != want {
 			t.Fatalf("ascends(% x, % x) = %v", a, b, got)
