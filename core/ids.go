@@ -2,7 +2,11 @@ package core
 
 // ValidNodeID reports whether id is a valid node id (COLLECTOR_NODE_ID):
 // 1–64 characters of A-Z a-z 0-9 . _ -.
-func ValidNodeID(id string) bool {
+func ValidNodeID(id string) bool { return ValidName(id) }
+
+// ValidName reports whether s is a valid name (a node id, a bundle's key
+// or plugin name): 1–64 characters of A-Z a-z 0-9 . _ -.
+func ValidName(id string) bool {
 	if len(id) == 0 || len(id) > 64 {
 		return false
 	}

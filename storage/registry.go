@@ -1,11 +1,7 @@
 package storage
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,7 +139,7 @@ func newProject(rec projectRecord) *Project {
 
 // HashKey returns the SHA-256 of an API key, the only form in which keys are
 // stored and looked up.
-func HashKey(key []byte) [32]byte { return sha256.Sum256(key) }
+func HashKey(key []byte) [32]byte { return core.HashKeySecret(key) }
 
 // Lookup resolves a key hash to its live record; nil if unknown or revoked.
 // It does not allocate and never touches disk.
@@ -385,21 +381,14 @@ func (r *Registry) swap(f func(map[string]*Project, map[[32]byte]*Key)) {
 
 func ptr[T any](v T) *T { return &v }
 
-var keyPrefix = map[Capability]string{CapIngest: "uzi_", CapQuery: "uzq_", CapAdmin: "uza_"}
-
 // putKey generates a key, writes its hashed record and returns the secret.
 func putKey(txn *badger.Txn, projectID string, caps Capability, now time.Time) (string, [32]byte, *Key, error) {
-	var raw [24]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	secret, err := core.NewKeySecret(caps)
+	if err != nil {
 		return "", [32]byte{}, nil, err
 	}
-	prefix, ok := keyPrefix[caps]
-	if !ok {
-		prefix = "uzk_"
-	}
-	secret := prefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := HashKey([]byte(secret))
-	id := hex.EncodeToString(h[:6])
+	id := core.KeyID(h)
 	rec := keyRecord{ID: id, ProjectID: projectID, Caps: caps, CreatedAt: now}
 	b, _ := json.Marshal(rec)
 	if err := txn.Set(append([]byte{nsKey}, h[:]...), b); err != nil {

@@ -1,0 +1,241 @@
+package bundle
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptimizr/edge/core"
+)
+
+// Revision is what a node applies: a bundle made concrete and numbered.
+// Its keys are there by hash, its modules by content hash (the modules
+// themselves travel apart), every channel spelt out.
+type Revision struct {
+	Number      uint64       `json:"revision"`
+	Created     time.Time    `json:"created"`
+	Projects    []RevProject `json:"projects"`
+	VisitorSalt *VisitorSalt `json:"visitorSalt,omitempty"`
+}
+
+// RevProject is a project of a revision.
+type RevProject struct {
+	ID           string        `json:"id"`
+	Channels     core.Channels `json:"channels"`
+	RawRetention *bool         `json:"rawRetention,omitempty"`
+	RateLimit    *RateLimit    `json:"rateLimit,omitempty"`
+	Keys         []RevKey      `json:"keys"`
+	Plugins      []RevPlugin   `json:"plugins"`
+}
+
+// RevKey is a named key by its hash.
+type RevKey struct {
+	Name string          `json:"name"`
+	Caps core.Capability `json:"caps"`
+	Hash string          `json:"hash"` // SHA-256 of the secret, hex
+}
+
+// RevPlugin is a chain entry by its module's content hash.
+type RevPlugin struct {
+	Name   string          `json:"name"`
+	Module string          `json:"module"` // ModuleHash
+	Config json.RawMessage `json:"config,omitempty"`
+	Policy string          `json:"policy"`
+}
+
+// Project returns the revision's project id, or nil.
+func (r *Revision) Project(id string) *RevProject {
+	for i := range r.Projects {
+		if r.Projects[i].ID == id {
+			return &r.Projects[i]
+		}
+	}
+	return nil
+}
+
+// Key returns the project's key named name, or nil.
+func (p *RevProject) Key(name string) *RevKey {
+	for i := range p.Keys {
+		if p.Keys[i].Name == name {
+			return &p.Keys[i]
+		}
+	}
+	return nil
+}
+
+// Build makes revision number n of b. A key already in prev (same project
+// and name) keeps its hash, with the caps b gives it; a new key gets a
+// fresh secret, returned in secrets as "project/name" → key (to be shown
+// once, never kept). modules maps each plugin entry's Module path to its
+// content hash.
+func Build(b *Bundle, prev *Revision, n uint64, modules map[string]string, now time.Time) (*Revision, map[string]string, error) {
+	rev := &Revision{Number: n, Created: now.UTC().Truncate(time.Millisecond), VisitorSalt: b.VisitorSalt}
+	secrets := map[string]string{}
+	for _, p := range b.Projects {
+		ch := core.DefaultChannels()
+		for name, on := range p.Channels {
+			if !ch.Set(name, on) {
+				return nil, nil, fmt.Errorf("project %s: no such channel %q", p.ID, name)
+			}
+		}
+		rp := RevProject{ID: p.ID, Channels: ch, RawRetention: p.RawRetention, RateLimit: p.RateLimit, Keys: []RevKey{}, Plugins: []RevPlugin{}}
+		var old *RevProject
+		if prev != nil {
+			old = prev.Project(p.ID)
+		}
+		for _, k := range p.Keys {
+			caps, err := ParseCaps(k.Caps)
+			if err != nil {
+				return nil, nil, fmt.Errorf("project %s key %s: %w", p.ID, k.Name, err)
+			}
+			rk := RevKey{Name: k.Name, Caps: caps}
+			if old != nil {
+				if ok := old.Key(k.Name); ok != nil {
+					rk.Hash = ok.Hash
+				}
+			}
+			if rk.Hash == "" {
+				secret, err := core.NewKeySecret(caps)
+				if err != nil {
+					return nil, nil, err
+				}
+				h := core.HashKeySecret([]byte(secret))
+				rk.Hash = hex.EncodeToString(h[:])
+				secrets[p.ID+"/"+k.Name] = secret
+			}
+			rp.Keys = append(rp.Keys, rk)
+		}
+		for _, pl := range p.Plugins {
+			h, ok := modules[pl.Module]
+			if !ok {
+				return nil, nil, fmt.Errorf("project %s plugin %s: module %s was not read", p.ID, pl.Name, pl.Module)
+			}
+			policy := strings.ToLower(pl.Policy)
+			if policy == "" {
+				policy = "quarantine"
+			}
+			rp.Plugins = append(rp.Plugins, RevPlugin{Name: pl.Name, Module: h, Config: configBytes(pl.Config), Policy: policy})
+		}
+		rev.Projects = append(rev.Projects, rp)
+	}
+	return rev, secrets, nil
+}
+
+// configBytes is the bytes a plugin's init gets: a JSON string's text, or
+// any other JSON value as written.
+func configBytes(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return raw
+}
+
+// PluginConfig is the config a plugin entry hands its init: the text of
+// a JSON string, or any other JSON value's encoding.
+func PluginConfig(raw json.RawMessage) []byte {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return []byte(s)
+	}
+	return raw
+}
+
+// Signed is a revision as published and stored: its exact bytes and,
+// when the control plane signs, their ed25519 signature.
+type Signed struct {
+	Payload   json.RawMessage `json:"payload"`             // the Revision's JSON
+	Signature string          `json:"signature,omitempty"` // base64 of ed25519.Sign(key, Payload)
+	KeyID     string          `json:"keyId,omitempty"`     // KeyIDOf the signing key's public half
+}
+
+// Errors of signatures.
+var (
+	ErrUnsigned     = errors.New("the revision is not signed, and this node accepts only signed ones")
+	ErrBadSignature = errors.New("the revision's signature does not verify with this node's public key")
+)
+
+// Seal encodes rev and signs it with key when key is not nil.
+func Seal(rev *Revision, key ed25519.PrivateKey) (*Signed, error) {
+	payload, err := json.Marshal(rev)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signed{Payload: payload}
+	if key != nil {
+		s.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, payload))
+		s.KeyID = KeyIDOf(key.Public().(ed25519.PublicKey))
+	}
+	return s, nil
+}
+
+// Open checks s's signature when pub is not nil (a node started with
+// COLLECTOR_CONTROL_PUBKEY takes only revisions it signed) and decodes its
+// revision.
+func Open(s *Signed, pub ed25519.PublicKey) (*Revision, error) {
+	if pub != nil {
+		if s.Signature == "" {
+			return nil, ErrUnsigned
+		}
+		sig, err := base64.StdEncoding.DecodeString(s.Signature)
+		if err != nil || !ed25519.Verify(pub, s.Payload, sig) {
+			return nil, ErrBadSignature
+		}
+	}
+	var rev Revision
+	if err := json.Unmarshal(s.Payload, &rev); err != nil {
+		return nil, fmt.Errorf("revision: %w", err)
+	}
+	for _, p := range rev.Projects {
+		if !core.ValidProjectID(p.ID) {
+			return nil, fmt.Errorf("revision: project id %q", p.ID)
+		}
+		for _, k := range p.Keys {
+			if h, err := hex.DecodeString(k.Hash); err != nil || len(h) != 32 || k.Caps == 0 || !core.ValidName(k.Name) {
+				return nil, fmt.Errorf("revision: project %s key %q", p.ID, k.Name)
+			}
+		}
+		for _, pl := range p.Plugins {
+			if h, err := hex.DecodeString(pl.Module); err != nil || len(h) != 32 || !core.ValidName(pl.Name) {
+				return nil, fmt.Errorf("revision: project %s plugin %q", p.ID, pl.Name)
+			}
+		}
+	}
+	return &rev, nil
+}
+
+// KeyIDOf names a public key: the first 8 bytes of it, hex.
+func KeyIDOf(pub ed25519.PublicKey) string { return hex.EncodeToString(pub[:8]) }
+
+// GenerateKey makes a signing key pair, each half as text: the private
+// key's seed and the public key, base64.
+func GenerateKey() (private, public string, err error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	return base64.StdEncoding.EncodeToString(priv.Seed()), base64.StdEncoding.EncodeToString(pub), nil
+}
+
+// ParsePrivateKey reads GenerateKey's private half.
+func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, errors.New("not an ed25519 private key (base64 of its 32-byte seed, as fleet keygen writes it)")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// ParsePublicKey reads GenerateKey's public half (COLLECTOR_CONTROL_PUBKEY).
+func ParsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("not an ed25519 public key (base64 of its 32 bytes, as fleet keygen writes it)")
+	}
+	return ed25519.PublicKey(b), nil
+}
