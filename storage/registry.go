@@ -58,6 +58,9 @@ func (p *Project) ProjectNum() uint32 { return p.Num }
 type Key struct {
 	ID        string
 	ProjectID string
+	// Name is the key's name in the fleet bundle that made it; "" for a
+	// key made on this node (CLI, admin API, dev mode).
+	Name      string
 	Caps      Capability
 	CreatedAt time.Time
 	Project   *Project
@@ -73,6 +76,7 @@ type projectRecord struct {
 type keyRecord struct {
 	ID        string     `json:"id"`
 	ProjectID string     `json:"project"`
+	Name      string     `json:"name,omitempty"`
 	Caps      Capability `json:"caps"`
 	CreatedAt time.Time  `json:"createdAt"`
 	Revoked   bool       `json:"revoked,omitempty"`
@@ -118,7 +122,7 @@ func loadRegistry(db *badger.DB) (*Registry, error) {
 			}
 			var h [32]byte
 			copy(h[:], it.Item().Key()[1:])
-			keys[h] = &Key{ID: rec.ID, ProjectID: rec.ProjectID, Caps: rec.Caps, CreatedAt: rec.CreatedAt, Project: projects[rec.ProjectID]}
+			keys[h] = &Key{ID: rec.ID, ProjectID: rec.ProjectID, Name: rec.Name, Caps: rec.Caps, CreatedAt: rec.CreatedAt, Project: projects[rec.ProjectID]}
 		}
 		return nil
 	})
@@ -332,7 +336,7 @@ func (r *Registry) RevokeKey(projectID, idOrKey string) (id string, err error) {
 		return "", fmt.Errorf("%w: %s in project %s", ErrKeyNotFound, idOrKey, projectID)
 	}
 	err = r.db.Update(func(txn *badger.Txn) error {
-		rec := keyRecord{ID: found.ID, ProjectID: found.ProjectID, Caps: found.Caps, CreatedAt: found.CreatedAt,
+		rec := keyRecord{ID: found.ID, ProjectID: found.ProjectID, Name: found.Name, Caps: found.Caps, CreatedAt: found.CreatedAt,
 			Revoked: true, RevokedAt: time.Now().UTC().Truncate(time.Millisecond)}
 		b, _ := json.Marshal(rec)
 		return txn.Set(append([]byte{nsKey}, h[:]...), b)
