@@ -271,4 +271,3 @@ func ParseKeyHash(s string) ([32]byte, error) {
 	copy(h[:], b)
 	return h, nil
 }
-
