@@ -1,6 +1,8 @@
 package core
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -60,6 +62,9 @@ type Config struct {
 	PprofAddr       string        // COLLECTOR_PPROF_ADDR: serve net/http/pprof on this loopback address ("" = off)
 	LogLevel        string        // COLLECTOR_LOG_LEVEL: debug | info | warn | error
 	LogFormat       string        // COLLECTOR_LOG_FORMAT: json | text
+
+	// The fleet bundle (docs/FLEET.md).
+	ControlPubKey string // COLLECTOR_CONTROL_PUBKEY: base64 ed25519 public key (fleet keygen); set, only revisions it signed are applied
 
 	// Forwarding to the fleet's stream engine (docs/OPERATIONS.md, "The fleet").
 	ForwardURL         string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
@@ -257,6 +262,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_LOG_FORMAT", &c.LogFormat)
 	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
 	str("COLLECTOR_FORWARD_URL", &c.ForwardURL)
+	str("COLLECTOR_CONTROL_PUBKEY", &c.ControlPubKey)
 	str("COLLECTOR_NODE_ID", &c.NodeID)
 	str("COLLECTOR_FORWARD_STREAM", &c.ForwardStream)
 	if v := getenv("COLLECTOR_FORWARD_MAX_BACKLOG"); v != "" {
@@ -391,6 +397,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("COLLECTOR_LOG_FORMAT %q: want json or text", c.LogFormat)
 	}
+	if c.ControlPubKey != "" {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.ControlPubKey)); err != nil || len(b) != ed25519.PublicKeySize {
+			bad("COLLECTOR_CONTROL_PUBKEY: want an ed25519 public key, base64 of its 32 bytes (fleet keygen writes one)")
+		}
+	}
 	if c.ForwardURL != "" {
 		if _, _, err := ParseEngineURL(c.ForwardURL); err != nil {
 			bad("COLLECTOR_FORWARD_URL: %v", err)
@@ -519,6 +530,7 @@ var Settings = []Setting{
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+	{"COLLECTOR_CONTROL_PUBKEY", "control-pubkey", "apply only fleet revisions signed by this ed25519 public key (base64, from fleet keygen)"},
 	{"COLLECTOR_FORWARD_URL", "forward-url", "forward every committed record to this stream engine: nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (unset = no forwarding)"},
 	{"COLLECTOR_NODE_ID", "node-id", "this node's id in the fleet, stable across restarts (required with forwarding)"},
 	{"COLLECTOR_FORWARD_STREAM", "forward-stream", "JetStream stream or Kafka topic (default UPTIMIZR_EVENTS or uptimizr-events)"},

@@ -203,6 +203,29 @@ func (m *Manager) Upload(ctx context.Context, pnum uint32, projectID, name strin
 	return rec, m.rebuild(ctx, pnum)
 }
 
+// Check runs an upload's checks on a module without storing it or making
+// it live: a fleet bundle's every plugin passes them before any of the
+// bundle is applied.
+func (m *Manager) Check(ctx context.Context, projectID, name string, wasm, config []byte, policy string) error {
+	pol, err := ParsePolicy(policy)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	if config, err = normConfig(config); err != nil {
+		return err
+	}
+	mod, err := m.host.Compile(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	p, err := m.check(ctx, name, mod, config, pol, projectID)
+	if err != nil {
+		return err
+	}
+	p.Close()
+	return nil
+}
+
 // SetConfig makes a new version of a plugin with the same module and a new
 // config (and policy, when not empty), checked like an upload.
 func (m *Manager) SetConfig(ctx context.Context, pnum uint32, projectID, name string, config []byte, policy string) (*core.PluginRecord, error) {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,11 @@ func (c Change) String() string {
 
 // ErrStaleRevision is a revision older than the one the node has applied.
 var ErrStaleRevision = errors.New("the node has applied a later revision")
+
+// ErrRevisionTaken is a revision whose number the node has applied with
+// other contents: two applies built the same next revision, and the other
+// one won.
+var ErrRevisionTaken = errors.New("another apply took this revision number")
 
 // ErrKeyElsewhere is a revision giving a project a key another project
 // has: a key only ever reaches its own project.
@@ -149,6 +155,8 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 		return nil, err
 	} else if ok && rev.Number < last.Number {
 		return nil, fmt.Errorf("%w: revision %d, the node has %d", ErrStaleRevision, rev.Number, last.Number)
+	} else if ok && rev.Number == last.Number && !bytes.Equal(rev.Signed, last.Signed) {
+		return nil, fmt.Errorf("%w: %d", ErrRevisionTaken, rev.Number)
 	}
 	changes, err := r.Plan(want)
 	if err != nil {

@@ -114,6 +114,9 @@ func TestApplyRevision(t *testing.T) {
 	if _, err := r.Apply(rev1, FleetRevision{Number: 1}); !errors.Is(err, ErrStaleRevision) {
 		t.Errorf("stale: %v", err)
 	}
+	if _, err := r.Apply(rev1, FleetRevision{Number: 2, Signed: []byte(`{"other":1}`)}); !errors.Is(err, ErrRevisionTaken) {
+		t.Errorf("the same number, other contents: %v", err)
+	}
 	stolen := []DesiredProject{{ID: "blog", Channels: core.DefaultChannels(), Keys: []DesiredKey{{Name: "mine", Caps: CapAdmin, Hash: web.Hash}}}}
 	if _, err := r.Apply(stolen, FleetRevision{Number: 3}); !errors.Is(err, ErrKeyElsewhere) {
 		t.Errorf("another project's key: %v", err)

@@ -214,7 +214,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	plConfigCmd.Flags().StringVar(&plPolicy, "policy", "", "failure policy (default: unchanged)")
 	plugin.AddCommand(plUpload, plList, plActivate, plRollback, plRemove, plConfigCmd, plOrder)
 
-	root.AddCommand(serve, hub, project, key, channels, plugin, c.saltCommands())
+	root.AddCommand(serve, hub, project, key, channels, plugin, c.saltCommands(), c.fleetCommands())
 	return root
 }
 
@@ -257,42 +257,80 @@ func (c *cli) config() (core.Config, error) {
 	return cfg, nil
 }
 
-// do runs an operator command: directly on the data dir, or, when a running
-// server holds it, through that server's control socket.
+// do runs an operator command (runOp) and prints its answer.
 func (c *cli) do(o *op) error {
+	if o.Name == "salt.export" {
+		return c.doSaltExport(o)
+	}
+	out, err := c.runOp(o)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.out, string(out))
+	return err
+}
+
+// doSaltExport is do for salt export, which reads beside a running node.
+func (c *cli) doSaltExport(o *op) error {
 	cfg, err := c.config()
 	if err != nil {
 		return err
 	}
 	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1, DisableAggregation: true})
-	if errors.Is(err, storage.ErrDataDirInUse) && o.Name == "salt.export" {
+	if errors.Is(err, storage.ErrDataDirInUse) {
 		// Read beside the running node: the seed never passes through its
 		// buffers, which are not wiped.
 		return c.exportBeside(&cfg, o)
 	}
-	if errors.Is(err, storage.ErrDataDirInUse) {
-		out, err := sendControl(cfg.DataDir, o)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(c.out, string(out))
-		return err
-	}
 	if err != nil {
 		return err
 	}
+	out, err := c.runOn(&cfg, s, o)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.out, string(out))
+	return err
+}
+
+// runOp runs an operator command and returns its answer's JSON: directly on
+// the data dir, or, when a running server holds it, through that server's
+// control socket.
+func (c *cli) runOp(o *op) ([]byte, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	s, err := storage.Open(storage.Options{Dir: cfg.DataDir, MinFreeDisk: -1, DisableAggregation: true})
+	if errors.Is(err, storage.ErrDataDirInUse) {
+		return sendControl(cfg.DataDir, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.runOn(&cfg, s, o)
+}
+
+// runOn runs an operator command on the store s this command opened, and
+// closes it.
+func (c *cli) runOn(cfg *core.Config, s *storage.Store, o *op) ([]byte, error) {
+	pub, err := parseControlPub(cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	var host *plugins.Host
-	env := &opEnv{reg: s.Registry(), moduleMiB: cfg.PluginModuleMiB, where: " for this command (--plugin-max-module-mb or the environment)", plugins: func() (*plugins.Manager, error) {
+	env := &opEnv{reg: s.Registry(), moduleMiB: cfg.PluginModuleMiB, controlPub: pub, where: " for this command (--plugin-max-module-mb or the environment)", plugins: func() (*plugins.Manager, error) {
 		// Changes made here go live when the node next starts.
-		h, mgr, err := newPluginManager(context.Background(), &cfg, s, slog.New(slog.DiscardHandler))
+		h, mgr, err := newPluginManager(context.Background(), cfg, s, slog.New(slog.DiscardHandler))
 		host = h
 		return mgr, err
 	}}
 	if strings.HasPrefix(o.Name, "salt.") {
-		se, err := cliSaltEnv(&cfg)
+		se, err := cliSaltEnv(cfg)
 		if err != nil {
 			s.Close()
-			return err
+			return nil, err
 		}
 		env.salt = se
 	}
@@ -304,9 +342,9 @@ func (c *cli) do(o *op) error {
 		runErr = err
 	}
 	if runErr != nil {
-		return runErr
+		return nil, runErr
 	}
-	return c.printJSON(v)
+	return json.Marshal(v)
 }
 
 // exportBeside runs salt export on the seed file of a data dir a running

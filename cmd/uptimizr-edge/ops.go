@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,12 @@ type op struct {
 	Policy  string   `json:"policy,omitempty"`
 	Version int      `json:"version,omitempty"`
 
+	// fleet apply and diff: the signed revision, the modules it names (by
+	// content hash), and whether only to show the changes.
+	Revision json.RawMessage   `json:"revision,omitempty"`
+	Modules  map[string][]byte `json:"modules,omitempty"`
+	Dry      bool              `json:"dry,omitempty"`
+
 	Day   string `json:"day,omitempty"`  // salt: a UTC day YYYY-MM-DD
 	Seed  string `json:"seed,omitempty"` // salt import: the seed's hex digits
 	Force bool   `json:"force,omitempty"`
@@ -57,6 +64,9 @@ type opEnv struct {
 	moduleMiB int
 	// where says whose setting it is, for messages ("on the running server").
 	where string
+	// controlPub is COLLECTOR_CONTROL_PUBKEY: set, fleet revisions must be
+	// signed with its private half.
+	controlPub ed25519.PublicKey
 }
 
 // moduleTooLarge is the error of a plugin module over env's limit.
@@ -95,6 +105,7 @@ type projectRow struct {
 
 type keyRow struct {
 	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"` // a fleet bundle's key
 	Caps    string `json:"caps"`
 	Created string `json:"createdAt"`
 }
@@ -149,7 +160,7 @@ func (o *op) run(env *opEnv) (any, error) {
 		}
 		rows := []keyRow{}
 		for _, k := range reg.Keys(o.Project) {
-			rows = append(rows, keyRow{k.ID, k.Caps.String(), k.CreatedAt.Format(time.RFC3339)})
+			rows = append(rows, keyRow{k.ID, k.Name, k.Caps.String(), k.CreatedAt.Format(time.RFC3339)})
 		}
 		return rows, nil
 	case "channels.get":
@@ -184,6 +195,9 @@ func (o *op) run(env *opEnv) (any, error) {
 	}
 	if strings.HasPrefix(o.Name, "salt.") {
 		return o.runSalt(env)
+	}
+	if strings.HasPrefix(o.Name, "fleet.") {
+		return o.runFleet(env)
 	}
 	if len(o.Name) > 7 && o.Name[:7] == "plugin." {
 		return o.runPlugin(env)
@@ -312,7 +326,7 @@ const moduleSizeHeader = "X-Uptimizr-Module-Bytes"
 func sendControl(dataDir string, o *op) (json.RawMessage, error) {
 	path := controlPath(dataDir)
 	timeout := 10 * time.Second
-	if len(o.Module) > 0 || o.Name == "plugin.config" {
+	if len(o.Module) > 0 || len(o.Modules) > 0 || o.Name == "plugin.config" {
 		timeout = 2 * time.Minute // the server compiles and self-tests the module
 	}
 	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{

@@ -198,7 +198,11 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		srv.AddGauge("uptimizr_aggregator_errors", func() float64 { return float64(agg.Stats().Errors) })
 		srv.AddGauge("uptimizr_aggregator_orphan_records_dropped", func() float64 { return float64(agg.Stats().Orphaned) })
 	}
-	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(),
+	controlPub, err := parseControlPub(&cfg)
+	if err != nil {
+		return err
+	}
+	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(), controlPub: controlPub,
 		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
 		moduleMiB: cfg.PluginModuleMiB, where: " on the running server",
 		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}, log)

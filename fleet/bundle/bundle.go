@@ -102,8 +102,7 @@ type PluginRef struct {
 	Name string `json:"name"`
 	// Module is the .wasm file, relative to the bundle's folder.
 	Module string `json:"module"`
-	// Config is handed to the plugin's init: a JSON value, or a string
-	// taken as it is.
+	// Config is handed to the plugin's init: a JSON object, as an upload's.
 	Config json.RawMessage `json:"config,omitempty"`
 	// Policy is what a failure does: quarantine (the default), drop or
 	// pass.
@@ -324,6 +323,8 @@ func (b *Bundle) Check() []Problem {
 			}
 			if len(pl.Config) > maxConfigBytes {
 				add(pat+".config", "%d bytes; at most %d", len(pl.Config), maxConfigBytes)
+			} else if c := bytes.TrimSpace(pl.Config); len(c) > 0 && string(c) != "null" && c[0] != '{' {
+				add(pat+".config", "want a JSON object, as an upload's")
 			}
 			switch strings.ToLower(pl.Policy) {
 			case "", "quarantine", "drop", "pass":
@@ -362,7 +363,6 @@ func ParseCaps(caps []string) (core.Capability, error) {
 	}
 	return c, nil
 }
-
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

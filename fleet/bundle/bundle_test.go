@@ -49,7 +49,7 @@ func TestParseListsEveryProblem(t *testing.T) {
 	_, err := Parse([]byte(`{"projects":[
 		{"id":"bad id","channels":{"gaze":true,"x-ray":true},"rateLimit":{"max":-1,"window":"48h"},
 		 "keys":[{"name":"web","caps":["ingest"]},{"name":"web","caps":["root"]},{"name":"","caps":[]}],
-		 "plugins":[{"name":"p","module":"","policy":"explode"}]},
+		 "plugins":[{"name":"p","module":"","policy":"explode","config":"x=1"}]},
 		{"id":"shop"},{"id":"shop"}],
 		"visitorSalt":{"seed":"00","from":"tomorrow"}}`))
 	var inv *Invalid
@@ -66,6 +66,7 @@ func TestParseListsEveryProblem(t *testing.T) {
 		`projects[0].keys[2].name: "" is not a key name`,
 		"projects[0].keys[2].caps: no capability",
 		"projects[0].plugins[0].module: the module file is missing",
+		"projects[0].plugins[0].config: want a JSON object",
 		`projects[0].plugins[0].policy: unknown failure policy "explode"`,
 		`projects[2].id: project "shop" is also projects[1]`,
 		"visitorSalt.seed: want at least 32 bytes",
@@ -113,7 +114,7 @@ projects:
     rateLimit: {max: 120, window: 1m}
     plugins:
       - {name: pii, module: pii.wasm, policy: Drop, config: {fields: [email]}}
-      - {name: tag, module: tag.wasm, config: "x=1"}
+      - {name: tag, module: tag.wasm}
 visitorSalt: {seed: ` + strings.Repeat("ab", 32) + `, from: 2027-01-01}
 `))
 	if err != nil {
@@ -123,7 +124,7 @@ visitorSalt: {seed: ` + strings.Repeat("ab", 32) + `, from: 2027-01-01}
 	if !*p.RawRetention || p.RateLimit.Max != 120 || time.Duration(p.RateLimit.Window) != time.Minute {
 		t.Errorf("%+v %+v", p, p.RateLimit)
 	}
-	if string(PluginConfig(p.Plugins[0].Config)) != `{"fields":["email"]}` || string(PluginConfig(p.Plugins[1].Config)) != "x=1" {
+	if string(p.Plugins[0].Config) != `{"fields":["email"]}` || len(p.Plugins[1].Config) != 0 {
 		t.Errorf("configs %s %s", p.Plugins[0].Config, p.Plugins[1].Config)
 	}
 	if b.VisitorSalt.From != "2027-01-01" {

@@ -136,16 +136,6 @@ func configBytes(raw json.RawMessage) json.RawMessage {
 	return raw
 }
 
-// PluginConfig is the config a plugin entry hands its init: the text of
-// a JSON string, or any other JSON value's encoding.
-func PluginConfig(raw json.RawMessage) []byte {
-	var s string
-	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-		return []byte(s)
-	}
-	return raw
-}
-
 // Signed is a revision as published and stored: its exact bytes and,
 // when the control plane signs, their ed25519 signature.
 type Signed struct {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// applied is fleet apply's output.
+type applied struct {
+	Revision uint64            `json:"revision"`
+	Keys     map[string]string `json:"keys"`
+}
+
+func fleetApply(t *testing.T, env []string, args ...string) (applied, string, int) {
+	t.Helper()
+	out, errOut, code := run(t, env, append([]string{"fleet", "apply"}, args...)...)
+	var a applied
+	if code == 0 {
+		if err := json.Unmarshal([]byte(out), &a); err != nil {
+			t.Fatalf("fleet apply output %q: %v", out, err)
+		}
+	}
+	return a, errOut, code
+}
+
+// TestFleetBundleOnARunningNode: a node started with a control public key
+// takes only signed revisions; a signed bundle's keys work at once, and a
+// key left out of the next one gets 401 at once; a bundle with a bad
+// plugin is refused whole and changes nothing; the revision survives a
+// restart.
+func TestFleetBundleOnARunningNode(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	keyBase := filepath.Join(dir, "signing")
+	out, _, code := run(t, nil, "fleet", "keygen", keyBase)
+	if code != 0 {
+		t.Fatal("keygen failed")
+	}
+	var kg struct{ PublicKey string }
+	json.Unmarshal([]byte(out), &kg)
+	if st, err := os.Stat(keyBase + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", st, err)
+	}
+	env := []string{"VISITOR_HASH_SECRET=fleet-bundle-test-secret-0123456789", "COLLECTOR_CONTROL_PUBKEY=" + kg.PublicKey}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	wasm, err := os.ReadFile("../../plugins/examples/pii-redact/pii-redact.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("pii.wasm", string(wasm))
+	write("bad.wasm", "\x00asm not really a module")
+	first := write("b1.yaml", `
+projects:
+  - id: shop
+    channels: {gaze: true}
+    keys:
+      - {name: web, caps: [ingest]}
+      - {name: dash, caps: [query]}
+    plugins:
+      - {name: pii, module: pii.wasm, policy: drop}
+`)
+	s := start(t, env, "--data-dir", data)
+
+	// Unsigned: refused by the node, nothing applied.
+	if _, errOut, code := fleetApply(t, env, first, "--data-dir", data); code == 0 || !strings.Contains(errOut, "not signed") {
+		t.Fatalf("unsigned bundle: code %d, %s", code, errOut)
+	}
+	a, errOut, code := fleetApply(t, env, first, "--data-dir", data, "--sign", keyBase+".key")
+	if code != 0 {
+		t.Fatalf("signed apply: %s", errOut)
+	}
+	web, dash := a.Keys["shop/web"], a.Keys["shop/dash"]
+	if a.Revision != 1 || !strings.HasPrefix(web, "uzi_") || !strings.HasPrefix(dash, "uzq_") || len(a.Keys) != 2 {
+		t.Fatalf("applied %+v", a)
+	}
+	if code, body := post(t, s.base+"/api/v1/collect", web, fleetBatch("bundle", 3)); code != 200 {
+		t.Fatalf("ingest with the bundle's key: %d %s", code, body)
+	}
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 200 {
+		t.Fatalf("query with the bundle's key: %d", code)
+	}
+	if code, _ := post(t, s.base+"/api/v1/collect", dash, fleetBatch("bundle", 1)); code != 403 {
+		t.Fatalf("ingest with the query key: %d", code)
+	}
+	out, _, _ = run(t, env, "plugin", "list", "--project", "shop", "--data-dir", data)
+	if !strings.Contains(out, `"name":"pii"`) {
+		t.Fatalf("plugin list: %s", out)
+	}
+
+	// A bundle with a module that is not one: refused whole.
+	bad := write("b2.yaml", `
+projects:
+  - id: shop
+    keys: [{name: web, caps: [ingest]}]
+    plugins: [{name: pii, module: bad.wasm}]
+`)
+	if _, errOut, code := fleetApply(t, env, bad, "--data-dir", data, "--sign", keyBase+".key"); code == 0 || !strings.Contains(errOut, "pii") {
+		t.Fatalf("bad plugin: code %d, %s", code, errOut)
+	}
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 200 {
+		t.Fatalf("the refused bundle changed the keys: dash %d", code)
+	}
+
+	// dash left out: 401 at once; web kept, unchanged.
+	second := write("b3.json", `{"projects":[{"id":"shop","channels":{"gaze":true},"keys":[{"name":"web","caps":["ingest"]}],
+		"plugins":[{"name":"pii","module":"pii.wasm","policy":"drop"}]}]}`)
+	a, errOut, code = fleetApply(t, env, second, "--data-dir", data, "--sign", keyBase+".key")
+	if code != 0 || a.Revision != 2 || len(a.Keys) != 0 {
+		t.Fatalf("second apply: %+v %d %s", a, code, errOut)
+	}
+	if !strings.Contains(errOut, "revoke-key shop/dash") || strings.Contains(errOut, "set-plugin") {
+		t.Errorf("changes shown: %s", errOut)
+	}
+	if out, _, _ := run(t, env, "plugin", "list", "--project", "shop", "--data-dir", data); strings.Contains(out, `"version":2`) {
+		t.Errorf("an unchanged plugin got a new version: %s", out)
+	}
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 401 {
+		t.Fatalf("the revoked key: %d", code)
+	}
+	if code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("bundle2", 1)); code != 200 {
+		t.Fatalf("the kept key: %d", code)
+	}
+
+	// After a restart the node serves on its last revision.
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+	s = start(t, env, "--data-dir", data)
+	if code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("bundle3", 1)); code != 200 {
+		t.Fatalf("the kept key after a restart: %d", code)
+	}
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 401 {
+		t.Fatalf("the revoked key after a restart: %d", code)
+	}
+	out, _, code = run(t, env, "fleet", "diff", second, "--data-dir", data)
+	if code != 0 || !strings.Contains(out, `"revision":3`) || !strings.Contains(out, `"changes":[]`) {
+		t.Fatalf("diff of the applied bundle: %s", out)
+	}
+}
+
+// getStatus GETs url with key and returns the status.
+func getStatus(t *testing.T, url, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("x-api-key", key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
