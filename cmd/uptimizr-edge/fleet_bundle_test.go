@@ -97,6 +97,12 @@ projects:
 		t.Fatalf("plugin list: %s", out)
 	}
 
+	// A setting this node does not apply yet: refused, not ignored.
+	later := write("b-later.yaml", "projects:\n  - id: shop\n    rawRetention: true\n    keys: [{name: web, caps: [ingest]}]\n")
+	if _, errOut, code := fleetApply(t, env, later, "--data-dir", data, "--sign", keyBase+".key"); code == 0 || !strings.Contains(errOut, "does not apply projects shop: rawRetention yet") {
+		t.Fatalf("rawRetention: code %d, %s", code, errOut)
+	}
+
 	// A bundle with a module that is not one: refused whole.
 	bad := write("b2.yaml", `
 projects:

@@ -226,6 +226,9 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet apply: revision refused: %w", err)
 	}
+	if err := unsupported(rev); err != nil {
+		return nil, err
+	}
 	want := make([]storage.DesiredProject, 0, len(rev.Projects))
 	for _, p := range rev.Projects {
 		dp := storage.DesiredProject{ID: p.ID, Channels: p.Channels}
@@ -370,4 +373,25 @@ func parseControlPub(cfg *core.Config) (ed25519.PublicKey, error) {
 		return nil, nil
 	}
 	return bundle.ParsePublicKey(cfg.ControlPubKey)
+}
+
+// unsupported refuses a revision with settings this node does not apply
+// yet, rather than taking it and ignoring them.
+func unsupported(rev *bundle.Revision) error {
+	var what []string
+	for _, p := range rev.Projects {
+		if p.RawRetention != nil {
+			what = append(what, "projects "+p.ID+": rawRetention")
+		}
+		if p.RateLimit != nil {
+			what = append(what, "projects "+p.ID+": rateLimit")
+		}
+	}
+	if rev.VisitorSalt != nil {
+		what = append(what, "visitorSalt")
+	}
+	if len(what) > 0 {
+		return fmt.Errorf("fleet apply: this node does not apply %s yet (docs/FLEET.md, \"Not yet\"); nothing was applied", strings.Join(what, ", "))
+	}
+	return nil
 }

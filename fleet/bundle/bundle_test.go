@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +263,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("reads back otherwise:\n%s\n%s", js, js2)
 		}
 	})
+}
+
+// TestExampleBundle: the example in docs parses, and its modules are there.
+func TestExampleBundle(t *testing.T) {
+	path := "../../docs/fleet-bundle.example.yaml"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Projects) != 2 || len(b.Projects[0].Keys) != 3 || !b.Projects[0].Channels["gaze"] {
+		t.Fatalf("%+v", b)
+	}
+	for _, pl := range b.Projects[0].Plugins {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), pl.Module)); err != nil {
+			t.Errorf("plugin %s: %v", pl.Name, err)
+		}
+	}
 }
