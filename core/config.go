@@ -65,6 +65,7 @@ type Config struct {
 
 	// The fleet bundle (docs/FLEET.md).
 	ControlPubKey string // COLLECTOR_CONTROL_PUBKEY: base64 ed25519 public key (fleet keygen); set, only revisions it signed are applied
+	ControlURL    string // COLLECTOR_CONTROL_URL: nats://HOST:PORT[,…]: follow the fleet's revisions published there ("" = none)
 
 	// Forwarding to the fleet's stream engine (docs/OPERATIONS.md, "The fleet").
 	ForwardURL         string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
@@ -263,6 +264,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_PPROF_ADDR", &c.PprofAddr)
 	str("COLLECTOR_FORWARD_URL", &c.ForwardURL)
 	str("COLLECTOR_CONTROL_PUBKEY", &c.ControlPubKey)
+	str("COLLECTOR_CONTROL_URL", &c.ControlURL)
 	str("COLLECTOR_NODE_ID", &c.NodeID)
 	str("COLLECTOR_FORWARD_STREAM", &c.ForwardStream)
 	if v := getenv("COLLECTOR_FORWARD_MAX_BACKLOG"); v != "" {
@@ -402,6 +404,11 @@ func (c *Config) Validate() error {
 			bad("COLLECTOR_CONTROL_PUBKEY: want an ed25519 public key, base64 of its 32 bytes (fleet keygen writes one)")
 		}
 	}
+	if c.ControlURL != "" {
+		if kind, _, err := ParseEngineURL(c.ControlURL); err != nil || kind != "nats" {
+			bad("COLLECTOR_CONTROL_URL %q: want nats://HOST:PORT[,HOST:PORT…]", c.ControlURL)
+		}
+	}
 	if c.ForwardURL != "" {
 		if _, _, err := ParseEngineURL(c.ForwardURL); err != nil {
 			bad("COLLECTOR_FORWARD_URL: %v", err)
@@ -530,6 +537,7 @@ var Settings = []Setting{
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+	{"COLLECTOR_CONTROL_URL", "control-url", "follow the fleet revisions published on this NATS control plane: nats://HOST:PORT[,…] (unset = none)"},
 	{"COLLECTOR_CONTROL_PUBKEY", "control-pubkey", "apply only fleet revisions signed by this ed25519 public key (base64, from fleet keygen)"},
 	{"COLLECTOR_FORWARD_URL", "forward-url", "forward every committed record to this stream engine: nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (unset = no forwarding)"},
 	{"COLLECTOR_NODE_ID", "node-id", "this node's id in the fleet, stable across restarts (required with forwarding)"},

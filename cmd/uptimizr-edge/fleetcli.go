@@ -15,6 +15,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/fleet/bundle"
+	"github.com/uptimizr/edge/fleet/control"
 	"github.com/uptimizr/edge/plugins"
 	"github.com/uptimizr/edge/storage"
 )
@@ -51,34 +52,75 @@ func (c *cli) fleetCommands() *cobra.Command {
 			return c.printJSON(map[string]string{"private": keyPath, "public": pubPath, "publicKey": pub})
 		},
 	})
-	var signWith string
+	var signWith, controlURL string
 	apply := &cobra.Command{
-		Use:   "apply FILE [--sign KEY]",
-		Short: "Check a bundle whole and apply it to the node as its next revision; keys it makes are printed once",
+		Use:   "apply FILE [--sign KEY] [--control nats://…]",
+		Short: "Check a bundle whole and publish it as the fleet's next revision (--control), or apply it to the node (--data-dir); keys it makes are printed once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if controlURL != "" {
+				return c.fleetPublish(args[0], signWith, controlURL, false)
+			}
 			return c.fleetApply(args[0], signWith, false)
 		},
 	}
 	apply.Flags().StringVar(&signWith, "sign", "", "sign the revision with this private key file (fleet keygen)")
 	diff := &cobra.Command{
-		Use:   "diff FILE",
-		Short: "Show what applying a bundle would change on the node",
+		Use:   "diff FILE [--control nats://…]",
+		Short: "Show what applying a bundle would change: on the fleet's current revision (--control), or on the node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if controlURL != "" {
+				return c.fleetPublish(args[0], "", controlURL, true)
+			}
 			return c.fleetApply(args[0], "", true)
 		},
 	}
-	fleet.AddCommand(apply, diff)
+	status := &cobra.Command{
+		Use:   "status --control nats://…",
+		Short: "List the nodes following the control plane: their revision, last heartbeat and forward lag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := control.Dial(controlURL, false, nil)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			nodes, err := client.Nodes(ctx)
+			if err != nil {
+				return err
+			}
+			var current uint64
+			if s, _, err := client.Latest(ctx); err == nil {
+				if rev, err := bundle.Open(s, nil); err == nil {
+					current = rev.Number
+				}
+			}
+			if nodes == nil {
+				nodes = []control.Heartbeat{}
+			}
+			return c.printJSON(struct {
+				Revision uint64              `json:"revision"`
+				Nodes    []control.Heartbeat `json:"nodes"`
+			}{current, nodes})
+		},
+	}
+	_ = status.MarkFlagRequired("control")
+	for _, cmd := range []*cobra.Command{apply, diff, status} {
+		cmd.Flags().StringVar(&controlURL, "control", "", "the fleet's control plane: nats://HOST:PORT[,…]")
+	}
+	fleet.AddCommand(apply, diff, status)
 	return fleet
 }
 
-// fleetApply reads and checks the bundle at path, builds the node's next
-// revision from it and applies it (or, dry, shows what would change).
-func (c *cli) fleetApply(path, signWith string, dry bool) error {
+// readBundle reads and checks the bundle at path and the modules it names
+// (from beside it), listing every problem on stderr.
+func (c *cli) readBundle(path string) (*bundle.Bundle, map[string][]byte, map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	b, err := bundle.Parse(data)
 	var inv *bundle.Invalid
@@ -86,22 +128,11 @@ func (c *cli) fleetApply(path, signWith string, dry bool) error {
 		for _, p := range inv.Problems {
 			fmt.Fprintln(c.errOut, p.String())
 		}
-		return fmt.Errorf("%s: the bundle has %d problems; nothing was applied", path, len(inv.Problems))
+		return nil, nil, nil, fmt.Errorf("%s: the bundle has %d problems; nothing was applied", path, len(inv.Problems))
 	}
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	var key ed25519.PrivateKey
-	if signWith != "" {
-		text, err := os.ReadFile(signWith)
-		if err != nil {
-			return err
-		}
-		if key, err = bundle.ParsePrivateKey(string(text)); err != nil {
-			return fmt.Errorf("%s: %w", signWith, err)
-		}
-	}
-	// The modules, by content hash, read from beside the bundle.
 	modules := map[string][]byte{}
 	hashes := map[string]string{}
 	var problems []string
@@ -127,7 +158,161 @@ func (c *cli) fleetApply(path, signWith string, dry bool) error {
 		for _, p := range problems {
 			fmt.Fprintln(c.errOut, p)
 		}
-		return fmt.Errorf("%s: %d plugin modules could not be read; nothing was applied", path, len(problems))
+		return nil, nil, nil, fmt.Errorf("%s: %d plugin modules could not be read; nothing was applied", path, len(problems))
+	}
+	return b, modules, hashes, nil
+}
+
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := bundle.ParsePrivateKey(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// fleetPublish checks the bundle whole (every plugin as an upload is, here)
+// and publishes it to the control plane as the fleet's next revision, or,
+// dry, shows what it would change from the current one.
+func (c *cli) fleetPublish(path, signWith, url string, dry bool) error {
+	b, modules, hashes, err := c.readBundle(path)
+	if err != nil {
+		return err
+	}
+	key, err := readSigningKey(signWith)
+	if err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Every plugin through an upload's checks, on a host of this command.
+	if len(modules) > 0 {
+		dir, err := os.MkdirTemp("", "uptimizr-fleet-check-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		host, err := newPluginHost(ctx, &cfg, dir, nil)
+		if err != nil {
+			return err
+		}
+		defer host.Close(ctx)
+		mgr := plugins.NewManager(host, nil, nil, nil)
+		var problems []string
+		for i, p := range b.Projects {
+			for j, pl := range p.Plugins {
+				if err := mgr.Check(ctx, p.ID, pl.Name, modules[hashes[pl.Module]], []byte(pl.Config), pl.Policy); err != nil {
+					problems = append(problems, fmt.Sprintf("projects[%d].plugins[%d] (%s): %v", i, j, pl.Name, err))
+				}
+			}
+		}
+		if len(problems) > 0 {
+			for _, p := range problems {
+				fmt.Fprintln(c.errOut, p)
+			}
+			return fmt.Errorf("%s: %d plugins failed an upload's checks; nothing was published", path, len(problems))
+		}
+	}
+	client, err := control.Dial(url, false, nil)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	latest, seq, err := client.Latest(ctx)
+	if err != nil && !errors.Is(err, control.ErrNoRevision) {
+		return err
+	}
+	var prev *bundle.Revision
+	var prevNumber uint64 // the highest number published, valid or not
+	if latest != nil {
+		var pub ed25519.PublicKey
+		if key != nil {
+			pub = key.Public().(ed25519.PublicKey)
+		}
+		if prev, err = bundle.Open(latest, pub); err != nil {
+			// Not signed with this key (written into the bucket by someone
+			// else?): build on the newest one that is, and replace it.
+			fmt.Fprintf(c.errOut, "the latest published revision is refused (%v); building on the newest one signed with this key\n", err)
+			prev = nil
+			hist, herr := client.History(ctx)
+			if herr != nil {
+				return herr
+			}
+			var newest uint64
+			for _, h := range hist {
+				if r, err := bundle.Open(h, pub); err == nil {
+					if prev == nil {
+						prev = r
+					}
+					newest = max(newest, r.Number)
+				} else if r, err := bundle.Open(h, nil); err == nil {
+					newest = max(newest, r.Number) // number past it: nodes take only a higher one
+				}
+			}
+			if prev == nil {
+				return fmt.Errorf("no revision the bucket holds is signed with this key; nothing was published")
+			}
+			prevNumber = newest
+		}
+	}
+	next := uint64(1)
+	if prev != nil {
+		next = max(prev.Number, prevNumber) + 1
+	}
+	rev, secrets, err := bundle.Build(b, prev, next, hashes, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := unsupported(rev); err != nil {
+		return err
+	}
+	if dry {
+		return c.printJSON(struct {
+			Revision uint64   `json:"revision"`
+			Changes  []string `json:"changes"`
+			DryRun   bool     `json:"dryRun"`
+		}{next, bundle.Diff(prev, rev), true})
+	}
+	signed, err := bundle.Seal(rev, key)
+	if err != nil {
+		return err
+	}
+	if _, err := client.Publish(ctx, signed, modules, seq); err != nil {
+		return err
+	}
+	for _, ch := range bundle.Diff(prev, rev) {
+		fmt.Fprintln(c.errOut, ch)
+	}
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	return c.printJSON(struct {
+		Revision uint64            `json:"revision"`
+		Keys     map[string]string `json:"keys"`
+	}{rev.Number, secrets})
+}
+
+// fleetApply reads and checks the bundle at path, builds the node's next
+// revision from it and applies it (or, dry, shows what would change).
+func (c *cli) fleetApply(path, signWith string, dry bool) error {
+	b, modules, hashes, err := c.readBundle(path)
+	if err != nil {
+		return err
+	}
+	key, err := readSigningKey(signWith)
+	if err != nil {
+		return err
 	}
 	lastOut, err := c.runOp(&op{Name: "fleet.last"})
 	if err != nil {

@@ -15,17 +15,7 @@ import (
 // dir), the filter the edge calls and the lifecycle manager, and loads every
 // project's chain.
 func newPluginManager(ctx context.Context, cfg *core.Config, store *storage.Store, log *slog.Logger) (*plugins.Host, *plugins.Manager, error) {
-	host, err := plugins.NewHost(ctx, plugins.Options{
-		CacheDir:         filepath.Join(cfg.DataDir, "wasm-cache"),
-		MemoryLimitPages: uint32(cfg.PluginMemoryMiB) * 16,
-		MaxModuleSize:    cfg.PluginModuleMiB << 20,
-		CallTimeout:      cfg.PluginTimeout,
-		MemoryBudget:     cfg.PluginMemoryBudget,
-		MaxInstances:     cfg.PluginMaxInstances,
-		Wait:             cfg.PluginWait,
-		Nice:             cfg.PluginNice,
-		Logger:           log,
-	})
+	host, err := newPluginHost(ctx, cfg, filepath.Join(cfg.DataDir, "wasm-cache"), log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,4 +79,20 @@ func pluginGauges(add func(string, func() float64), host *plugins.Host, f *plugi
 	}
 	add("uptimizr_plugin_project_waits", func() float64 { return float64(f.Stats().Waits) })
 	add("uptimizr_plugin_project_refusals", func() float64 { return float64(f.Stats().Refusals) })
+}
+
+// newPluginHost builds a plugin host with the node's sandbox settings,
+// its compiled code cached in cacheDir.
+func newPluginHost(ctx context.Context, cfg *core.Config, cacheDir string, log *slog.Logger) (*plugins.Host, error) {
+	return plugins.NewHost(ctx, plugins.Options{
+		CacheDir:         cacheDir,
+		MemoryLimitPages: uint32(cfg.PluginMemoryMiB) * 16,
+		MaxModuleSize:    cfg.PluginModuleMiB << 20,
+		CallTimeout:      cfg.PluginTimeout,
+		MemoryBudget:     cfg.PluginMemoryBudget,
+		MaxInstances:     cfg.PluginMaxInstances,
+		Wait:             cfg.PluginWait,
+		Nice:             cfg.PluginNice,
+		Logger:           log,
+	})
 }

@@ -202,10 +202,11 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 	if err != nil {
 		return err
 	}
-	stopControl, err := serveControl(cfg.DataDir, &opEnv{reg: store.Registry(), controlPub: controlPub,
+	nodeEnv := &opEnv{reg: store.Registry(), controlPub: controlPub,
 		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
 		moduleMiB: cfg.PluginModuleMiB, where: " on the running server",
-		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}, log)
+		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}
+	stopControl, err := serveControl(cfg.DataDir, nodeEnv, log)
 	if err != nil {
 		// Serving matters more than the CLI's shortcut (a unix socket path
 		// is limited to about 100 bytes): the CLI then says the node holds
@@ -214,6 +215,21 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		stopControl = func() {}
 	}
 	defer stopControl()
+	if cfg.ControlURL != "" {
+		followCtx, stopFollowing := context.WithCancel(context.Background())
+		var lag func() int64
+		if fw := store.Forward(); fw != nil && cfg.ForwardURL != "" {
+			lag = func() int64 { return fw.Stats().BacklogBytes }
+		}
+		fl, err := startFollower(followCtx, cfg.ControlURL, cfg.NodeID, nodeEnv, store, lag, log)
+		if err != nil {
+			stopFollowing()
+			return err
+		}
+		srv.AddGauge("uptimizr_fleet_revision", func() float64 { return float64(fl.Revision()) })
+		srv.AddGauge("uptimizr_fleet_revisions_refused", func() float64 { return float64(fl.Refused()) })
+		defer func() { stopFollowing(); fl.close() }()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

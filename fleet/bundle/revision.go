@@ -229,3 +229,62 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	}
 	return ed25519.PublicKey(b), nil
 }
+
+// Diff lists what going from prev (nil: nothing published yet) to next
+// changes, a line per change, in a stable order: projects, channels,
+// keys (by name and caps) and plugin entries.
+func Diff(prev, next *Revision) []string {
+	out := []string{}
+	if prev == nil {
+		prev = &Revision{}
+	}
+	for _, p := range next.Projects {
+		old := prev.Project(p.ID)
+		if old == nil {
+			out = append(out, "create-project "+p.ID)
+			old = &RevProject{ID: p.ID, Channels: core.DefaultChannels()}
+		}
+		if old.Channels != p.Channels {
+			a, _ := json.Marshal(old.Channels)
+			b, _ := json.Marshal(p.Channels)
+			out = append(out, fmt.Sprintf("set-channels %s: %s → %s", p.ID, a, b))
+		}
+		for _, k := range p.Keys {
+			switch ok := old.Key(k.Name); {
+			case ok == nil:
+				out = append(out, fmt.Sprintf("add-key %s/%s: %s", p.ID, k.Name, k.Caps))
+			case ok.Caps != k.Caps:
+				out = append(out, fmt.Sprintf("set-caps %s/%s: %s → %s", p.ID, k.Name, ok.Caps, k.Caps))
+			}
+		}
+		for _, k := range old.Keys {
+			if p.Key(k.Name) == nil {
+				out = append(out, fmt.Sprintf("revoke-key %s/%s", p.ID, k.Name))
+			}
+		}
+		oldPlugins := map[string]RevPlugin{}
+		for _, pl := range old.Plugins {
+			oldPlugins[pl.Name] = pl
+		}
+		for _, pl := range p.Plugins {
+			o, ok := oldPlugins[pl.Name]
+			if !ok || o.Module != pl.Module || o.Policy != pl.Policy || string(o.Config) != string(pl.Config) {
+				out = append(out, fmt.Sprintf("set-plugin %s/%s: module %s, policy %s", p.ID, pl.Name, pl.Module[:min(12, len(pl.Module))], pl.Policy))
+			}
+			delete(oldPlugins, pl.Name)
+		}
+		for _, pl := range old.Plugins { // in the old chain's order
+			if _, gone := oldPlugins[pl.Name]; gone {
+				out = append(out, fmt.Sprintf("remove-plugin %s/%s", p.ID, pl.Name))
+			}
+		}
+	}
+	for _, p := range prev.Projects {
+		if next.Project(p.ID) == nil {
+			for _, k := range p.Keys {
+				out = append(out, fmt.Sprintf("revoke-key %s/%s: its project is no longer in the bundle", p.ID, k.Name))
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/uptimizr/edge/fleet/bundle"
+	"github.com/uptimizr/edge/fleet/control"
+	"github.com/uptimizr/edge/storage"
+)
+
+// follower keeps a node on the fleet's current revision
+// (COLLECTOR_CONTROL_URL): it watches the control plane's bucket, checks
+// and applies each new revision (the same path as fleet apply on the
+// node), and reports a heartbeat. While the control plane is down the node
+// serves on the last revision it applied, which its store keeps.
+type follower struct {
+	client  *control.Client
+	env     *opEnv
+	store   *storage.Store
+	node    string
+	log     *slog.Logger
+	refused atomic.Int64
+	applied atomic.Uint64
+	lag     func() int64
+}
+
+// heartbeatEvery is how often a node reports to the control plane.
+const heartbeatEvery = 2 * time.Second
+
+func startFollower(ctx context.Context, url, node string, env *opEnv, store *storage.Store, lag func() int64, log *slog.Logger) (*follower, error) {
+	client, err := control.Dial(url, true, log)
+	if err != nil {
+		return nil, err
+	}
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	f := &follower{client: client, env: env, store: store, node: node, log: log.With("component", "fleet"), lag: lag}
+	if last, ok, err := env.reg.LastFleetRevision(); err == nil && ok {
+		f.applied.Store(last.Number)
+	}
+	go client.Watch(ctx, f.apply)
+	go f.beat(ctx)
+	return f, nil
+}
+
+// Refused is how many revisions the node refused.
+func (f *follower) Refused() int64 { return f.refused.Load() }
+
+// Revision is the last revision the node applied.
+func (f *follower) Revision() uint64 { return f.applied.Load() }
+
+func (f *follower) close() { f.client.Close() }
+
+// apply checks and applies one published revision; a refused one is
+// logged and counted, and the node keeps the one it has.
+func (f *follower) apply(s *bundle.Signed, raw []byte) {
+	rev, err := bundle.Open(s, f.env.controlPub)
+	if err != nil {
+		f.refused.Add(1)
+		f.log.Warn("fleet revision refused; keeping the last one applied", "err", err, "revision_applied", f.applied.Load())
+		return
+	}
+	if rev.Number <= f.applied.Load() {
+		return // applied already (the watch starts with the current one)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	modules := map[string][]byte{}
+	for _, p := range rev.Projects {
+		for _, pl := range p.Plugins {
+			if _, ok := modules[pl.Module]; ok {
+				continue
+			}
+			if _, err := f.store.Plugins().Module(pl.Module); err == nil {
+				modules[pl.Module] = nil // stored here already: fetched only if the chain changes
+				continue
+			}
+			b, err := f.client.Module(ctx, pl.Module)
+			if err != nil {
+				f.refused.Add(1)
+				f.log.Warn("fleet revision not applied: a module could not be fetched", "revision", rev.Number, "err", err)
+				return
+			}
+			modules[pl.Module] = b
+		}
+	}
+	for h, b := range modules {
+		if b == nil {
+			if b, err = f.store.Plugins().Module(h); err == nil {
+				modules[h] = b
+			}
+		}
+	}
+	o := &op{Name: "fleet.apply", Revision: raw, Modules: modules}
+	v, err := o.runFleet(f.env)
+	if err != nil {
+		f.refused.Add(1)
+		f.log.Warn("fleet revision refused; keeping the last one applied", "revision", rev.Number, "err", err)
+		return
+	}
+	res := v.(fleetApplied)
+	f.applied.Store(res.Revision)
+	f.log.Info("fleet revision applied", "revision", res.Revision, "changes", len(res.Changes))
+	f.beatOnce(ctx)
+}
+
+func (f *follower) beat(ctx context.Context) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		f.beatOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (f *follower) beatOnce(ctx context.Context) {
+	c, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	hb := control.Heartbeat{Node: f.node, Revision: f.applied.Load(), At: time.Now().UTC(), Refused: f.refused.Load()}
+	if f.lag != nil {
+		hb.ForwardLag = f.lag()
+	}
+	_ = f.client.Beat(c, hb) // unreachable: the next beat tries again
+}
