@@ -24,7 +24,7 @@ func (s *adminAPI) channels(ctx *fasthttp.RequestCtx) {
 		s.writeChannels(ctx, p.Channels())
 	case ctx.IsPut():
 		p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
-		if !ok {
+		if !ok || s.fleetOwned(ctx) {
 			return
 		}
 		var parser fastjson.Parser

@@ -20,7 +20,7 @@ func (s *adminAPI) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 	}
 	var h [32]byte
 	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
-	if !ok {
+	if !ok || s.fleetOwned(ctx) {
 		return
 	}
 	kid, tail, hasTail, _ := routeID(ctx, "/api/v1/keys/", rest, "/")

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/uptimizr/edge/core"
 )
 
@@ -101,4 +103,21 @@ type adminAPI struct {
 	keyAdmin        Keys
 	pluginAdmin     PluginAdmin     // nil answers 501
 	quarantineAdmin QuarantineAdmin // nil answers 501
+	// fleetManaged: the node follows a fleet control plane
+	// (COLLECTOR_CONTROL_URL), which owns its keys, channels and plugins.
+	fleetManaged bool
+}
+
+// errFleetOwned is the answer to a local change of what the fleet bundle
+// owns, on a node that follows a control plane.
+const errFleetOwned = "this node follows the fleet's control plane, which owns its keys, channels and plugins: change the bundle and run fleet apply (docs/FLEET.md)"
+
+// fleetOwned answers 409 and returns true for a change (any method but
+// GET and HEAD) on a fleet-managed node.
+func (s *adminAPI) fleetOwned(ctx *fasthttp.RequestCtx) bool {
+	if !s.fleetManaged || ctx.IsGet() || ctx.IsHead() {
+		return false
+	}
+	s.fail(ctx, fasthttp.StatusConflict, errFleetOwned)
+	return true
 }

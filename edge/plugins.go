@@ -69,7 +69,7 @@ type pluginRow struct {
 func (s *adminAPI) plugins(ctx *fasthttp.RequestCtx, rest string) {
 	var h [32]byte
 	p, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h)
-	if !ok {
+	if !ok || s.fleetOwned(ctx) {
 		return
 	}
 	pa := s.pluginAdmin

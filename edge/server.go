@@ -155,6 +155,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyAdmin:        d.Keys,
 		pluginAdmin:     d.Plugins,
 		quarantineAdmin: d.Quarantine,
+		fleetManaged:    cfg.ControlURL != "",
 	}
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{

@@ -67,7 +67,14 @@ type opEnv struct {
 	// controlPub is COLLECTOR_CONTROL_PUBKEY: set, fleet revisions must be
 	// signed with its private half.
 	controlPub ed25519.PublicKey
+	// fleetManaged: the node follows a control plane, which owns its
+	// projects, keys, channels and plugins; local changes are refused.
+	fleetManaged bool
 }
+
+// fleetOwnedOps are the operations that change what a fleet bundle owns.
+var fleetOwnedOps = map[string]bool{"project.create": true, "key.create": true, "key.revoke": true, "channels.set": true,
+	"plugin.upload": true, "plugin.activate": true, "plugin.rollback": true, "plugin.remove": true, "plugin.order": true, "plugin.config": true}
 
 // moduleTooLarge is the error of a plugin module over env's limit.
 func (env *opEnv) moduleTooLarge(n int) error {
@@ -117,6 +124,9 @@ type pluginVersion struct {
 
 // run executes o and returns the value to print.
 func (o *op) run(env *opEnv) (any, error) {
+	if env.fleetManaged && (fleetOwnedOps[o.Name] || o.Name == "fleet.apply" && !o.Dry) {
+		return nil, errors.New("this node follows the fleet's control plane, which owns its projects, keys, channels and plugins: change the bundle and run fleet apply --control (docs/FLEET.md)")
+	}
 	reg := env.reg
 	project := func() (*storage.Project, error) {
 		p := reg.Project(o.Project)

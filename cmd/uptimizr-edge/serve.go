@@ -202,7 +202,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 	if err != nil {
 		return err
 	}
-	nodeEnv := &opEnv{reg: store.Registry(), controlPub: controlPub,
+	nodeEnv := &opEnv{reg: store.Registry(), controlPub: controlPub, fleetManaged: cfg.ControlURL != "",
 		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
 		moduleMiB: cfg.PluginModuleMiB, where: " on the running server",
 		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}
