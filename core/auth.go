@@ -59,6 +59,7 @@ type Project interface {
 // KeyInfo describes a live API key without the key itself.
 type KeyInfo struct {
 	ID        string     `json:"id"`
+	Name      string     `json:"name,omitempty"` // a fleet bundle's key
 	Caps      Capability `json:"-"`
 	CapList   string     `json:"caps"`
 	CreatedAt string     `json:"createdAt"`

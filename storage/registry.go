@@ -440,7 +440,7 @@ func (r *Registry) KeyInfos(projectID string) []core.KeyInfo {
 	keys := r.Keys(projectID)
 	out := make([]core.KeyInfo, len(keys))
 	for i, k := range keys {
-		out[i] = core.KeyInfo{ID: k.ID, Caps: k.Caps, CapList: k.Caps.String(), CreatedAt: k.CreatedAt.Format(time.RFC3339)}
+		out[i] = core.KeyInfo{ID: k.ID, Name: k.Name, Caps: k.Caps, CapList: k.Caps.String(), CreatedAt: k.CreatedAt.Format(time.RFC3339)}
 	}
 	return out
 }

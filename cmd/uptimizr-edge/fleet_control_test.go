@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,6 +193,18 @@ func TestFleetControlPlane(t *testing.T) {
 		eventually(t, fmt.Sprintf("edge %d catches up", i), 20*time.Second, func() bool {
 			return getStatus(t, s.base+"/api/v1/keys", ops) == 200
 		})
+	}
+
+	req, _ := http.NewRequest("GET", edges[0].base+"/api/v1/keys", nil)
+	req.Header.Set("x-api-key", ops)
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(body), `"name":"web"`) || !strings.Contains(string(body), `"name":"ops"`) {
+			t.Fatalf("GET /api/v1/keys: %s", body)
+		}
 	}
 
 	// Local changes of what the bundle owns are refused on a following
