@@ -230,3 +230,91 @@ func hashHex(secret string) string {
 	h := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(h[:])
 }
+
+// TestFleetLargeBundle: a bundle of 100 projects, 300 keys and 50
+// plugins is published and a node converges on it: every key works for
+// its own project only, every plugin is in its chain.
+func TestFleetLargeBundle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet test skipped in -short mode")
+	}
+	ns := fleettest.StartNATS(t)
+	url := "nats://" + ns.Addr()
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../../plugins/examples/pii-redact/pii-redact.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pii.wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		Name string   `json:"name"`
+		Caps []string `json:"caps"`
+	}
+	type plugin struct {
+		Name   string `json:"name"`
+		Module string `json:"module"`
+	}
+	type project struct {
+		ID      string   `json:"id"`
+		Keys    []key    `json:"keys"`
+		Plugins []plugin `json:"plugins,omitempty"`
+	}
+	var b struct {
+		Projects []project `json:"projects"`
+	}
+	for i := 0; i < 100; i++ {
+		p := project{ID: fmt.Sprintf("p%03d", i), Keys: []key{{"web", []string{"ingest"}}, {"dash", []string{"query"}}, {"ops", []string{"admin"}}}}
+		if i < 50 {
+			p.Plugins = []plugin{{"pii", "pii.wasm"}}
+		}
+		b.Projects = append(b.Projects, p)
+	}
+	js, _ := json.Marshal(b)
+	file := filepath.Join(dir, "large.json")
+	if err := os.WriteFile(file, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A plugin call's deadline for slow machines: fifty self-tests run here
+	// and on the node.
+	slow := "COLLECTOR_PLUGIN_TIMEOUT=2s"
+	s := start(t, []string{"VISITOR_HASH_SECRET=fleet-large-test-secret-0123456789", "COLLECTOR_CONTROL_URL=" + url, "COLLECTOR_NODE_ID=edge-large", slow},
+		"serve", "--data-dir", filepath.Join(dir, "data"))
+	out, errOut, code := run(t, []string{slow}, "fleet", "apply", file, "--control", url)
+	if code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	var a applied
+	if err := json.Unmarshal([]byte(out), &a); err != nil || len(a.Keys) != 300 {
+		t.Fatalf("%d keys printed, %v", len(a.Keys), err)
+	}
+	// Converged: the node reports the revision once its registry and
+	// every plugin chain are applied.
+	eventually(t, "the node converges", 60*time.Second, func() bool {
+		out, _, code := run(t, nil, "fleet", "status", "--control", url)
+		var st fleetStatus
+		json.Unmarshal([]byte(out), &st)
+		return code == 0 && len(st.Nodes) == 1 && st.Nodes[0].Revision == a.Revision
+	})
+	for i := 0; i < 100; i++ {
+		p := fmt.Sprintf("p%03d", i)
+		if code := getStatus(t, s.base+"/api/v1/event-counts", a.Keys[p+"/dash"]); code != 200 {
+			t.Fatalf("%s/dash: %d", p, code)
+		}
+		if code := getStatus(t, s.base+"/api/v1/event-counts", a.Keys[p+"/web"]); code != 403 {
+			t.Fatalf("%s/web reads: %d", p, code)
+		}
+		req, _ := http.NewRequest("GET", s.base+"/api/v1/plugins", nil)
+		req.Header.Set("x-api-key", a.Keys[p+"/ops"])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if has := strings.Contains(string(body), `"name":"pii"`); has != (i < 50) {
+			t.Fatalf("%s plugins: %s", p, body)
+		}
+	}
+}

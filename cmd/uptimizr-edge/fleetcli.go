@@ -441,13 +441,24 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	if _, err := o.pluginChanges(env, rev, false); err != nil {
 		return nil, err
 	}
-	changes, err := env.reg.Apply(want, storage.FleetRevision{Number: rev.Number, Signed: o.Revision})
+	changes, err := env.reg.Plan(want)
 	if err != nil {
 		return nil, err
 	}
+	// New projects first, without keys, then the plugin chains, then the
+	// keys and channels: no key reaches a project before its chain is in
+	// place (a redaction plugin runs on its very first batch).
+	for _, p := range want {
+		if _, _, err := env.reg.EnsureProject(p.ID); err != nil {
+			return nil, err
+		}
+	}
 	pc, err := o.pluginChanges(env, rev, true)
 	if err != nil {
-		return nil, fmt.Errorf("fleet apply: revision %d's registry is applied, its plugins not all: %w", rev.Number, err)
+		return nil, fmt.Errorf("fleet apply: revision %d not applied: its plugins: %w", rev.Number, err)
+	}
+	if _, err := env.reg.Apply(want, storage.FleetRevision{Number: rev.Number, Signed: o.Revision}); err != nil {
+		return nil, err
 	}
 	return fleetApplied{Revision: rev.Number, Changes: append(append([]storage.Change{}, changes...), pc...)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 // node), and reports a heartbeat. While the control plane is down the node
 // serves on the last revision it applied, which its store keeps.
 type follower struct {
+	mu      sync.Mutex // one revision applied at a time
+	seen    atomic.Uint64
 	client  *control.Client
 	env     *opEnv
 	store   *storage.Store
@@ -28,8 +31,12 @@ type follower struct {
 	lag     func() int64
 }
 
-// heartbeatEvery is how often a node reports to the control plane.
-const heartbeatEvery = 2 * time.Second
+// heartbeatEvery is how often a node reports to the control plane;
+// retryEvery how soon it tries again a revision it could not apply.
+const (
+	heartbeatEvery = 2 * time.Second
+	retryEvery     = 5 * time.Second
+)
 
 func startFollower(ctx context.Context, url, node string, env *opEnv, store *storage.Store, lag func() int64, log *slog.Logger) (*follower, error) {
 	client, err := control.Dial(url, true, log)
@@ -59,14 +66,27 @@ func (f *follower) close() { f.client.Close() }
 // apply checks and applies one published revision; a refused one is
 // logged and counted, and the node keeps the one it has.
 func (f *follower) apply(s *bundle.Signed, raw []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	rev, err := bundle.Open(s, f.env.controlPub)
 	if err != nil {
 		f.refused.Add(1)
 		f.log.Warn("fleet revision refused; keeping the last one applied", "err", err, "revision_applied", f.applied.Load())
 		return
 	}
-	if rev.Number <= f.applied.Load() {
-		return // applied already (the watch starts with the current one)
+	if rev.Number <= f.applied.Load() || rev.Number < f.seen.Load() {
+		return // applied already (the watch starts with the current one), or a newer one came
+	}
+	f.seen.Store(rev.Number)
+	// A revision that could not be applied now (a module not fetched, a
+	// plugin's self-test past its deadline on a busy node) is tried again
+	// until it is, or a newer one comes.
+	retry := func() {
+		time.AfterFunc(retryEvery, func() {
+			if f.seen.Load() == rev.Number && f.applied.Load() < rev.Number {
+				f.apply(s, raw)
+			}
+		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -82,8 +102,8 @@ func (f *follower) apply(s *bundle.Signed, raw []byte) {
 			}
 			b, err := f.client.Module(ctx, pl.Module)
 			if err != nil {
-				f.refused.Add(1)
-				f.log.Warn("fleet revision not applied: a module could not be fetched", "revision", rev.Number, "err", err)
+				f.log.Warn("fleet revision not applied yet: a module could not be fetched; trying again", "revision", rev.Number, "err", err)
+				retry()
 				return
 			}
 			modules[pl.Module] = b
@@ -100,7 +120,8 @@ func (f *follower) apply(s *bundle.Signed, raw []byte) {
 	v, err := o.runFleet(f.env)
 	if err != nil {
 		f.refused.Add(1)
-		f.log.Warn("fleet revision refused; keeping the last one applied", "revision", rev.Number, "err", err)
+		f.log.Warn("fleet revision not applied; keeping the last one applied and trying again", "revision", rev.Number, "err", err)
+		retry()
 		return
 	}
 	res := v.(fleetApplied)

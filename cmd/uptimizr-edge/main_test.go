@@ -83,6 +83,9 @@ func start(t *testing.T, env []string, args ...string) *server {
 	cmd.Env = append(os.Environ(), env...)
 	s := &server{cmd: cmd, stdout: &bytes.Buffer{}, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	cmd.Stdout = s.stdout
+	if os.Getenv("DEBUG_NODE_STDERR") != "" {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
