@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -71,4 +73,35 @@ func (s *adminAPI) keys(ctx *fasthttp.RequestCtx, rest []byte) {
 		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "use GET or POST on /api/v1/keys, DELETE on /api/v1/keys/<id>")
 	}
+}
+
+// fleetStatus is GET /api/v1/fleet (an admin key): the fleet's current
+// revision and each node's last heartbeat (node id, revision, forward
+// lag), from the control plane the node follows.
+func (s *adminAPI) fleetStatus(ctx *fasthttp.RequestCtx) {
+	if ok, retry := s.apiLim.Allow(HashIP(s.clientAddr(ctx)), s.now()); !ok {
+		s.tooMany(ctx, retry, "client address")
+		return
+	}
+	var h [32]byte
+	if _, ok := s.authenticate(ctx, core.CapAdmin, nil, false, &h); !ok {
+		return
+	}
+	if !ctx.IsGet() {
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "use GET /api/v1/fleet")
+		return
+	}
+	if s.fleet == nil {
+		s.fail(ctx, fasthttp.StatusNotFound, "this node follows no fleet control plane (COLLECTOR_CONTROL_URL)")
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := s.fleet.FleetStatus(c)
+	if err != nil {
+		s.log.Warn("fleet status", "err", err)
+		s.unavailable(ctx, "the fleet's control plane cannot be reached", 5)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, v)
 }

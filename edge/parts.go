@@ -106,6 +106,7 @@ type adminAPI struct {
 	// fleetManaged: the node follows a fleet control plane
 	// (COLLECTOR_CONTROL_URL), which owns its keys, channels and plugins.
 	fleetManaged bool
+	fleet        FleetStatus // nil: the node follows none
 }
 
 // errFleetOwned is the answer to a local change of what the fleet bundle

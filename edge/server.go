@@ -6,6 +6,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -58,6 +59,16 @@ type Deps struct {
 	// Plugin administration; nil answers 501.
 	Plugins    PluginAdmin
 	Quarantine QuarantineAdmin
+
+	// Fleet reports the fleet's control plane (GET /api/v1/fleet); nil
+	// when the node follows none (404).
+	Fleet FleetStatus
+}
+
+// FleetStatus is the fleet's current revision and its nodes' heartbeats,
+// as JSON-ready values.
+type FleetStatus interface {
+	FleetStatus(ctx context.Context) (any, error)
 }
 
 // Server is the collector's HTTP server. It owns the fasthttp server and
@@ -156,6 +167,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		pluginAdmin:     d.Plugins,
 		quarantineAdmin: d.Quarantine,
 		fleetManaged:    cfg.ControlURL != "",
+		fleet:           d.Fleet,
 	}
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed
 	s.srv = &fasthttp.Server{
@@ -275,6 +287,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case hasPathPrefix(path, "/api/v1/quarantine"):
 		r = routePlugins
 		s.admin.quarantine(ctx, string(path[len("/api/v1/quarantine"):]))
+	case string(path) == "/api/v1/fleet":
+		r = routeKeys
+		s.admin.fleetStatus(ctx)
 	case string(path) == "/api/v1/keys" || len(path) > 13 && string(path[:13]) == "/api/v1/keys/":
 		r = routeKeys
 		s.admin.keys(ctx, path[len("/api/v1/keys"):])

@@ -34,7 +34,7 @@ func eventually(t *testing.T, what string, deadline time.Duration, cond func() b
 	}
 }
 
-type fleetStatus struct {
+type fleetStatusOut struct {
 	Revision uint64              `json:"revision"`
 	Nodes    []control.Heartbeat `json:"nodes"`
 }
@@ -100,12 +100,12 @@ func TestFleetControlPlane(t *testing.T) {
 			t.Fatalf("edge %d: the query key: %d", i, code)
 		}
 	}
-	status := func() fleetStatus {
+	status := func() fleetStatusOut {
 		out, errOut, code := run(t, nil, "fleet", "status", "--control", url)
 		if code != 0 {
 			t.Fatalf("status: %s", errOut)
 		}
-		var st fleetStatus
+		var st fleetStatusOut
 		json.Unmarshal([]byte(out), &st)
 		return st
 	}
@@ -207,6 +207,23 @@ func TestFleetControlPlane(t *testing.T) {
 		}
 	}
 
+	// GET /api/v1/fleet with an admin key: the revision and both nodes.
+	req, _ = http.NewRequest("GET", edges[1].base+"/api/v1/fleet", nil)
+	req.Header.Set("x-api-key", ops)
+	var fs fleetStatusOut
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		json.NewDecoder(res.Body).Decode(&fs)
+		res.Body.Close()
+		if res.StatusCode != 200 || fs.Revision != a3.Revision || len(fs.Nodes) != 2 || fs.Nodes[0].Node != "edge-0" {
+			t.Fatalf("GET /api/v1/fleet: %d %+v", res.StatusCode, fs)
+		}
+	}
+	if code := getStatus(t, edges[1].base+"/api/v1/fleet", web); code != 403 {
+		t.Fatalf("GET /api/v1/fleet with an ingest key: %d", code)
+	}
+
 	// Local changes of what the bundle owns are refused on a following
 	// node: 409 over HTTP, an error from the CLI; reads still work.
 	if code, body := post(t, edges[0].base+"/api/v1/keys", ops, `{"caps":"ingest"}`); code != 409 || !strings.Contains(body, "control plane") {
@@ -293,7 +310,7 @@ func TestFleetLargeBundle(t *testing.T) {
 	// every plugin chain are applied.
 	eventually(t, "the node converges", 60*time.Second, func() bool {
 		out, _, code := run(t, nil, "fleet", "status", "--control", url)
-		var st fleetStatus
+		var st fleetStatusOut
 		json.Unmarshal([]byte(out), &st)
 		return code == 0 && len(st.Nodes) == 1 && st.Nodes[0].Revision == a.Revision
 	})

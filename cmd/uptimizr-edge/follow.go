@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -151,4 +152,31 @@ func (f *follower) beatOnce(ctx context.Context) {
 		hb.ForwardLag = f.lag()
 	}
 	_ = f.client.Beat(c, hb) // unreachable: the next beat tries again
+}
+
+// fleetStatus answers GET /api/v1/fleet from the node's follower.
+type fleetStatus struct{ f atomic.Pointer[follower] }
+
+func (s *fleetStatus) FleetStatus(ctx context.Context) (any, error) {
+	f := s.f.Load()
+	if f == nil {
+		return nil, errors.New("the node is starting")
+	}
+	nodes, err := f.client.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var current uint64
+	if sg, _, err := f.client.Latest(ctx); err == nil {
+		if rev, err := bundle.Open(sg, nil); err == nil {
+			current = rev.Number
+		}
+	}
+	if nodes == nil {
+		nodes = []control.Heartbeat{}
+	}
+	return struct {
+		Revision uint64              `json:"revision"`
+		Nodes    []control.Heartbeat `json:"nodes"`
+	}{current, nodes}, nil
 }

@@ -158,8 +158,14 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		}
 		return strings.Join(why, "; ")
 	}
+	var fleetDep edge.FleetStatus
+	fleetStat := &fleetStatus{}
+	if cfg.ControlURL != "" {
+		fleetDep = fleetStat
+	}
 	srv, err := edge.New(&cfg, edge.Deps{
-		Keys: store.Registry(),
+		Fleet: fleetDep,
+		Keys:  store.Registry(),
 		Sink: store.Sink(),
 		// The validator locates what the aggregator reads.
 		Capture:  storage.Capture(),
@@ -226,6 +232,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 			stopFollowing()
 			return err
 		}
+		fleetStat.f.Store(fl)
 		srv.AddGauge("uptimizr_fleet_revision", func() float64 { return float64(fl.Revision()) })
 		srv.AddGauge("uptimizr_fleet_revisions_refused", func() float64 { return float64(fl.Refused()) })
 		defer func() { stopFollowing(); fl.close() }()
