@@ -166,7 +166,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 	srv, err := edge.New(&cfg, edge.Deps{
 		Fleet: fleetDep,
 		Keys:  store.Registry(),
-		Sink: store.Sink(),
+		Sink:  store.Sink(),
 		// The validator locates what the aggregator reads.
 		Capture:  storage.Capture(),
 		Ready:    store.Writable,
