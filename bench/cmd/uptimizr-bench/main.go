@@ -70,6 +70,8 @@ func main() {
 		err = runAB(os.Args[2:])
 	case "read":
 		err = runRead(os.Args[2:])
+	case "control":
+		err = runControl(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -92,6 +94,7 @@ func usage() {
   uptimizr-bench neighbour [flags]  a project's p99 alone and beside one whose plugin spins (see -h)
   uptimizr-bench fixtures [-out D]  write the repository's sample batches (testdata/fixtures)
   uptimizr-bench fleet -collector BIN -nats BIN  a nats-server, a hub and two edges on loopback (go tool task fleet)
+  uptimizr-bench control [-nodes 2,10]           a fleet revision's time to reach N nodes, and a hot reload's cost on ingest
   uptimizr-bench ab -base REV [-run REGEX] [-rounds 3]  the same scenarios on REV and the work tree, alternately (see -h)
   uptimizr-bench read [flags]    load a collector, then time every read route, p50/p99 per route (see -h)
 `)
