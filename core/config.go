@@ -66,6 +66,7 @@ type Config struct {
 	// The fleet bundle (docs/FLEET.md).
 	ControlPubKey string // COLLECTOR_CONTROL_PUBKEY: base64 ed25519 public key (fleet keygen); set, only revisions it signed are applied
 	ControlURL    string // COLLECTOR_CONTROL_URL: nats://HOST:PORT[,…]: follow the fleet's revisions published there ("" = none)
+	Bundle        string // COLLECTOR_BUNDLE: a bundle file the node applies at start and again when it changes or on SIGHUP ("" = none)
 
 	// Forwarding to the fleet's stream engine (docs/OPERATIONS.md, "The fleet").
 	ForwardURL         string // COLLECTOR_FORWARD_URL: nats://h:p[,h:p…] or kafka://b1:9092[,b2…] ("" = no forwarding)
@@ -265,6 +266,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("COLLECTOR_FORWARD_URL", &c.ForwardURL)
 	str("COLLECTOR_CONTROL_PUBKEY", &c.ControlPubKey)
 	str("COLLECTOR_CONTROL_URL", &c.ControlURL)
+	str("COLLECTOR_BUNDLE", &c.Bundle)
 	str("COLLECTOR_NODE_ID", &c.NodeID)
 	str("COLLECTOR_FORWARD_STREAM", &c.ForwardStream)
 	if v := getenv("COLLECTOR_FORWARD_MAX_BACKLOG"); v != "" {
@@ -404,6 +406,9 @@ func (c *Config) Validate() error {
 			bad("COLLECTOR_CONTROL_PUBKEY: want an ed25519 public key, base64 of its 32 bytes (fleet keygen writes one)")
 		}
 	}
+	if c.ControlURL != "" && c.Bundle != "" {
+		bad("COLLECTOR_BUNDLE and COLLECTOR_CONTROL_URL: a node takes its revisions from one of them, not both")
+	}
 	if c.ControlURL != "" {
 		if kind, _, err := ParseEngineURL(c.ControlURL); err != nil || kind != "nats" {
 			bad("COLLECTOR_CONTROL_URL %q: want nats://HOST:PORT[,HOST:PORT…]", c.ControlURL)
@@ -537,6 +542,7 @@ var Settings = []Setting{
 	{"COLLECTOR_LOG_LEVEL", "log-level", "debug, info, warn or error"},
 	{"COLLECTOR_LOG_FORMAT", "log-format", "json or text"},
 	{"COLLECTOR_PPROF_ADDR", "pprof-addr", "serve Go's profiles on this loopback HOST:PORT"},
+	{"COLLECTOR_BUNDLE", "bundle", "a fleet bundle file to apply at start and again when it changes or on SIGHUP (unset = none)"},
 	{"COLLECTOR_CONTROL_URL", "control-url", "follow the fleet revisions published on this NATS control plane: nats://HOST:PORT[,…] (unset = none)"},
 	{"COLLECTOR_CONTROL_PUBKEY", "control-pubkey", "apply only fleet revisions signed by this ed25519 public key (base64, from fleet keygen)"},
 	{"COLLECTOR_FORWARD_URL", "forward-url", "forward every committed record to this stream engine: nats://HOST:PORT[,…] or kafka://HOST:PORT[,…] (unset = no forwarding)"},
@@ -590,3 +596,8 @@ func ParseBytes(s string) (int64, error) {
 	}
 	return int64(f * mult), nil
 }
+
+// FleetManaged is whether the node takes its projects, keys, channels and
+// plugins from a fleet bundle (a control plane or a bundle file): local
+// changes of them are then refused.
+func (c *Config) FleetManaged() bool { return c.ControlURL != "" || c.Bundle != "" }

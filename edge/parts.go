@@ -103,15 +103,15 @@ type adminAPI struct {
 	keyAdmin        Keys
 	pluginAdmin     PluginAdmin     // nil answers 501
 	quarantineAdmin QuarantineAdmin // nil answers 501
-	// fleetManaged: the node follows a fleet control plane
-	// (COLLECTOR_CONTROL_URL), which owns its keys, channels and plugins.
+	// fleetManaged: the node follows a fleet bundle (COLLECTOR_CONTROL_URL
+	// or COLLECTOR_BUNDLE), which owns its keys, channels and plugins.
 	fleetManaged bool
 	fleet        FleetStatus // nil: the node follows none
 }
 
 // errFleetOwned is the answer to a local change of what the fleet bundle
 // owns, on a node that follows a control plane.
-const errFleetOwned = "this node follows the fleet's control plane, which owns its keys, channels and plugins: change the bundle and run fleet apply (docs/FLEET.md)"
+const errFleetOwned = "this node follows a fleet bundle (its control plane, or COLLECTOR_BUNDLE), which owns its keys, channels and plugins: change the bundle (docs/FLEET.md)"
 
 // fleetOwned answers 409 and returns true for a change (any method but
 // GET and HEAD) on a fleet-managed node.

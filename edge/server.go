@@ -166,7 +166,7 @@ func New(cfg *core.Config, d Deps) (*Server, error) {
 		keyAdmin:        d.Keys,
 		pluginAdmin:     d.Plugins,
 		quarantineAdmin: d.Quarantine,
-		fleetManaged:    cfg.ControlURL != "",
+		fleetManaged:    cfg.FleetManaged(),
 		fleet:           d.Fleet,
 	}
 	metrics.ExposeMetadata(true) // # HELP/# TYPE lines, so histograms are typed

@@ -320,7 +320,7 @@ func (c *cli) runOn(cfg *core.Config, s *storage.Store, o *op) ([]byte, error) {
 		return nil, err
 	}
 	var host *plugins.Host
-	env := &opEnv{reg: s.Registry(), moduleMiB: cfg.PluginModuleMiB, controlPub: pub, fleetManaged: cfg.ControlURL != "", where: " for this command (--plugin-max-module-mb or the environment)", plugins: func() (*plugins.Manager, error) {
+	env := &opEnv{reg: s.Registry(), moduleMiB: cfg.PluginModuleMiB, controlPub: pub, fleetManaged: cfg.FleetManaged(), where: " for this command (--plugin-max-module-mb or the environment)", plugins: func() (*plugins.Manager, error) {
 		// Changes made here go live when the node next starts.
 		h, mgr, err := newPluginManager(context.Background(), cfg, s, slog.New(slog.DiscardHandler))
 		host = h

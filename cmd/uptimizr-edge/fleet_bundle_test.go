@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // applied is fleet apply's output.
@@ -164,4 +167,95 @@ func getStatus(t *testing.T, url, key string) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// TestFleetBundleFile: a node started with COLLECTOR_BUNDLE applies the
+// file at start, again when it changes (re-signed), and refuses a change
+// whose signature does not verify, keeping its revision; the keys are
+// those the file gives by hash.
+func TestFleetBundleFile(t *testing.T) {
+	dir := t.TempDir()
+	keyBase := filepath.Join(dir, "signing")
+	out, _, _ := run(t, nil, "fleet", "keygen", keyBase)
+	var kg struct{ PublicKey string }
+	json.Unmarshal([]byte(out), &kg)
+	newKey := func(caps string) (key, hash string) {
+		out, errOut, code := run(t, nil, "fleet", "key", caps)
+		if code != 0 {
+			t.Fatalf("fleet key: %s", errOut)
+		}
+		var k struct{ Key, Hash string }
+		json.Unmarshal([]byte(out), &k)
+		return k.Key, k.Hash
+	}
+	web, webHash := newKey("ingest")
+	dash, dashHash := newKey("query")
+	file := filepath.Join(dir, "fleet.yaml")
+	write := func(body string, sign bool) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if sign {
+			if _, errOut, code := run(t, nil, "fleet", "sign", file, "--sign", keyBase+".key"); code != 0 {
+				t.Fatalf("fleet sign: %s", errOut)
+			}
+		}
+	}
+	write("projects:\n  - id: shop\n    keys:\n      - {name: web, caps: [ingest], hash: "+webHash+"}\n      - {name: dash, caps: [query], hash: "+dashHash+"}\n", true)
+	env := []string{"VISITOR_HASH_SECRET=fleet-bundle-file-secret-0123456789", "COLLECTOR_BUNDLE=" + file, "COLLECTOR_CONTROL_PUBKEY=" + kg.PublicKey}
+	data := filepath.Join(dir, "data")
+	s := start(t, env, "--data-dir", data)
+	if code, body := post(t, s.base+"/api/v1/collect", web, fleetBatch("file", 2)); code != 200 {
+		t.Fatalf("ingest with the file's key: %d %s", code, body)
+	}
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 200 {
+		t.Fatalf("query with the file's key: %d", code)
+	}
+	// dash taken out, not signed again: refused, dash still works.
+	without := "projects:\n  - id: shop\n    keys:\n      - {name: web, caps: [ingest], hash: " + webHash + "}\n"
+	write(without, false)
+	metric := func(name string) string {
+		res, err := http.Get(s.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, name+" ") {
+				return strings.TrimPrefix(l, name+" ")
+			}
+		}
+		return ""
+	}
+	eventually(t, "the unsigned change is refused", 10*time.Second, func() bool {
+		return metric("uptimizr_fleet_revisions_refused") != "0" && metric("uptimizr_fleet_revisions_refused") != ""
+	})
+	if code := getStatus(t, s.base+"/api/v1/event-counts", dash); code != 200 {
+		t.Fatalf("the refused change was applied: dash %d", code)
+	}
+	// Signed: applied within a few seconds; SIGHUP makes it at once.
+	write(without, true)
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "the signed change is applied", 10*time.Second, func() bool {
+		return getStatus(t, s.base+"/api/v1/event-counts", dash) == 401
+	})
+	if metric("uptimizr_fleet_revision") != "2" {
+		t.Errorf("revision %s, want 2", metric("uptimizr_fleet_revision"))
+	}
+	if _, errOut, code := run(t, nil, "key", "create", "--project", "shop", "--cap", "ingest", "--data-dir", data); code == 0 || !strings.Contains(errOut, "follows a fleet bundle") {
+		t.Fatalf("key create on a node with a bundle file: %d %s", code, errOut)
+	}
+	// A restart on the same file applies nothing new.
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+	s = start(t, env, "--data-dir", data)
+	if code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("file2", 1)); code != 200 {
+		t.Fatal("web after a restart")
+	}
+	time.Sleep(2500 * time.Millisecond) // a look at the file
+	if got := metric("uptimizr_fleet_revision"); got != "2" {
+		t.Errorf("revision %s after a restart on the same file, want 2", got)
+	}
 }

@@ -226,14 +226,14 @@ func TestFleetControlPlane(t *testing.T) {
 
 	// Local changes of what the bundle owns are refused on a following
 	// node: 409 over HTTP, an error from the CLI; reads still work.
-	if code, body := post(t, edges[0].base+"/api/v1/keys", ops, `{"caps":"ingest"}`); code != 409 || !strings.Contains(body, "control plane") {
+	if code, body := post(t, edges[0].base+"/api/v1/keys", ops, `{"caps":"ingest"}`); code != 409 || !strings.Contains(body, "follows a fleet bundle") {
 		t.Fatalf("POST /api/v1/keys on a following node: %d %s", code, body)
 	}
 	_, errOut, code = run(t, nil, "key", "create", "--project", "shop", "--cap", "ingest", "--data-dir", dirs[0])
-	if code == 0 || !strings.Contains(errOut, "follows the fleet's control plane") {
+	if code == 0 || !strings.Contains(errOut, "follows a fleet bundle") {
 		t.Fatalf("key create on a following node: %d %s", code, errOut)
 	}
-	if _, errOut, code := run(t, nil, "fleet", "apply", third, "--data-dir", dirs[0]); code == 0 || !strings.Contains(errOut, "follows the fleet's control plane") {
+	if _, errOut, code := run(t, nil, "fleet", "apply", third, "--data-dir", dirs[0]); code == 0 || !strings.Contains(errOut, "follows a fleet bundle") {
 		t.Fatalf("a local fleet apply on a following node: %d %s", code, errOut)
 	}
 	if out, _, code := run(t, nil, "key", "list", "--project", "shop", "--data-dir", dirs[0]); code != 0 || !strings.Contains(out, `"name":"ops"`) {

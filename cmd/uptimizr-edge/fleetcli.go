@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,51 @@ func (c *cli) fleetCommands() *cobra.Command {
 			return c.printJSON(map[string]string{"private": keyPath, "public": pubPath, "publicKey": pub})
 		},
 	})
+	fleet.AddCommand(&cobra.Command{
+		Use:   "key CAP[,CAP…]",
+		Short: "Make an API key for a bundle that gives keys by hash: prints the key (keep it; shown once) and its hash (for the bundle)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			caps, err := core.ParseCapabilities(args[0])
+			if err != nil {
+				return err
+			}
+			secret, err := core.NewKeySecret(caps)
+			if err != nil {
+				return err
+			}
+			h := core.HashKeySecret([]byte(secret))
+			return c.printJSON(map[string]string{"key": secret, "hash": hex.EncodeToString(h[:]), "caps": caps.String()})
+		},
+	})
+	var signFileWith string
+	sign := &cobra.Command{
+		Use:   "sign FILE --sign KEY",
+		Short: "Sign a bundle file and its modules for nodes that load it (COLLECTOR_BUNDLE with COLLECTOR_CONTROL_PUBKEY): writes FILE.sig",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := readSigningKey(signFileWith)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			_, _, hashes, err := c.readBundle(args[0])
+			if err != nil {
+				return err
+			}
+			sig := bundle.SignFile(bundle.Digest(data, hashes), key)
+			if err := os.WriteFile(args[0]+".sig", []byte(sig), 0o644); err != nil {
+				return err
+			}
+			return c.printJSON(map[string]string{"signature": args[0] + ".sig"})
+		},
+	}
+	sign.Flags().StringVar(&signFileWith, "sign", "", "the private key file (fleet keygen)")
+	_ = sign.MarkFlagRequired("sign")
+	fleet.AddCommand(sign)
 	var signWith, controlURL string
 	apply := &cobra.Command{
 		Use:   "apply FILE [--sign KEY] [--control nats://…]",
@@ -590,4 +636,16 @@ func unsupported(rev *bundle.Revision) error {
 		return fmt.Errorf("fleet apply: this node does not apply %s yet (docs/FLEET.md, \"Not yet\"); nothing was applied", strings.Join(what, ", "))
 	}
 	return nil
+}
+
+func marshalSigned(s *bundle.Signed) ([]byte, error) { return json.Marshal(s) }
+
+// openStored decodes a revision the node stored when it applied it (its
+// signature was checked then).
+func openStored(signed []byte) (*bundle.Revision, error) {
+	var s bundle.Signed
+	if err := json.Unmarshal(signed, &s); err != nil {
+		return nil, err
+	}
+	return bundle.Open(&s, nil)
 }

@@ -125,7 +125,7 @@ type pluginVersion struct {
 // run executes o and returns the value to print.
 func (o *op) run(env *opEnv) (any, error) {
 	if env.fleetManaged && (fleetOwnedOps[o.Name] || o.Name == "fleet.apply" && !o.Dry) {
-		return nil, errors.New("this node follows the fleet's control plane, which owns its projects, keys, channels and plugins: change the bundle and run fleet apply --control (docs/FLEET.md)")
+		return nil, errors.New("this node follows a fleet bundle (its control plane, or COLLECTOR_BUNDLE), which owns its projects, keys, channels and plugins: change the bundle (docs/FLEET.md)")
 	}
 	reg := env.reg
 	project := func() (*storage.Project, error) {

@@ -208,7 +208,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 	if err != nil {
 		return err
 	}
-	nodeEnv := &opEnv{reg: store.Registry(), controlPub: controlPub, fleetManaged: cfg.ControlURL != "",
+	nodeEnv := &opEnv{reg: store.Registry(), controlPub: controlPub, fleetManaged: cfg.FleetManaged(),
 		plugins:   func() (*plugins.Manager, error) { return pluginMgr, nil },
 		moduleMiB: cfg.PluginModuleMiB, where: " on the running server",
 		salt: &saltEnv{dir: cfg.DataDir, now: now, hasher: hasher}}
@@ -221,6 +221,13 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		stopControl = func() {}
 	}
 	defer stopControl()
+	if cfg.Bundle != "" {
+		bundleCtx, stopBundle := context.WithCancel(context.Background())
+		bf := startBundleFile(bundleCtx, cfg.Bundle, nodeEnv, log)
+		srv.AddGauge("uptimizr_fleet_revision", func() float64 { n, _ := bf.stats(); return float64(n) })
+		srv.AddGauge("uptimizr_fleet_revisions_refused", func() float64 { _, n := bf.stats(); return float64(n) })
+		defer stopBundle()
+	}
 	if cfg.ControlURL != "" {
 		followCtx, stopFollowing := context.WithCancel(context.Background())
 		var lag func() int64

@@ -38,6 +38,10 @@ const (
 // Bundle is a fleet's whole configuration, as written by an operator.
 type Bundle struct {
 	Projects []Project `json:"projects"`
+	// Source, set by the node that loads a bundle file, is the digest of
+	// the file and its modules (Digest): a revision built from it carries
+	// it, so the same file is not applied twice.
+	Source string `json:"-"`
 	// VisitorSalt re-keys the visitor hash from a UTC day on, on every
 	// node at once (recovery after a node's state was stolen).
 	VisitorSalt *VisitorSalt `json:"visitorSalt,omitempty"`
@@ -92,9 +96,13 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // Key is a named API key of a project. Its secret is made on the apply
 // that first sees it and shown once; only its hash is kept or published.
+// With Hash, the key is the one whose secret has that SHA-256 (made with
+// fleet key): the bundle then says which key it is, and every node that
+// loads the file (COLLECTOR_BUNDLE) has the same one.
 type Key struct {
 	Name string   `json:"name"`
 	Caps []string `json:"caps"`
+	Hash string   `json:"hash,omitempty"`
 }
 
 // PluginRef is one entry of a project's plugin chain, in chain order.
@@ -304,6 +312,9 @@ func (b *Bundle) Check() []Problem {
 			names[k.Name] = j
 			if _, err := ParseCaps(k.Caps); err != nil {
 				add(kat+".caps", "%v", err)
+			}
+			if h, err := hex.DecodeString(k.Hash); k.Hash != "" && (err != nil || len(h) != 32 || strings.ToLower(k.Hash) != k.Hash) {
+				add(kat+".hash", "want the key's SHA-256 as 64 lower-case hex digits (fleet key prints it)")
 			}
 		}
 		if len(p.Plugins) > MaxPlugins {

@@ -285,3 +285,37 @@ func TestExampleBundle(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysByHash: a key the bundle gives by hash is that key, on every
+// build, with no secret made; a hash that is not one is a problem.
+func TestKeysByHash(t *testing.T) {
+	h := core.HashKeySecret([]byte("uzi_example"))
+	hx := hex.EncodeToString(h[:])
+	b, err := Parse([]byte(`{"projects":[{"id":"a","keys":[{"name":"web","caps":["ingest"],"hash":"` + hx + `"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, secrets, err := Build(b, nil, 1, nil, time.Now())
+	if err != nil || len(secrets) != 0 || rev.Project("a").Key("web").Hash != hx {
+		t.Fatalf("%+v %v %v", rev, secrets, err)
+	}
+	for _, bad := range []string{"xyz", strings.ToUpper(hx), hx[:62]} {
+		if _, err := Parse([]byte(`{"projects":[{"id":"a","keys":[{"name":"web","caps":["ingest"],"hash":"` + bad + `"}]}]}`)); err == nil || !strings.Contains(err.Error(), "keys[0].hash") {
+			t.Errorf("hash %q: %v", bad, err)
+		}
+	}
+	// A file's signature covers the file and its modules.
+	priv, pub, _ := GenerateKey()
+	sk, _ := ParsePrivateKey(priv)
+	pk, _ := ParsePublicKey(pub)
+	d := Digest([]byte("projects: []"), map[string]string{"m.wasm": "00"})
+	sig := SignFile(d, sk)
+	if err := VerifyFile(d, sig, pk); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range [][]byte{Digest([]byte("projects: [] "), map[string]string{"m.wasm": "00"}), Digest([]byte("projects: []"), map[string]string{"m.wasm": "01"})} {
+		if VerifyFile(other, sig, pk) == nil {
+			t.Error("a signature verifies over other contents")
+		}
+	}
+}

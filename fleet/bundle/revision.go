@@ -3,11 +3,13 @@ package bundle
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,6 +24,9 @@ type Revision struct {
 	Created     time.Time    `json:"created"`
 	Projects    []RevProject `json:"projects"`
 	VisitorSalt *VisitorSalt `json:"visitorSalt,omitempty"`
+	// Source is the digest of the bundle file it was built from, by a
+	// node that loads one (COLLECTOR_BUNDLE); "" otherwise.
+	Source string `json:"source,omitempty"`
 }
 
 // RevProject is a project of a revision.
@@ -75,7 +80,7 @@ func (p *RevProject) Key(name string) *RevKey {
 // once, never kept). modules maps each plugin entry's Module path to its
 // content hash.
 func Build(b *Bundle, prev *Revision, n uint64, modules map[string]string, now time.Time) (*Revision, map[string]string, error) {
-	rev := &Revision{Number: n, Created: now.UTC().Truncate(time.Millisecond), VisitorSalt: b.VisitorSalt}
+	rev := &Revision{Number: n, Created: now.UTC().Truncate(time.Millisecond), VisitorSalt: b.VisitorSalt, Source: b.Source}
 	secrets := map[string]string{}
 	for _, p := range b.Projects {
 		ch := core.DefaultChannels()
@@ -94,8 +99,8 @@ func Build(b *Bundle, prev *Revision, n uint64, modules map[string]string, now t
 			if err != nil {
 				return nil, nil, fmt.Errorf("project %s key %s: %w", p.ID, k.Name, err)
 			}
-			rk := RevKey{Name: k.Name, Caps: caps}
-			if old != nil {
+			rk := RevKey{Name: k.Name, Caps: caps, Hash: k.Hash}
+			if old != nil && rk.Hash == "" {
 				if ok := old.Key(k.Name); ok != nil {
 					rk.Hash = ok.Hash
 				}
@@ -287,4 +292,35 @@ func Diff(prev, next *Revision) []string {
 		}
 	}
 	return out
+}
+
+// Digest is what a signature over a bundle file covers: the file's
+// SHA-256 and each module it names (its path as written, and its
+// SHA-256), one per line in path order.
+func Digest(file []byte, modules map[string]string) []byte {
+	h := sha256.Sum256(file)
+	out := []byte("uptimizr-bundle-v1\n" + hex.EncodeToString(h[:]) + "\n")
+	paths := make([]string, 0, len(modules))
+	for p := range modules {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		out = append(out, p+" "+modules[p]+"\n"...)
+	}
+	return out
+}
+
+// SignFile signs a bundle file's Digest: the text of its .sig file.
+func SignFile(digest []byte, key ed25519.PrivateKey) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, digest)) + "\n"
+}
+
+// VerifyFile checks a bundle file's .sig text against its Digest.
+func VerifyFile(digest []byte, sig string, pub ed25519.PublicKey) error {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sig))
+	if err != nil || !ed25519.Verify(pub, digest, b) {
+		return ErrBadSignature
+	}
+	return nil
 }

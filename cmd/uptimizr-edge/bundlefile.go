@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uptimizr/edge/fleet/bundle"
+)
+
+// bundleFile keeps a node on a bundle file (COLLECTOR_BUNDLE), for
+// operators with their own config management: the file is applied at
+// start, and again when it changes (looked at every 2 s) or on SIGHUP,
+// with the same checks, the same switch and the same signature rule as a
+// published revision: with COLLECTOR_CONTROL_PUBKEY, FILE.sig (fleet sign)
+// must verify over the file and its modules. A file that does not check
+// is logged and counted, and the node keeps the revision it has.
+type bundleFile struct {
+	path    string
+	env     *opEnv
+	log     *slog.Logger
+	mu      sync.Mutex
+	last    string // the digest last applied
+	refused int64
+	applied uint64
+}
+
+// bundleCheckEvery is how often the file is looked at.
+const bundleCheckEvery = 2 * time.Second
+
+func startBundleFile(ctx context.Context, path string, env *opEnv, log *slog.Logger) *bundleFile {
+	f := &bundleFile{path: path, env: env, log: log.With("component", "fleet", "bundle", path)}
+	if last, ok, err := env.reg.LastFleetRevision(); err == nil && ok {
+		f.applied = last.Number
+		if rev, err := openStored(last.Signed); err == nil {
+			f.last = rev.Source
+		}
+	}
+	f.load()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		t := time.NewTicker(bundleCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				f.log.Info("SIGHUP: reading the bundle again")
+			case <-t.C:
+			}
+			f.load()
+		}
+	}()
+	return f
+}
+
+func (f *bundleFile) stats() (applied uint64, refused int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied, f.refused
+}
+
+// load reads, checks and, when it changed, applies the file.
+func (f *bundleFile) load() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	refuse := func(err error) {
+		f.refused++
+		f.log.Warn("bundle file not applied; keeping the last revision applied", "err", err, "revision", f.applied)
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	hashes := map[string]string{}
+	modules := map[string][]byte{}
+	for _, p := range b.Projects {
+		for _, pl := range p.Plugins {
+			if _, ok := hashes[pl.Module]; ok {
+				continue
+			}
+			file := pl.Module
+			if !filepath.IsAbs(file) {
+				file = filepath.Join(filepath.Dir(f.path), file)
+			}
+			wasm, err := os.ReadFile(file)
+			if err != nil {
+				refuse(fmt.Errorf("plugin %s of %s: %w", pl.Name, p.ID, err))
+				return
+			}
+			h := bundle.ModuleHash(wasm)
+			hashes[pl.Module], modules[h] = h, wasm
+		}
+		for _, k := range p.Keys {
+			if k.Hash == "" {
+				refuse(fmt.Errorf("project %s key %s: a bundle a node loads gives each key's hash (fleet key makes one)", p.ID, k.Name))
+				return
+			}
+		}
+	}
+	digest := bundle.Digest(data, hashes)
+	source := bundle.ModuleHash(digest)
+	if source == f.last {
+		return // applied already
+	}
+	if f.env.controlPub != nil {
+		sig, err := os.ReadFile(f.path + ".sig")
+		if err == nil {
+			err = bundle.VerifyFile(digest, string(sig), f.env.controlPub)
+		}
+		if err != nil {
+			refuse(fmt.Errorf("%s.sig: %w", f.path, err))
+			return
+		}
+	}
+	b.Source = source
+	rev, _, err := bundle.Build(b, nil, f.applied+1, hashes, time.Now())
+	if err != nil {
+		refuse(err)
+		return
+	}
+	sealed, err := bundle.Seal(rev, nil)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	raw, _ := marshalSigned(sealed)
+	env := *f.env
+	env.controlPub = nil // the file's signature is checked above
+	v, err := (&op{Name: "fleet.apply", Revision: raw, Modules: modules}).runFleet(&env)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	res := v.(fleetApplied)
+	f.applied, f.last = res.Revision, source
+	f.log.Info("bundle file applied", "revision", res.Revision, "changes", len(res.Changes))
+}
