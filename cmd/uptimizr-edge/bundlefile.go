@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,25 +89,12 @@ func (f *bundleFile) load() {
 		refuse(err)
 		return
 	}
-	hashes := map[string]string{}
-	modules := map[string][]byte{}
+	modules, hashes, problems := readModules(filepath.Dir(f.path), b)
+	if len(problems) > 0 {
+		refuse(errors.New(strings.Join(problems, "; ")))
+		return
+	}
 	for _, p := range b.Projects {
-		for _, pl := range p.Plugins {
-			if _, ok := hashes[pl.Module]; ok {
-				continue
-			}
-			file := pl.Module
-			if !filepath.IsAbs(file) {
-				file = filepath.Join(filepath.Dir(f.path), file)
-			}
-			wasm, err := os.ReadFile(file)
-			if err != nil {
-				refuse(fmt.Errorf("plugin %s of %s: %w", pl.Name, p.ID, err))
-				return
-			}
-			h := bundle.ModuleHash(wasm)
-			hashes[pl.Module], modules[h] = h, wasm
-		}
 		for _, k := range p.Keys {
 			if k.Hash == "" {
 				refuse(fmt.Errorf("project %s key %s: a bundle a node loads gives each key's hash (fleet key makes one)", p.ID, k.Name))

@@ -179,27 +179,7 @@ func (c *cli) readBundle(path string) (*bundle.Bundle, map[string][]byte, map[st
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	modules := map[string][]byte{}
-	hashes := map[string]string{}
-	var problems []string
-	for i, p := range b.Projects {
-		for j, pl := range p.Plugins {
-			if _, ok := hashes[pl.Module]; ok {
-				continue
-			}
-			file := pl.Module
-			if !filepath.IsAbs(file) {
-				file = filepath.Join(filepath.Dir(path), file)
-			}
-			wasm, err := os.ReadFile(file)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("projects[%d].plugins[%d].module: %v", i, j, err))
-				continue
-			}
-			h := bundle.ModuleHash(wasm)
-			hashes[pl.Module], modules[h] = h, wasm
-		}
-	}
+	modules, hashes, problems := readModules(filepath.Dir(path), b)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(c.errOut, p)
@@ -648,4 +628,30 @@ func openStored(signed []byte) (*bundle.Revision, error) {
 		return nil, err
 	}
 	return bundle.Open(&s, nil)
+}
+
+// readModules reads the modules a bundle's plugin entries name, relative
+// to dir: the modules by content hash, each entry's path's hash, and a
+// problem for each that cannot be read.
+func readModules(dir string, b *bundle.Bundle) (modules map[string][]byte, hashes map[string]string, problems []string) {
+	modules, hashes = map[string][]byte{}, map[string]string{}
+	for i, p := range b.Projects {
+		for j, pl := range p.Plugins {
+			if _, ok := hashes[pl.Module]; ok {
+				continue
+			}
+			file := pl.Module
+			if !filepath.IsAbs(file) {
+				file = filepath.Join(dir, file)
+			}
+			wasm, err := os.ReadFile(file)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("projects[%d].plugins[%d].module: %v", i, j, err))
+				continue
+			}
+			h := bundle.ModuleHash(wasm)
+			hashes[pl.Module], modules[h] = h, wasm
+		}
+	}
+	return modules, hashes, problems
 }
