@@ -112,7 +112,7 @@ func (s *ingestAPI) collect(ctx *fasthttp.RequestCtx, pathKey []byte) {
 		s.tooMany(ctx, retry, "client address")
 		return
 	}
-	if ok, retry := s.keyLim.Allow(kh, now); !ok {
+	if ok, retry := s.keyLimiter(project).Allow(kh, now); !ok {
 		s.tooMany(ctx, retry, "API key")
 		return
 	}

@@ -50,7 +50,11 @@ type ingestAPI struct {
 	dec     *Decompressor // COLLECTOR_BODY_LIMIT
 	ipLim   *Limiter      // ingest requests per client IP
 	keyLim  *Limiter      // ingest requests per API key
-	sink    core.Sink
+	// projLims holds, per project number, the limiter of a project with
+	// its own limit per key (a fleet bundle's rateLimit).
+	projLimMu sync.RWMutex
+	projLims  map[uint32]*projectLimiter
+	sink      core.Sink
 	filter  core.Filter   // nil: no filter chain
 	capture *core.Capture // the fields the Sink reads (optional)
 	hasher  *core.VisitorHasher

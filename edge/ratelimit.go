@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/uptimizr/edge/core"
 )
 
 const (
@@ -185,4 +187,50 @@ func HashIP(ip netip.Addr) uint64 {
 		clear(b[8:])
 	}
 	return maphash.Bytes(ipHashSeed, b[:])
+}
+
+// KeyRateLimited is a project with its own ingest limit per key (a fleet
+// bundle's rateLimit); ok false means the node's applies.
+type KeyRateLimited interface {
+	KeyRateLimit() (max int, window time.Duration, ok bool)
+}
+
+// projectLimiter is the limiter of a project's own limit, with that limit.
+type projectLimiter struct {
+	max    int
+	window time.Duration
+	lim    *Limiter
+}
+
+// keyLimiter is the limiter of a key of project p: its project's own
+// (made again when the limit changes) or the node's.
+func (s *ingestAPI) keyLimiter(p core.Project) *Limiter {
+	rl, ok := p.(KeyRateLimited)
+	if !ok {
+		return s.keyLim
+	}
+	max, window, ok := rl.KeyRateLimit()
+	if !ok {
+		return s.keyLim
+	}
+	if window <= 0 {
+		window = time.Minute
+	}
+	pnum := p.ProjectNum()
+	s.projLimMu.RLock()
+	pl := s.projLims[pnum]
+	s.projLimMu.RUnlock()
+	if pl != nil && pl.max == max && pl.window == window {
+		return pl.lim
+	}
+	s.projLimMu.Lock()
+	defer s.projLimMu.Unlock()
+	if pl = s.projLims[pnum]; pl == nil || pl.max != max || pl.window != window {
+		if s.projLims == nil {
+			s.projLims = map[uint32]*projectLimiter{}
+		}
+		pl = &projectLimiter{max: max, window: window, lim: NewLimiter(max, window)}
+		s.projLims[pnum] = pl
+	}
+	return pl.lim
 }

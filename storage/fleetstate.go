@@ -23,7 +23,9 @@ import (
 type DesiredProject struct {
 	ID       string
 	Channels core.Channels
-	Keys     []DesiredKey
+	// RateLimit is the project's own ingest limit per key; nil, the node's.
+	RateLimit *RateLimit
+	Keys      []DesiredKey
 }
 
 // DesiredKey is a named key by its hash.
@@ -97,6 +99,13 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 		case cur.Channels() != p.Channels:
 			out = append(out, Change{Op: "set-channels", Project: p.ID, Detail: channelText(cur.Channels()) + " → " + channelText(p.Channels)})
 		}
+		var have *RateLimit
+		if cur != nil {
+			have = cur.rateLimit.Load()
+		}
+		if !sameRateLimit(have, p.RateLimit) {
+			out = append(out, Change{Op: "set-rate-limit", Project: p.ID, Detail: rateText(have) + " → " + rateText(p.RateLimit)})
+		}
 		for _, k := range p.Keys {
 			wanted[k.Hash] = true
 			have := keys[k.Hash]
@@ -127,6 +136,17 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 		return revoke[i].Key < revoke[j].Key
 	})
 	return append(out, revoke...), nil
+}
+
+func sameRateLimit(a, b *RateLimit) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func rateText(r *RateLimit) string {
+	if r == nil {
+		return "the node's"
+	}
+	return fmt.Sprintf("%d per %s", r.Max, r.Window)
 }
 
 func channelText(c core.Channels) string {
@@ -167,6 +187,7 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 	keys := *r.keys.Load()
 	newProjects := map[string]*Project{}
 	newChannels := map[string]core.Channels{}
+	newLimits := map[string]*RateLimit{}
 	putKeys := map[[32]byte]*Key{}
 	var revoked [][32]byte
 	err = r.db.Update(func(txn *badger.Txn) error {
@@ -178,11 +199,12 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 				if err != nil {
 					return err
 				}
-				rec = projectRecord{ID: p.ID, Num: num, CreatedAt: now, Channels: p.Channels}
+				rec = projectRecord{ID: p.ID, Num: num, CreatedAt: now, Channels: p.Channels, RateLimit: p.RateLimit}
 				newProjects[p.ID] = newProject(rec)
-			} else if cur.Channels() != p.Channels {
-				rec = projectRecord{ID: cur.ID, Num: cur.Num, CreatedAt: cur.CreatedAt, Channels: p.Channels}
+			} else if cur.Channels() != p.Channels || !sameRateLimit(cur.rateLimit.Load(), p.RateLimit) {
+				rec = projectRecord{ID: cur.ID, Num: cur.Num, CreatedAt: cur.CreatedAt, Channels: p.Channels, RateLimit: p.RateLimit}
 				newChannels[p.ID] = p.Channels
+				newLimits[p.ID] = p.RateLimit
 			} else {
 				rec.ID = ""
 			}
@@ -247,6 +269,7 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 		if p := r.Project(id); p != nil {
 			c := ch
 			p.channels.Store(&c)
+			p.rateLimit.Store(newLimits[id])
 		}
 	}
 	return changes, nil

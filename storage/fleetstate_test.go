@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/uptimizr/edge/core"
 )
@@ -124,5 +125,36 @@ func TestApplyRevision(t *testing.T) {
 	check(r)
 	if last, _, _ := r.LastFleetRevision(); last.Number != 2 {
 		t.Errorf("revision %d after refusals", last.Number)
+	}
+}
+
+// TestApplyRateLimit: a project's own ingest limit is set, kept across a
+// restart and a channel change, and taken out.
+func TestApplyRateLimit(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir})
+	r := s.Registry()
+	lim := &RateLimit{Max: 5, Window: time.Minute}
+	ch, err := r.Apply([]DesiredProject{{ID: "shop", Channels: core.DefaultChannels(), RateLimit: lim}}, FleetRevision{Number: 1})
+	if err != nil || len(ch) != 3 || ch[2].Op != "set-rate-limit" {
+		t.Fatalf("%v %v", ch, err)
+	}
+	if max, w, ok := r.Project("shop").KeyRateLimit(); !ok || max != 5 || w != time.Minute {
+		t.Fatalf("limit %d %s %v", max, w, ok)
+	}
+	if err := r.SetChannels("shop", core.AllChannels()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, Options{Dir: dir})
+	r = s.Registry()
+	if max, _, ok := r.Project("shop").KeyRateLimit(); !ok || max != 5 {
+		t.Fatalf("after a restart: %d %v", max, ok)
+	}
+	if _, err := r.Apply([]DesiredProject{{ID: "shop", Channels: core.DefaultChannels()}}, FleetRevision{Number: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := r.Project("shop").KeyRateLimit(); ok {
+		t.Fatal("the limit is still there")
 	}
 }

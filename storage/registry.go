@@ -40,7 +40,24 @@ type Project struct {
 	Num       uint32
 	CreatedAt time.Time
 
-	channels atomic.Pointer[core.Channels]
+	channels  atomic.Pointer[core.Channels]
+	rateLimit atomic.Pointer[RateLimit] // nil: the node's
+}
+
+// RateLimit is a project's own bound on each of its keys' ingest
+// requests (a fleet bundle's rateLimit): Max per Window, 0 for none.
+type RateLimit struct {
+	Max    int           `json:"max"`
+	Window time.Duration `json:"window"`
+}
+
+// KeyRateLimit is the project's own ingest limit per key; ok is false when
+// it has none (the node's COLLECTOR_KEY_RATE_LIMIT_MAX applies).
+func (p *Project) KeyRateLimit() (max int, window time.Duration, ok bool) {
+	if r := p.rateLimit.Load(); r != nil {
+		return r.Max, r.Window, true
+	}
+	return 0, 0, false
 }
 
 // Channels returns the project's current channel settings.
@@ -71,6 +88,7 @@ type projectRecord struct {
 	Num       uint32        `json:"num"`
 	CreatedAt time.Time     `json:"createdAt"`
 	Channels  core.Channels `json:"channels"`
+	RateLimit *RateLimit    `json:"rateLimit,omitempty"`
 }
 
 type keyRecord struct {
@@ -138,6 +156,10 @@ func newProject(rec projectRecord) *Project {
 	p := &Project{ID: rec.ID, Num: rec.Num, CreatedAt: rec.CreatedAt}
 	ch := rec.Channels
 	p.channels.Store(&ch)
+	if rec.RateLimit != nil {
+		rl := *rec.RateLimit
+		p.rateLimit.Store(&rl)
+	}
 	return p
 }
 
@@ -356,7 +378,7 @@ func (r *Registry) SetChannels(projectID string, ch core.Channels) error {
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrProjectNotFound, projectID)
 	}
-	rec := projectRecord{ID: p.ID, Num: p.Num, CreatedAt: p.CreatedAt, Channels: ch}
+	rec := projectRecord{ID: p.ID, Num: p.Num, CreatedAt: p.CreatedAt, Channels: ch, RateLimit: p.rateLimit.Load()}
 	b, _ := json.Marshal(rec)
 	if err := r.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(append([]byte{nsProject}, p.ID...), b)

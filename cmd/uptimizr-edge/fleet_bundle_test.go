@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -106,6 +107,28 @@ projects:
 		t.Fatalf("rawRetention: code %d, %s", code, errOut)
 	}
 
+	// A project's own ingest limit per key: the third request in the
+	// window is refused with 429 (the node's limit is off here).
+	limited := write("b-limit.yaml", "projects:\n  - id: shop\n    channels: {gaze: true}\n    rateLimit: {max: 2, window: 1h}\n    keys:\n      - {name: web, caps: [ingest]}\n      - {name: dash, caps: [query]}\n    plugins: [{name: pii, module: pii.wasm, policy: drop}]\n")
+	if _, errOut, code := fleetApply(t, env, limited, "--data-dir", data, "--sign", keyBase+".key"); code != 0 || !strings.Contains(errOut, "set-rate-limit shop: the node's → 2 per 1h0m0s") {
+		t.Fatalf("rateLimit: code %d, %s", code, errOut)
+	}
+	statuses := []int{}
+	for i := 0; i < 3; i++ {
+		code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("limited", 1))
+		statuses = append(statuses, code)
+	}
+	if fmt.Sprint(statuses) != "[200 200 429]" {
+		t.Fatalf("ingest under the project's limit: %v", statuses)
+	}
+	unlimited := write("b-unlimit.yaml", "projects:\n  - id: shop\n    channels: {gaze: true}\n    keys:\n      - {name: web, caps: [ingest]}\n      - {name: dash, caps: [query]}\n    plugins: [{name: pii, module: pii.wasm, policy: drop}]\n")
+	if _, errOut, code := fleetApply(t, env, unlimited, "--data-dir", data, "--sign", keyBase+".key"); code != 0 {
+		t.Fatalf("rateLimit removed: %s", errOut)
+	}
+	if code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("limited", 1)); code != 200 {
+		t.Fatalf("the limit taken out: %d", code)
+	}
+
 	// A bundle with a module that is not one: refused whole.
 	bad := write("b2.yaml", `
 projects:
@@ -124,7 +147,7 @@ projects:
 	second := write("b3.json", `{"projects":[{"id":"shop","channels":{"gaze":true},"keys":[{"name":"web","caps":["ingest"]}],
 		"plugins":[{"name":"pii","module":"pii.wasm","policy":"drop"}]}]}`)
 	a, errOut, code = fleetApply(t, env, second, "--data-dir", data, "--sign", keyBase+".key")
-	if code != 0 || a.Revision != 2 || len(a.Keys) != 0 {
+	if code != 0 || a.Revision != 4 || len(a.Keys) != 0 {
 		t.Fatalf("second apply: %+v %d %s", a, code, errOut)
 	}
 	if !strings.Contains(errOut, "revoke-key shop/dash") || strings.Contains(errOut, "set-plugin") {
@@ -151,7 +174,7 @@ projects:
 		t.Fatalf("the revoked key after a restart: %d", code)
 	}
 	out, _, code = run(t, env, "fleet", "diff", second, "--data-dir", data)
-	if code != 0 || !strings.Contains(out, `"revision":3`) || !strings.Contains(out, `"changes":[]`) {
+	if code != 0 || !strings.Contains(out, `"revision":5`) || !strings.Contains(out, `"changes":[]`) {
 		t.Fatalf("diff of the applied bundle: %s", out)
 	}
 }

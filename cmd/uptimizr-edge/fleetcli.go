@@ -443,6 +443,13 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	want := make([]storage.DesiredProject, 0, len(rev.Projects))
 	for _, p := range rev.Projects {
 		dp := storage.DesiredProject{ID: p.ID, Channels: p.Channels}
+		if r := p.RateLimit; r != nil {
+			w := time.Duration(r.Window)
+			if w <= 0 {
+				w = time.Minute
+			}
+			dp.RateLimit = &storage.RateLimit{Max: r.Max, Window: w}
+		}
 		for _, k := range p.Keys {
 			h, err := storage.ParseKeyHash(k.Hash)
 			if err != nil {
@@ -604,9 +611,6 @@ func unsupported(rev *bundle.Revision) error {
 	for _, p := range rev.Projects {
 		if p.RawRetention != nil {
 			what = append(what, "projects "+p.ID+": rawRetention")
-		}
-		if p.RateLimit != nil {
-			what = append(what, "projects "+p.ID+": rateLimit")
 		}
 	}
 	if rev.VisitorSalt != nil {
