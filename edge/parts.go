@@ -46,20 +46,20 @@ type base struct {
 // representation, which is decoded and stored the same way.
 type ingestAPI struct {
 	base
-	m       *serverMetrics
-	dec     *Decompressor // COLLECTOR_BODY_LIMIT
-	ipLim   *Limiter      // ingest requests per client IP
-	keyLim  *Limiter      // ingest requests per API key
+	m      *serverMetrics
+	dec    *Decompressor // COLLECTOR_BODY_LIMIT
+	ipLim  *Limiter      // ingest requests per client IP
+	keyLim *Limiter      // ingest requests per API key
 	// projLims holds, per project number, the limiter of a project with
 	// its own limit per key (a fleet bundle's rateLimit).
 	projLimMu sync.RWMutex
 	projLims  map[uint32]*projectLimiter
 	sink      core.Sink
-	filter  core.Filter   // nil: no filter chain
-	capture *core.Capture // the fields the Sink reads (optional)
-	hasher  *core.VisitorHasher
-	ready   func() error // returns nil when storage can take writes
-	scenes  SceneStore   // nil answers 501
+	filter    core.Filter   // nil: no filter chain
+	capture   *core.Capture // the fields the Sink reads (optional)
+	hasher    *core.VisitorHasher
+	ready     func() error // returns nil when storage can take writes
+	scenes    SceneStore   // nil answers 501
 	// sceneDec decodes representation bodies: dec itself when its limit is
 	// at least SceneBodyLimit (scenes.go).
 	sceneDec *Decompressor
