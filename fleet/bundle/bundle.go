@@ -304,12 +304,7 @@ func (b *Bundle) Check() []Problem {
 		names := map[string]int{}
 		for j, k := range p.Keys {
 			kat := fmt.Sprintf("%s.keys[%d]", at, j)
-			if !core.ValidName(k.Name) {
-				add(kat+".name", "%q is not a key name (1–64 characters of A-Z a-z 0-9 . _ -)", k.Name)
-			} else if o, dup := names[k.Name]; dup {
-				add(kat+".name", "key %q is also keys[%d]", k.Name, o)
-			}
-			names[k.Name] = j
+			checkName(add, kat, "key", "keys", k.Name, j, names)
 			if _, err := ParseCaps(k.Caps); err != nil {
 				add(kat+".caps", "%v", err)
 			}
@@ -323,12 +318,7 @@ func (b *Bundle) Check() []Problem {
 		plugins := map[string]int{}
 		for j, pl := range p.Plugins {
 			pat := fmt.Sprintf("%s.plugins[%d]", at, j)
-			if !core.ValidName(pl.Name) {
-				add(pat+".name", "%q is not a plugin name (1–64 characters of A-Z a-z 0-9 . _ -)", pl.Name)
-			} else if o, dup := plugins[pl.Name]; dup {
-				add(pat+".name", "plugin %q is also plugins[%d]", pl.Name, o)
-			}
-			plugins[pl.Name] = j
+			checkName(add, pat, "plugin", "plugins", pl.Name, j, plugins)
 			if pl.Module == "" {
 				add(pat+".module", "the module file is missing")
 			}
@@ -353,6 +343,17 @@ func (b *Bundle) Check() []Problem {
 		}
 	}
 	return ps
+}
+
+// checkName adds a problem at path when name (a kind's, entry j of list)
+// is not a valid name or is one an earlier entry has.
+func checkName(add func(path, format string, args ...any), path, kind, list, name string, j int, seen map[string]int) {
+	if !core.ValidName(name) {
+		add(path+".name", "%q is not a %s name (1–64 characters of A-Z a-z 0-9 . _ -)", name, kind)
+	} else if o, dup := seen[name]; dup {
+		add(path+".name", "%s %q is also %s[%d]", kind, name, list, o)
+	}
+	seen[name] = j
 }
 
 // ParseCaps reads a key's capabilities: one or more of ingest, query and
