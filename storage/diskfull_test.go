@@ -477,3 +477,42 @@ func TestOpenAfterACrashLeftTheNextMemtableLog(t *testing.T) {
 		t.Fatalf("log after the reopen: %v", seqs)
 	}
 }
+
+// An idle store's guard measures its files about once a second, not on
+// every tick; a write makes the next tick measure them.
+func TestIdleStoreMeasuresRarely(t *testing.T) {
+	s := openTest(t, Options{Dir: t.TempDir()})
+	if !s.mdb.seekHole {
+		t.Skip("SEEK_HOLE does not find the write position here")
+	}
+	measures := func() uint64 {
+		var n uint64
+		for _, m := range s.space.dbs {
+			m.mu.Lock()
+			n += m.measures
+			m.mu.Unlock()
+		}
+		return n
+	}
+	time.Sleep(3 * spaceTick) // the writes of the open
+	before := measures()
+	idle := 20 * spaceTick
+	time.Sleep(idle)
+	// Two files per store, at most one measure each per second (and one
+	// for a tick that may have begun before the count), against two per
+	// tick before.
+	files := uint64(2 * len(s.space.dbs))
+	if got, most := measures()-before, files*(2+uint64(idle/(idleMeasure*spaceTick))); got > most {
+		t.Fatalf("an idle store measured its files %d times in %v, want at most %d", got, idle, most)
+	}
+	s.Registry().CreateProject("p")
+	pnum := s.Registry().Project("p").Num
+	before = measures()
+	if err := s.Sink().Commit(t.Context(), testBatch(pnum, 5, "a")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * spaceTick)
+	if measures() == before {
+		t.Fatal("no measure after a write")
+	}
+}

@@ -112,6 +112,10 @@ const reserveFile = "disk-reserve"
 // spaceTick is how often free space is looked at besides the commits.
 const spaceTick = 20 * time.Millisecond
 
+// idleMeasure is how many ticks (a second's) a store nothing was admitted
+// to goes between measures of its files.
+const idleMeasure = 50
+
 // standingAhead is what a mapped file is kept allocated beyond the room
 // admitted writes asked for: the small writes that are not admitted one by
 // one (the registry's, Badger's own) use it.
@@ -180,6 +184,13 @@ type mappedDB struct {
 	immNeed  int64        // the tables of imm
 	compact  int64        // the compactions' (review)
 	need     atomic.Int64 // all the background may write (reserveNow)
+	// admits counts the writes let in; tick measures the files again when
+	// it moved, or every idleMeasure ticks (the writes not admitted one by
+	// one use the standing room): an idle store makes no SEEK_HOLE calls
+	// between.
+	admits, measured uint64
+	idle             int
+	measures         uint64 // how many times the files were measured
 }
 
 type mappedFile struct {
@@ -452,6 +463,7 @@ func (m *mappedDB) open(id int, ext string) (mappedFile, error) {
 // measure finds f's write position again; what is admitted and not written
 // yet stays to come.
 func (m *mappedDB) measure(f *mappedFile, kind int) {
+	m.measures++
 	f.pos, f.size = m.written(f)
 	f.since = m.inflight[kind]
 }
@@ -632,6 +644,7 @@ func (g *spaceGuard) admit(m *mappedDB, class spaceClass, memBytes, vlogBytes in
 		}
 		return admission{}, fmt.Errorf("%w: allocate %s's files: %v", core.ErrUnavailable, m.name, err)
 	}
+	m.admits++
 	m.inflight[0] += memBytes
 	m.inflight[1] += vlogBytes
 	m.mem.since += memBytes
@@ -718,8 +731,14 @@ func (g *spaceGuard) tick() {
 		m.mu.Lock()
 		m.followLocked(true)
 		_ = m.makeNextLocked()
-		_ = m.ensureLocked(&m.mem, 0, 0, true)
-		_ = m.ensureLocked(&m.vlog, 1, 0, true)
+		exact := m.admits != m.measured || m.inflight != [2]int64{} || m.idle >= idleMeasure
+		if exact {
+			m.measured, m.idle = m.admits, 0
+		} else {
+			m.idle++
+		}
+		_ = m.ensureLocked(&m.mem, 0, 0, exact)
+		_ = m.ensureLocked(&m.vlog, 1, 0, exact)
 		m.mu.Unlock()
 	}
 	if !g.refusing.Load() {
