@@ -17,7 +17,7 @@ func LiveTokenAt(s *Server, key string, exp time.Time) string {
 		panic("LiveTokenAt: unknown key")
 	}
 	s.live.idMu.Lock()
-	s.live.projectIDs[p.ProjectNum()] = p.ProjectID()
+	s.live.projects[p.ProjectNum()] = p
 	s.live.idMu.Unlock()
 	return s.live.sign(p.ProjectNum(), exp.UnixMilli(), h[:6])
 }

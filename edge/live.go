@@ -42,11 +42,11 @@ type liveAPI struct {
 
 	secret [32]byte // signs live tokens; made at start, never stored
 
-	// projectIDs are the ids of the projects this process has issued tokens
-	// for, by number: a token names its project by number, and its key is
-	// looked up by the project's id.
-	idMu       sync.RWMutex
-	projectIDs map[uint32]string
+	// projects are those this process has issued tokens for, by number: a
+	// token names its project by number, and its key is looked up by the
+	// project's id.
+	idMu     sync.RWMutex
+	projects map[uint32]core.Project
 }
 
 // Live route defaults that are not settings.
@@ -69,7 +69,7 @@ func newLiveAPI(b base, cfg *core.Config, d *Deps, writeTimeout time.Duration, m
 		tokenTTL:     cfg.LiveTokenTTL,
 		writeTimeout: writeTimeout,
 		closeGrace:   liveCloseGrace,
-		projectIDs:   map[uint32]string{},
+		projects:     map[uint32]core.Project{},
 	}
 	a.heartbeat.set(cfg.LiveHeartbeat)
 	a.presenceEvery.set(livePresenceEvery)
@@ -141,7 +141,8 @@ type liveAuth struct {
 	byToken   bool
 	keyHash   [32]byte // the x-api-key's hash (header)
 	projectID string   // the token's project
-	keyID     string   // the token's key, public id
+	project   core.Project
+	keyID     string // the token's key, public id
 }
 
 // verify checks a token; msg is the 401 message when it is not good.
@@ -165,8 +166,11 @@ func (s *liveAPI) verify(tok []byte, now time.Time) (a liveAuth, msg string) {
 	a.byToken = true
 	a.keyID = hex.EncodeToString(raw[13:liveTokenPayload])
 	s.idMu.RLock()
-	a.projectID = s.projectIDs[a.num]
+	a.project = s.projects[a.num]
 	s.idMu.RUnlock()
+	if a.project != nil {
+		a.projectID = a.project.ProjectID()
+	}
 	if a.projectID == "" || !s.stillValid(&a) {
 		return a, "the API key this live token was issued for is revoked"
 	}
@@ -205,7 +209,7 @@ func (s *liveAPI) mintToken(ctx *fasthttp.RequestCtx) {
 	}
 	num := p.ProjectNum()
 	s.idMu.Lock()
-	s.projectIDs[num] = p.ProjectID()
+	s.projects[num] = p
 	s.idMu.Unlock()
 	exp := s.now().Add(s.tokenTTL).UnixMilli()
 	b := append(ctx.Response.Body()[:0], `{"token":"`...)
@@ -232,7 +236,7 @@ func (s *liveAPI) authStream(ctx *fasthttp.RequestCtx) (liveAuth, bool) {
 		if !ok {
 			return a, false
 		}
-		a.num = p.ProjectNum()
+		a.num, a.project = p.ProjectNum(), p
 		return a, true
 	}
 	a, msg := s.verify(args.Peek("token"), s.now())
@@ -342,7 +346,7 @@ func (s *liveAPI) stream(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	f := liveFilter{full: s.rawRetention}
+	f := liveFilter{full: retainsRaw(a.project, s.rawRetention)}
 	args := ctx.QueryArgs()
 	if v := args.Peek("types"); v != nil {
 		if len(v) > liveTypesMaxLen {
@@ -395,7 +399,7 @@ func (s *liveAPI) sessionTail(ctx *fasthttp.RequestCtx, id []byte) {
 	if !ok {
 		return
 	}
-	if !s.rawRetention {
+	if !retainsRaw(a.project, s.rawRetention) {
 		s.fail(ctx, fasthttp.StatusForbidden, "raw session retention is disabled")
 		return
 	}

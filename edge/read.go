@@ -167,6 +167,10 @@ func (s *readAPI) aggregateEndpoint(ctx *fasthttp.RequestCtx, rest []byte) bool 
 	if !ok {
 		return true
 	}
+	if string(rest) == "funnel" {
+		// The one route of the raw stream: its project's retention.
+		run = s.funnelOf(retainsRaw(project, s.rawRetention))
+	}
 	if a == nil {
 		s.notImplemented(ctx)
 		return true

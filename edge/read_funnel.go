@@ -96,14 +96,19 @@ var errFunnelStop = errors.New("funnel: session done")
 // errRetentionOff is a 403: the route needs the raw session stream.
 var errRetentionOff = errors.New("raw session retention is disabled")
 
-// funnel is GET /api/v1/funnel: per step, the sessions that reached it in
-// order. It walks each session's raw events, so it needs raw retention.
-func (s *readAPI) funnel(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
+// funnelOf is GET /api/v1/funnel for a project whose raw stream is kept
+// (retained) or not: per step, the sessions that reached it in order. It
+// walks each session's raw events, so it needs raw retention.
+func (s *readAPI) funnelOf(retained bool) readRun {
+	return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) { return s.funnel(p, q, args, retained) }
+}
+
+func (s *readAPI) funnel(p uint32, q core.Query, args *fasthttp.Args, retained bool) (any, error) {
 	steps, err := parseSteps(args)
 	if err != nil {
 		return nil, err
 	}
-	if !s.rawRetention {
+	if !retained {
 		return nil, errRetentionOff
 	}
 	lister, ok := s.aggregates.(SessionLister)

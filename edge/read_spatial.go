@@ -199,7 +199,7 @@ func (s *readAPI) spatialRoutes(path string) (readRun, int, int, bool) {
 			return a.Flow(p, q, int(bins), cs, byOrigin, origin)
 		}, 150, maxLimit, true
 	case "funnel":
-		return s.funnel, maxLimit, maxLimit, true
+		return s.funnelOf(false), maxLimit, maxLimit, true // aggregateEndpoint: the project's choice
 	case "coverage":
 		return func(p uint32, q core.Query, args *fasthttp.Args) (any, error) {
 			cs, err := floatParam(args, "cellSize", 1, 0, maxCellSize, true)

@@ -58,7 +58,7 @@ func (s *readAPI) sessionEvents(ctx *fasthttp.RequestCtx, sessionID []byte) {
 	if !ok {
 		return
 	}
-	if !s.rawRetention {
+	if !retainsRaw(p, s.rawRetention) {
 		s.fail(ctx, fasthttp.StatusForbidden, "raw session retention is disabled")
 		return
 	}
@@ -219,4 +219,21 @@ func (s *readAPI) streamSession(ctx *fasthttp.RequestCtx, w *bufio.Writer, pnum 
 		w.WriteByte(']')
 	}
 	w.Flush()
+}
+
+// RawRetainer is a project with its own raw-retention choice (a fleet
+// bundle's rawRetention); set false means the node's applies.
+type RawRetainer interface {
+	RawRetention() (on, set bool)
+}
+
+// retainsRaw is whether p's raw per-session stream is kept: its own
+// choice, else the node's (ENABLE_RAW_SESSION_RETENTION).
+func retainsRaw(p core.Project, node bool) bool {
+	if r, ok := p.(RawRetainer); ok {
+		if on, set := r.RawRetention(); set {
+			return on
+		}
+	}
+	return node
 }

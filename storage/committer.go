@@ -161,7 +161,7 @@ func (c *Committer) commit(ctx context.Context, b *core.Batch, origin *Origin) e
 	}
 	r.chunks = r.chunks[:0]
 	r.buf = r.buf[:0]
-	if c.s.opts.Retention {
+	if c.s.retainsRaw(b.ProjectID) {
 		r.buildChunks(b)
 	}
 	r.err = nil

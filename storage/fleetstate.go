@@ -25,7 +25,10 @@ type DesiredProject struct {
 	Channels core.Channels
 	// RateLimit is the project's own ingest limit per key; nil, the node's.
 	RateLimit *RateLimit
-	Keys      []DesiredKey
+	// RawRetention keeps (or not) the project's raw per-session stream;
+	// nil, the node's ENABLE_RAW_SESSION_RETENTION.
+	RawRetention *bool
+	Keys         []DesiredKey
 }
 
 // DesiredKey is a named key by its hash.
@@ -106,6 +109,13 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 		if !sameRateLimit(have, p.RateLimit) {
 			out = append(out, Change{Op: "set-rate-limit", Project: p.ID, Detail: rateText(have) + " → " + rateText(p.RateLimit)})
 		}
+		var raw *bool
+		if cur != nil {
+			raw = cur.rawRetention.Load()
+		}
+		if !sameBool(raw, p.RawRetention) {
+			out = append(out, Change{Op: "set-raw-retention", Project: p.ID, Detail: retentionText(raw) + " → " + retentionText(p.RawRetention)})
+		}
 		for _, k := range p.Keys {
 			wanted[k.Hash] = true
 			have := keys[k.Hash]
@@ -136,6 +146,18 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 		return revoke[i].Key < revoke[j].Key
 	})
 	return append(out, revoke...), nil
+}
+
+func sameBool(a, b *bool) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+func retentionText(r *bool) string {
+	switch {
+	case r == nil:
+		return "the node's"
+	case *r:
+		return "on"
+	}
+	return "off"
 }
 
 func sameRateLimit(a, b *RateLimit) bool {
@@ -188,6 +210,7 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 	newProjects := map[string]*Project{}
 	newChannels := map[string]core.Channels{}
 	newLimits := map[string]*RateLimit{}
+	newRaw := map[string]*bool{}
 	putKeys := map[[32]byte]*Key{}
 	var revoked [][32]byte
 	err = r.db.Update(func(txn *badger.Txn) error {
@@ -199,12 +222,13 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 				if err != nil {
 					return err
 				}
-				rec = projectRecord{ID: p.ID, Num: num, CreatedAt: now, Channels: p.Channels, RateLimit: p.RateLimit}
+				rec = projectRecord{ID: p.ID, Num: num, CreatedAt: now, Channels: p.Channels, RateLimit: p.RateLimit, RawRetention: p.RawRetention}
 				newProjects[p.ID] = newProject(rec)
-			} else if cur.Channels() != p.Channels || !sameRateLimit(cur.rateLimit.Load(), p.RateLimit) {
-				rec = projectRecord{ID: cur.ID, Num: cur.Num, CreatedAt: cur.CreatedAt, Channels: p.Channels, RateLimit: p.RateLimit}
+			} else if cur.Channels() != p.Channels || !sameRateLimit(cur.rateLimit.Load(), p.RateLimit) || !sameBool(cur.rawRetention.Load(), p.RawRetention) {
+				rec = projectRecord{ID: cur.ID, Num: cur.Num, CreatedAt: cur.CreatedAt, Channels: p.Channels, RateLimit: p.RateLimit, RawRetention: p.RawRetention}
 				newChannels[p.ID] = p.Channels
 				newLimits[p.ID] = p.RateLimit
+				newRaw[p.ID] = p.RawRetention
 			} else {
 				rec.ID = ""
 			}
@@ -270,6 +294,12 @@ func (r *Registry) Apply(want []DesiredProject, rev FleetRevision) ([]Change, er
 			c := ch
 			p.channels.Store(&c)
 			p.rateLimit.Store(newLimits[id])
+			var raw *bool
+			if r := newRaw[id]; r != nil {
+				on := *r
+				raw = &on
+			}
+			p.rawRetention.Store(raw)
 		}
 	}
 	return changes, nil

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,69 @@ func TestApplyRateLimit(t *testing.T) {
 	}
 	if _, _, ok := r.Project("shop").KeyRateLimit(); ok {
 		t.Fatal("the limit is still there")
+	}
+}
+
+// A project's rawRetention overrides the node's Retention both ways, is
+// kept across a restart, and a later revision without it gives the
+// project back the node's setting.
+func TestApplyRawRetention(t *testing.T) {
+	dir := t.TempDir()
+	on, off := true, false
+	want := []DesiredProject{
+		{ID: "on", Channels: core.DefaultChannels(), RawRetention: &on},
+		{ID: "off", Channels: core.DefaultChannels(), RawRetention: &off},
+		{ID: "node", Channels: core.DefaultChannels()},
+	}
+	commit := func(s *Store, id, session string) {
+		t.Helper()
+		p := s.Registry().Project(id)
+		b := &core.Batch{ProjectID: id, ProjectNum: p.Num, ReceivedAt: 1700000000000}
+		b.AppendEvent(core.TypeCustom, 5, []byte(session), []byte(rawEv{session, 5, 1}.json()))
+		if err := s.Sink().Commit(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func(s *Store, id, session string) bool {
+		return len(readRaw(t, s, s.Registry().Project(id).Num, session, 0, 1<<53)) > 0
+	}
+	for _, node := range []bool{false, true} {
+		s := openTest(t, Options{Dir: dir, Retention: node, RetentionTTL: time.Hour})
+		if !node {
+			ch, err := s.Registry().Apply(want, FleetRevision{Number: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var set []string
+			for _, c := range ch {
+				if c.Op == "set-raw-retention" {
+					set = append(set, c.String())
+				}
+			}
+			if got := strings.Join(set, "; "); got != "set-raw-retention on: the node's → on; set-raw-retention off: the node's → off" {
+				t.Fatalf("changes: %s", got)
+			}
+		}
+		session := fmt.Sprintf("s-%v", node)
+		for _, p := range want {
+			commit(s, p.ID, session)
+		}
+		if !kept(s, "on", session) || kept(s, "off", session) || kept(s, "node", session) != node {
+			t.Fatalf("node retention %v: kept on %v, off %v, node %v", node, kept(s, "on", session), kept(s, "off", session), kept(s, "node", session))
+		}
+		s.Close()
+	}
+	s := openTest(t, Options{Dir: dir, Retention: true, RetentionTTL: time.Hour})
+	defer s.Close()
+	ch, err := s.Registry().Apply([]DesiredProject{want[0], {ID: "off", Channels: core.DefaultChannels()}, want[2]}, FleetRevision{Number: 2})
+	if err != nil || len(ch) != 1 || ch[0].String() != "set-raw-retention off: off → the node's" {
+		t.Fatalf("%v %v", ch, err)
+	}
+	if _, set := s.Registry().Project("off").RawRetention(); set {
+		t.Fatal("the choice is still there")
+	}
+	commit(s, "off", "later")
+	if !kept(s, "off", "later") {
+		t.Fatal("the node's retention does not apply once the project's choice is gone")
 	}
 }

@@ -42,6 +42,18 @@ type Project struct {
 
 	channels  atomic.Pointer[core.Channels]
 	rateLimit atomic.Pointer[RateLimit] // nil: the node's
+	// rawRetention is the project's own raw-retention choice (a fleet
+	// bundle's rawRetention); nil: the node's ENABLE_RAW_SESSION_RETENTION.
+	rawRetention atomic.Pointer[bool]
+}
+
+// RawRetention is the project's own choice to keep its raw per-session
+// stream; set is false when it has none (the node's setting applies).
+func (p *Project) RawRetention() (on, set bool) {
+	if r := p.rawRetention.Load(); r != nil {
+		return *r, true
+	}
+	return false, false
 }
 
 // RateLimit is a project's own bound on each of its keys' ingest
@@ -89,6 +101,9 @@ type projectRecord struct {
 	CreatedAt time.Time     `json:"createdAt"`
 	Channels  core.Channels `json:"channels"`
 	RateLimit *RateLimit    `json:"rateLimit,omitempty"`
+	// RawRetention is the project's own raw-retention choice; nil, the
+	// node's.
+	RawRetention *bool `json:"rawRetention,omitempty"`
 }
 
 type keyRecord struct {
@@ -159,6 +174,10 @@ func newProject(rec projectRecord) *Project {
 	if rec.RateLimit != nil {
 		rl := *rec.RateLimit
 		p.rateLimit.Store(&rl)
+	}
+	if rec.RawRetention != nil {
+		on := *rec.RawRetention
+		p.rawRetention.Store(&on)
 	}
 	return p
 }
@@ -378,7 +397,7 @@ func (r *Registry) SetChannels(projectID string, ch core.Channels) error {
 	if p == nil {
 		return fmt.Errorf("%w: %s", ErrProjectNotFound, projectID)
 	}
-	rec := projectRecord{ID: p.ID, Num: p.Num, CreatedAt: p.CreatedAt, Channels: ch, RateLimit: p.rateLimit.Load()}
+	rec := projectRecord{ID: p.ID, Num: p.Num, CreatedAt: p.CreatedAt, Channels: ch, RateLimit: p.rateLimit.Load(), RawRetention: p.rawRetention.Load()}
 	b, _ := json.Marshal(rec)
 	if err := r.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(append([]byte{nsProject}, p.ID...), b)

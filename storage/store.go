@@ -407,6 +407,20 @@ func (s *Store) ProjectLog(pnum uint32) []uint64 {
 // Registry returns the projects-and-keys registry.
 func (s *Store) Registry() *Registry { return s.reg }
 
+// retainsRaw is whether the raw per-session stream of the project is kept:
+// the project's own choice (a fleet bundle's rawRetention), else the
+// node's Retention.
+func (s *Store) retainsRaw(projectID string) bool {
+	if s.reg != nil {
+		if p := s.reg.Project(projectID); p != nil {
+			if on, set := p.RawRetention(); set {
+				return on
+			}
+		}
+	}
+	return s.opts.Retention
+}
+
 // Sink returns the group-committing core.Sink for accepted batches.
 func (s *Store) Sink() core.Sink { return s.com }
 

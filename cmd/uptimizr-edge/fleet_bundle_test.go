@@ -101,10 +101,23 @@ projects:
 		t.Fatalf("plugin list: %s", out)
 	}
 
-	// A setting this node does not apply yet: refused, not ignored.
-	later := write("b-later.yaml", "projects:\n  - id: shop\n    rawRetention: true\n    keys: [{name: web, caps: [ingest]}]\n")
-	if _, errOut, code := fleetApply(t, env, later, "--data-dir", data, "--sign", keyBase+".key"); code == 0 || !strings.Contains(errOut, "does not apply projects shop: rawRetention yet") {
+	// The project's own raw retention, on a node whose retention is off:
+	// its raw stream is kept and replayed while the bundle says so; the
+	// next revision without it gives the project the node's setting (403).
+	if code := getStatus(t, s.base+"/api/v1/sessions/bundle/events", dash); code != 403 {
+		t.Fatalf("replay with the node's retention off: %d", code)
+	}
+	retained := write("b-raw.yaml", "projects:\n  - id: shop\n    channels: {gaze: true}\n    rawRetention: true\n    keys:\n      - {name: web, caps: [ingest]}\n      - {name: dash, caps: [query]}\n    plugins: [{name: pii, module: pii.wasm, policy: drop}]\n")
+	if _, errOut, code := fleetApply(t, env, retained, "--data-dir", data, "--sign", keyBase+".key"); code != 0 || !strings.Contains(errOut, "set-raw-retention shop: the node's → on") {
 		t.Fatalf("rawRetention: code %d, %s", code, errOut)
+	}
+	if code, body := post(t, s.base+"/api/v1/collect", web, fleetBatch("kept", 2)); code != 200 {
+		t.Fatalf("ingest: %d %s", code, body)
+	}
+	var replay []map[string]any
+	getJSON(t, s.base, dash, "sessions/kept/events", &replay)
+	if len(replay) != 2 || replay[0]["name"] != "e0" || replay[1]["name"] != "e1" {
+		t.Fatalf("replay of a retained project: %v", replay)
 	}
 
 	// A project's own ingest limit per key: the third request in the
@@ -128,6 +141,9 @@ projects:
 	if code, _ := post(t, s.base+"/api/v1/collect", web, fleetBatch("limited", 1)); code != 200 {
 		t.Fatalf("the limit taken out: %d", code)
 	}
+	if code := getStatus(t, s.base+"/api/v1/sessions/kept/events", dash); code != 403 {
+		t.Fatalf("replay once the bundle no longer retains: %d", code)
+	}
 
 	// A bundle with a module that is not one: refused whole.
 	bad := write("b2.yaml", `
@@ -147,7 +163,7 @@ projects:
 	second := write("b3.json", `{"projects":[{"id":"shop","channels":{"gaze":true},"keys":[{"name":"web","caps":["ingest"]}],
 		"plugins":[{"name":"pii","module":"pii.wasm","policy":"drop"}]}]}`)
 	a, errOut, code = fleetApply(t, env, second, "--data-dir", data, "--sign", keyBase+".key")
-	if code != 0 || a.Revision != 4 || len(a.Keys) != 0 {
+	if code != 0 || a.Revision != 5 || len(a.Keys) != 0 {
 		t.Fatalf("second apply: %+v %d %s", a, code, errOut)
 	}
 	if !strings.Contains(errOut, "revoke-key shop/dash") || strings.Contains(errOut, "set-plugin") {
@@ -174,7 +190,7 @@ projects:
 		t.Fatalf("the revoked key after a restart: %d", code)
 	}
 	out, _, code = run(t, env, "fleet", "diff", second, "--data-dir", data)
-	if code != 0 || !strings.Contains(out, `"revision":5`) || !strings.Contains(out, `"changes":[]`) {
+	if code != 0 || !strings.Contains(out, `"revision":6`) || !strings.Contains(out, `"changes":[]`) {
 		t.Fatalf("diff of the applied bundle: %s", out)
 	}
 }

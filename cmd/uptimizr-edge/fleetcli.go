@@ -442,7 +442,7 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	}
 	want := make([]storage.DesiredProject, 0, len(rev.Projects))
 	for _, p := range rev.Projects {
-		dp := storage.DesiredProject{ID: p.ID, Channels: p.Channels}
+		dp := storage.DesiredProject{ID: p.ID, Channels: p.Channels, RawRetention: p.RawRetention}
 		if r := p.RateLimit; r != nil {
 			w := time.Duration(r.Window)
 			if w <= 0 {
@@ -608,11 +608,6 @@ func parseControlPub(cfg *core.Config) (ed25519.PublicKey, error) {
 // yet, rather than taking it and ignoring them.
 func unsupported(rev *bundle.Revision) error {
 	var what []string
-	for _, p := range rev.Projects {
-		if p.RawRetention != nil {
-			what = append(what, "projects "+p.ID+": rawRetention")
-		}
-	}
 	if rev.VisitorSalt != nil {
 		what = append(what, "visitorSalt")
 	}
