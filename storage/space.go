@@ -727,11 +727,14 @@ func (g *spaceGuard) releaseLocked() {
 // tick looks at free space between commits (a disk filled from outside
 // while the store is idle) and follows Badger's files.
 func (g *spaceGuard) tick() {
+	refusing := g.refusing.Load()
 	for _, m := range g.dbs {
 		m.mu.Lock()
 		m.followLocked(true)
 		_ = m.makeNextLocked()
-		exact := m.admits != m.measured || m.inflight != [2]int64{} || m.idle >= idleMeasure
+		// Every tick while writes come, or are refused (Badger's own
+		// writes may be all there is, and the way back needs them seen).
+		exact := m.admits != m.measured || m.inflight != [2]int64{} || refusing || m.idle >= idleMeasure
 		if exact {
 			m.measured, m.idle = m.admits, 0
 		} else {
