@@ -82,6 +82,9 @@ type FleetRevision struct {
 	Number    uint64          `json:"revision"`
 	AppliedAt time.Time       `json:"appliedAt"`
 	Signed    json.RawMessage `json:"signed"` // as received: bundle.Signed
+	// SaltID names the last fleet visitor seed the node took (its id, never
+	// the seed); "" when it has taken none.
+	SaltID string `json:"saltId,omitempty"`
 }
 
 // Plan lists what Apply would change, in a stable order. Keys made on the

@@ -185,7 +185,11 @@ func (f *bundleFile) load(force bool) {
 	raw, _ := marshalSigned(sealed)
 	env := *f.env
 	env.controlPub = nil // the file's signature is checked above
-	v, err := (&op{Name: "fleet.apply", Revision: raw, Modules: modules}).runFleet(&env)
+	o := &op{Name: "fleet.apply", Revision: raw, Modules: modules}
+	if b.VisitorSalt != nil {
+		o.Seed = b.VisitorSalt.Seed // the node's own file: the seed as it is
+	}
+	v, err := o.runFleet(&env)
 	if err != nil {
 		refuse(err)
 		return

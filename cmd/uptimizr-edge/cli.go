@@ -326,7 +326,7 @@ func (c *cli) runOn(cfg *core.Config, s *storage.Store, o *op) ([]byte, error) {
 		host = h
 		return mgr, err
 	}}
-	if strings.HasPrefix(o.Name, "salt.") {
+	if strings.HasPrefix(o.Name, "salt.") || o.Name == "fleet.apply" && o.Seed != "" {
 		se, err := cliSaltEnv(cfg)
 		if err != nil {
 			s.Close()

@@ -300,15 +300,17 @@ func (c *cli) fleetPublish(path, signWith, url string, dry bool) error {
 	if err != nil {
 		return err
 	}
-	if err := unsupported(rev); err != nil {
-		return err
-	}
 	if dry {
 		return c.printJSON(struct {
 			Revision uint64   `json:"revision"`
 			Changes  []string `json:"changes"`
 			DryRun   bool     `json:"dryRun"`
 		}{next, bundle.Diff(prev, rev), true})
+	}
+	if rev.VisitorSalt != nil {
+		if err := c.sealSalt(ctx, client, b, rev); err != nil {
+			return err
+		}
 	}
 	signed, err := bundle.Seal(rev, key)
 	if err != nil {
@@ -327,6 +329,43 @@ func (c *cli) fleetPublish(path, signWith, url string, dry bool) error {
 		Revision uint64            `json:"revision"`
 		Keys     map[string]string `json:"keys"`
 	}{rev.Number, secrets})
+}
+
+// sealSalt seals the bundle's visitor seed to every node that has
+// reported its sealing key (the revision carries it so, never as it is),
+// and says which; none is an error, and nothing is published.
+func (c *cli) sealSalt(ctx context.Context, client *control.Client, b *bundle.Bundle, rev *bundle.Revision) error {
+	seed, err := bundle.ParseSeed(b.VisitorSalt.Seed)
+	if err != nil {
+		return err
+	}
+	defer core.Wipe(seed)
+	nodes, err := client.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var to []bundle.Recipient
+	for _, n := range nodes {
+		if n.SealKey != "" {
+			to = append(to, bundle.Recipient{Node: n.Node, Key: n.SealKey})
+		}
+	}
+	if len(to) == 0 {
+		return errors.New("visitorSalt: no node has reported its sealing key to the control plane (nodes report it in their heartbeat once they follow it): nothing was published")
+	}
+	skipped, err := bundle.SealSeed(rev.VisitorSalt, seed, to)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(rev.VisitorSalt.Sealed))
+	for _, s := range rev.VisitorSalt.Sealed {
+		names = append(names, s.Node)
+	}
+	fmt.Fprintf(c.errOut, "visitorSalt: seed %s from %s sealed to %d nodes: %s\n", rev.VisitorSalt.ID, rev.VisitorSalt.From, len(names), strings.Join(names, ", "))
+	for _, s := range skipped {
+		fmt.Fprintf(c.errOut, "visitorSalt: not sealed to %s\n", s)
+	}
+	return nil
 }
 
 // fleetApply reads and checks the bundle at path, builds the node's next
@@ -368,6 +407,9 @@ func (c *cli) fleetApply(path, signWith string, dry bool) error {
 	}
 	sb, _ := json.Marshal(signed)
 	o := &op{Name: "fleet.apply", Revision: sb, Modules: modules, Dry: dry}
+	if b.VisitorSalt != nil && !dry {
+		o.Seed = b.VisitorSalt.Seed // to this node (its control socket is its owner's only)
+	}
 	out, err := c.runOp(o)
 	if err != nil {
 		return err
@@ -403,6 +445,9 @@ type fleetApplied struct {
 	Revision uint64           `json:"revision"`
 	Changes  []storage.Change `json:"changes"`
 	DryRun   bool             `json:"dryRun,omitempty"`
+	// SaltTaken: the node took the revision's visitor seed (the follower
+	// then replaces its sealing key).
+	SaltTaken bool `json:"saltTaken,omitempty"`
 }
 
 // runFleet runs the fleet operations on a node.
@@ -437,9 +482,6 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet apply: revision refused: %w", err)
 	}
-	if err := unsupported(rev); err != nil {
-		return nil, err
-	}
 	want := make([]storage.DesiredProject, 0, len(rev.Projects))
 	for _, p := range rev.Projects {
 		dp := storage.DesiredProject{ID: p.ID, Channels: p.Channels, RawRetention: p.RawRetention}
@@ -468,7 +510,12 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return fleetApplied{rev.Number, append(append([]storage.Change{}, changes...), pc...), true}, nil
+		if rs := rev.VisitorSalt; rs != nil {
+			if last, _, err := env.reg.LastFleetRevision(); err == nil && last.SaltID != rs.ID {
+				pc = append(pc, storage.Change{Op: "set-visitor-salt", Detail: "seed " + rs.ID + " from " + rs.From})
+			}
+		}
+		return fleetApplied{Revision: rev.Number, Changes: append(append([]storage.Change{}, changes...), pc...), DryRun: true}, nil
 	}
 	// Every plugin that would change passes an upload's checks first.
 	if _, err := o.pluginChanges(env, rev, false); err != nil {
@@ -490,10 +537,64 @@ func (o *op) fleetApply(env *opEnv) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet apply: revision %d not applied: its plugins: %w", rev.Number, err)
 	}
-	if _, err := env.reg.Apply(want, storage.FleetRevision{Number: rev.Number, Signed: o.Revision}); err != nil {
+	// The visitor seed before the registry: a revision applied has taken
+	// its seed (a failure leaves the revision to be applied again).
+	salt, saltChange, err := o.fleetSalt(env, rev)
+	if err != nil {
+		return nil, fmt.Errorf("fleet apply: revision %d not applied: its visitor salt: %w", rev.Number, err)
+	}
+	if saltChange != nil {
+		pc = append(pc, *saltChange)
+	}
+	if _, err := env.reg.Apply(want, storage.FleetRevision{Number: rev.Number, Signed: o.Revision, SaltID: salt}); err != nil {
 		return nil, err
 	}
-	return fleetApplied{Revision: rev.Number, Changes: append(append([]storage.Change{}, changes...), pc...)}, nil
+	return fleetApplied{Revision: rev.Number, Changes: append(append([]storage.Change{}, changes...), pc...), SaltTaken: saltChange != nil && saltChange.Op == "set-visitor-salt"}, nil
+}
+
+// fleetSalt takes the revision's visitor seed, which o carries (the
+// follower opened its sealed copy, or the command read the bundle file):
+// the node switches to it on its day, as `salt import` of a later day
+// does, or at once, ratcheted to today, for a day already come. It returns
+// the id of the seed the node has taken (this one, or the last one before
+// it) and the change made, if any. A seed this node was not given leaves
+// it on its own, said in the change ("missing-visitor-salt"); the rest of
+// the revision applies.
+func (o *op) fleetSalt(env *opEnv, rev *bundle.Revision) (string, *storage.Change, error) {
+	last, _, err := env.reg.LastFleetRevision()
+	if err != nil {
+		return "", nil, err
+	}
+	rs := rev.VisitorSalt
+	if rs == nil || rs.ID == last.SaltID {
+		return last.SaltID, nil, nil
+	}
+	if o.Seed == "" {
+		return last.SaltID, &storage.Change{Op: "missing-visitor-salt", Detail: "seed " + rs.ID + " from " + rs.From + " was not sealed to this node: `salt import` it, or apply again once the node reports its key"}, nil
+	}
+	if env.salt == nil {
+		return last.SaltID, &storage.Change{Op: "missing-visitor-salt", Detail: "this node hashes no visitors"}, nil
+	}
+	day, err := core.ParseDay(rs.From)
+	if err != nil {
+		return "", nil, err
+	}
+	seed := core.DaySeed{Day: day}
+	text := []byte(o.Seed)
+	err = seed.ParseSeed(text)
+	core.Wipe(text)
+	if err != nil {
+		return "", nil, err
+	}
+	defer seed.Wipe()
+	if bundle.SeedID(seed.Seed[:]) != rs.ID {
+		return "", nil, errors.New("the seed given is not the revision's")
+	}
+	res, err := env.salt.take(&seed, true)
+	if err != nil {
+		return "", nil, err
+	}
+	return rs.ID, &storage.Change{Op: "set-visitor-salt", Detail: "seed " + rs.ID + " " + res.Applied}, nil
 }
 
 // pluginChanges lists (and, with apply, makes) the changes to each
@@ -602,19 +703,6 @@ func parseControlPub(cfg *core.Config) (ed25519.PublicKey, error) {
 		return nil, nil
 	}
 	return bundle.ParsePublicKey(cfg.ControlPubKey)
-}
-
-// unsupported refuses a revision with settings this node does not apply
-// yet, rather than taking it and ignoring them.
-func unsupported(rev *bundle.Revision) error {
-	var what []string
-	if rev.VisitorSalt != nil {
-		what = append(what, "visitorSalt")
-	}
-	if len(what) > 0 {
-		return fmt.Errorf("fleet apply: this node does not apply %s yet (docs/FLEET.md, \"Not yet\"); nothing was applied", strings.Join(what, ", "))
-	}
-	return nil
 }
 
 func marshalSigned(s *bundle.Signed) ([]byte, error) { return json.Marshal(s) }

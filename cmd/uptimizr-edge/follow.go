@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/fleet/bundle"
 	"github.com/uptimizr/edge/fleet/control"
 	"github.com/uptimizr/edge/storage"
@@ -30,6 +33,11 @@ type follower struct {
 	refused atomic.Int64
 	applied atomic.Uint64
 	lag     func() int64
+	// dir is the data dir; key the node's sealing key (nodekey.go), which
+	// a fleet visitor seed is sealed to, replaced once one is taken.
+	dir    string
+	key    atomic.Pointer[bundle.NodeKey]
+	saltID atomic.Pointer[string]
 }
 
 // heartbeatEvery is how often a node reports to the control plane;
@@ -39,7 +47,11 @@ const (
 	retryEvery     = 5 * time.Second
 )
 
-func startFollower(ctx context.Context, url, node string, env *opEnv, store *storage.Store, lag func() int64, log *slog.Logger) (*follower, error) {
+func startFollower(ctx context.Context, url, node, dir string, env *opEnv, store *storage.Store, lag func() int64, log *slog.Logger) (*follower, error) {
+	key, err := loadNodeKey(dir)
+	if err != nil {
+		return nil, fmt.Errorf("the node's sealing key: %w", err)
+	}
 	client, err := control.Dial(url, true, log)
 	if err != nil {
 		return nil, err
@@ -47,9 +59,11 @@ func startFollower(ctx context.Context, url, node string, env *opEnv, store *sto
 	if node == "" {
 		node, _ = os.Hostname()
 	}
-	f := &follower{client: client, env: env, store: store, node: node, log: log.With("component", "fleet"), lag: lag}
+	f := &follower{client: client, env: env, store: store, node: node, log: log.With("component", "fleet"), lag: lag, dir: dir}
+	f.key.Store(key)
 	if last, ok, err := env.reg.LastFleetRevision(); err == nil && ok {
 		f.applied.Store(last.Number)
+		f.saltID.Store(&last.SaltID)
 	}
 	go client.Watch(ctx, f.apply)
 	go f.beat(ctx)
@@ -118,6 +132,22 @@ func (f *follower) apply(s *bundle.Signed, raw []byte) {
 		}
 	}
 	o := &op{Name: "fleet.apply", Revision: raw, Modules: modules}
+	if rs := rev.VisitorSalt; rs != nil && (f.saltID.Load() == nil || *f.saltID.Load() != rs.ID) {
+		// Sealed to this node's key: opened here, handed to the apply, and
+		// the key replaced once it is taken.
+		seed, err := bundle.OpenSeed(rs, f.node, f.key.Load())
+		switch {
+		case err == nil:
+			o.Seed = hex.EncodeToString(seed)
+			core.Wipe(seed)
+		case errors.Is(err, bundle.ErrNotSealedHere):
+			f.log.Error("the fleet revision's visitor seed was not sealed to this node's key: the node keeps its own seed (salt import it, or apply the bundle again now that the node reports its key)", "revision", rev.Number, "seed", rs.ID)
+		default:
+			f.refused.Add(1)
+			f.log.Warn("fleet revision refused: its visitor seed does not open; keeping the last one applied", "revision", rev.Number, "err", err)
+			return
+		}
+	}
 	v, err := o.runFleet(f.env)
 	if err != nil {
 		f.refused.Add(1)
@@ -126,6 +156,16 @@ func (f *follower) apply(s *bundle.Signed, raw []byte) {
 		return
 	}
 	res := v.(fleetApplied)
+	if res.SaltTaken {
+		id := rev.VisitorSalt.ID
+		f.saltID.Store(&id)
+		if k, err := rotateNodeKey(f.dir); err != nil {
+			f.log.Error("the node's sealing key could not be replaced after taking a visitor seed: the revision still opens with it", "err", err)
+		} else {
+			f.key.Store(k)
+		}
+		f.log.Info("fleet visitor seed taken", "seed", id, "from", rev.VisitorSalt.From)
+	}
 	f.applied.Store(res.Revision)
 	f.log.Info("fleet revision applied", "revision", res.Revision, "changes", len(res.Changes))
 	f.beatOnce(ctx)
@@ -147,7 +187,10 @@ func (f *follower) beat(ctx context.Context) {
 func (f *follower) beatOnce(ctx context.Context) {
 	c, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	hb := control.Heartbeat{Node: f.node, Revision: f.applied.Load(), At: time.Now().UTC(), Refused: f.refused.Load()}
+	hb := control.Heartbeat{Node: f.node, Revision: f.applied.Load(), At: time.Now().UTC(), Refused: f.refused.Load(), SealKey: f.key.Load().Public()}
+	if id := f.saltID.Load(); id != nil {
+		hb.SaltID = *id
+	}
 	if f.lag != nil {
 		hb.ForwardLag = f.lag()
 	}

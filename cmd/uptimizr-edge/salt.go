@@ -108,37 +108,46 @@ func (o *op) runSalt(env *opEnv) (any, error) {
 			return nil, err
 		}
 		defer s.Wipe()
-		if s.Day > today {
-			if se.hasher == nil {
-				return nil, fmt.Errorf("the seed starts on %s, and this node has no seed for today (%s): import today's first (`salt export` on a node of the fleet)", core.DayString(s.Day), core.DayString(today))
-			}
-			if err := se.hasher.Rekey(&s); err != nil {
-				return nil, err
-			}
-			return saltImported{core.DayString(s.Day), "from " + core.DayString(s.Day)}, nil
-		}
-		s.AdvanceTo(today)
-		if se.hasher != nil {
-			se.hasher.Advance(se.now())
-			cur, err := se.hasher.Export(today)
-			if err != nil {
-				return nil, err
-			}
-			same := cur.Seed == s.Seed
-			cur.Wipe()
-			if same {
-				return saltImported{core.DayString(today), "already"}, nil
-			}
-			if !o.Force {
-				return nil, errors.New("the data dir holds another visitor seed: `salt import --force` replaces it, which changes every visitor id from now on")
-			}
-		}
-		if err := se.install(&s); err != nil {
-			return nil, err
-		}
-		return saltImported{core.DayString(today), "now"}, nil
+		return se.take(&s, o.Force)
 	}
 	return nil, fmt.Errorf("unknown operation %q", o.Name)
+}
+
+// take makes s the node's seed: a later day's re-keys the node from that
+// day on (it keeps its current seed until then); an earlier day's is
+// ratcheted to today and taken now, when it is the node's own or force
+// (else refused: every visitor id would change).
+func (se *saltEnv) take(s *core.DaySeed, force bool) (saltImported, error) {
+	today := core.UTCDay(se.now())
+	if s.Day > today {
+		if se.hasher == nil {
+			return saltImported{}, fmt.Errorf("the seed starts on %s, and this node has no seed for today (%s): import today's first (`salt export` on a node of the fleet)", core.DayString(s.Day), core.DayString(today))
+		}
+		if err := se.hasher.Rekey(s); err != nil {
+			return saltImported{}, err
+		}
+		return saltImported{core.DayString(s.Day), "from " + core.DayString(s.Day)}, nil
+	}
+	s.AdvanceTo(today)
+	if se.hasher != nil {
+		se.hasher.Advance(se.now())
+		cur, err := se.hasher.Export(today)
+		if err != nil {
+			return saltImported{}, err
+		}
+		same := cur.Seed == s.Seed
+		cur.Wipe()
+		if same {
+			return saltImported{core.DayString(today), "already"}, nil
+		}
+		if !force {
+			return saltImported{}, errors.New("the data dir holds another visitor seed: `salt import --force` replaces it, which changes every visitor id from now on")
+		}
+	}
+	if err := se.install(s); err != nil {
+		return saltImported{}, err
+	}
+	return saltImported{core.DayString(today), "now"}, nil
 }
 
 var errNoSeedToServe = errors.New("no visitor seed in the data dir: run `uptimizr-edge salt init` on the fleet's first node and `uptimizr-edge salt import` on the others (or set VISITOR_HASH_SECRET, the migration path)")

@@ -234,7 +234,7 @@ func (c *cli) run(cmd *cobra.Command, implicit, hub bool) error {
 		if fw := store.Forward(); fw != nil && cfg.ForwardURL != "" {
 			lag = func() int64 { return fw.Stats().BacklogBytes }
 		}
-		fl, err := startFollower(followCtx, cfg.ControlURL, cfg.NodeID, nodeEnv, store, lag, log)
+		fl, err := startFollower(followCtx, cfg.ControlURL, cfg.NodeID, cfg.DataDir, nodeEnv, store, lag, log)
 		if err != nil {
 			stopFollowing()
 			return err

@@ -119,7 +119,7 @@ type PluginRef struct {
 
 // VisitorSalt is a fresh visitor-salt seed and the UTC day it takes over.
 type VisitorSalt struct {
-	// Seed is at least 32 bytes of secret, hex.
+	// Seed is 32 bytes of secret, as 64 hex digits.
 	Seed string `json:"seed"`
 	// From is the first UTC day (YYYY-MM-DD) hashed with it.
 	From string `json:"from"`
@@ -335,8 +335,8 @@ func (b *Bundle) Check() []Problem {
 		}
 	}
 	if s := b.VisitorSalt; s != nil {
-		if seed, err := hex.DecodeString(s.Seed); err != nil || len(seed) < 32 {
-			add("visitorSalt.seed", "want at least 32 bytes as hex (64 hex digits)")
+		if _, err := ParseSeed(s.Seed); err != nil {
+			add("visitorSalt.seed", "%s", err.Error())
 		}
 		if _, err := time.Parse(time.DateOnly, s.From); err != nil {
 			add("visitorSalt.from", "%q is not a UTC day (YYYY-MM-DD)", s.From)

@@ -71,7 +71,7 @@ func TestParseListsEveryProblem(t *testing.T) {
 		"projects[0].plugins[0].config: want a JSON object",
 		`projects[0].plugins[0].policy: unknown failure policy "explode"`,
 		`projects[2].id: project "shop" is also projects[1]`,
-		"visitorSalt.seed: want at least 32 bytes",
+		"visitorSalt.seed: want 32 bytes as 64 hex digits",
 		`visitorSalt.from: "tomorrow" is not a UTC day`,
 	}
 	if len(inv.Problems) != len(want) {

@@ -20,10 +20,12 @@ import (
 // Its keys are there by hash, its modules by content hash (the modules
 // themselves travel apart), every channel spelt out.
 type Revision struct {
-	Number      uint64       `json:"revision"`
-	Created     time.Time    `json:"created"`
-	Projects    []RevProject `json:"projects"`
-	VisitorSalt *VisitorSalt `json:"visitorSalt,omitempty"`
+	Number   uint64       `json:"revision"`
+	Created  time.Time    `json:"created"`
+	Projects []RevProject `json:"projects"`
+	// VisitorSalt re-keys the visitor hash (salt.go): the seed by its id,
+	// and sealed to each node, never as it is.
+	VisitorSalt *RevSalt `json:"visitorSalt,omitempty"`
 	// Source is the digest of the bundle file it was built from, by a
 	// node that loads one (COLLECTOR_BUNDLE); "" otherwise.
 	Source string `json:"source,omitempty"`
@@ -80,7 +82,14 @@ func (p *RevProject) Key(name string) *RevKey {
 // once, never kept). modules maps each plugin entry's Module path to its
 // content hash.
 func Build(b *Bundle, prev *Revision, n uint64, modules map[string]string, now time.Time) (*Revision, map[string]string, error) {
-	rev := &Revision{Number: n, Created: now.UTC().Truncate(time.Millisecond), VisitorSalt: b.VisitorSalt, Source: b.Source}
+	rev := &Revision{Number: n, Created: now.UTC().Truncate(time.Millisecond), Source: b.Source}
+	if s := b.VisitorSalt; s != nil {
+		seed, err := ParseSeed(s.Seed)
+		if err != nil {
+			return nil, nil, err
+		}
+		rev.VisitorSalt = &RevSalt{From: s.From, ID: SeedID(seed)}
+	}
 	secrets := map[string]string{}
 	for _, p := range b.Projects {
 		ch := core.DefaultChannels()
@@ -254,6 +263,12 @@ func Diff(prev, next *Revision) []string {
 			b, _ := json.Marshal(p.Channels)
 			out = append(out, fmt.Sprintf("set-channels %s: %s → %s", p.ID, a, b))
 		}
+		if a, b := retentionText(old.RawRetention), retentionText(p.RawRetention); a != b {
+			out = append(out, fmt.Sprintf("set-raw-retention %s: %s → %s", p.ID, a, b))
+		}
+		if a, b := rateText(old.RateLimit), rateText(p.RateLimit); a != b {
+			out = append(out, fmt.Sprintf("set-rate-limit %s: %s → %s", p.ID, a, b))
+		}
 		for _, k := range p.Keys {
 			switch ok := old.Key(k.Name); {
 			case ok == nil:
@@ -291,7 +306,28 @@ func Diff(prev, next *Revision) []string {
 			}
 		}
 	}
+	if s := next.VisitorSalt; s != nil && (prev.VisitorSalt == nil || prev.VisitorSalt.ID != s.ID || prev.VisitorSalt.From != s.From) {
+		out = append(out, fmt.Sprintf("set-visitor-salt: seed %s from %s", s.ID, s.From))
+	}
 	return out
+}
+
+func retentionText(r *bool) string {
+	switch {
+	case r == nil:
+		return "the node's"
+	case *r:
+		return "on"
+	}
+	return "off"
+}
+
+func rateText(r *RateLimit) string {
+	if r == nil {
+		return "the node's"
+	}
+	b, _ := json.Marshal(r)
+	return string(b)
 }
 
 // Digest is what a signature over a bundle file covers: the file's

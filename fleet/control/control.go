@@ -281,6 +281,11 @@ type Heartbeat struct {
 	ForwardLag int64 `json:"forwardLag"`
 	// Refused is how many revisions the node refused (signature, checks).
 	Refused int64 `json:"refused"`
+	// SealKey is the public key a fleet visitor seed is sealed to for this
+	// node (bundle.NodeKey.Public); it changes once the node takes one.
+	SealKey string `json:"sealKey,omitempty"`
+	// SaltID names the last fleet visitor seed the node took.
+	SaltID string `json:"saltId,omitempty"`
 }
 
 // Beat publishes a node's heartbeat.
