@@ -2,6 +2,7 @@ package suite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,11 @@ type ControlOptions struct {
 	Rounds          int
 	ReloadEvery     time.Duration
 	BatchSize       int
-	Progress        io.Writer
+	// Plugin, when set, is a plugin module: every revision of the reload
+	// phases also gives the bench project's chain a new version of it (its
+	// config changes), so that each reload switches a plugin as well.
+	Plugin   []byte
+	Progress io.Writer
 }
 
 // ControlRun is one node count's revisions.
@@ -65,6 +70,10 @@ type ControlResult struct {
 	Reload []ReloadPhase `json:"reload"`
 	Rate   float64       `json:"rate"`
 	Every  string        `json:"reload_every"`
+	// PluginEachReload: each reloading revision switched a plugin version.
+	PluginEachReload bool `json:"plugin_each_reload"`
+	// PluginActive is the plugin's active version on the node at the end.
+	PluginActive int `json:"plugin_active_version,omitempty"`
 }
 
 type controlNode struct {
@@ -89,7 +98,7 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 		return nil, err
 	}
 	defer ns.stop()
-	res := &ControlResult{Rate: o.Rate, Every: o.ReloadEvery.String()}
+	res := &ControlResult{Rate: o.Rate, Every: o.ReloadEvery.String(), PluginEachReload: o.Plugin != nil}
 	env := []string{"VISITOR_HASH_SECRET=bench-visitor-secret-0123456789", "COLLECTOR_RATE_LIMIT_MAX=0",
 		"COLLECTOR_INGEST_RATE_LIMIT_MAX=0", "COLLECTOR_KEY_RATE_LIMIT_MAX=0", "COLLECTOR_LOG_LEVEL=warn",
 		"COLLECTOR_CONTROL_URL=" + ns.url}
@@ -126,12 +135,24 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 	}
 	defer client.Close()
 	var prev *bundle.Revision
-	var ingestKey string // the bench project's, from its first revision
+	var ingestKey, adminKey string // the bench project's, from its first revision
 	// publish makes the next revision: project "bench" with an ingest key
-	// (kept) and a query key new in this revision; gaze as given.
-	publish := func(a int, gaze bool) (secret string, err error) {
+	// (kept) and a query key new in this revision; gaze as given; with
+	// plugin, the plugin of o.Plugin, its config naming the revision.
+	var moduleHash string
+	if o.Plugin != nil {
+		moduleHash = bundle.ModuleHash(o.Plugin)
+	}
+	publish := func(a int, gaze, plugin bool) (secret string, err error) {
 		b := &bundle.Bundle{Projects: []bundle.Project{{ID: "bench", Channels: map[string]bool{"gaze": gaze},
-			Keys: []bundle.Key{{Name: "web", Caps: []string{"ingest"}}, {Name: fmt.Sprintf("q%d", a), Caps: []string{"query"}}}}}}
+			Keys: []bundle.Key{{Name: "web", Caps: []string{"ingest"}}, {Name: "ops", Caps: []string{"admin"}}, {Name: fmt.Sprintf("q%d", a), Caps: []string{"query"}}}}}}
+		var paths map[string]string
+		var modules map[string][]byte
+		if plugin && o.Plugin != nil {
+			b.Projects[0].Plugins = []bundle.PluginRef{{Name: "pii", Module: "plugin.wasm", Config: []byte(fmt.Sprintf(`{"extraDenyParams":["rev%d"]}`, a)), Policy: "pass"}}
+			paths = map[string]string{"plugin.wasm": moduleHash}
+			modules = map[string][]byte{moduleHash: o.Plugin}
+		}
 		_, seq, err := client.Latest(ctx)
 		if err != nil && !errors.Is(err, control.ErrNoRevision) {
 			return "", err
@@ -140,7 +161,7 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 		if prev != nil {
 			n = prev.Number + 1
 		}
-		rev, secrets, err := bundle.Build(b, prev, n, nil, time.Now())
+		rev, secrets, err := bundle.Build(b, prev, n, paths, time.Now())
 		if err != nil {
 			return "", err
 		}
@@ -148,11 +169,11 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, err := client.Publish(ctx, s, nil, seq); err != nil {
+		if _, err := client.Publish(ctx, s, modules, seq); err != nil {
 			return "", err
 		}
 		if prev == nil {
-			ingestKey = secrets["bench/web"]
+			ingestKey, adminKey = secrets["bench/web"], secrets["bench/ops"]
 		}
 		prev = rev
 		return secrets[fmt.Sprintf("bench/q%d", a)], nil
@@ -167,7 +188,7 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 		run := ControlRun{Nodes: n, Applies: o.Applies}
 		for a := 0; a < o.Applies+1; a++ { // the first brings the nodes up to date: not counted
 			t0 := time.Now()
-			key, err := publish(applies, a%2 == 0)
+			key, err := publish(applies, a%2 == 0, false)
 			applies++
 			if err != nil {
 				stopAll(nodes)
@@ -195,7 +216,7 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 		return res, err
 	}
 	defer stopAll(nodes)
-	if _, err := publish(applies, false); err != nil {
+	if _, err := publish(applies, false, true); err != nil {
 		return res, err
 	}
 	applies++
@@ -229,7 +250,7 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 							return
 						case <-t.C:
 						}
-						if _, err := publish(applies, applies%2 == 0); err != nil {
+						if _, err := publish(applies, applies%2 == 0, true); err != nil {
 							perr = err
 							return
 						}
@@ -253,6 +274,41 @@ func RunControl(ctx context.Context, o ControlOptions) (*ControlResult, error) {
 			say("round %d  %-12s %3d revisions  %6d requests, %d errors  p50 %6.2f ms  p99 %6.2f ms", round,
 				map[bool]string{true: "reloading", false: "no revisions"}[reloading], revisions, ph.Requests, ph.Errors, ph.P50, ph.P99)
 		}
+	}
+	if o.Plugin != nil {
+		// The plugin's versions on the node: the first revision's, then one
+		// per reloading revision (each changed its config).
+		want := 1
+		for _, ph := range res.Reload {
+			want += ph.Revisions
+		}
+		var active int
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req, _ := http.NewRequestWithContext(ctx, "GET", nodes[0].base+"/api/v1/plugins", nil)
+			req.Header.Set("x-api-key", adminKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return res, err
+			}
+			var chain []struct {
+				Active int `json:"active"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&chain)
+			resp.Body.Close()
+			if err == nil && len(chain) == 1 {
+				active = chain[0].Active
+			}
+			if active == want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		res.PluginActive = active
+		if active != want {
+			return res, fmt.Errorf("the node's plugin is at version %d, want %d: revisions were not applied", active, want)
+		}
+		say("plugin: version %d active after the reloads, as published", active)
 	}
 	return res, nil
 }

@@ -32,6 +32,7 @@ func runControl(args []string) error {
 	batch := fs.Int("batch", 50, "events per ingest request")
 	collector := fs.String("collector", "", "uptimizr-edge binary (default: built from this checkout)")
 	natsBin := fs.String("nats", "", "nats-server binary (default: built from its Go module)")
+	plugin := fs.String("plugin", suite.PIIRedactAS.File, "a plugin module (relative to the repo) whose new version each reloading revision switches to; \"\" for none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,10 +77,16 @@ func runControl(args []string) error {
 	if err := build(natsBin, "nats-server", "github.com/nats-io/nats-server/v2"); err != nil {
 		return err
 	}
+	var module []byte
+	if *plugin != "" {
+		if module, err = os.ReadFile(filepath.Join(root, *plugin)); err != nil {
+			return err
+		}
+	}
 	machine := report.DetectMachine()
 	started := time.Now().UTC()
 	r, err := suite.RunControl(ctx, suite.ControlOptions{Collector: *collector, NATS: *natsBin, Nodes: counts, Applies: *applies,
-		Rate: *rate, Phase: *phase, Rounds: *rounds, ReloadEvery: *every, BatchSize: *batch, Progress: os.Stderr})
+		Rate: *rate, Phase: *phase, Rounds: *rounds, ReloadEvery: *every, BatchSize: *batch, Plugin: module, Progress: os.Stderr})
 	if r != nil {
 		if werr := writeControl(*out, machine, started, r); werr != nil && err == nil {
 			err = werr
@@ -109,7 +116,11 @@ func writeControl(dir string, m report.Machine, started time.Time, r *suite.Cont
 		}
 		fmt.Fprintf(&b, "| %d | %d | %.0f | %.0f | %.0f | %s |\n", run.Nodes, run.Applies, run.P50, run.P99, run.Max, v)
 	}
-	fmt.Fprintf(&b, "\n## A hot reload's cost on ingest\n\nOne node under an open-loop ingest of %.0f requests/s; in the reloading phases a revision (a new query key, gaze toggled) is published every %s. Phases alternate, the same load in each.\n\n", r.Rate, r.Every)
+	what := "a new query key, gaze toggled"
+	if r.PluginEachReload {
+		what += ", and a new version of the project's plugin: its config changed; batches in flight finish on the version they began with"
+	}
+	fmt.Fprintf(&b, "\n## A hot reload's cost on ingest\n\nOne node under an open-loop ingest of %.0f requests/s; in the reloading phases a revision (%s) is published every %s. Every phase has the plugin in the chain. Phases alternate, the same load in each.\n\n", r.Rate, what, r.Every)
 	b.WriteString("| round | phase | revisions | requests | errors | p50 ms | p99 ms |\n|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, ph := range r.Reload {
 		name := "no revisions"
@@ -117,6 +128,9 @@ func writeControl(dir string, m report.Machine, started time.Time, r *suite.Cont
 			name = "reloading"
 		}
 		fmt.Fprintf(&b, "| %d | %s | %d | %d | %d | %.2f | %.2f |\n", ph.Round, name, ph.Revisions, ph.Requests, ph.Errors, ph.P50, ph.P99)
+	}
+	if r.PluginEachReload {
+		fmt.Fprintf(&b, "\nAt the end the node's plugin was at version %d (the first revision's, then one per reloading revision).\n", r.PluginActive)
 	}
 	return os.WriteFile(filepath.Join(dir, "control.md"), []byte(b.String()), 0o644)
 }
