@@ -601,3 +601,15 @@ func ParseBytes(s string) (int64, error) {
 // plugins from a fleet bundle (a control plane or a bundle file): local
 // changes of them are then refused.
 func (c *Config) FleetManaged() bool { return c.ControlURL != "" || c.Bundle != "" }
+
+// RetentionChoice names a project's own raw-retention choice, as changes
+// show it: "on", "off", or "the node's" when it has none (nil).
+func RetentionChoice(r *bool) string {
+	switch {
+	case r == nil:
+		return "the node's"
+	case *r:
+		return "on"
+	}
+	return "off"
+}

@@ -117,7 +117,7 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 			raw = cur.rawRetention.Load()
 		}
 		if !sameBool(raw, p.RawRetention) {
-			out = append(out, Change{Op: "set-raw-retention", Project: p.ID, Detail: retentionText(raw) + " → " + retentionText(p.RawRetention)})
+			out = append(out, Change{Op: "set-raw-retention", Project: p.ID, Detail: core.RetentionChoice(raw) + " → " + core.RetentionChoice(p.RawRetention)})
 		}
 		for _, k := range p.Keys {
 			wanted[k.Hash] = true
@@ -152,16 +152,6 @@ func (r *Registry) Plan(want []DesiredProject) ([]Change, error) {
 }
 
 func sameBool(a, b *bool) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
-
-func retentionText(r *bool) string {
-	switch {
-	case r == nil:
-		return "the node's"
-	case *r:
-		return "on"
-	}
-	return "off"
-}
 
 func sameRateLimit(a, b *RateLimit) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b

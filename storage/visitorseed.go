@@ -121,7 +121,7 @@ func SaveVisitorSeed(dir string, cur, pending *core.DaySeed) error {
 		return fmt.Errorf("visitor seed: %w", err)
 	}
 	main := VisitorSeedPath(dir)
-	if err := overwriteZeros(main); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := OverwriteZeros(main); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("visitor seed: wiping the old state: %w", err)
 	}
 	if err := os.Rename(newer, main); err != nil {
@@ -226,8 +226,9 @@ func parseSeedFile(b []byte) (cur core.DaySeed, pending *core.DaySeed, err error
 	return cur, pending, nil
 }
 
-// overwriteZeros overwrites the whole of path with zeros and fsyncs it.
-func overwriteZeros(path string) error {
+// OverwriteZeros overwrites the whole of path with zeros and fsyncs it
+// (secrets' files, before they are replaced or removed).
+func OverwriteZeros(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -250,7 +251,7 @@ func overwriteZeros(path string) error {
 // wipeFile overwrites path with zeros, fsyncs it, removes it and fsyncs its
 // directory.
 func wipeFile(path string) error {
-	if err := overwriteZeros(path); err != nil {
+	if err := OverwriteZeros(path); err != nil {
 		return err
 	}
 	if err := os.Remove(path); err != nil {

@@ -100,15 +100,7 @@ func TestFleetControlPlane(t *testing.T) {
 			t.Fatalf("edge %d: the query key: %d", i, code)
 		}
 	}
-	status := func() fleetStatusOut {
-		out, errOut, code := run(t, nil, "fleet", "status", "--control", url)
-		if code != 0 {
-			t.Fatalf("status: %s", errOut)
-		}
-		var st fleetStatusOut
-		json.Unmarshal([]byte(out), &st)
-		return st
-	}
+	status := func() fleetStatusOut { return fleetStatusOf(t, url) }
 	eventually(t, "both nodes report revision 1", 10*time.Second, func() bool {
 		st := status()
 		return st.Revision == 1 && len(st.Nodes) == 2 && st.Nodes[0].Revision == 1 && st.Nodes[1].Revision == 1
@@ -130,16 +122,7 @@ func TestFleetControlPlane(t *testing.T) {
 
 	// A revision written straight into the bucket, its payload changed
 	// (dash back, with admin) under the old signature: refused.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(context.Background(), control.RevisionBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := revisionBucket(t, url)
 	e, err := kv.Get(context.Background(), "revision")
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +222,34 @@ func TestFleetControlPlane(t *testing.T) {
 	if out, _, code := run(t, nil, "key", "list", "--project", "shop", "--data-dir", dirs[0]); code != 0 || !strings.Contains(out, `"name":"ops"`) {
 		t.Fatalf("key list: %d %s", code, out)
 	}
+}
+
+// fleetStatusOf is fleet status --control url.
+func fleetStatusOf(t *testing.T, url string) fleetStatusOut {
+	t.Helper()
+	out, errOut, code := run(t, nil, "fleet", "status", "--control", url)
+	if code != 0 {
+		t.Fatalf("status: %s", errOut)
+	}
+	var st fleetStatusOut
+	json.Unmarshal([]byte(out), &st)
+	return st
+}
+
+// revisionBucket opens the control plane's revision bucket.
+func revisionBucket(t *testing.T, url string) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), control.RevisionBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
 }
 
 const minimalBundle = `{"projects":[{"id":"shop","channels":{"gaze":true},"keys":[{"name":"web","caps":["ingest"]},{"name":"dash","caps":["query"]}]}]}`

@@ -12,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/fleet/bundle"
-	"github.com/uptimizr/edge/fleet/control"
 	"github.com/uptimizr/edge/fleet/fleettest"
 	"github.com/uptimizr/edge/storage"
 )
@@ -66,15 +62,7 @@ func TestFleetVisitorSalt(t *testing.T) {
 		}
 		edges[i] = start(t, append(common, fmt.Sprintf("COLLECTOR_NODE_ID=edge-%d", i)), "serve", "--data-dir", d)
 	}
-	status := func() fleetStatusOut {
-		out, errOut, code := run(t, nil, "fleet", "status", "--control", url)
-		if code != 0 {
-			t.Fatalf("status: %s", errOut)
-		}
-		var st fleetStatusOut
-		json.Unmarshal([]byte(out), &st)
-		return st
-	}
+	status := func() fleetStatusOut { return fleetStatusOf(t, url) }
 	eventually(t, "both nodes report their sealing keys", 10*time.Second, func() bool {
 		st := status()
 		return len(st.Nodes) == 2 && st.Nodes[0].SealKey != "" && st.Nodes[1].SealKey != ""
@@ -134,17 +122,7 @@ func TestFleetVisitorSalt(t *testing.T) {
 	}
 
 	// What the bucket holds: the seed's id and boxes, never the seed.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(context.Background(), control.RevisionBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hist, err := kv.History(context.Background(), "revision")
+	hist, err := revisionBucket(t, url).History(context.Background(), "revision")
 	if err != nil {
 		t.Fatal(err)
 	}

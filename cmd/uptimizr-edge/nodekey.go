@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptimizr/edge/core"
 	"github.com/uptimizr/edge/fleet/bundle"
+	"github.com/uptimizr/edge/storage"
 )
 
 // nodeKeyFile holds a following node's sealing key (bundle.NodeKey) in its
@@ -62,7 +63,7 @@ func rotateNodeKey(dir string) (*bundle.NodeKey, error) {
 	if err := writeSynced(tmp, text); err != nil {
 		return nil, err
 	}
-	if err := zeroFile(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := storage.OverwriteZeros(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -89,21 +90,4 @@ func writeSynced(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// zeroFile overwrites a file's bytes with zeros and syncs it.
-func zeroFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
-		return err
-	}
-	return f.Sync()
 }

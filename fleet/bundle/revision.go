@@ -263,7 +263,7 @@ func Diff(prev, next *Revision) []string {
 			b, _ := json.Marshal(p.Channels)
 			out = append(out, fmt.Sprintf("set-channels %s: %s → %s", p.ID, a, b))
 		}
-		if a, b := retentionText(old.RawRetention), retentionText(p.RawRetention); a != b {
+		if a, b := core.RetentionChoice(old.RawRetention), core.RetentionChoice(p.RawRetention); a != b {
 			out = append(out, fmt.Sprintf("set-raw-retention %s: %s → %s", p.ID, a, b))
 		}
 		if a, b := rateText(old.RateLimit), rateText(p.RateLimit); a != b {
@@ -310,16 +310,6 @@ func Diff(prev, next *Revision) []string {
 		out = append(out, fmt.Sprintf("set-visitor-salt: seed %s from %s", s.ID, s.From))
 	}
 	return out
-}
-
-func retentionText(r *bool) string {
-	switch {
-	case r == nil:
-		return "the node's"
-	case *r:
-		return "on"
-	}
-	return "off"
 }
 
 func rateText(r *RateLimit) string {
