@@ -196,6 +196,32 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 	st.bump(kindSteps, sess, scene, ts, it, 1, d, d)
 }
 
+// activeSteps tells the step bins of at least a threshold move: a bin
+// wholly at or above it is active; the one it falls in is, when its
+// longest step reaches it. The bins' bounds are found once per read, not
+// per item.
+type activeSteps struct {
+	move    float64
+	from    int  // the first bin wholly at or above move (65536: none)
+	partial bool // bin from-1 holds move strictly inside
+}
+
+func newActiveSteps(move float64) activeSteps {
+	// stepBinLow does not decrease with the bin: the first bin whose low
+	// end reaches the threshold, by bisection.
+	t := move * (1 - 1e-9)
+	from := sort.Search(1<<16, func(b int) bool { return stepBinLow(uint16(b)) >= t })
+	// The bin below's upper end is from's low end (bin 65535's, past the
+	// last, is taken as 0: never above move).
+	partial := from > 0 && from < 1<<16 && stepBinLow(uint16(from)) > move
+	return activeSteps{move: move, from: from, partial: partial}
+}
+
+// of reports whether bin b, whose longest step is longest, is active.
+func (a activeSteps) of(b uint16, longest float64) bool {
+	return a.move == 0 || int(b) >= a.from || a.partial && int(b) == a.from-1 && longest >= a.move
+}
+
 // Navigation is GET /api/v1/navigation: per session, the distances between
 // consecutive camera_sample positions (in the order they were folded) in
 // the query's range and scope, and those of at least move units, most
@@ -206,6 +232,7 @@ func (st *foldState) addStep(sess, scene string, ts int64, a, b [3]float64) {
 func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.NavigationRow, error) {
 	bySession := map[string]*core.NavigationRow{}
 	var a *core.NavigationRow
+	active := newActiveSteps(move)
 	err := r.scanSessionItems(pnum, everyScene(kindSteps, &q), &q, func(session, _ string, _ int64, it []byte, row []float64) {
 		if a == nil || a.SessionID != session {
 			if a = bySession[session]; a == nil {
@@ -219,10 +246,7 @@ func (r *Reader) Navigation(pnum uint32, q core.Query, move float64) ([]core.Nav
 			}
 			a.Segments += int64(row[0])
 			a.TotalDistance += row[1]
-			b := binary.BigEndian.Uint16(it[1:])
-			// A bin wholly at or above the threshold is active; the one
-			// the threshold falls in is, when its longest step reaches it.
-			if lo, hi := stepBinLow(b), stepBinLow(b+1); move == 0 || lo >= move*(1-1e-9) || hi > move && row[2] >= move {
+			if active.of(binary.BigEndian.Uint16(it[1:]), row[2]) {
 				a.ActiveSegments += int64(row[0])
 				a.ActiveDistance += row[1]
 			}

@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/uptimizr/edge/core"
@@ -132,5 +133,34 @@ func TestStepBins(t *testing.T) {
 	}
 	if stepBinLow(stepBin(stepAnchor)) != stepAnchor {
 		t.Errorf("the default threshold is no bin bound")
+	}
+}
+
+// activeSteps gives, for every bin, what the per-item test it replaces
+// gave: at the default threshold, on and around bin bounds, at random
+// thresholds, and at the ends of the range.
+func TestActiveStepsAgree(t *testing.T) {
+	old := func(move float64, b uint16, longest float64) bool {
+		lo, hi := stepBinLow(b), stepBinLow(b+1)
+		return move == 0 || lo >= move*(1-1e-9) || hi > move && longest >= move
+	}
+	moves := []float64{0, 0.05, 1e-300, 1e300, math.MaxFloat64, 0.0499999999, 0.0500000001}
+	for b := uint16(2); b < 400; b += 7 {
+		lo := stepBinLow(b)
+		moves = append(moves, lo, math.Nextafter(lo, 0), math.Nextafter(lo, math.Inf(1)), lo*(1-1e-9), lo*(1-2e-9))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		moves = append(moves, math.Exp(r.Float64()*60-30))
+	}
+	for _, move := range moves {
+		a := newActiveSteps(move)
+		for b := 0; b < 1<<16; b++ {
+			for _, longest := range []float64{0, move, math.Nextafter(move, 0), move * 2, stepBinLow(uint16(b)), stepBinLow(uint16(b + 1))} {
+				if got, want := a.of(uint16(b), longest), old(move, uint16(b), longest); got != want {
+					t.Fatalf("move %g bin %d longest %g: %v, want %v", move, b, longest, got, want)
+				}
+			}
+		}
 	}
 }
