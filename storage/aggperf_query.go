@@ -265,6 +265,9 @@ func (r *Reader) eachSessionScenePerf(pnum uint32, q *core.Query, byScene bool, 
 		}
 		used = 0
 	}
+	// A project has few scenes: each name is copied once per read, not
+	// once per session.
+	names := map[string]string{}
 	accOf := func(scene []byte) *sceneAcc {
 		if !byScene {
 			scene = nil
@@ -279,7 +282,12 @@ func (r *Reader) eachSessionScenePerf(pnum uint32, q *core.Query, byScene bool, 
 		}
 		a := accs[used]
 		used++
-		a.scene = string(scene)
+		name, ok := names[string(scene)]
+		if !ok {
+			name = string(scene)
+			names[name] = name
+		}
+		a.scene = name
 		a.p.reset(hists)
 		return a
 	}
