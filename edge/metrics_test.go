@@ -73,11 +73,15 @@ func TestMetricsExposeRuntimeAndProcess(t *testing.T) {
 			f.Close()
 		}
 	}()
+	// The server's own goroutines and connections come and go between the
+	// two scrapes (a worker, a timer, the scrape's own connection): the
+	// figures must show ours, less a few of those at most.
+	const churn = 8
 	after, _ := metricValues(t, h.metrics())
-	if got := after["go_goroutines"] - before["go_goroutines"]; got < extra {
+	if got := after["go_goroutines"] - before["go_goroutines"]; got < extra-churn {
 		t.Errorf("goroutines rose by %v with %d more blocked", got, extra)
 	}
-	if got := after["process_open_fds"] - before["process_open_fds"]; got < extra {
+	if got := after["process_open_fds"] - before["process_open_fds"]; got < extra-churn {
 		t.Errorf("open fds rose by %v with %d more files open", got, extra)
 	}
 }
