@@ -247,21 +247,7 @@ func TestCellNumbers(t *testing.T) {
 // cellReader.row read every byte string as the general varint decode
 // does, and ascends orders items as a string comparison does.
 func TestCellDecodeFastPaths(t *testing.T) {
-	general := func(b []byte) (float64, int) {
-		x, k := binary.Uvarint(b)
-		switch {
-		case k <= 0:
-			return 0, 0
-		case x&1 == 0:
-			if x>>1 > maxExactInt {
-				return 0, 0
-			}
-			return float64(x >> 1), k
-		case x == 1 && len(b) >= k+8:
-			return math.Float64frombits(binary.LittleEndian.Uint64(b[k:])), k + 8
-		}
-		return 0, 0
-	}
+	general := readCellNumVarint
 	r := rand.New(rand.NewPCG(5, 5))
 	check := func(b []byte) {
 		v, n := readCellNum(b)

@@ -57,6 +57,12 @@ func readCellNum(b []byte) (v float64, n int) {
 	case len(b) > 1 && b[0] >= 0x80 && b[1] < 0x80 && b[0]&1 == 0: // under 8192
 		return float64((uint64(b[0]&0x7f) | uint64(b[1])<<7) >> 1), 2
 	}
+	return readCellNumVarint(b)
+}
+
+// readCellNumVarint is readCellNum through the general varint decode,
+// whatever the number's length.
+func readCellNumVarint(b []byte) (v float64, n int) {
 	x, k := binary.Uvarint(b)
 	switch {
 	case k <= 0:

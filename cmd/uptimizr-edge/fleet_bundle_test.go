@@ -50,13 +50,7 @@ func TestFleetBundleOnARunningNode(t *testing.T) {
 		t.Fatalf("private key file: %v %v", st, err)
 	}
 	env := []string{"VISITOR_HASH_SECRET=fleet-bundle-test-secret-0123456789", "COLLECTOR_CONTROL_PUBKEY=" + kg.PublicKey}
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	wasm, err := os.ReadFile("../../plugins/examples/pii-redact/pii-redact.wasm")
 	if err != nil {
 		t.Fatal(err)

@@ -59,13 +59,7 @@ func TestFleetControlPlane(t *testing.T) {
 	}
 	var kg struct{ PublicKey string }
 	json.Unmarshal([]byte(out), &kg)
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	common := []string{"VISITOR_HASH_SECRET=fleet-control-test-secret-0123456789", "COLLECTOR_CONTROL_URL=" + url, "COLLECTOR_CONTROL_PUBKEY=" + kg.PublicKey}
 	var edges [2]*server
 	var dirs [2]string
@@ -221,6 +215,18 @@ func TestFleetControlPlane(t *testing.T) {
 	}
 	if out, _, code := run(t, nil, "key", "list", "--project", "shop", "--data-dir", dirs[0]); code != 0 || !strings.Contains(out, `"name":"ops"`) {
 		t.Fatalf("key list: %d %s", code, out)
+	}
+}
+
+// fileWriter writes files into dir, each returning its path.
+func fileWriter(t *testing.T, dir string) func(name, body string) string {
+	return func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }
 

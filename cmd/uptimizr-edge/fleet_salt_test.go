@@ -44,13 +44,7 @@ func TestFleetVisitorSalt(t *testing.T) {
 	ns := fleettest.StartNATS(t)
 	url := "nats://" + ns.Addr()
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	common := []string{"VISITOR_HASH_SECRET=", "ENABLE_RAW_SESSION_RETENTION=true", "COLLECTOR_CONTROL_URL=" + url}
 	var edges [2]*server
 	var dirs [2]string
