@@ -194,3 +194,32 @@ func TestFleetVisitorSaltLocal(t *testing.T) {
 		t.Fatalf("the same salt again: %d %s", code, errOut)
 	}
 }
+
+// A node's sealing key is made once and read back; a damaged key file is
+// refused with the way out in the message, and rotating replaces the key.
+func TestNodeKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := loadNodeKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, nodeKeyFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", info, err)
+	}
+	if k2, err := loadNodeKey(dir); err != nil || k2.Public() != k1.Public() {
+		t.Fatalf("read back: %v", err)
+	}
+	k3, err := rotateNodeKey(dir)
+	if err != nil || k3.Public() == k1.Public() {
+		t.Fatalf("rotate: %v", err)
+	}
+	if k4, err := loadNodeKey(dir); err != nil || k4.Public() != k3.Public() {
+		t.Fatalf("after the rotation: %v", err)
+	}
+	for _, bad := range []string{"not base64!", "AAAA"} {
+		os.WriteFile(filepath.Join(dir, nodeKeyFile), []byte(bad), 0o600)
+		if _, err := loadNodeKey(dir); err == nil || !strings.Contains(err.Error(), "delete it and the node makes a new one") {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}

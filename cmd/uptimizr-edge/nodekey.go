@@ -32,12 +32,12 @@ func loadNodeKey(dir string) (*bundle.NodeKey, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 	core.Wipe(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not base64", nodeKeyFile)
+		return nil, fmt.Errorf("%s is not a sealing key (base64): delete it and the node makes a new one", filepath.Join(dir, nodeKeyFile))
 	}
 	defer core.Wipe(raw)
 	k, err := bundle.ParseNodeKey(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", nodeKeyFile, err)
+		return nil, fmt.Errorf("%s: %w: delete it and the node makes a new one", filepath.Join(dir, nodeKeyFile), err)
 	}
 	return k, nil
 }
